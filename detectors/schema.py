@@ -158,6 +158,8 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
         raise InvalidEvent("account_id: empty")
     if len(account_id) > MAX_ID_CHARS:
         raise InvalidEvent(f"account_id: longer than {MAX_ID_CHARS} characters")
+    if not account_id.isprintable():
+        raise InvalidEvent("account_id: contains control or non-printable characters")
     ts = parse_ts(obj.get("ts"))
     strs = {name: _opt_str(obj, name, MAX_FIELD_CHARS) for name in _STR_FIELDS}
     prompt = _opt_str(obj, "prompt", max_prompt_chars)

@@ -1,0 +1,205 @@
+"""The Faust application: topics, the account-state table, the detection agent,
+the checkpoint timer and the web views.
+
+Design (numbers in the README's performance section): hot per-account state
+lives in the worker (:class:`~streams.processor.StreamProcessor`); a timer
+writes every changed account to the changelog-backed table and only then
+commits consumer offsets, so the stored state is never older than the
+committed offset. After a crash the worker resumes from that offset with that
+state; events after it are processed again and yield the same alert ids.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+import structlog
+
+from streams.detection import AccountState, detector_factory
+from streams.processor import StreamProcessor, alert_bytes
+from streams.settings import Settings
+
+log = structlog.get_logger("distillwatch.worker")
+
+
+def faust_credentials(settings: Settings) -> Any:
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if settings.security_protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism,
+        )
+    return faust.SSLCredentials(context)
+
+
+def faust_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker": settings.broker,
+        "broker_credentials": faust_credentials(settings),
+        "store": "memory://",
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        # Offsets are committed by the checkpoint timer, right after state is
+        # written, never by Faust on its own schedule (see module docstring).
+        "broker_commit_interval": 3600.0,
+        "broker_commit_every": 1_000_000_000,
+        "consumer_auto_offset_reset": "earliest",
+        "processing_guarantee": "at_least_once",
+        "producer_acks": -1,
+        "table_standby_replicas": 0,
+        "stream_wait_empty": False,
+        "web_enabled": settings.web_enabled,
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "datadir": f"{settings.data_dir}/faust",
+        "autodiscover": False,
+        "worker_redirect_stdouts": False,
+    }
+
+
+@dataclass
+class Service:
+    settings: Settings
+    app: faust.App
+    processor: StreamProcessor
+    stats: dict[str, int]
+
+
+def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
+    """Create the Faust app and everything attached to it."""
+    app = faust.App(settings.app_id, **faust_config(settings))
+    events_topic = app.topic(
+        settings.events_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    alerts_topic = app.topic(
+        settings.alerts_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dlq_topic = app.topic(
+        settings.dlq_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    # Keyed like the events topic, same partition count: an account's state
+    # and its events live on the same partition number.
+    table = app.Table(
+        "account-state",
+        default=None,
+        # bytes → Faust's "raw" serializer both ways: no pickle, no JSON re-encoding
+        key_type=bytes, value_type=bytes,
+        extra_topic_configs={"cleanup.policy": "compact"},
+        partitions=settings.partitions,
+    )
+    stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0}
+
+    def on_corrupt(account_id: str, reason: str) -> None:
+        log.warning("state_corrupt", account_id=account_id, reason=reason)
+
+    processor = StreamProcessor(
+        detector_factory(settings.detector_mapping()),
+        AccountState,
+        lookup=lambda key: table.data.get(key),
+        sweep_interval_s=settings.sweep_interval_s,
+        max_message_bytes=settings.max_message_bytes,
+        max_batch_events=settings.max_batch_events,
+        max_prompt_chars=settings.max_prompt_chars,
+        on_corrupt_state=on_corrupt,
+    )
+
+    @app.agent(events_topic, name="detect")
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = processor.handle(
+                message.value, message.key, message.topic, message.partition, message.offset
+            )
+            stats["events"] += outcome.events
+            for dead in outcome.dead:
+                stats["rejected"] += 1
+                log.warning(
+                    "event_rejected", reason=dead.reason, topic=dead.topic,
+                    partition=dead.partition, offset=dead.offset, item=dead.item,
+                )
+                await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
+            for alert in outcome.alerts:
+                stats["alerts"] += 1
+                log.info(
+                    "alert_emitted", alert_id=alert.alert_id, dedup_key=alert.dedup_key,
+                    status=alert.status, severity=alert.severity, score=round(alert.score, 3),
+                    partition=message.partition, offset=message.offset,
+                )
+                await alerts_topic.send(
+                    key=alert.dedup_key.encode(), value=alert_bytes(alert, clock)
+                )
+
+    async def checkpoint() -> None:
+        records = processor.checkpoint()
+        for partition, key, value in records:
+            if value is None:
+                table.data.pop(key, None)
+            else:
+                table.data[key] = value
+            table.send_changelog(partition, key, value)
+        stats["checkpoints"] += len(records)
+        # Faust flushes the producer (changelog and alerts) before committing.
+        if await app.consumer.commit():
+            stats["commits"] += 1
+
+    @app.timer(interval=settings.checkpoint_interval_s)
+    async def checkpoint_timer() -> None:
+        await checkpoint()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        processor.revoke(tp.partition for tp in revoked if tp.topic == settings.events_topic)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", **stats})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        assigned = bool(app.consumer.assignment()) if app.consumer else False
+        is_ready = assigned and not app.rebalancing
+        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+    @app.page("/accounts/{account_id}")
+    @app.table_route(table=table, match_info="account_id")
+    async def account_view(web: Any, request: Any, account_id: str) -> Any:
+        state = None
+        for runner in processor.runners.values():
+            state = runner.states.get(account_id)
+            if state is not None:
+                break
+        if state is None:
+            raw = table.data.get(account_id.encode())
+            state = AccountState.decode(raw) if raw else None
+        if state is None:
+            return web.json({"account_id": account_id, "tracked": False}, status=404)
+        detector = next(iter(processor.runners.values())).detector if processor.runners else None
+        described = detector.describe(state) if detector else {}
+        return web.json({"account_id": account_id, "tracked": True, **described})
+
+    service = Service(settings, app, processor, stats)
+    service.checkpoint = checkpoint  # type: ignore[attr-defined]
+    return service

@@ -1,0 +1,30 @@
+"""Build the detector factory from settings: the one place the service and
+replay turn the TOML config into detector parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from detectors.engine import AccountState, Detector, DetectorConfig
+from detectors.errors import InvalidConfig
+from streams.errors import ConfigError
+
+__all__ = ["AccountState", "detector_factory", "detector_config"]
+
+
+def detector_config(mapping: Mapping[str, Any] | None) -> DetectorConfig:
+    try:
+        from_mapping = getattr(DetectorConfig, "from_mapping", None)
+        if mapping and from_mapping is not None:
+            return from_mapping(mapping)  # type: ignore[no-any-return]
+        if mapping:
+            return DetectorConfig(**mapping)
+        return from_mapping({}) if from_mapping is not None else DetectorConfig()
+    except (InvalidConfig, TypeError) as exc:
+        raise ConfigError(f"detector config: {exc}") from None
+
+
+def detector_factory(mapping: Mapping[str, Any] | None) -> Callable[[], Detector]:
+    config = detector_config(mapping)  # validate once, up front
+    return lambda: Detector(config)

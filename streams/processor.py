@@ -1,0 +1,195 @@
+"""The service's message handling, without Faust: decode, validate, dead-letter,
+detect, and produce checkpoint records. The Faust agent is a thin loop around
+:class:`StreamProcessor`; unit tests drive it directly."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from detectors.alerts import Alert
+from detectors.errors import CorruptState, InvalidEvent
+from detectors.runner import PartitionRunner
+from detectors.schema import decode_message, format_ts, parse_event
+
+# Table key under which each partition keeps its runner position and its
+# population models. Account ids are printable, so this can never collide.
+_META_PREFIX = b"\x00\x00dw-partition-meta:"
+_META_HEADER = struct.Struct("<dd")
+
+Lookup = Callable[[bytes], bytes | None]
+
+
+def meta_key(partition: int) -> bytes:
+    return _META_PREFIX + str(partition).encode()
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message (or one item of a batch message) that could not be processed."""
+
+    reason: str
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    item: int | None = None
+
+    def to_record(self, received_at: float) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "source": {
+                "topic": self.topic,
+                "partition": self.partition,
+                "offset": self.offset,
+                "item": self.item,
+            },
+            "key_b64": None if self.key is None else base64.b64encode(self.key).decode(),
+            # the original bytes, untouched, so the message can be fixed and re-published
+            "value_b64": None if self.value is None else base64.b64encode(self.value).decode(),
+            "received_at": format_ts(received_at),
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    alerts: list[Alert] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    events: int = 0
+
+
+class StreamProcessor:
+    """Owns one :class:`PartitionRunner` per assigned partition.
+
+    ``lookup`` reads a key from the changelog-backed table (``None`` for
+    replay/unit tests): it restores account state and partition metadata after
+    a restart or a rebalance.
+    """
+
+    def __init__(
+        self,
+        detector_factory: Callable[[], Any],
+        state_type: Any,
+        *,
+        lookup: Lookup | None = None,
+        sweep_interval_s: float = 60.0,
+        max_message_bytes: int = 1_048_576,
+        max_batch_events: int = 10_000,
+        max_prompt_chars: int = 200_000,
+        on_corrupt_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.detector_factory = detector_factory
+        self.state_type = state_type
+        self.lookup = lookup
+        self.sweep_interval_s = sweep_interval_s
+        self.max_message_bytes = max_message_bytes
+        self.max_batch_events = max_batch_events
+        self.max_prompt_chars = max_prompt_chars
+        self.on_corrupt_state = on_corrupt_state
+        self.runners: dict[int, PartitionRunner] = {}
+        self.processed = 0
+        self.rejected = 0
+
+    # -- partitions -----------------------------------------------------------
+    def runner(self, partition: int) -> PartitionRunner:
+        runner = self.runners.get(partition)
+        if runner is None:
+            detector = self.detector_factory()
+            loader = self._loader() if self.lookup is not None else None
+            runner = PartitionRunner(detector, loader, sweep_interval_s=self.sweep_interval_s)
+            raw = self.lookup(meta_key(partition)) if self.lookup is not None else None
+            if raw:
+                watermark, next_sweep = _META_HEADER.unpack_from(raw)
+                runner.watermark, runner._next_sweep = watermark, next_sweep
+                detector.restore(raw[_META_HEADER.size:])
+            self.runners[partition] = runner
+        return runner
+
+    def _loader(self) -> Callable[[str], Any]:
+        assert self.lookup is not None
+        lookup = self.lookup
+
+        def load(account_id: str) -> Any:
+            raw = lookup(account_id.encode())
+            if raw is None:
+                return None
+            try:
+                return self.state_type.decode(raw)
+            except CorruptState as exc:
+                if self.on_corrupt_state is not None:
+                    self.on_corrupt_state(account_id, str(exc))
+                return None
+
+        return load
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget hot state of partitions this worker no longer owns.
+
+        Nothing is flushed: the new owner resumes from the last checkpoint,
+        which is never older than the committed offset.
+        """
+        for p in partitions:
+            self.runners.pop(p, None)
+
+    # -- messages -------------------------------------------------------------
+    def handle(
+        self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
+    ) -> Outcome:
+        out = Outcome()
+        try:
+            items = decode_message(
+                value, max_bytes=self.max_message_bytes, max_batch=self.max_batch_events
+            )
+        except InvalidEvent as exc:
+            out.dead.append(DeadLetter(exc.reason, value, key, topic, partition, offset))
+            self.rejected += 1
+            return out
+        batch = len(items) > 1 or (value is not None and value.lstrip()[:1] == b"[")
+        runner = self.runner(partition)
+        for index, item in enumerate(items):
+            try:
+                event = parse_event(item, max_prompt_chars=self.max_prompt_chars)
+                if key is None or key != event.account_id.encode():
+                    raise InvalidEvent(
+                        "message key does not match account_id (the events topic must be "
+                        "keyed by account_id so that each account reaches one partition)"
+                    )
+            except InvalidEvent as exc:
+                raw = orjson.dumps(item) if batch else value
+                out.dead.append(DeadLetter(
+                    exc.reason, raw, key, topic, partition, offset, index if batch else None
+                ))
+                self.rejected += 1
+                continue
+            out.alerts.extend(runner.process(event))
+            out.events += 1
+        self.processed += out.events
+        return out
+
+    # -- checkpoints ----------------------------------------------------------
+    def checkpoint(self) -> list[tuple[int, bytes, bytes | None]]:
+        """Records to write to the table changelog: ``(partition, key, value)``;
+        ``value`` None deletes (an expired account)."""
+        records: list[tuple[int, bytes, bytes | None]] = []
+        for partition, runner in self.runners.items():
+            changed, removed = runner.take_dirty()
+            if not changed and not removed:
+                continue
+            for account_id, state in changed:
+                records.append((partition, account_id.encode(), state.encode()))
+            for account_id in removed:
+                records.append((partition, account_id.encode(), None))
+            meta = _META_HEADER.pack(runner.watermark, runner._next_sweep)
+            records.append((partition, meta_key(partition), meta + runner.detector.snapshot()))
+        return records
+
+
+def alert_bytes(alert: Alert, clock: Callable[[], float] = time.time) -> bytes:
+    return orjson.dumps(alert.to_record(emitted_at=clock()))

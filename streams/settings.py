@@ -1,0 +1,191 @@
+"""One frozen settings object, built once (from CLI flags, ``DISTILLWATCH_*``
+environment variables and defaults, in that order) and passed down."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from streams.errors import ConfigError
+
+ENV_PREFIX = "DISTILLWATCH_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+LOG_FORMATS = ("auto", "json", "console")
+
+
+class SecretStr:
+    """A credential that never shows itself in repr, str, logs or tracebacks.
+
+    >>> s = SecretStr("hunter2")
+    >>> s, str(s), s.get_secret_value()
+    (SecretStr('**********'), '**********', 'hunter2')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told. Field names map to environment
+    variables as ``DISTILLWATCH_<NAME>`` (upper case)."""
+
+    #: ``kafka://host:port[,host:port]``; empty means "start the embedded broker".
+    broker: str = ""
+    embedded_broker: str = "noida"
+    app_id: str = "distillwatch"
+    events_topic: str = "api-requests"
+    alerts_topic: str = "distillwatch-alerts"
+    dlq_topic: str = "distillwatch-dlq"
+    partitions: int = 8
+    replication_factor: int = 1
+    #: where Faust keeps its local data (and the embedded broker its log)
+    data_dir: str = "var"
+    detector_config: str = ""
+    max_message_bytes: int = 1_048_576
+    max_batch_events: int = 10_000
+    max_prompt_chars: int = 200_000
+    #: hot state is written to the changelog-backed table, and offsets are
+    #: committed, every this many seconds (never per event: see README)
+    checkpoint_interval_s: float = 5.0
+    #: event-time spacing of idle sweeps (resolve quiet episodes, expire accounts)
+    sweep_interval_s: float = 60.0
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    shutdown_timeout_s: float = 8.0
+    # real clusters
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: SecretStr = field(default_factory=lambda: SecretStr(""))
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    def __post_init__(self) -> None:
+        if self.broker and not self.broker.startswith("kafka://"):
+            raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
+        if self.partitions < 1:
+            raise ConfigError(f"partitions must be >= 1, got {self.partitions}")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"security_protocol must be one of {SECURITY_PROTOCOLS}, "
+                f"got {self.security_protocol!r}"
+            )
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(
+                f"sasl_mechanism must be one of {SASL_MECHANISMS}, got {self.sasl_mechanism!r}"
+            )
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            raise ConfigError(f"security_protocol={self.security_protocol} needs sasl_username")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
+        for name in ("checkpoint_interval_s", "sweep_interval_s", "session_timeout_s",
+                     "heartbeat_interval_s", "shutdown_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("max_message_bytes", "max_batch_events", "max_prompt_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.web_port < 65536:
+            raise ConfigError(f"web_port must be in 1..65535, got {self.web_port}")
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, then ``DISTILLWATCH_*`` variables, then explicit overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        types = {f.name: f for f in fields(cls)}
+        for name, f in types.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _coerce(name, f.default if f.default is not f.default_factory
+                                       else None, raw, f.type)
+        for name, value in (overrides or {}).items():
+            if name not in types:
+                raise ConfigError(f"unknown setting {name!r}")
+            if value is not None:
+                values[name] = SecretStr(value) if name == "sasl_password" and isinstance(
+                    value, str) else value
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return self.broker.removeprefix("kafka://").split(",") if self.broker else []
+
+    def detector_mapping(self) -> dict[str, Any]:
+        """The detector TOML as a mapping (the packaged defaults when unset)."""
+        if not self.detector_config:
+            return {}
+        path = Path(self.detector_config)
+        try:
+            with path.open("rb") as fh:
+                return tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"detector_config: no such file {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"detector_config: {path} is not valid TOML: {exc}") from None
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict safe to log (secrets masked)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, SecretStr) else value
+        return out
+
+
+def _coerce(name: str, default: Any, raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "SecretStr":
+            return SecretStr(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,62 @@
+"""Create the service's topics up front, with the partition counts the design
+relies on (the events topic and the state table's changelog must match)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from streams.settings import Settings
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-account-state-changelog"
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_security(settings),
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            (settings.events_topic, settings.partitions, {}),
+            (settings.alerts_topic, settings.partitions, {}),
+            (settings.dlq_topic, settings.partitions, {}),
+            (changelog_topic(settings), settings.partitions, {"cleanup.policy": "compact"}),
+        ]
+        new = [
+            NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
+            for name, partitions, configs in wanted
+            if name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
+    finally:
+        admin.close()
+
+
+def kafka_python_security(settings: Settings) -> dict[str, object]:
+    """kafka-python keyword arguments for the configured SASL/TLS settings."""
+    out: dict[str, object] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol.startswith("SASL"):
+        out.update(
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_plain_username=settings.sasl_username,
+            sasl_plain_password=settings.sasl_password.get_secret_value(),
+        )
+    if settings.security_protocol.endswith("SSL"):
+        if settings.ssl_cafile:
+            out["ssl_cafile"] = settings.ssl_cafile
+        if settings.ssl_certfile:
+            out["ssl_certfile"] = settings.ssl_certfile
+        if settings.ssl_keyfile:
+            out["ssl_keyfile"] = settings.ssl_keyfile
+    return out

@@ -1,0 +1,83 @@
+"""Run the Faust worker with a bounded shutdown.
+
+A Faust worker whose broker has died can hang in shutdown forever (we saw it
+ignore SIGTERM). After the first SIGINT/SIGTERM a watchdog gives the graceful
+path ``shutdown_timeout_s`` and then ends the process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import faust
+import structlog
+
+from streams.app import build_service
+from streams.errors import BrokerUnavailable
+from streams.logs import configure_logging
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+log = structlog.get_logger("distillwatch.worker")
+
+
+class BoundedWorker(faust.Worker):
+    """A Faust worker whose shutdown cannot take longer than a deadline."""
+
+    def __init__(self, *args: Any, shutdown_timeout_s: float = 8.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._watchdog: threading.Thread | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._watchdog is None:
+            log.info("shutdown_requested", signal=getattr(signal, "name", str(signal)))
+            self._watchdog = threading.Thread(
+                target=self._force_exit, name="shutdown-watchdog", daemon=True
+            )
+            self._watchdog.start()
+        super()._schedule_shutdown(signal)
+
+    def _force_exit(self) -> None:
+        time.sleep(self.shutdown_timeout_s)
+        log.error("shutdown_forced", after_s=self.shutdown_timeout_s)
+        os._exit(1)
+
+
+def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            ensure_topics(settings)
+            return
+        except Exception as exc:  # kafka-python raises a zoo of errors while unreachable
+            last = exc
+            time.sleep(0.5)
+    raise BrokerUnavailable(f"cannot reach {settings.broker} after {timeout_s:.0f}s: {last}")
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the service until SIGINT/SIGTERM. Returns the process exit code."""
+    configure_logging(settings.log_format, settings.log_level)
+    if not settings.broker:
+        raise BrokerUnavailable("worker needs --broker kafka://HOST:PORT (or use `distillwatch run`)")
+    log.info("worker_starting", settings=settings.redacted())
+    wait_for_broker(settings)
+    service = build_service(settings)
+    worker = BoundedWorker(
+        service.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

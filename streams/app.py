@@ -80,6 +80,8 @@ class Service:
     app: faust.App
     processor: StreamProcessor
     stats: dict[str, int]
+    agent: Any
+    checkpoint: Callable[[], Any]
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
@@ -169,6 +171,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     async def checkpoint_timer() -> None:
         await checkpoint()
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+        log.info("partitions_assigned", partitions=mine)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         processor.revoke(tp.partition for tp in revoked if tp.topic == settings.events_topic)
@@ -200,6 +207,4 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         described = detector.describe(state) if detector else {}
         return web.json({"account_id": account_id, "tracked": True, **described})
 
-    service = Service(settings, app, processor, stats)
-    service.checkpoint = checkpoint  # type: ignore[attr-defined]
-    return service
+    return Service(settings, app, processor, stats, detect, checkpoint)

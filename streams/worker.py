@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -66,6 +67,7 @@ def run_worker(settings: Settings) -> int:
     if not settings.broker:
         raise BrokerUnavailable("worker needs --broker kafka://HOST:PORT (or use `distillwatch run`)")
     log.info("worker_starting", settings=settings.redacted())
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     wait_for_broker(settings)
     service = build_service(settings)
     worker = BoundedWorker(

@@ -1,125 +1,659 @@
-"""The detector interface the stream service and replay both call.
+"""The detection core: per-account features, River-style models, one score, alerts.
 
-PLACEHOLDER for the walking skeleton (issue 2): a single decayed-rate rule.
-The detection core (issue 3) replaces the internals, keeping this interface:
+The interface the stream service and replay call:
 
 - ``Detector.process(state, event) -> (state, alerts)``: pure per account,
-  given the detector's population context;
+  given the detector's population context (one detector per Kafka partition);
 - ``Detector.expire(state, watermark) -> (state | None, alerts)``: resolves
   quiet episodes and drops idle accounts;
+- ``Detector.next_due(state)``: the earliest watermark at which ``expire``
+  can change anything (lets the runner visit only accounts that are due);
+- ``Detector.describe(state)``: JSON-simple features and scores;
+- ``Detector.snapshot() / restore()``: the population models, as JSON bytes;
 - ``AccountState.encode() / AccountState.decode()``: compact, no pickle.
+
+How an account is scored
+------------------------
+Every event updates, in O(1) amortised and event time:
+
+* a space-saving sketch of at most ``max_tracked_topics`` topics with weights
+  decayed at two half-lives (short ~15 min, long ~24 h): normalised Shannon
+  entropy (entropy / log K, in [0, 1]), top-topic share, effective number of
+  topics (exp of the entropy), cross-entropy against the population's topic mix
+  (divergence = cross-entropy - entropy), and the mean surprise of recent
+  topics under the account's own long-term mix (novelty);
+* decayed request and token rates, bias-corrected for the account's age, so a
+  new account's rate is right from its first minutes; own baseline = the long
+  window's rate;
+* prompt-text features (:mod:`detectors.text`): template repetition (share of
+  recent prompts whose head or tail fingerprint repeats one of the last
+  ``template_ring`` prompts) and reasoning-elicitation share;
+* inter-arrival coefficient of variation and hour-of-day flatness;
+* two Page-Hinkley detectors (:class:`detectors.models.PageHinkley`, both
+  directions) on the short entropy and the log request rate.
+
+Population models (per partition, learned only from accounts that are not
+alerting and whose score is below ``population_clean_score_max``, one sample
+per account per ``population_sample_interval_s`` so that heavy accounts do not
+dominate): decayed streaming quantiles of request rate, token rate, template
+share and elicitation share, and the decayed topic mix. Priors from the config
+make a fresh partition work before it has learned.
+
+Evidence terms, each in [0, 1] (linear ramps between configured bounds): the
+*specific* signals of distillation -- template repetition, reasoning
+elicitation, a uniform topic sweep, machine timing (regular or round-the-clock)
+-- and the *generic* ones -- volume (population percentile or burst against the
+own baseline), narrowness, drift from the own past (novelty or Page-Hinkley).
+Bounds of the template and elicitation ramps are raised to the benign
+population's ``population_tail_quantile`` (capped), so a deployment where
+benign accounts template heavily adapts. Generic evidence counts only at
+``generic_floor`` of its weight unless specific evidence is present, which is
+what keeps narrow heavy single-use-case apps, batch bursts and product changes
+from firing. ``z = specific + generic * gate``; ``score = 1 - exp(-z)``: each
+unit of evidence removes a constant fraction of the remaining doubt.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from detectors.alerts import Alert, severity_for
+from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
+from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
+from detectors.state import AccountState
+from detectors.text import TextTopics, fingerprint_topic, prompt_features
+
+__all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
+
+_LN2 = math.log(2.0)
+_LOG24 = math.log(24.0)
+_REBASE = 40.0  # rebase scaled weights beyond 2**40
+_EXACT_EVERY = 256  # recompute incremental entropies exactly this often
+_IA_ALPHA = 0.1
+_SNAPSHOT_VERSION = 1
+_MAX_TOPIC_NAMES = 4096
+
+REASONS = (
+    "template",
+    "elicitation",
+    "sweep",
+    "timing",
+    "volume",
+    "narrow",
+    "drift",
+)
 
 
-@dataclass(frozen=True, slots=True)
-class DetectorConfig:
-    rate_half_life_s: float = 60.0
-    rate_threshold_per_min: float = 120.0
-    quiet_period_s: float = 600.0
-    idle_ttl_s: float = 86_400.0
-
-    def __post_init__(self) -> None:
-        for name in ("rate_half_life_s", "rate_threshold_per_min", "quiet_period_s", "idle_ttl_s"):
-            if not getattr(self, name) > 0:
-                raise InvalidConfig(f"{name} must be > 0, got {getattr(self, name)!r}")
-
-
-@dataclass(slots=True)
-class AccountState:
-    account_id: str
-    last_ts: float = 0.0
-    rate: float = 0.0  # decayed events per minute
-    episode_start: float = 0.0  # 0 when no episode is open
-    last_hot: float = 0.0
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            [1, self.account_id, self.last_ts, self.rate, self.episode_start, self.last_hot]
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> AccountState:
-        try:
-            version, account_id, last_ts, rate, episode_start, last_hot = orjson.loads(data)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-            raise CorruptState(f"cannot decode account state: {exc}") from None
-        if version != 1:
-            raise CorruptState(f"unknown account state version {version!r}")
-        return cls(account_id, last_ts, rate, episode_start, last_hot)
+def _ramp(x: float, lo: float, hi: float) -> float:
+    if x <= lo:
+        return 0.0
+    if x >= hi:
+        return 1.0
+    return (x - lo) / (hi - lo)
 
 
 class Detector:
-    """Per-partition detector: owns config and population context."""
+    """Per-partition detector: owns config and population context.
+
+    >>> det = Detector()
+    >>> state, alerts = det.process(None, Event(1e9, "acct-1", topic="coding/python"))
+    >>> alerts, det.describe(state)["events"]
+    ([], 1)
+    """
 
     name = "account"
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
-        self.config = config or DetectorConfig()
+        cfg = self.config = config or DetectorConfig()
+        self._inv_hs = 1.0 / cfg.short_half_life_s
+        self._inv_hl = 1.0 / cfg.long_half_life_s
+        self._win_s = cfg.short_half_life_s / _LN2
+        self._win_l = cfg.long_half_life_s / _LN2
+        self._log_k = math.log(cfg.max_tracked_topics)
+        self._severity = {
+            "warning": cfg.severity_warning,
+            "error": cfg.severity_error,
+            "critical": cfg.severity_critical,
+        }
+        self._topic_ids: dict[str, int] = {}
+        self._topic_names: dict[int, str] = {}
+        self._reset_population(0.0)
 
+    # ------------------------------------------------------------ population
+    def _reset_population(self, t: float) -> None:
+        cfg = self.config
+        h = cfg.population_half_life_s
+        self.pop_rate = DecayedQuantiles(1e-3, 1e5, bins=192, log=True, half_life_s=h)
+        self.pop_tokens = DecayedQuantiles(1e-1, 1e8, bins=192, log=True, half_life_s=h)
+        self.pop_template = DecayedQuantiles(0.0, 1.0, bins=100, half_life_s=h)
+        self.pop_elicitation = DecayedQuantiles(0.0, 1.0, bins=100, half_life_s=h)
+        self.pop_mix = TopicMix(half_life_s=h, max_topics=cfg.population_max_topics)
+        self.text_topics = TextTopics(cfg.max_text_topics, cfg.max_vocabulary)
+        self._seeded = False
+        self._tmpl_lo = cfg.template_lo
+        self._elic_lo = cfg.elicitation_lo
+
+    def _seed(self, t: float) -> None:
+        cfg = self.config
+        w = cfg.prior_weight
+        self.pop_rate.seed(cfg.prior_rate_median_per_min, cfg.prior_rate_p99_per_min, w, t)
+        self.pop_tokens.seed(
+            cfg.prior_token_rate_median_per_min, cfg.prior_token_rate_p99_per_min, w, t
+        )
+        self.pop_template.seed(cfg.prior_template_median, cfg.prior_template_p99, w, t)
+        self.pop_elicitation.seed(cfg.prior_elicitation_median, cfg.prior_elicitation_p99, w, t)
+        self._seeded = True
+        self._refresh_bounds()
+
+    def _refresh_bounds(self) -> None:
+        cfg = self.config
+        q = cfg.population_tail_quantile
+        self._tmpl_lo = min(
+            max(cfg.template_lo, self.pop_template.quantile(q)), cfg.template_lo_max
+        )
+        self._elic_lo = min(
+            max(cfg.elicitation_lo, self.pop_elicitation.quantile(q)), cfg.elicitation_lo_max
+        )
+
+    def _topic_id(self, topic: str) -> int:
+        tid = self._topic_ids.get(topic)
+        if tid is None:
+            tid = fingerprint_topic(topic)
+            if len(self._topic_ids) >= 65_536:
+                self._topic_ids.clear()
+            self._topic_ids[topic] = tid
+            if len(self._topic_names) < _MAX_TOPIC_NAMES:
+                self._topic_names.setdefault(tid, topic[:80])
+        return tid
+
+    def topic_name(self, tid: int) -> str:
+        name = self._topic_names.get(tid)
+        if name is not None:
+            return name
+        if tid & TextTopics.FLAG:
+            return self.text_topics.name(tid)
+        return f"topic#{tid:08x}"
+
+    def new_state(self, account_id: str, ts: float) -> AccountState:
+        cfg = self.config
+        return AccountState(
+            account_id,
+            ts,
+            cfg.max_tracked_topics,
+            cfg.template_ring,
+            self._ph(cfg.ph_entropy_threshold),
+            self._ph(cfg.ph_volume_threshold),
+        )
+
+    def _ph(self, threshold: float) -> PageHinkley:
+        cfg = self.config
+        return PageHinkley(cfg.ph_min_instances, cfg.ph_delta, threshold, cfg.ph_alpha, "both")
+
+    # --------------------------------------------------------------- process
     def process(
         self, state: AccountState | None, event: Event
     ) -> tuple[AccountState, list[Alert]]:
         cfg = self.config
+        t = event.ts
+        if not self._seeded:
+            self._seed(t)
         if state is None:
-            state = AccountState(event.account_id, last_ts=event.ts)
-        dt = max(0.0, event.ts - state.last_ts)
-        decay = math.exp(-dt * math.log(2) / cfg.rate_half_life_s)
-        # decayed count over a half-life window, expressed per minute
-        state.rate = state.rate * decay + 60.0 * math.log(2) / cfg.rate_half_life_s
-        state.last_ts = max(state.last_ts, event.ts)
+            state = self.new_state(event.account_id, t)
         alerts: list[Alert] = []
-        score = 1.0 - math.exp(-state.rate / cfg.rate_threshold_per_min)
-        hot = state.rate >= cfg.rate_threshold_per_min
-        if hot:
-            state.last_hot = event.ts
-            if not state.episode_start:
-                state.episode_start = event.ts
-                alerts.append(self._alert(state, event.ts, "firing", score))
+        if state.episode_start and t - state.last_hot >= cfg.quiet_period_s:
+            alerts.append(self._resolve(state, state.last_hot + cfg.quiet_period_s))
+
+        # ---- scaled weights
+        e_s = (t - state.ref) * self._inv_hs
+        if e_s > _REBASE:
+            self._rebase(state, t)
+            e_s = 0.0
+        ws = 2.0**e_s
+        wl = 2.0 ** ((t - state.ref) * self._inv_hl)
+
+        # ---- timing
+        dt = t - state.last_ts
+        if dt < 0.0:
+            dt = 0.0
+        if state.n:
+            if state.n == 1:
+                state.ia_mean = dt
+            else:
+                d = dt - state.ia_mean
+                state.ia_mean += _IA_ALPHA * d
+                state.ia_var = (1.0 - _IA_ALPHA) * (state.ia_var + _IA_ALPHA * d * d)
+        if t > state.last_ts:
+            state.last_ts = t
+        n = state.n = state.n + 1
+        hours = state.hours
+        h = int(t % 86_400.0) // 3600
+        old = hours[h]
+        new = old + wl
+        hours[h] = new
+        state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.r_short += ws
+        state.r_long += wl
+        tokens = (event.input_tokens or 0) + (event.output_tokens or 0)
+        if tokens:
+            state.tok_short += ws * tokens
+            state.tok_long += wl * tokens
+
+        # ---- prompt text
+        topic = event.topic
+        prompt = event.prompt
+        tid = 0
+        if prompt is not None:
+            head, tail, elicit, words = prompt_features(prompt, cfg.fingerprint_chars)
+            ring = state.ring
+            state.txt_short += ws
+            state.txt_long += wl
+            if head in ring or tail in ring:
+                state.tmpl_short += ws
+                state.tmpl_long += wl
+            if elicit:
+                state.elic_short += ws
+                state.elic_long += wl
+            pos = state.ring_pos
+            ring[pos] = head
+            ring[pos + 1] = tail
+            pos += 2
+            state.ring_pos = 0 if pos >= len(ring) else pos
+            if topic is None:
+                tid = self.text_topics.assign(words)
+        if topic is not None:
+            tid = self._topic_id(topic)
+
+        # ---- topic sketch
+        if tid:
+            self._update_topics(state, tid, ws, wl, n)
+
+        # ---- drift detectors
+        cnt_s = state.s_short / ws  # decayed topic events (short)
+        hn_s = self._entropy(state.s_short, state.t_short)
+        age = t - state.first_ts
+        rate = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        if tid and cnt_s >= 2.0:
+            ph = state.ph_entropy
+            ph.update(hn_s)
+            if ph._drift:
+                state.drift_ts = t
+                state.drift_dir = ph._drift
+        ph = state.ph_volume
+        ph.update(math.log2(rate + 1e-3))
+        if ph._drift > 0:
+            state.drift_ts = t
+            state.drift_dir = 2
+
+        # ---- score and lifecycle
+        score, terms = self._score(state, t, ws, wl, rate, hn_s, cnt_s)
+        state.score = score
+        if state.episode_start:
+            if score >= cfg.hot_threshold:
+                state.last_hot = t
+            if score > state.peak_score:
+                state.peak_score = score
+        elif score >= cfg.fire_threshold:
+            state.episode_start = t
+            state.last_hot = t
+            state.peak_score = score
+            alerts.append(self._fire(state, t, score, terms))
+
+        # ---- population learning (clean accounts only)
+        if not state.episode_start and score < cfg.population_clean_score_max:
+            if tid:
+                self.pop_mix.update(tid, t)
+            if t - state.last_pop >= cfg.population_sample_interval_s and n >= 3:
+                state.last_pop = t
+                self._learn(state, t, ws, rate)
         return state, alerts
+
+    def _rate(self, count: float, age: float, win: float, half_life: float) -> float:
+        """Decayed count per minute, corrected for an account younger than the window."""
+        w = win * (1.0 - 2.0 ** (-age / half_life)) if age > 0.0 else 0.0
+        if w < self.config.min_rate_window_s:
+            w = self.config.min_rate_window_s
+        return 60.0 * count / w
+
+    def _entropy(self, s: float, t: float) -> float:
+        if s <= 0.0:
+            return 0.0
+        h = (math.log(s) - t / s) / self._log_k
+        return 0.0 if h < 0.0 else (1.0 if h > 1.0 else h)
+
+    def _update_topics(self, state: AccountState, tid: int, ws: float, wl: float, n: int) -> None:
+        ids = state.ids
+        w_s = state.w_short
+        w_l = state.w_long
+        # own-history surprise (before counting this event) and population cross-entropy
+        try:
+            j = ids.index(tid)
+            own = w_l[j]
+        except ValueError:
+            j = -1
+            own = 0.0
+        k = len(ids)
+        s_long = state.s_long
+        state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
+        state.ce_short += ws * -self.pop_mix.log_prob(tid)
+        if j < 0:
+            if 0 in ids:
+                j = ids.index(0)
+            else:  # space-saving: the lightest slot takes the new topic, keeping its weight
+                j = w_l.index(min(w_l))
+            ids[j] = tid
+        old = w_s[j]
+        new = old + ws
+        w_s[j] = new
+        state.t_short += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.s_short += ws
+        old = w_l[j]
+        new = old + wl
+        w_l[j] = new
+        state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.s_long = s_long + wl
+        if n % _EXACT_EVERY == 0:
+            _exact_sums(state)
+
+    def _rebase(self, state: AccountState, t: float) -> None:
+        fs = 2.0 ** (-(t - state.ref) * self._inv_hs)
+        fl = 2.0 ** (-(t - state.ref) * self._inv_hl)
+        state.ref = t
+        for name in ("r_short", "tok_short", "txt_short", "tmpl_short", "elic_short",
+                     "ce_short", "sur_short"):
+            setattr(state, name, getattr(state, name) * fs)
+        for name in ("r_long", "tok_long", "txt_long", "tmpl_long", "elic_long"):
+            setattr(state, name, getattr(state, name) * fl)
+        w = state.w_short
+        for i in range(len(w)):
+            w[i] *= fs
+        w = state.w_long
+        for i in range(len(w)):
+            w[i] *= fl
+        w = state.hours
+        for i in range(len(w)):
+            w[i] *= fl
+        _exact_sums(state)
+
+    # ----------------------------------------------------------------- score
+    def _score(
+        self,
+        state: AccountState,
+        t: float,
+        ws: float,
+        wl: float,
+        rate: float,
+        hn_s: float,
+        cnt_s: float,
+    ) -> tuple[float, tuple[float, ...]]:
+        cfg = self.config
+        # specific evidence
+        txt = state.txt_short
+        s_tmpl = s_elic = 0.0
+        if txt / ws >= cfg.min_prompts:
+            s_tmpl = _ramp(state.tmpl_short / txt, self._tmpl_lo, cfg.template_hi)
+            s_elic = _ramp(state.elic_short / txt, self._elic_lo, cfg.elicitation_hi)
+        s_sweep = 0.0
+        s_narrow = 0.0
+        if cnt_s >= cfg.min_topic_events:
+            s_narrow = _ramp(max(state.w_short) / state.s_short, cfg.narrow_lo, cfg.narrow_hi)
+            if cnt_s >= cfg.min_sweep_events:
+                s_sweep = _ramp(hn_s, cfg.sweep_lo, cfg.sweep_hi)
+        s_timing = 0.0
+        n = state.n
+        age = t - state.first_ts
+        if n >= cfg.min_timing_events and state.ia_mean > 0.0:
+            cv = math.sqrt(state.ia_var) / state.ia_mean
+            s_timing = 1.0 - _ramp(cv, cfg.regular_cv_lo, cfg.regular_cv_hi)
+        if age >= cfg.flat_min_age_s and state.r_long > 0.0:
+            s_timing = max(s_timing, _ramp(self._flatness(state), cfg.flat_lo, cfg.flat_hi))
+        # generic evidence
+        s_vol = _ramp(self.pop_rate.percentile(rate), cfg.volume_pct_lo, cfg.volume_pct_hi)
+        if state.tok_short > 0.0 and s_vol < 1.0:
+            tok_rate = self._rate(state.tok_short / ws, age, self._win_s, cfg.short_half_life_s)
+            s_vol = max(s_vol, _ramp(self.pop_tokens.percentile(tok_rate), cfg.volume_pct_lo,
+                                     cfg.volume_pct_hi))
+        s_drift = 0.0
+        if n >= cfg.established_events and age >= cfg.established_age_s:
+            base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+            burst = math.log2((rate + 1e-9) / (base + 1e-9))
+            s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi))
+            if cnt_s >= cfg.min_topic_events:
+                novelty = state.sur_short / state.s_short - self._entropy_nats(
+                    state.s_long, state.t_long
+                )
+                s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
+            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
+                s_drift = max(s_drift, 0.5)
+        z_spec = (
+            cfg.w_template * s_tmpl
+            + cfg.w_elicitation * s_elic
+            + cfg.w_sweep * s_sweep
+            + cfg.w_timing * s_timing
+        )
+        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
+        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(1.0, z_spec / cfg.specific_full)
+        z = z_spec + z_gen * gate
+        score = 1.0 - math.exp(-z)
+        return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
+
+    def _entropy_nats(self, s: float, t: float) -> float:
+        return math.log(s) - t / s if s > 0.0 else 0.0
+
+    def _flatness(self, state: AccountState) -> float:
+        r = state.r_long
+        if r <= 0.0:
+            return 0.0
+        return max(0.0, min(1.0, (math.log(r) - state.t_hours / r) / _LOG24))
+
+    def _learn(self, state: AccountState, t: float, ws: float, rate: float) -> None:
+        cfg = self.config
+        self.pop_rate.update(rate, t)
+        if state.tok_short > 0.0:
+            tok = self._rate(
+                state.tok_short / ws, t - state.first_ts, self._win_s, cfg.short_half_life_s
+            )
+            self.pop_tokens.update(tok, t)
+        txt = state.txt_short
+        if txt / ws >= cfg.min_prompts:
+            self.pop_template.update(state.tmpl_short / txt, t)
+            self.pop_elicitation.update(state.elic_short / txt, t)
+            self._refresh_bounds()
+
+    # ------------------------------------------------------------- lifecycle
+    def next_due(self, state: AccountState) -> float:
+        """Earliest watermark at which :meth:`expire` can change this state."""
+        cfg = self.config
+        if state.episode_start:
+            return state.last_hot + cfg.quiet_period_s
+        return state.last_ts + cfg.idle_ttl_s
 
     def expire(
         self, state: AccountState, watermark: float
     ) -> tuple[AccountState | None, list[Alert]]:
+        cfg = self.config
         alerts: list[Alert] = []
-        if state.episode_start and watermark - state.last_hot >= self.config.quiet_period_s:
-            alerts.append(self._alert(state, watermark, "resolved", 0.0))
-            state.episode_start = 0.0
-        if watermark - state.last_ts >= self.config.idle_ttl_s and not state.episode_start:
+        if state.episode_start and watermark - state.last_hot >= cfg.quiet_period_s:
+            alerts.append(self._resolve(state, watermark))
+        if not state.episode_start and watermark - state.last_ts >= cfg.idle_ttl_s:
             return None, alerts
         return state, alerts
 
-    def describe(self, state: AccountState) -> dict[str, object]:
-        return {"rate_per_min": round(state.rate, 3), "episode_open": bool(state.episode_start)}
+    # ------------------------------------------------------------- evidence
+    def features(self, state: AccountState, t: float | None = None) -> dict[str, Any]:
+        """Current features of an account (as of its last event, or ``t``)."""
+        cfg = self.config
+        t = state.last_ts if t is None else max(t, state.last_ts)
+        ws = 2.0 ** ((t - state.ref) * self._inv_hs)
+        wl = 2.0 ** ((t - state.ref) * self._inv_hl)
+        age = t - state.first_ts
+        rate = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+        tok = self._rate(state.tok_short / ws, age, self._win_s, cfg.short_half_life_s)
+        out: dict[str, Any] = {
+            "events": state.n,
+            "age_s": round(age, 1),
+            "rate_per_min": round(rate, 3),
+            "rate_baseline_per_min": round(base, 3),
+            "rate_population_percentile": round(self.pop_rate.percentile(rate), 4),
+            "token_rate_per_min": round(tok, 1),
+        }
+        if state.s_short > 0.0:
+            s_s, s_l = state.s_short, state.s_long
+            out["entropy_short"] = round(self._entropy(s_s, state.t_short), 4)
+            out["entropy_long"] = round(self._entropy(s_l, state.t_long), 4)
+            out["effective_topics_short"] = round(
+                math.exp(self._entropy_nats(s_s, state.t_short)), 2
+            )
+            out["top_share_short"] = round(max(state.w_short) / s_s, 4)
+            div = state.ce_short / s_s - self._entropy_nats(s_s, state.t_short)
+            out["population_divergence"] = round(max(0.0, div), 4)
+            out["novelty"] = round(
+                state.sur_short / s_s - self._entropy_nats(s_l, state.t_long), 4
+            )
+            top = sorted(
+                ((state.w_short[i], state.ids[i]) for i in range(len(state.ids)) if state.ids[i]),
+                key=lambda p: (-p[0], p[1]),
+            )[:5]
+            out["top_topics"] = [[self.topic_name(tid), round(w / s_s, 4)] for w, tid in top]
+        if state.txt_short > 0.0:
+            out["template_repetition"] = round(state.tmpl_short / state.txt_short, 4)
+            out["elicitation_share"] = round(state.elic_short / state.txt_short, 4)
+            out["template_repetition_baseline"] = round(state.tmpl_long / state.txt_long, 4)
+            out["elicitation_share_baseline"] = round(state.elic_long / state.txt_long, 4)
+            out["prompt_fingerprints"] = sorted({f"{fp:08x}" for fp in state.ring if fp})[:8]
+        if state.n >= 3 and state.ia_mean > 0.0:
+            out["interarrival_cv"] = round(math.sqrt(state.ia_var) / state.ia_mean, 4)
+        if state.r_long > 0.0:
+            out["hour_flatness"] = round(self._flatness(state), 4)
+        return out
 
-    def snapshot(self) -> bytes:
-        return b"{}"
+    def describe(self, state: AccountState) -> dict[str, Any]:
+        """Features and scores for the web view (no prompt text, fingerprints only)."""
+        out = self.features(state)
+        out["score"] = round(state.score, 4)
+        out["episode_open"] = bool(state.episode_start)
+        if state.episode_start:
+            out["episode_start"] = state.episode_start
+            out["peak_score"] = round(state.peak_score, 4)
+        if state.drift_ts:
+            out["last_drift_ts"] = state.drift_ts
+            out["last_drift"] = {1: "entropy_up", -1: "entropy_down", 2: "volume_up"}.get(
+                state.drift_dir, "none"
+            )
+        return out
 
-    def restore(self, data: bytes) -> None:
-        return None
-
-    def _alert(self, state: AccountState, ts: float, status: str, score: float) -> Alert:
-        severity = "info" if status == "resolved" else severity_for(
-            score, {"warning": 0.5, "error": 0.75, "critical": 0.9}
+    def _fire(
+        self, state: AccountState, t: float, score: float, terms: tuple[float, ...]
+    ) -> Alert:
+        details = self.features(state, t)
+        evidence = {name: round(v, 3) for name, v in zip(REASONS, terms, strict=True)}
+        reasons = [name for name, v in zip(REASONS, terms, strict=True) if v >= 0.5]
+        details["evidence"] = evidence
+        details["reasons"] = reasons
+        details["thresholds"] = {
+            "fire": self.config.fire_threshold,
+            "template_lo": round(self._tmpl_lo, 4),
+            "elicitation_lo": round(self._elic_lo, 4),
+        }
+        summary = (
+            f"{state.account_id[:40]}: distillation score {score:.2f} "
+            f"({', '.join(reasons) or 'combined'})"
         )
         return Alert(
             detector=self.name,
-            status=status,
-            severity=severity,
+            status="firing",
+            severity=severity_for(score, self._severity),
             score=score,
-            ts=ts,
+            ts=t,
             episode_start=state.episode_start,
+            summary=summary,
+            details=details,
             account_id=state.account_id,
-            summary=f"{state.account_id}: request rate {state.rate:.0f}/min",
-            details={"rate_per_min": round(state.rate, 2)},
         )
+
+    def _resolve(self, state: AccountState, t: float) -> Alert:
+        alert = Alert(
+            detector=self.name,
+            status="resolved",
+            severity="info",
+            score=state.score,
+            ts=t,
+            episode_start=state.episode_start,
+            summary=f"{state.account_id[:40]}: quiet since the last suspicious request",
+            details={
+                "peak_score": round(state.peak_score, 4),
+                "last_hot_ts": state.last_hot,
+                "episode_duration_s": round(state.last_hot - state.episode_start, 1),
+            },
+            account_id=state.account_id,
+        )
+        state.episode_start = 0.0
+        state.peak_score = 0.0
+        return alert
+
+    # ------------------------------------------------------------- snapshot
+    def snapshot(self) -> bytes:
+        """Population models as JSON bytes (no pickle)."""
+        return orjson.dumps(
+            {
+                "version": _SNAPSHOT_VERSION,
+                "seeded": self._seeded,
+                "rate": self.pop_rate.to_json(),
+                "tokens": self.pop_tokens.to_json(),
+                "template": self.pop_template.to_json(),
+                "elicitation": self.pop_elicitation.to_json(),
+                "mix": self.pop_mix.to_json(),
+                "text_topics": self.text_topics.to_json(),
+                "topic_names": sorted(self._topic_names.items()),
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        """Load a :meth:`snapshot`; raises :class:`CorruptState` if it does not fit."""
+        try:
+            obj = orjson.loads(data)
+            if obj.get("version") != _SNAPSHOT_VERSION:
+                raise CorruptState(f"unknown snapshot version {obj.get('version')!r}")
+            self._reset_population(0.0)
+            self.pop_rate.load_json(obj["rate"])
+            self.pop_tokens.load_json(obj["tokens"])
+            self.pop_template.load_json(obj["template"])
+            self.pop_elicitation.load_json(obj["elicitation"])
+            self.pop_mix.load_json(obj["mix"])
+            self.text_topics.load_json(obj["text_topics"])
+            self._topic_names = {int(k): str(v) for k, v in obj["topic_names"]}
+            self._seeded = bool(obj["seeded"])
+            if self._seeded:
+                self._refresh_bounds()
+        except CorruptState:
+            raise
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError,
+                AssertionError) as exc:
+            self._reset_population(0.0)
+            raise CorruptState(f"cannot restore detector snapshot: {exc}") from None
+
+
+def _exact_sums(state: AccountState) -> None:
+    """Recompute the incrementally maintained sums exactly (bounds float drift)."""
+    t = 0.0
+    for v in state.w_short:
+        if v > 0.0:
+            t += v * math.log(v)
+    state.s_short = math.fsum(state.w_short)
+    state.t_short = t
+    t = 0.0
+    for v in state.w_long:
+        if v > 0.0:
+            t += v * math.log(v)
+    state.s_long = math.fsum(state.w_long)
+    state.t_long = t
+    t = 0.0
+    for v in state.hours:
+        if v > 0.0:
+            t += v * math.log(v)
+    state.t_hours = t

@@ -23,9 +23,13 @@ class PartitionRunner:
     >>> from detectors.engine import Detector
     >>> runner = PartitionRunner(Detector())
     >>> from detectors.schema import Event
-    >>> alerts = [a for i in range(400) for a in runner.process(Event(1e9 + i / 10, "x"))]
-    >>> [a.status for a in alerts]
-    ['firing']
+    >>> tpl = "Score the candidate answer against the rubric, step by step, then explain. Task: "
+    >>> events = [Event(1e9 + i * 5, "x", topic="math/algebra", prompt=f"{tpl}{i} apples")
+    ...           for i in range(40)]
+    >>> alerts = [a for e in events for a in runner.process(e)]
+    >>> alerts += [a for a in runner.process(Event(1e9 + 3600, "y", topic="coding/go"))]
+    >>> [(a.status, a.account_id) for a in alerts]
+    [('firing', 'x'), ('resolved', 'x')]
     """
 
     def __init__(
@@ -44,15 +48,27 @@ class PartitionRunner:
         self.removed: set[str] = set()
         self.watermark = 0.0
         self._next_sweep = 0.0
+        # Sub-linear sweeps: detectors that expose ``next_due(state)`` get their
+        # accounts filed in buckets of ``sweep_interval_s`` by the earliest
+        # watermark at which ``expire`` can change them; a sweep visits only
+        # the due buckets (in sorted account order, as the full scan would).
+        # A due time that moved later is noticed when its bucket comes up.
+        self._next_due = getattr(detector, "next_due", None)
+        self._due: dict[str, int] = {}
+        self._buckets: dict[int, set[str]] = {}
 
     def process(self, event: Event) -> list[Alert]:
         state = self.states.get(event.account_id)
         if state is None and self.loader is not None:
             state = self.loader(event.account_id)
-        state, alerts = self.detector.process(state, event)
-        self.states[event.account_id] = state
-        self.dirty.add(event.account_id)
-        self.removed.discard(event.account_id)
+        state, found = self.detector.process(state, event)
+        alerts: list[Alert] = found
+        account_id = event.account_id
+        self.states[account_id] = state
+        self.dirty.add(account_id)
+        self.removed.discard(account_id)
+        if self._next_due is not None:
+            self._schedule(account_id, state)
         if event.ts > self.watermark:
             self.watermark = event.ts
             if self.watermark >= self._next_sweep:
@@ -62,19 +78,48 @@ class PartitionRunner:
                 self._next_sweep = (self.watermark // step + 1) * step
         return alerts
 
+    def _schedule(self, account_id: str, state: Any) -> None:
+        bucket = int(self._next_due(state) // self.sweep_interval_s)  # type: ignore[misc]
+        current = self._due.get(account_id)
+        if current is not None and current <= bucket:
+            return
+        if current is not None:
+            members = self._buckets.get(current)
+            if members is not None:
+                members.discard(account_id)
+        self._due[account_id] = bucket
+        self._buckets.setdefault(bucket, set()).add(account_id)
+
+    def _due_accounts(self) -> list[str]:
+        limit = int(self.watermark // self.sweep_interval_s)
+        due: set[str] = set()
+        for bucket in [b for b in self._buckets if b <= limit]:
+            for account_id in self._buckets.pop(bucket):
+                if self._due.get(account_id) == bucket:
+                    del self._due[account_id]
+                    due.add(account_id)
+        return sorted(a for a in due if a in self.states)
+
     def sweep(self) -> list[Alert]:
         """Resolve quiet episodes and expire idle accounts at the watermark."""
         alerts: list[Alert] = []
-        for account_id in sorted(self.states):
+        if self._next_due is None:
+            accounts = sorted(self.states)
+        else:
+            accounts = self._due_accounts()
+        for account_id in accounts:
             state, out = self.detector.expire(self.states[account_id], self.watermark)
             alerts.extend(out)
             if state is None:
                 del self.states[account_id]
                 self.dirty.discard(account_id)
                 self.removed.add(account_id)
-            elif out:
+                continue
+            if out:
                 self.states[account_id] = state
                 self.dirty.add(account_id)
+            if self._next_due is not None:
+                self._schedule(account_id, state)
         return alerts
 
     def take_dirty(self) -> tuple[list[tuple[str, Any]], list[str]]:
@@ -89,3 +134,6 @@ class PartitionRunner:
         for account_id in account_ids:
             self.states.pop(account_id, None)
             self.dirty.discard(account_id)
+            bucket = self._due.pop(account_id, None)
+            if bucket is not None:
+                self._buckets.get(bucket, set()).discard(account_id)

@@ -1,0 +1,274 @@
+"""Compact per-account state and its pickle-free binary encoding.
+
+Decayed sums are kept *scaled*: a weight added at event time ``t`` is
+``2**((t - ref) / half_life)``, so no stored value needs decaying when time
+passes; the true decayed value at ``t`` is ``stored / 2**((t - ref) / half_life)``.
+``ref`` is rebased (all scaled values multiplied down) before the weights get
+large. Shares (topic shares, template share, ...) are ratios of sums with the
+same scale and need no correction at all.
+
+Layout: about 40 float slots, four small ``array`` buffers (topic ids and their
+short/long weights, hour-of-day weights, the template ring) and two
+:class:`~detectors.models.PageHinkley` detectors: about 2.5 KB resident.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from array import array
+from typing import Any
+
+from detectors.errors import CorruptState
+from detectors.models import PageHinkley
+
+VERSION = 2
+
+# Float slots, in encoding order.
+FLOATS: tuple[str, ...] = (
+    "first_ts",
+    "last_ts",
+    "ref",
+    # topic sketch sums: S = sum of weights, T = sum of w*log(w), short and long
+    "s_short",
+    "t_short",
+    "s_long",
+    "t_long",
+    # decayed request and token counts
+    "r_short",
+    "r_long",
+    "tok_short",
+    "tok_long",
+    # hour-of-day sum of w*log(w) (the hour weights sum to r_long)
+    "t_hours",
+    # cross-entropy vs the population mix, own-history surprise (short)
+    "ce_short",
+    "sur_short",
+    # prompt-text counts
+    "txt_short",
+    "tmpl_short",
+    "elic_short",
+    "txt_long",
+    "tmpl_long",
+    "elic_long",
+    # inter-arrival exponentially weighted mean and variance
+    "ia_mean",
+    "ia_var",
+    # lifecycle
+    "episode_start",
+    "last_hot",
+    "peak_score",
+    "score",
+    "last_pop",
+    "drift_ts",
+)
+INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model")
+
+_HEAD = struct.Struct("<BH")
+_NUMS = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
+_PH = struct.Struct("<7d")
+
+
+class AccountState:
+    """Everything the detector remembers about one account."""
+
+    __slots__ = (
+        "account_id",
+        *FLOATS,
+        *INTS,
+        "ids",
+        "w_short",
+        "w_long",
+        "hours",
+        "ring",
+        "ph_entropy",
+        "ph_volume",
+    )
+
+    account_id: str
+    first_ts: float
+    last_ts: float
+    ref: float
+    s_short: float
+    t_short: float
+    s_long: float
+    t_long: float
+    r_short: float
+    r_long: float
+    tok_short: float
+    tok_long: float
+    t_hours: float
+    ce_short: float
+    sur_short: float
+    txt_short: float
+    tmpl_short: float
+    elic_short: float
+    txt_long: float
+    tmpl_long: float
+    elic_long: float
+    ia_mean: float
+    ia_var: float
+    episode_start: float
+    last_hot: float
+    peak_score: float
+    score: float
+    last_pop: float
+    drift_ts: float
+    n: int
+    ring_pos: int
+    drift_dir: int
+    model: int
+    ids: array[int]
+    w_short: array[float]
+    w_long: array[float]
+    hours: array[float]
+    ring: array[int]
+    ph_entropy: PageHinkley
+    ph_volume: PageHinkley
+
+    def __init__(
+        self,
+        account_id: str,
+        ts: float,
+        topics: int = 16,
+        ring: int = 8,
+        ph_entropy: PageHinkley | None = None,
+        ph_volume: PageHinkley | None = None,
+    ) -> None:
+        self.account_id = account_id
+        for name in FLOATS:
+            setattr(self, name, 0.0)
+        for name in INTS:
+            setattr(self, name, 0)
+        self.first_ts = ts
+        self.last_ts = ts
+        self.ref = ts
+        self.ids = array("I", bytes(4 * topics))
+        self.w_short = array("d", bytes(8 * topics))
+        self.w_long = array("d", bytes(8 * topics))
+        self.hours = array("d", bytes(8 * 24))
+        self.ring = array("I", bytes(8 * ring))
+        self.ph_entropy = ph_entropy or PageHinkley(mode="both")
+        self.ph_volume = ph_volume or PageHinkley(mode="both")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AccountState):
+            return NotImplemented
+        return self.encode() == other.encode()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AccountState({self.account_id!r}, n={self.n}, last_ts={self.last_ts})"
+
+    def encode(self) -> bytes:
+        """Little-endian binary: version, id, floats, ints, arrays, detector states.
+
+        >>> s = AccountState("acct-1", 1e9)
+        >>> s.n = 3
+        >>> AccountState.decode(s.encode()) == s
+        True
+        """
+        aid = self.account_id.encode("utf-8", "surrogatepass")
+        parts = [
+            _HEAD.pack(VERSION, len(aid)),
+            aid,
+            _NUMS.pack(
+                *[getattr(self, f) for f in FLOATS],
+                *[getattr(self, i) for i in INTS],
+                len(self.ids),
+                len(self.ring) // 2,
+            ),
+            _le(self.ids),
+            _le(self.w_short),
+            _le(self.w_long),
+            _le(self.hours),
+            _le(self.ring),
+            _PH.pack(*self.ph_entropy.state()),
+            _PH.pack(*self.ph_volume.state()),
+        ]
+        return b"".join(parts)
+
+    @classmethod
+    def decode(
+        cls,
+        data: bytes,
+        ph_entropy: PageHinkley | None = None,
+        ph_volume: PageHinkley | None = None,
+    ) -> AccountState:
+        """Inverse of :meth:`encode`; raises :class:`CorruptState` on any damage.
+
+        >>> AccountState.decode(b"\\x02")
+        Traceback (most recent call last):
+        ...
+        detectors.errors.CorruptState: cannot decode account state: truncated
+        """
+        try:
+            return cls._decode(bytes(data), ph_entropy, ph_volume)
+        except CorruptState:
+            raise
+        except (struct.error, ValueError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+            raise CorruptState(f"cannot decode account state: {exc}") from None
+
+    @classmethod
+    def _decode(
+        cls, data: bytes, ph_e: PageHinkley | None, ph_v: PageHinkley | None
+    ) -> AccountState:
+        if len(data) < _HEAD.size:
+            raise CorruptState("cannot decode account state: truncated")
+        version, n_aid = _HEAD.unpack_from(data, 0)
+        if version != VERSION:
+            raise CorruptState(f"unknown account state version {version!r}")
+        pos = _HEAD.size
+        aid = data[pos : pos + n_aid].decode("utf-8", "surrogatepass")
+        pos += n_aid
+        if len(data) < pos + _NUMS.size:
+            raise CorruptState("cannot decode account state: truncated")
+        nums = _NUMS.unpack_from(data, pos)
+        pos += _NUMS.size
+        k, ring = nums[-2], nums[-1]
+        if not 1 <= k <= 64 or not 1 <= ring <= 64:
+            raise CorruptState("cannot decode account state: bad sizes")
+        expected = pos + 4 * k + 16 * k + 8 * 24 + 8 * ring + 2 * _PH.size
+        if len(data) != expected:
+            raise CorruptState(
+                f"cannot decode account state: {len(data)} bytes, expected {expected}"
+            )
+        state = cls(aid, 0.0, k, ring, ph_e, ph_v)
+        for name, value in zip(FLOATS, nums, strict=False):
+            if math.isnan(value):
+                raise CorruptState(f"cannot decode account state: {name} is NaN")
+            setattr(state, name, value)
+        for name, value in zip(INTS, nums[len(FLOATS) :], strict=False):
+            setattr(state, name, value)
+        pos = _load(state.ids, data, pos)
+        pos = _load(state.w_short, data, pos)
+        pos = _load(state.w_long, data, pos)
+        pos = _load(state.hours, data, pos)
+        pos = _load(state.ring, data, pos)
+        state.ph_entropy.set_state(_PH.unpack_from(data, pos))
+        state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
+        return state
+
+
+def _le(arr: array[int] | array[float]) -> bytes:
+    if _BIG:
+        copy = array(arr.typecode, arr)
+        copy.byteswap()
+        return copy.tobytes()
+    return arr.tobytes()
+
+
+def _load(arr: array[Any], data: bytes, pos: int) -> int:
+    size = len(arr) * arr.itemsize
+    fresh: array[Any] = array(arr.typecode)
+    fresh.frombytes(data[pos : pos + size])
+    if _BIG:
+        fresh.byteswap()
+    arr[:] = fresh
+    return pos + size
+
+
+_BIG = struct.pack("=H", 1) != struct.pack("<H", 1)
+if array("I").itemsize != 4:  # pragma: no cover - exotic platforms
+    raise ImportError("detectors.state needs a 4-byte array('I')")

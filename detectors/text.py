@@ -1,0 +1,186 @@
+"""Prompt-text features: template fingerprints, reasoning elicitation, online topics.
+
+Everything here is deterministic across processes (``zlib.crc32``, never the
+salted built-in ``hash`` of a ``str``) and bounded in cost: only the first and
+last few hundred characters of a prompt are looked at, so a 200 kB prompt costs
+the same as a short one. No prompt text leaves this module: callers get 32-bit
+fingerprints and flags.
+
+Template fingerprints. A prompt is normalised (lower case, digits removed,
+punctuation to spaces, whitespace collapsed) and the first and the last
+``words`` words are hashed separately. Prompts generated from one template share
+the template's fixed head or fixed tail while the slot in between varies, so a
+repeat of either fingerprint within an account's recent prompts marks a
+near-duplicate. This is a normalised-skeleton hash, chosen over SimHash/MinHash
+because it costs two C-level hashes instead of one per shingle, which keeps the
+detector above 50k events/s in pure Python.
+
+Reasoning elicitation. A compiled pattern for the phrasing public reports
+describe (Anthropic, Feb 2026: "imagine and articulate the internal reasoning
+behind a completed response ... step by step"; rubric-based grading, the model
+as reward model; Google GTIG 2026: "reasoning trace coercion").
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import zlib
+
+HEAD_CHARS = 320
+TAIL_CHARS = 320
+SCAN_CHARS = 1500
+
+_TABLE = str.maketrans(
+    {**{c: " " for c in string.punctuation}, **{d: None for d in string.digits}}
+)
+
+ELICITATION = re.compile(
+    r"step[ -]by[ -]step|internal reasoning|reasoning (?:trace|process|steps|behind)"
+    r"|chain[ -]of[ -]thought|thought process|think (?:aloud|out loud|through)"
+    r"|show (?:your|all (?:of )?your|the) (?:work|reasoning|steps)"
+    r"|(?:explain|articulate|reconstruct|write out) (?:your|the|each|every) (?:reasoning|step)"
+    r"|articulate the|rubric|grade (?:the|this|each|these|following)"
+    r"|(?:score|rate|evaluate|judge) (?:the|this|each|these) (?:response|answer|completion)s?"
+    r"|on a scale (?:of|from)|reward model|which (?:response|answer|completion) is better"
+    r"|paso a paso|passo a passo|étape par étape|шаг за шагом|一步一步|逐步|razonamiento interno"
+    r"|raciocínio|raisonnement|推理过程|ход своих рассуждений"
+)
+
+_STOP = frozenset(
+    "the a an and or of to in on for with is are be this that it as at by from what how"
+    " can you me my i your we our please write give make about into using use which when"
+    " why who does do not need want would could should will".split()
+)
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def fingerprint_topic(topic: str) -> int:
+    """A stable 32-bit id for a topic name (the same in every process).
+
+    >>> fingerprint_topic("coding/python") == fingerprint_topic("coding/python")
+    True
+    >>> fingerprint_topic("coding/python")
+    1226336913
+    """
+    return _crc(topic) or 1
+
+
+def normalized_words(text: str) -> list[str]:
+    """Lower case, digits dropped, punctuation to spaces, split on whitespace.
+
+    >>> normalized_words("Solve #12: x+3 = 7, STEP-by-step!")
+    ['solve', 'x', 'step', 'by', 'step']
+    """
+    return text.lower().translate(_TABLE).split()
+
+
+def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[str]]:
+    """Head fingerprint, tail fingerprint, elicitation flag and the head words.
+
+    The fingerprints hash the first and the last ``span`` characters of the
+    normalised text (characters rather than words, so that scripts written
+    without spaces work too). Two prompts from one template with a fixed part of
+    at least ``span`` normalised characters share a head or a tail fingerprint;
+    an app's short fixed instruction followed by varied content does not. The
+    fingerprints are never 0.
+
+    >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
+    >>> t += "step by step, then output JSON. Question: "
+    >>> a = prompt_features(t + "42 apples in Rust.")
+    >>> b = prompt_features(t + "7 pears in Go.")
+    >>> a[0] == b[0], a[1] == b[1], a[2]
+    (True, False, True)
+    >>> c = prompt_features("Fix grammar: " + "the cat sat on the mat " * 5)
+    >>> d = prompt_features("Fix grammar: " + "a dog ran in the park " * 5)
+    >>> c[0] == d[0]
+    False
+    >>> prompt_features("")[2:]
+    (False, [])
+    """
+    head_words = normalized_words(prompt[:HEAD_CHARS])
+    if len(prompt) > HEAD_CHARS:
+        tail_words = normalized_words(prompt[-TAIL_CHARS:])
+    else:
+        tail_words = head_words
+    head = _crc(" ".join(head_words)[:span]) or 1
+    tail = _crc("~" + " ".join(tail_words)[-span:]) or 1
+    if len(prompt) <= SCAN_CHARS:
+        elicit = ELICITATION.search(prompt.lower()) is not None
+    else:
+        elicit = (
+            ELICITATION.search(prompt[:SCAN_CHARS].lower()) is not None
+            or ELICITATION.search(prompt[-500:].lower()) is not None
+        )
+    return head, tail, elicit, head_words
+
+
+class TextTopics:
+    """Assigns a topic to a prompt that arrives without one, online and bounded.
+
+    Keyword voting over an inverted index learned from the stream: each content
+    word of a prompt's head votes for the topic it was first seen with; the
+    winner (ties to the lowest id) is the topic. A prompt whose words are all new
+    opens a new topic while fewer than ``max_topics`` exist, otherwise it goes to
+    a bucket chosen by a stable hash of its first content word. The vocabulary
+    holds at most ``max_words`` words. Deterministic for a given event order.
+    Topic ids have the top bit set so they never collide with named topics'
+    ids in practice (names hash anywhere in 32 bits; the chance is 2**-32 per pair).
+
+    Examples
+    --------
+    >>> tt = TextTopics(max_topics=8)
+    >>> a = tt.assign(normalized_words("How do I reverse a linked list in Python"))
+    >>> b = tt.assign(normalized_words("Reverse a linked list recursively"))
+    >>> c = tt.assign(normalized_words("Best soup recipes for winter evenings"))
+    >>> a == b, a == c, tt.name(a)
+    (True, False, 'auto/0')
+    """
+
+    __slots__ = ("max_topics", "max_words", "_vocab", "_n")
+
+    FLAG = 0x80000000
+
+    def __init__(self, max_topics: int = 64, max_words: int = 50_000) -> None:
+        self.max_topics = max_topics
+        self.max_words = max_words
+        self._vocab: dict[str, int] = {}
+        self._n = 0
+
+    def assign(self, words: list[str]) -> int:
+        content = [w for w in words[:24] if len(w) > 2 and w not in _STOP][:12]
+        vocab = self._vocab
+        votes: dict[int, int] = {}
+        for w in content:
+            t = vocab.get(w)
+            if t is not None:
+                votes[t] = votes.get(t, 0) + 1
+        if votes:
+            topic = min(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        elif self._n < self.max_topics:
+            topic = self.FLAG | self._n
+            self._n += 1
+        elif content:
+            topic = self.FLAG | (_crc(content[0]) % self.max_topics)
+        else:
+            topic = self.FLAG
+        if len(vocab) < self.max_words:
+            for w in content:
+                if w not in vocab:
+                    vocab[w] = topic
+        return topic
+
+    def name(self, topic: int) -> str:
+        return f"auto/{topic & ~self.FLAG}"
+
+    def to_json(self) -> list[object]:
+        return [self._n, sorted(self._vocab.items())]
+
+    def load_json(self, data: list[object]) -> None:
+        n, items = data
+        assert isinstance(n, int) and isinstance(items, list)
+        self._n = n
+        self._vocab = {str(k): int(v) for k, v in items}

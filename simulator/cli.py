@@ -1,0 +1,123 @@
+"""``distillwatch simulate`` and ``distillwatch evaluate``.
+
+``register(subparsers)`` adds both subcommands (each sets ``func``, which
+takes the parsed namespace and returns an exit code); ``main()`` runs them
+standalone: ``python -m simulator.cli simulate --out events.jsonl.gz ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from simulator.attacks import FAMILIES
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulator.simulate import open_out, simulate, truth_path_for, write_events, write_jsonl
+
+    t = time.perf_counter()
+    sim = simulate(
+        seed=args.seed,
+        hours=args.hours,
+        accounts=args.accounts,
+        attacks=args.attacks,
+        start=args.start,
+    )
+    with open_out(args.out) as out:
+        n = write_events(sim.events, out, batch=args.batch)
+    write_jsonl(sim.labels, args.labels)
+    truth = args.truth or truth_path_for(args.labels)
+    write_jsonl(sim.truth, truth)
+    dt = time.perf_counter() - t
+    attackers = sum(1 for r in sim.truth if not r["benign"])
+    print(
+        f"wrote {n} events of {len(sim.truth)} accounts ({attackers} attacking) to {args.out} "
+        f"in {dt:.1f}s; labels {args.labels} ({len(sim.labels)}), account kinds {truth}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from simulator.evaluate import evaluate
+
+    evaluate(
+        hours=args.hours,
+        seed=args.seed,
+        accounts=args.accounts,
+        attacks=args.attacks,
+        config_path=args.config,
+        json_path=args.json,
+        partitions=args.partitions,
+        out=sys.stdout,
+    )
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, hours: float, accounts: int) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument(
+        "--hours", type=float, default=hours, help=f"simulated hours (default {hours:g})"
+    )
+    p.add_argument(
+        "--accounts",
+        type=int,
+        default=accounts,
+        help=f"benign accounts; attack accounts come on top (default {accounts})",
+    )
+    p.add_argument(
+        "--attacks",
+        default="all",
+        help="comma list of families with optional counts, e.g. 'extractor:3,hydra:1'; "
+        f"'all' (default) or 'none'. Families: {', '.join(FAMILIES)}",
+    )
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "simulate",
+        help="write labelled simulated API traffic",
+        description="Simulate labelled API traffic (benign population + attacks).",
+    )
+    _common(p, 24.0, 1000)
+    p.add_argument("--out", required=True, help="events file (.jsonl or .jsonl.gz)")
+    p.add_argument("--labels", required=True, help="labels JSONL: one line per attacking account")
+    p.add_argument(
+        "--truth",
+        default=None,
+        help="every account's kind, JSONL (default: <labels>.accounts.jsonl)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="write JSON arrays of N events per line (the batched-message form)",
+    )
+    p.add_argument("--start", default="2026-03-02T00:00:00Z", help="RFC 3339 start of the run")
+    p.set_defaults(func=_simulate)
+
+    e = subparsers.add_parser(
+        "evaluate",
+        help="simulate, replay through the detectors and baselines",
+        description="Simulate, replay through distillwatch and two naive "
+        "baselines, print one side-by-side table.",
+    )
+    _common(e, 24.0, 1000)
+    e.add_argument("--config", default=None, help="detector config TOML")
+    e.add_argument("--json", default=None, help="also write the metrics as JSON here")
+    e.add_argument("--partitions", type=int, default=8, help="replay partitions (default 8)")
+    e.set_defaults(func=_evaluate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulator.cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -385,7 +385,7 @@ async def _poll_until_split(first: Any, second: Any, n_parts: int) -> None:
             return
 
 
-async def _autocommit_rebalance(bootstrap: str) -> Result:
+async def _autocommit_rebalance(bootstrap: str, wait: float) -> Result:
     from aiokafka import AIOKafkaConsumer
 
     topic, group = f"mx-ac-{_uid()}", f"g-ac-{_uid()}"
@@ -403,9 +403,9 @@ async def _autocommit_rebalance(bootstrap: str) -> Result:
         t0 = time.monotonic()
         try:
             await asyncio.wait_for(
-                asyncio.gather(second.start(), _poll_until_split(first, second, 4)), 20)
+                asyncio.gather(second.start(), _poll_until_split(first, second, 4)), wait)
         except asyncio.TimeoutError:
-            return _fail("a second auto-committing member never got partitions within 20 s: "
+            return _fail(f"a second auto-committing member never got partitions within {wait:.0f} s: "
                          "OffsetCommit during the rebalance is answered ILLEGAL_GENERATION and "
                          "aiokafka's auto-commit retries it forever instead of rejoining")
         took = time.monotonic() - t0
@@ -416,10 +416,10 @@ async def _autocommit_rebalance(bootstrap: str) -> Result:
                rebalance_s=round(took, 2))
 
 
-def check_aiokafka_autocommit_rebalance(broker: EmbeddedBroker) -> Result:
+def check_aiokafka_autocommit_rebalance(broker: EmbeddedBroker, wait: float = 20.0) -> Result:
     """aiokafka consumers with their default auto-commit: a second member joins (rebalance)."""
     try:
-        return _run_async(_autocommit_rebalance(broker.bootstrap), 60)
+        return _run_async(_autocommit_rebalance(broker.bootstrap, wait), wait + 40)
     except Exception as exc:  # noqa: BLE001
         return _fail(f"{type(exc).__name__}: {exc}")
 

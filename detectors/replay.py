@@ -37,6 +37,8 @@ class Replayer:
         ]
         self._partition_cache: dict[str, int] = {}
         self.events = 0
+        #: every account seen (filled by callers that need it, e.g. evaluation)
+        self.seen_accounts: set[str] = set()
 
     def partition_of(self, account_id: str) -> int:
         p = self._partition_cache.get(account_id)

@@ -126,6 +126,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         max_batch_events=settings.max_batch_events,
         max_prompt_chars=settings.max_prompt_chars,
         on_corrupt_state=on_corrupt,
+        on_detector_error=lambda account_id, exc: log.error(
+            "detector_failed", account_id=account_id, exc_info=exc
+        ),
     )
 
     @app.agent(events_topic, name="detect")

@@ -84,6 +84,7 @@ class StreamProcessor:
         max_batch_events: int = 10_000,
         max_prompt_chars: int = 200_000,
         on_corrupt_state: Callable[[str, str], None] | None = None,
+        on_detector_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.detector_factory = detector_factory
         self.state_type = state_type
@@ -93,6 +94,8 @@ class StreamProcessor:
         self.max_batch_events = max_batch_events
         self.max_prompt_chars = max_prompt_chars
         self.on_corrupt_state = on_corrupt_state
+        self.on_detector_error = on_detector_error
+        self.failed = 0
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
         self.rejected = 0
@@ -168,7 +171,22 @@ class StreamProcessor:
                 ))
                 self.rejected += 1
                 continue
-            out.alerts.extend(runner.process(event))
+            try:
+                out.alerts.extend(runner.process(event))
+            except Exception as exc:  # a detector bug must not stop the stream
+                # The account's hot state may be half-updated: drop it, so the
+                # account resumes from its last checkpoint on its next event.
+                runner.evict([event.account_id])
+                raw = orjson.dumps(item) if batch else value
+                reason = f"detector error: {type(exc).__name__}: {str(exc)[:200]}"
+                out.dead.append(DeadLetter(
+                    reason, raw, key, topic, partition, offset, index if batch else None
+                ))
+                self.rejected += 1
+                self.failed += 1
+                if self.on_detector_error is not None:
+                    self.on_detector_error(event.account_id, exc)
+                continue
             out.events += 1
         self.processed += out.events
         return out

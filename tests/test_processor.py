@@ -103,3 +103,22 @@ def test_revoke_forgets_hot_state():
     assert 2 in proc.runners
     proc.revoke([2])
     assert 2 not in proc.runners
+
+
+def test_detector_bug_dead_letters_the_event_and_keeps_going():
+    class Exploding(Detector):
+        def process(self, state, event):
+            if event.topic == "boom":
+                raise ZeroDivisionError("float division by zero")
+            return super().process(state, event)
+
+    errors = []
+    proc = StreamProcessor(Exploding, AccountState,
+                           on_detector_error=lambda a, e: errors.append((a, type(e).__name__)))
+    good = b'{"ts": 1771840800, "account_id": "a"}'
+    bad = b'{"ts": 1771840801, "account_id": "a", "topic": "boom"}'
+    out = [proc.handle(v, b"a", "events", 0, i) for i, v in enumerate((good, bad, good))]
+    assert [o.events for o in out] == [1, 0, 1]
+    assert out[1].dead[0].reason.startswith("detector error: ZeroDivisionError")
+    assert out[1].dead[0].value == bad
+    assert errors == [("a", "ZeroDivisionError")]

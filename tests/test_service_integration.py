@@ -96,7 +96,8 @@ def test_batched_messages(broker, worker_factory):
     for i in range(0, len(attack), 100):
         chunk = [orjson.loads(v) for _, v in attack[i:i + 100]]
         batches.append((b"batcher", orjson.dumps(chunk)))
-    bad_item = [{"ts": 1771840800, "account_id": "batcher"}, {"ts": 1771840800}]
+    last_ts = orjson.loads(attack[-1][1])["ts"]
+    bad_item = [{"ts": last_ts + 1, "account_id": "batcher"}, {"ts": last_ts + 1}]
     batches.append((b"batcher", orjson.dumps(bad_item)))
     produce(broker, worker.events_topic, batches)
     alerts = consume_until(

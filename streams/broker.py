@@ -28,9 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 from collections.abc import Mapping
+from pathlib import Path
 
 from streams.errors import BrokerUnavailable, ConfigError
 
@@ -73,7 +72,9 @@ def _noida_binary() -> str:
     search = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     found = shutil.which("noida-db", path=search)
     if not found:
-        raise BrokerUnavailable("noida-db is not installed: run `make test` or `pip install noida-db`")
+        raise BrokerUnavailable(
+            "noida-db is not installed: run `make test` or `pip install noida-db`"
+        )
     return found
 
 
@@ -163,7 +164,9 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="dw-broker-"))
-        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.log_path = (
+            Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
 
@@ -188,16 +191,28 @@ class EmbeddedBroker:
         if self.kind == "tansu":
             listener = f"tcp://{self.host}:{self.port}"
             return [
-                _tansu_binary(), "broker",
-                "--cluster-id", "distillwatch",
-                "--listener-url", listener,
-                "--advertised-listener-url", listener,
-                "--storage-engine", "memory://tansu/",
+                _tansu_binary(),
+                "broker",
+                "--cluster-id",
+                "distillwatch",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
             ]
         return [
-            _noida_binary(), "start", "--only", "kafka",
-            "--host", self.host, "--kafka-port", str(self.port),
-            "--data-dir", str(self.data_dir),
+            _noida_binary(),
+            "start",
+            "--only",
+            "kafka",
+            "--host",
+            self.host,
+            "--kafka-port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
         ]
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:

@@ -40,13 +40,24 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"where the broker keeps its data (default ${ENV_DATA_DIR} or "
-                        f"./{DEFAULT_DATA_DIR}); ignored by memory-only kinds")
-    parser.add_argument("--kind", choices=KINDS, default=None,
-                        help=f"broker implementation (default ${ENV_KIND} or noida)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"where the broker keeps its data (default ${ENV_DATA_DIR} or "
+        f"./{DEFAULT_DATA_DIR}); ignored by memory-only kinds",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=None,
+        help=f"broker implementation (default ${ENV_KIND} or noida)",
+    )
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -68,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     port = args.port or None
     if port is not None and not _port_free(host, port):
-        print(f"distillwatch broker: {host}:{port} is already in use; pick another with --port "
-              "(--port 0 chooses a free one)", file=sys.stderr)
+        print(
+            f"distillwatch broker: {host}:{port} is already in use; pick another with --port "
+            "(--port 0 chooses a free one)",
+            file=sys.stderr,
+        )
         return 1
     data_dir = args.data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
 
@@ -91,13 +105,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"embedded broker ({kind}) on {broker.bootstrap}", flush=True)
         print(f"  bootstrap: {broker.bootstrap}", flush=True)
         print(f"  url:       {broker.url}", flush=True)
-        print(f"  data dir:  {broker.data_dir if broker.persistent else '(memory only)'}", flush=True)
+        print(
+            f"  data dir:  {broker.data_dir if broker.persistent else '(memory only)'}", flush=True
+        )
         print(f"  log:       {broker.log_path}", flush=True)
         print("Ctrl-C stops it.", flush=True)
         while not stop_requested:
             if not broker.alive():
-                print(f"distillwatch broker: the broker exited unexpectedly; see {broker.log_path}",
-                      file=sys.stderr)
+                print(
+                    f"distillwatch broker: the broker exited unexpectedly; see {broker.log_path}",
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(0.2)
         return 0
@@ -111,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="distillwatch broker",
-                                     description="Run the embedded Kafka-compatible broker.")
+    parser = argparse.ArgumentParser(
+        prog="distillwatch broker", description="Run the embedded Kafka-compatible broker."
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -62,14 +62,23 @@ def _run_async(coro: Any, timeout: float) -> Any:
     return asyncio.run(bounded())
 
 
-def _create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+def _create_topic(
+    bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
     try:
         admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs or {})]
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs=configs or {},
+                )
+            ]
         )
     finally:
         admin.close()
@@ -86,13 +95,18 @@ def _partition_count(bootstrap: str, topic: str) -> int | None:
         consumer.close()
 
 
-def _read_all(bootstrap: str, topic: str, idle_ms: int = 2000) -> list[tuple[bytes | None, bytes | None, int, int]]:
-    """Every record of ``topic`` from the beginning, without a group: (key, value, partition, offset)."""
+def _read_all(
+    bootstrap: str, topic: str, idle_ms: int = 2000
+) -> list[tuple[bytes | None, bytes | None, int, int]]:
+    """Every record of ``topic`` from the start, no group: (key, value, partition, offset)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=idle_ms,
-        auto_offset_reset="earliest", request_timeout_ms=10000,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10000,
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
@@ -121,9 +135,14 @@ def check_kafka_python(broker: EmbeddedBroker) -> Result:
         producer.close(5)
     t0 = time.monotonic()
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=int(JOIN_BOUND_S * 1000) + 5000,
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(JOIN_BOUND_S * 1000) + 5000,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
     )
     try:
         got = []
@@ -142,19 +161,25 @@ def check_kafka_python(broker: EmbeddedBroker) -> Result:
         return _fail(f"group consumer read {len(got)}/{n}")
     if sum(c or 0 for c in committed.values()) != n:
         return _fail(f"committed offsets {committed} do not add up to the {n} records read")
-    return _ok(f"{n} records produced to an auto-created topic ({len(parts)} partitions), "
-               f"read by a group, offsets committed",
-               first_record_s=round(first or 0.0, 2))
+    return _ok(
+        f"{n} records produced to an auto-created topic ({len(parts)} partitions), "
+        f"read by a group, offsets committed",
+        first_record_s=round(first or 0.0, 2),
+    )
 
 
 # --------------------------------------------------------------------------- aiokafka
 
 
-async def _aiokafka_roundtrip(bootstrap: str, producer_kwargs: dict[str, Any], n: int = 10) -> Result:
+async def _aiokafka_roundtrip(
+    bootstrap: str, producer_kwargs: dict[str, Any], n: int = 10
+) -> Result:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     topic = f"mx-aio-{_uid()}"
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10000, **producer_kwargs)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, request_timeout_ms=10000, **producer_kwargs
+    )
     await producer.start()
     try:
         for i in range(n):
@@ -162,8 +187,12 @@ async def _aiokafka_roundtrip(bootstrap: str, producer_kwargs: dict[str, Any], n
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"g-{_uid()}", auto_offset_reset="earliest",
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{_uid()}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
     )
     await consumer.start()
     try:
@@ -199,7 +228,9 @@ async def _aiokafka_transactions(bootstrap: str) -> Result:
 
     topic = f"mx-txn-{_uid()}"
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=f"tx-{_uid()}", request_timeout_ms=10000,
+        bootstrap_servers=bootstrap,
+        transactional_id=f"tx-{_uid()}",
+        request_timeout_ms=10000,
     )
     await producer.start()
     try:
@@ -214,9 +245,13 @@ async def _aiokafka_transactions(bootstrap: str) -> Result:
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"g-{_uid()}", auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{_uid()}",
+        auto_offset_reset="earliest",
         isolation_level="read_committed",
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
     )
     await consumer.start()
     got: list[bytes] = []
@@ -252,11 +287,19 @@ def check_confluent_producer(broker: EmbeddedBroker) -> Result:
 
     alert_id = _uid()
     reports: list[Any] = []
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
-                         "message.timeout.ms": 15000})
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "enable.idempotence": True,
+            "message.timeout.ms": 15000,
+        }
+    )
     producer.produce(
-        ALERTS_TOPIC, key=b"acct-1",
-        value=json.dumps({"alert_id": alert_id, "status": "firing", "source": "confluent"}).encode(),
+        ALERTS_TOPIC,
+        key=b"acct-1",
+        value=json.dumps(
+            {"alert_id": alert_id, "status": "firing", "source": "confluent"}
+        ).encode(),
         on_delivery=lambda err, msg: reports.append((err, msg)),
     )
     remaining = producer.flush(20)
@@ -265,8 +308,10 @@ def check_confluent_producer(broker: EmbeddedBroker) -> Result:
     err, msg = reports[0]
     if err is not None:
         return _fail(f"delivery error: {err}")
-    return _ok(f"delivered to {msg.topic()}[{msg.partition()}]@{msg.offset()} (idempotent)",
-               librdkafka=_librdkafka_version())
+    return _ok(
+        f"delivered to {msg.topic()}[{msg.partition()}]@{msg.offset()} (idempotent)",
+        librdkafka=_librdkafka_version(),
+    )
 
 
 def _librdkafka_version() -> str:
@@ -283,16 +328,24 @@ def check_confluent_group_consumer(broker: EmbeddedBroker) -> Result:
     alert_id = _uid()
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     try:
-        producer.send(ALERTS_TOPIC, key=b"acct-2",
-                      value=json.dumps({"alert_id": alert_id, "status": "firing"}).encode())
+        producer.send(
+            ALERTS_TOPIC,
+            key=b"acct-2",
+            value=json.dumps({"alert_id": alert_id, "status": "firing"}).encode(),
+        )
         producer.flush(15)
     finally:
         producer.close(5)
-    consumer = Consumer({
-        "bootstrap.servers": broker.bootstrap, "group.id": f"oncall-{_uid()}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"oncall-{_uid()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        }
+    )
     t0 = time.monotonic()
     found = None
     try:
@@ -311,36 +364,53 @@ def check_confluent_group_consumer(broker: EmbeddedBroker) -> Result:
         consumer.close()
     if found is None:
         return _fail(f"group consumer read nothing of ours from {ALERTS_TOPIC} within 20 s")
-    return _ok(f"read the alert from {ALERTS_TOPIC} and committed", first_record_s=round(found, 2),
-               librdkafka=_librdkafka_version())
+    return _ok(
+        f"read the alert from {ALERTS_TOPIC} and committed",
+        first_record_s=round(found, 2),
+        librdkafka=_librdkafka_version(),
+    )
 
 
 def check_kcat(broker: EmbeddedBroker) -> Result:
     """kcat (Debian package, its own librdkafka): metadata, produce, read distillwatch-alerts."""
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     if not kcat:
-        return {"status": "skip", "detail": "kcat not installed (apt-get install kcat); "
-                "the librdkafka check that always runs is confluent-kafka"}
+        return {
+            "status": "skip",
+            "detail": "kcat not installed (apt-get install kcat); "
+            "the librdkafka check that always runs is confluent-kafka",
+        }
     alert_id = _uid()
     run = lambda *args, **kw: subprocess.run(  # noqa: E731
-        [kcat, "-b", broker.bootstrap, *args], capture_output=True, timeout=20, **kw)
+        [kcat, "-b", broker.bootstrap, *args], capture_output=True, timeout=20, **kw
+    )
     meta = run("-L", "-t", ALERTS_TOPIC)
     if meta.returncode != 0:
         return _fail(f"kcat -L: {meta.stderr.decode(errors='replace').strip()[:200]}")
-    prod = run("-P", "-t", ALERTS_TOPIC, "-k", "acct-3",
-               input=json.dumps({"alert_id": alert_id, "status": "firing"}).encode())
+    prod = run(
+        "-P",
+        "-t",
+        ALERTS_TOPIC,
+        "-k",
+        "acct-3",
+        input=json.dumps({"alert_id": alert_id, "status": "firing"}).encode(),
+    )
     if prod.returncode != 0:
         return _fail(f"kcat -P: {prod.stderr.decode(errors='replace').strip()[:200]}")
     cons = run("-C", "-t", ALERTS_TOPIC, "-o", "beginning", "-e", "-q", "-f", "%k %s\n")
     if cons.returncode != 0 or alert_id.encode() not in cons.stdout:
-        return _fail(f"kcat -C rc={cons.returncode}: {cons.stderr.decode(errors='replace').strip()[:200]}")
+        return _fail(
+            f"kcat -C rc={cons.returncode}: {cons.stderr.decode(errors='replace').strip()[:200]}"
+        )
     version = subprocess.run([kcat, "-V"], capture_output=True, timeout=5).stdout.decode()
     import re
 
     found = re.search(r"Version (\S+).*librdkafka (\S+)", version)
     lib = f"kcat {found.group(1)}, librdkafka {found.group(2)}" if found else "?"
-    return _ok(f"metadata, produce, read {ALERTS_TOPIC} ({len(cons.stdout.splitlines())} records)",
-               kcat=lib)
+    return _ok(
+        f"metadata, produce, read {ALERTS_TOPIC} ({len(cons.stdout.splitlines())} records)",
+        kcat=lib,
+    )
 
 
 # --------------------------------------------------------------------------- groups and topics
@@ -355,8 +425,12 @@ async def _join_times(bootstrap: str) -> Result:
     def make() -> AIOKafkaConsumer:
         # as Faust configures its group consumer: manual commits, short session
         return AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-            session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
 
     first, second = make(), make()
@@ -373,12 +447,15 @@ async def _join_times(bootstrap: str) -> Result:
         await second.stop()
         await first.stop()
     status = "pass" if max(join1, join2) <= JOIN_BOUND_S else "fail"
-    return {"status": status,
-            "detail": f"aiokafka, manual commits, session {SESSION_TIMEOUT_MS / 1000:.0f} s, "
-                      f"heartbeat {HEARTBEAT_INTERVAL_MS / 1000:.0f} s: first member "
-                      f"{join1:.1f} s, rebalance to 2 members {join2:.1f} s "
-                      f"(bound {JOIN_BOUND_S:.0f} s)",
-            "join_s": round(join1, 2), "rebalance_s": round(join2, 2)}
+    return {
+        "status": status,
+        "detail": f"aiokafka, manual commits, session {SESSION_TIMEOUT_MS / 1000:.0f} s, "
+        f"heartbeat {HEARTBEAT_INTERVAL_MS / 1000:.0f} s: first member "
+        f"{join1:.1f} s, rebalance to 2 members {join2:.1f} s "
+        f"(bound {JOIN_BOUND_S:.0f} s)",
+        "join_s": round(join1, 2),
+        "rebalance_s": round(join2, 2),
+    }
 
 
 async def _poll_until_split(first: Any, second: Any, n_parts: int) -> None:
@@ -398,8 +475,11 @@ async def _autocommit_rebalance(bootstrap: str, wait: float) -> Result:
 
     def make() -> AIOKafkaConsumer:  # aiokafka defaults: enable_auto_commit=True
         return AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=group,
-            session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
 
     first, second = make(), make()
@@ -408,17 +488,23 @@ async def _autocommit_rebalance(bootstrap: str, wait: float) -> Result:
         t0 = time.monotonic()
         try:
             await asyncio.wait_for(
-                asyncio.gather(second.start(), _poll_until_split(first, second, 4)), wait)
-        except asyncio.TimeoutError:
-            return _fail(f"a second auto-committing member never got partitions within {wait:.0f} s: "
-                         "OffsetCommit during the rebalance is answered ILLEGAL_GENERATION and "
-                         "aiokafka's auto-commit retries it forever instead of rejoining")
+                asyncio.gather(second.start(), _poll_until_split(first, second, 4)), wait
+            )
+        except TimeoutError:
+            return _fail(
+                f"a second auto-committing member never got partitions within {wait:.0f} s: "
+                "OffsetCommit during the rebalance is answered ILLEGAL_GENERATION and "
+                "aiokafka's auto-commit retries it forever instead of rejoining"
+            )
         took = time.monotonic() - t0
     finally:
-        await asyncio.wait_for(asyncio.gather(second.stop(), first.stop(),
-                                              return_exceptions=True), 15)
-    return _ok(f"a second auto-committing member joined; rebalance {took:.1f} s",
-               rebalance_s=round(took, 2))
+        await asyncio.wait_for(
+            asyncio.gather(second.stop(), first.stop(), return_exceptions=True), 15
+        )
+    return _ok(
+        f"a second auto-committing member joined; rebalance {took:.1f} s",
+        rebalance_s=round(took, 2),
+    )
 
 
 def check_aiokafka_autocommit_rebalance(broker: EmbeddedBroker, wait: float = 20.0) -> Result:
@@ -478,8 +564,9 @@ def _restart_scenario(kind: str, workdir: Path) -> Result:
             producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 3)
         producer.flush(15)
         producer.close(5)
-        consumer = KafkaConsumer(bootstrap_servers=first.bootstrap, group_id=group,
-                                 enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            bootstrap_servers=first.bootstrap, group_id=group, enable_auto_commit=False
+        )
         from kafka.structs import OffsetAndMetadata
 
         offsets = {TopicPartition(topic, p): OffsetAndMetadata(4 + p, "", -1) for p in range(3)}
@@ -488,7 +575,9 @@ def _restart_scenario(kind: str, workdir: Path) -> Result:
     finally:
         first.stop()
 
-    second = EmbeddedBroker(kind=kind, port=port, data_dir=data_dir, log_path=workdir / "restart-2.log")
+    second = EmbeddedBroker(
+        kind=kind, port=port, data_dir=data_dir, log_path=workdir / "restart-2.log"
+    )
     problems: list[str] = []
     try:
         second.start()
@@ -498,12 +587,15 @@ def _restart_scenario(kind: str, workdir: Path) -> Result:
         records = _read_all(second.bootstrap, topic, idle_ms=1500) if parts else []
         if len(records) != 30:
             problems.append(f"{len(records)}/30 records after restart")
-        consumer = KafkaConsumer(bootstrap_servers=second.bootstrap, group_id=group,
-                                 enable_auto_commit=False)
+        consumer = KafkaConsumer(
+            bootstrap_servers=second.bootstrap, group_id=group, enable_auto_commit=False
+        )
         committed = {p: consumer.committed(TopicPartition(topic, p)) for p in range(3)}
         consumer.close()
         if committed != {0: 4, 1: 5, 2: 6}:
-            problems.append(f"committed offsets after restart {committed} (expected {{0: 4, 1: 5, 2: 6}})")
+            problems.append(
+                f"committed offsets after restart {committed} (expected {{0: 4, 1: 5, 2: 6}})"
+            )
         # hard crash: a record acknowledged ~1 s before SIGKILL must survive too
         if not problems:
             producer = KafkaProducer(bootstrap_servers=second.bootstrap, acks="all")
@@ -513,8 +605,9 @@ def _restart_scenario(kind: str, workdir: Path) -> Result:
             time.sleep(1.0)
             second.kill()
             second.stop()
-            second = EmbeddedBroker(kind=kind, port=port, data_dir=data_dir,
-                                    log_path=workdir / "restart-3.log")
+            second = EmbeddedBroker(
+                kind=kind, port=port, data_dir=data_dir, log_path=workdir / "restart-3.log"
+            )
             second.start()
             records = _read_all(second.bootstrap, topic, idle_ms=1500)
             if len(records) != 31:
@@ -523,9 +616,11 @@ def _restart_scenario(kind: str, workdir: Path) -> Result:
         second.stop()
     if problems:
         return _fail("; ".join(problems))
-    return _ok("SIGTERM restart on the same data dir and port keeps the 3-partition topic, "
-               "30 records and the group's committed offsets; a record acked 1 s before "
-               "SIGKILL survives too")
+    return _ok(
+        "SIGTERM restart on the same data dir and port keeps the 3-partition topic, "
+        "30 records and the group's committed offsets; a record acked 1 s before "
+        "SIGKILL survives too"
+    )
 
 
 def check_restart_persistence(broker: EmbeddedBroker) -> Result:
@@ -547,8 +642,9 @@ def _claims_compaction(bootstrap: str, topic: str) -> tuple[bool, str]:
     """A broker that implements compaction rejects a keyless record on a compacted topic."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0,
-                             request_timeout_ms=5000)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", retries=0, request_timeout_ms=5000
+    )
     try:
         producer.send(topic, value=b"no key").get(10)
         return False, "a keyless record was accepted on a cleanup.policy=compact topic"
@@ -563,10 +659,17 @@ def check_compaction(broker: EmbeddedBroker) -> Result:
     from kafka import KafkaProducer
 
     topic = f"mx-compact-{_uid()}"
-    _create_topic(broker.bootstrap, topic, configs={
-        "cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01",
-        "delete.retention.ms": "100", "min.compaction.lag.ms": "0",
-    })
+    _create_topic(
+        broker.bootstrap,
+        topic,
+        configs={
+            "cleanup.policy": "compact",
+            "segment.ms": "100",
+            "min.cleanable.dirty.ratio": "0.01",
+            "delete.retention.ms": "100",
+            "min.compaction.lag.ms": "0",
+        },
+    )
     claimed, why = _claims_compaction(broker.bootstrap, topic)
     if not claimed:
         return {"status": "not claimed", "detail": why}
@@ -592,13 +695,22 @@ def check_compaction(broker: EmbeddedBroker) -> Result:
             for k, v, _p, _o in records:
                 latest[k] = v
             per_key = {k: sum(1 for r in records if r[0] == k) for k in (b"a", b"b", b"c")}
-            if per_key[b"a"] == 1 and per_key[b"b"] == 1 and latest.get(b"a") == b"a9" \
-                    and latest.get(b"b") == b"b9":
-                tomb = "tombstone for c removed" if per_key[b"c"] == 0 else \
-                    f"tombstone for c kept ({per_key[b'c']} record)"
-                return _ok(f"{why}; {produced} records compacted to {len(records)} in "
-                           f"{time.monotonic() - t0:.0f} s, latest value per key kept, {tomb}",
-                           compacted_after_s=round(time.monotonic() - t0, 1))
+            if (
+                per_key[b"a"] == 1
+                and per_key[b"b"] == 1
+                and latest.get(b"a") == b"a9"
+                and latest.get(b"b") == b"b9"
+            ):
+                tomb = (
+                    "tombstone for c removed"
+                    if per_key[b"c"] == 0
+                    else f"tombstone for c kept ({per_key[b'c']} record)"
+                )
+                return _ok(
+                    f"{why}; {produced} records compacted to {len(records)} in "
+                    f"{time.monotonic() - t0:.0f} s, latest value per key kept, {tomb}",
+                    compacted_after_s=round(time.monotonic() - t0, 1),
+                )
     finally:
         producer.close(5)
     return _fail(f"{why}, but not compacted within 30 s: {len(records)} records remain")
@@ -607,7 +719,7 @@ def check_compaction(broker: EmbeddedBroker) -> Result:
 # --------------------------------------------------------------------------- Faust
 
 
-_FAUST_APP = '''
+_FAUST_APP = """
 import os, faust
 
 app = faust.App(
@@ -639,7 +751,7 @@ async def count(stream):
     async for event in stream.group_by(Event.org, name="by-org"):
         per_org[event.org] += 1
         await out.send(key=event.org, value={"org": event.org, "count": per_org[event.org]})
-'''
+"""
 
 
 def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
@@ -669,15 +781,25 @@ def run_faust_worker_check(bootstrap: str, workdir: Path, timeout: float = 40.0)
     (workdir / "mxfaustapp.py").write_text(textwrap.dedent(_FAUST_APP))
     _create_topic(bootstrap, in_topic, partitions=2)
     _create_topic(bootstrap, out_topic, partitions=1)
-    env = {**os.environ, "MX_APP_ID": app_id, "MX_BROKER": f"kafka://{bootstrap}", "MX_IN": in_topic,
-           "MX_OUT": out_topic, "MX_DATADIR": str(workdir / "faust-data"),
-           "PYTHONPATH": str(workdir) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "MX_APP_ID": app_id,
+        "MX_BROKER": f"kafka://{bootstrap}",
+        "MX_IN": in_topic,
+        "MX_OUT": out_topic,
+        "MX_DATADIR": str(workdir / "faust-data"),
+        "PYTHONPATH": str(workdir) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     log_path = workdir / "faust-worker.log"
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "faust", "-A", "mxfaustapp", "worker", "-l", "info"],
-            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     expected = {"acme": 4, "beta": 2}
@@ -685,11 +807,20 @@ def run_faust_worker_check(bootstrap: str, workdir: Path, timeout: float = 40.0)
     stop_s = None
     try:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        events = [("u1", "acme"), ("u2", "acme"), ("u3", "beta"), ("u1", "acme"), ("u4", "beta"),
-                  ("u5", "acme")]
+        events = [
+            ("u1", "acme"),
+            ("u2", "acme"),
+            ("u3", "beta"),
+            ("u1", "acme"),
+            ("u4", "beta"),
+            ("u5", "acme"),
+        ]
         for account, org in events:
-            producer.send(in_topic, key=account.encode(),
-                          value=json.dumps({"account_id": account, "org": org}).encode())
+            producer.send(
+                in_topic,
+                key=account.encode(),
+                value=json.dumps({"account_id": account, "org": org}).encode(),
+            )
         producer.flush(15)
         producer.close(5)
         while time.monotonic() - t0 < timeout and counts != expected and proc.poll() is None:
@@ -703,16 +834,21 @@ def run_faust_worker_check(bootstrap: str, workdir: Path, timeout: float = 40.0)
         stop_s = _stop_process(proc)
     log_tail = log_path.read_text(errors="replace")[-1500:]
     if counts != expected:
-        return _fail(f"worker output {counts}, expected {expected} within {timeout:.0f} s "
-                     f"(worker rc={proc.returncode}); log tail: {log_tail}")
+        return _fail(
+            f"worker output {counts}, expected {expected} within {timeout:.0f} s "
+            f"(worker rc={proc.returncode}); log tail: {log_tail}"
+        )
     topics = _topic_names(bootstrap)
     changelog = [t for t in topics if t.startswith(app_id) and t.endswith("-changelog")]
     repartition = [t for t in topics if "by-org" in t]
     if not changelog or not repartition:
         return _fail(f"expected a changelog and a repartition topic, found {topics}")
-    return _ok(f"worker counted {expected} via group_by ({repartition[0]}) and a table "
-               f"({changelog[0]}); stopped by SIGTERM in {stop_s:.1f} s",
-               output_s=round(output_s, 1), stop_s=round(stop_s, 1))
+    return _ok(
+        f"worker counted {expected} via group_by ({repartition[0]}) and a table "
+        f"({changelog[0]}); stopped by SIGTERM in {stop_s:.1f} s",
+        output_s=round(output_s, 1),
+        stop_s=round(stop_s, 1),
+    )
 
 
 def _topic_names(bootstrap: str) -> list[str]:
@@ -780,23 +916,40 @@ def run_matrix(kind: str, only: list[str] | None = None) -> dict[str, Any]:
         t0 = time.monotonic()
         broker.stop()
         stop_s = time.monotonic() - t0
-    return {"kind": kind, "binary": broker.command()[0], "startup_s": round(startup_s, 2),
-            "stop_s": round(stop_s, 2), "checks": results}
+    return {
+        "kind": kind,
+        "binary": broker.command()[0],
+        "startup_s": round(startup_s, 2),
+        "stop_s": round(stop_s, 2),
+        "checks": results,
+    }
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"kind={report['kind']} startup={report['startup_s']}s stop={report['stop_s']}s",
-             f"{'check':<26} {'status':<12} {'secs':>5}  detail"]
+    lines = [
+        f"kind={report['kind']} startup={report['startup_s']}s stop={report['stop_s']}s",
+        f"{'check':<26} {'status':<12} {'secs':>5}  detail",
+    ]
     for name, r in report["checks"].items():
-        lines.append(f"{name:<26} {r['status']:<12} {r.get('seconds', 0):>5}  {r.get('detail', '')}")
+        lines.append(
+            f"{name:<26} {r['status']:<12} {r.get('seconds', 0):>5}  {r.get('detail', '')}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams.broker_matrix", description=__doc__.split("\n")[0])
-    parser.add_argument("--kind", choices=KINDS, default=None,
-                        help="broker implementation (default: $DISTILLWATCH_EMBEDDED_BROKER or noida)")
-    parser.add_argument("--only", default="", help="comma-separated check names: " + ", ".join(CHECKS))
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.broker_matrix", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=None,
+        help="broker implementation (default: $DISTILLWATCH_EMBEDDED_BROKER or noida)",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated check names: " + ", ".join(CHECKS)
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     only = [n.strip() for n in args.only.split(",") if n.strip()] or None
@@ -805,7 +958,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown check {name!r}")
     report = run_matrix(args.kind or kind_from_env(), only)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
-    return 0 if all(r["status"] in ("pass", "skip", "not claimed") for r in report["checks"].values()) else 1
+    return (
+        0
+        if all(r["status"] in ("pass", "skip", "not claimed") for r in report["checks"].values())
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def _assert_pass(result):
 
 # --------------------------------------------------------------------------- clients
 
+
 @pytest.mark.integration
 def test_kafka_python_produce_group_consume_commit(broker, record_property):
     _assert_pass(_check("kafka_python", broker, record_property))
@@ -112,12 +113,14 @@ def test_aiokafka_autocommit_rebalance(broker, record_property, request):
     if broker.kind == "noida":
         # Known broker gap, measured for docs/broker.md: strict, so a noida-db
         # release that fixes it fails this test and the docs get updated.
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="noida-db 0.2.3 answers OffsetCommit during a rebalance with "
-                   "ILLEGAL_GENERATION; aiokafka's auto-commit then never rejoins. Faust "
-                   "commits manually and is not affected (see faust_worker).",
-        ))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="noida-db 0.2.3 answers OffsetCommit during a rebalance with "
+                "ILLEGAL_GENERATION; aiokafka's auto-commit then never rejoins. Faust "
+                "commits manually and is not affected (see faust_worker).",
+            )
+        )
     _assert_pass(_check("aiokafka_autocommit_rebalance", broker, record_property, wait=12.0))
 
 
@@ -162,8 +165,12 @@ def test_kind_from_env_defaults_to_noida():
 
 def test_embedded_broker_from_env_builds_the_selected_kind(tmp_path):
     b = embedded_broker_from_env(port=12345, data_dir=tmp_path, environ={ENV_KIND: "tansu"})
-    assert (b.kind, b.port, b.bootstrap, b.url) == ("tansu", 12345, "127.0.0.1:12345",
-                                                     "kafka://127.0.0.1:12345")
+    assert (b.kind, b.port, b.bootstrap, b.url) == (
+        "tansu",
+        12345,
+        "127.0.0.1:12345",
+        "kafka://127.0.0.1:12345",
+    )
     assert not b.persistent
     assert embedded_broker_from_env(environ={}).persistent
     with pytest.raises(ValueError):
@@ -182,9 +189,12 @@ class _StubbornBroker(EmbeddedBroker):
     """A 'broker' that ignores SIGTERM, to prove stop() is bounded."""
 
     def command(self):
-        return [sys.executable, "-c",
-                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('up', flush=True); time.sleep(120)"]
+        return [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('up', flush=True); time.sleep(120)",
+        ]
 
     def _metadata_ok(self):
         return True
@@ -211,7 +221,12 @@ def test_register_adds_the_broker_subcommand():
     parser = argparse.ArgumentParser(prog="distillwatch")
     broker_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["broker", "--port", "0", "--data-dir", "/tmp/x", "--kind", "noida"])
-    assert (args.func, args.port, args.data_dir, args.kind) == (broker_cli.run, 0, "/tmp/x", "noida")
+    assert (args.func, args.port, args.data_dir, args.kind) == (
+        broker_cli.run,
+        0,
+        "/tmp/x",
+        "noida",
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
@@ -233,8 +248,19 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_broker_command_runs_in_foreground_and_stops_on_signal(tmp_path, sig):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.broker_cli", "--port", "0", "--data-dir", str(tmp_path / "d")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streams.broker_cli",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:

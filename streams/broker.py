@@ -167,6 +167,9 @@ class EmbeddedBroker:
         self.log_path = (
             Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
         )
+        # a temporary broker's default log goes with it, unless it failed to start
+        self._owns_log = self._owns_dir and log_path is None
+        self._failed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
 
@@ -236,6 +239,7 @@ class EmbeddedBroker:
         last_error = "not started"
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
+                self._failed = True
                 raise BrokerUnavailable(
                     f"embedded broker exited with {self._proc.returncode}; see {self.log_path}"
                 )
@@ -245,6 +249,7 @@ class EmbeddedBroker:
             except Exception as exc:  # probing: any failure means not ready yet
                 last_error = str(exc)
             time.sleep(0.1)
+        self._failed = True
         self.stop()
         raise BrokerUnavailable(f"embedded broker not ready after {timeout:.0f}s: {last_error}")
 
@@ -285,6 +290,9 @@ class EmbeddedBroker:
             self._log = None
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            if self._owns_log and not self._failed:
+                with contextlib.suppress(OSError):
+                    self.log_path.unlink()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -172,7 +172,11 @@ def test_embedded_broker_from_env_builds_the_selected_kind(tmp_path):
         "kafka://127.0.0.1:12345",
     )
     assert not b.persistent
-    assert embedded_broker_from_env(environ={}).persistent
+    default = embedded_broker_from_env(environ={})
+    try:
+        assert default.kind == "noida" and default.persistent
+    finally:
+        default.stop()  # never started, but it made a temporary data dir
     with pytest.raises(ValueError):
         EmbeddedBroker(kind="kafka")
 

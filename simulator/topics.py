@@ -494,7 +494,11 @@ APP_PREFIXES: dict[str, tuple[str, ...]] = {
 
 def app_prompt(rng: random.Random, topic: str, prefix: str) -> str:
     """A single-use-case app request: fixed short instruction + long varied content."""
-    return prefix + user_content(rng, topic, 2, 6)
+    text = prefix + user_content(rng, topic, 2, 6)
+    cat = topic.split("/")[0]
+    while len(text) < 4 * len(prefix) + 120:  # user content dominates the request
+        text += " " + _sentence(rng, cat, 6, 16)
+    return text
 
 
 # ---------------------------------------------------------------- attacks ---

@@ -147,9 +147,41 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
     ...
     detectors.errors.InvalidEvent: account_id: missing
     """
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise InvalidEvent(f"event: expected JSON object, got {_json_type(obj)}")
-    account_id = obj.get("account_id")
+    get = obj.get
+    account_id = get("account_id")
+    if type(account_id) is not str or not 0 < len(account_id) <= MAX_ID_CHARS \
+            or not account_id.isprintable() or account_id.isspace():
+        _check_account_id(account_id)
+    value = get("ts")
+    # hot path: epoch seconds as a number in range
+    if (type(value) is float or type(value) is int) and MIN_TS <= value < MAX_TS:
+        ts = float(value)
+    else:
+        ts = parse_ts(value)
+    # Optional strings: one pass, the slow checker only when something is off.
+    fields: list[Any] = []
+    for name in _STR_FIELDS:
+        v = get(name)
+        if v is not None and (type(v) is not str or len(v) > MAX_FIELD_CHARS):
+            v = _opt_str(obj, name, MAX_FIELD_CHARS)
+        fields.append(v)
+    prompt = get("prompt")
+    if prompt is not None and (type(prompt) is not str or len(prompt) > max_prompt_chars):
+        prompt = _opt_str(obj, "prompt", max_prompt_chars)
+    tin = get("input_tokens")
+    if tin is not None and (type(tin) is not int or not 0 <= tin <= MAX_TOKENS):
+        tin = _opt_tokens(obj, "input_tokens")
+    tout = get("output_tokens")
+    if tout is not None and (type(tout) is not int or not 0 <= tout <= MAX_TOKENS):
+        tout = _opt_tokens(obj, "output_tokens")
+    request_id, model, topic, org_id, api_key_id, ip, user_agent, payment = fields
+    return Event(ts, account_id, request_id, model, topic, prompt, tin, tout, org_id,
+                 api_key_id, ip, user_agent, payment)
+
+
+def _check_account_id(account_id: Any) -> None:
     if account_id is None:
         raise InvalidEvent("account_id: missing")
     if not isinstance(account_id, str):
@@ -158,19 +190,7 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
         raise InvalidEvent("account_id: empty")
     if len(account_id) > MAX_ID_CHARS:
         raise InvalidEvent(f"account_id: longer than {MAX_ID_CHARS} characters")
-    if not account_id.isprintable():
-        raise InvalidEvent("account_id: contains control or non-printable characters")
-    ts = parse_ts(obj.get("ts"))
-    strs = {name: _opt_str(obj, name, MAX_FIELD_CHARS) for name in _STR_FIELDS}
-    prompt = _opt_str(obj, "prompt", max_prompt_chars)
-    return Event(
-        ts=ts,
-        account_id=account_id,
-        prompt=prompt,
-        input_tokens=_opt_tokens(obj, "input_tokens"),
-        output_tokens=_opt_tokens(obj, "output_tokens"),
-        **strs,
-    )
+    raise InvalidEvent("account_id: contains control or non-printable characters")
 
 
 def decode_message(
@@ -187,7 +207,7 @@ def decode_message(
     >>> decode_message(b'not json')
     Traceback (most recent call last):
     ...
-    detectors.errors.InvalidEvent: not JSON: unexpected character: line 1 column 1 (char 0)
+    detectors.errors.InvalidEvent: not JSON: ...
     """
     if raw is None:
         raise InvalidEvent("empty message (null value)")

@@ -85,12 +85,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "events_per_s": round(result.events_per_s, 1),
     }
     if args.labels:
-        from simulator.evaluate import format_metrics, score_alerts
+        from simulator.evaluate import format_table, score_alerts
 
         labels = load_labels(args.labels)
         scored = score_alerts(result.alerts, labels, _account_kinds(args, labels, result))
         metrics["detection"] = scored
-        out.write(format_metrics(scored) + "\n")
+        out.write(format_table({"distillwatch": scored}, systems=["distillwatch"]) + "\n")
     if args.metrics_out:
         Path(args.metrics_out).write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
     if args.report:

@@ -19,6 +19,7 @@ from detectors.replay import Replayer
 from detectors.schema import Event, format_ts
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 760, 190, 56, 16, 14, 30
+MAX_POINTS = 800  # samples kept per account and chart line
 COLOURS = {"now": "#2563eb", "baseline": "#94a3b8", "firing": "#dc2626", "resolved": "#16a34a",
            "attack": "#dc2626", "benign": "#2563eb"}
 
@@ -28,7 +29,8 @@ def _state_of(replayer: Replayer, account_id: str) -> Any:
 
 
 def _svg_lines(series: dict[str, list[tuple[float, float]]], markers: list[tuple[float, str]],
-               title: str, unit: str, log_scale: bool = False) -> str:
+               title: str, unit: str, log_scale: bool = False,
+               fixed: tuple[float, float] | None = None) -> str:
     pts = [p for s in series.values() for p in s]
     if not pts:
         return f"<p class='empty'>{html.escape(title)}: no data</p>"
@@ -37,7 +39,9 @@ def _svg_lines(series: dict[str, list[tuple[float, float]]], markers: list[tuple
     tf = (lambda v: math.log10(max(v, 1e-3))) if log_scale else (lambda v: v)
     ys = [tf(p[1]) for p in pts]
     y0, y1 = min(ys), max(ys)
-    if log_scale:
+    if fixed is not None:
+        y0, y1 = fixed
+    elif log_scale:
         y0, y1 = math.floor(y0), math.ceil(y1 + 1e-9)
     else:
         y0, y1 = min(0.0, y0), max(y1, y0 + 1e-6) * 1.05
@@ -63,7 +67,8 @@ def _svg_lines(series: dict[str, list[tuple[float, float]]], markers: list[tuple
                    f"text-anchor='end'>{label}</text>")
     for i in range(5):
         t = t0 + i * (t1 - t0) / 4
-        out.append(f"<text x='{x(t):.1f}' y='{H - 8}' class='tick' text-anchor='middle'>"
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        out.append(f"<text x='{x(t):.1f}' y='{H - 8}' class='tick' text-anchor='{anchor}'>"
                    f"{format_ts(t)[5:16].replace('T', ' ')}</text>")
     for t, status in markers:
         out.append(f"<line x1='{x(t):.1f}' x2='{x(t):.1f}' y1='{PAD_T}' y2='{H - PAD_B}' "
@@ -150,7 +155,13 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
     peak: dict[str, float] = defaultdict(float)
     for a in firing:
         peak[a.account_id] = max(peak[a.account_id], a.score)
-    top = sorted(peak, key=lambda acct: (-peak[acct], acct))[:top_n]
+    ranked = sorted(peak, key=lambda acct: (-peak[acct], acct))
+    family: dict[str, str] = {}
+    if getattr(args, "labels", None):
+        from streams.replay_cli import load_labels
+
+        family = {lab["account_id"]: lab["attack"] for lab in load_labels(args.labels)}
+    top = _diverse(ranked, family, top_n)
     markers: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for a in result.alerts:
         if a.account_id in peak:
@@ -162,7 +173,9 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
     series: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     last_sample: dict[str, float] = {}
     max_score: dict[str, float] = defaultdict(float)
-    step = [60.0]  # event-time seconds between samples of one account
+    # Event-time spacing between samples, per account: starts at every event and
+    # doubles (thinning what was kept) whenever an account passes MAX_POINTS.
+    step: dict[str, float] = defaultdict(float)
 
     def on_event(event: Event, replayer: Replayer) -> None:
         state = _state_of(replayer, event.account_id)
@@ -173,12 +186,18 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
             max_score[event.account_id] = score
         if event.account_id not in wanted:
             return
-        if event.ts - last_sample.get(event.account_id, -1e18) < step[0]:
+        acct = event.account_id
+        if event.ts - last_sample.get(acct, -1e18) < step[acct]:
             return
-        last_sample[event.account_id] = event.ts
-        detector = replayer.runners[replayer.partition_of(event.account_id)].detector
+        last_sample[acct] = event.ts
+        detector = replayer.runners[replayer.partition_of(acct)].detector
         f = detector.features(state)
-        s = series[event.account_id]
+        s = series[acct]
+        if len(s["rate"]) >= MAX_POINTS:
+            first, last = s["rate"][0][0], s["rate"][-1][0]
+            step[acct] = max(2 * step[acct], (last - first) / MAX_POINTS * 2)
+            for name in s:
+                s[name] = s[name][::2]
         s["rate"].append((event.ts, f.get("rate_per_min", 0.0)))
         s["rate_base"].append((event.ts, f.get("rate_baseline_per_min", 0.0)))
         if "entropy_short" in f:
@@ -196,6 +215,20 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
         labels = {lab["account_id"]: lab["attack"] for lab in load_labels(args.labels)}
     html_text = render(args, metrics, top, series, markers, max_score, labels, config)
     Path(args.report).write_text(html_text, encoding="utf-8")
+
+
+def _diverse(ranked: list[str], family: dict[str, str], n: int) -> list[str]:
+    """Top ``n`` accounts by peak score, taking the best of each labelled family
+    (or unlabelled) in turn, so one large campaign does not fill the page."""
+    groups: dict[str, list[str]] = {}
+    for acct in ranked:
+        groups.setdefault(family.get(acct, "unlabelled"), []).append(acct)
+    picked: list[str] = []
+    while len(picked) < n and any(groups.values()):
+        for members in groups.values():
+            if members and len(picked) < n:
+                picked.append(members.pop(0))
+    return picked
 
 
 def _fire_threshold(config: dict[str, Any]) -> float | None:
@@ -276,7 +309,8 @@ def render(args: argparse.Namespace, metrics: dict[str, Any], top: list[str],
         parts.append(f"<h3>{esc(acct)}</h3><p class='meta'>peak score "
                      f"{max_score.get(acct, 0):.2f}{label}</p><div class='acct'>")
         parts.append(_svg_lines({"now": s.get("ent", []), "baseline": s.get("ent_base", [])},
-                                markers.get(acct, []), "topic entropy", "normalised 0-1"))
+                                markers.get(acct, []), "topic entropy", "normalised 0-1",
+                                fixed=(0.0, 1.0)))
         parts.append(_svg_lines({"now": s.get("rate", []), "baseline": s.get("rate_base", [])},
                                 markers.get(acct, []), "request rate", "per minute, log",
                                 log_scale=True))

@@ -25,6 +25,7 @@ def _simulate(args: argparse.Namespace) -> int:
         accounts=args.accounts,
         attacks=args.attacks,
         start=args.start,
+        drop_topic=args.drop_topic,
     )
     with open_out(args.out) as out:
         n = write_events(sim.events, out, batch=args.batch)
@@ -52,6 +53,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         config_path=args.config,
         json_path=args.json,
         partitions=args.partitions,
+        drop_topic=args.drop_topic,
         out=sys.stdout,
     )
     return 0
@@ -59,6 +61,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, hours: float, accounts: int) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    p.add_argument(
+        "--drop-topic",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of events sent without 'topic' (text-only producers; default 0)",
+    )
     p.add_argument(
         "--hours", type=float, default=hours, help=f"simulated hours (default {hours:g})"
     )

@@ -282,13 +282,13 @@ def render(acct: Account, rng: random.Random, ts: float, source: int) -> dict[st
     hidden = (
         40
         if behaviour.style in ("templated", "cot", "sweep")
-        else int(rng.lognormvariate(5.0, 1.0))
+        else int(math.exp(rng.gauss(5.0, 1.0)))
     )
     input_tokens = min(200_000, len(prompt) // 4 + hidden)
     if long_out:
-        output_tokens = int(min(16_000, rng.lognormvariate(7.5, 0.4)))
+        output_tokens = int(min(16_000, math.exp(rng.gauss(7.5, 0.4))))
     else:
-        output_tokens = int(min(16_000, rng.lognormvariate(5.7, 0.8)))
+        output_tokens = int(min(16_000, math.exp(rng.gauss(5.7, 0.8))))
     return {
         "ts": fmt_ts(ts),
         "account_id": acct.account_id,
@@ -329,9 +329,17 @@ def quantize(ts: float) -> float:
     return round(ts * 1000.0) / 1000.0
 
 
-def merge_events(accounts: list[Account], seed: int) -> Iterator[dict[str, Any]]:
-    """All accounts' events, in event-time order (ties by account order)."""
+def merge_events(
+    accounts: list[Account], seed: int, drop_topic: float = 0.0
+) -> Iterator[dict[str, Any]]:
+    """All accounts' events, in event-time order (ties by account order).
+
+    ``drop_topic``: share of events sent without a ``topic`` (producers that
+    do not classify), so the detectors' text-topic path is exercised; drawn
+    from a separate stream, so the rest of the output does not change.
+    """
     rngs = [random.Random(f"{seed}/events/{a.account_id}") for a in accounts]
+    drop = random.Random(f"{seed}/drop-topic").random if drop_topic > 0 else None
     heap: list[tuple[float, int, int]] = []
     for i, a in enumerate(accounts):
         if a.times:
@@ -341,6 +349,8 @@ def merge_events(accounts: list[Account], seed: int) -> Iterator[dict[str, Any]]
         ts, i, pos = heap[0]
         acct = accounts[i]
         event = render(acct, rngs[i], ts, acct.times[pos][1])
+        if drop is not None and drop() < drop_topic:
+            del event["topic"]
         pos += 1
         if pos < len(acct.times):
             heapq.heapreplace(heap, (acct.times[pos][0], i, pos))

@@ -34,7 +34,7 @@ import time
 import tomllib
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 import orjson
@@ -104,6 +104,7 @@ def score_alerts(
     labels: Iterable[Mapping[str, Any]],
     account_kinds: Mapping[str, str],
     grace_s: float = DEFAULT_GRACE_S,
+    drop_topic: float = 0.0,
 ) -> dict[str, Any]:
     """Recall / delay per attack family and hydra campaign, FP per benign kind.
 
@@ -384,7 +385,8 @@ def format_table(results: Mapping[str, Mapping[str, Any]], systems: Iterable[str
                 cells.append("-")
                 continue
             cells.append(
-                f"{r['recall']:.2f}    {_fmt_delay(r['delay_median_s'])} / {_fmt_delay(r['delay_p90_s'])}"
+                f"{r['recall']:.2f}    {_fmt_delay(r['delay_median_s'])} / "
+                f"{_fmt_delay(r['delay_p90_s'])}"
             )
         label = fam if fam in SINGLE_ACCOUNT_FAMILIES else f"{fam} (accounts)"
         lines.append(
@@ -397,7 +399,8 @@ def format_table(results: Mapping[str, Mapping[str, Any]], systems: Iterable[str
             cells.append(
                 "-"
                 if r is None
-                else f"{r['recall']:.2f} ({r['account_recall']:.2f}) {_fmt_delay(r['delay_median_s'])}"
+                else f"{r['recall']:.2f} ({r['account_recall']:.2f}) "
+                f"{_fmt_delay(r['delay_median_s'])}"
             )
         lines.append(
             f"{fam + ' campaigns':<{w0}}{row['campaigns']:>{wn}}  "
@@ -536,6 +539,7 @@ def evaluate(
     detector_factory: Callable[[], Any] | None = None,
     out: IO[str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    drop_topic: float = 0.0,
 ) -> dict[str, Any]:
     """Simulate, replay through distillwatch and both baselines, print one table.
 
@@ -552,7 +556,9 @@ def evaluate(
         def detector_factory() -> Any:
             return Detector(cfg)
 
-    sim = simulate(seed=seed, hours=hours, accounts=accounts, attacks=attacks)
+    sim = simulate(
+        seed=seed, hours=hours, accounts=accounts, attacks=attacks, drop_topic=drop_topic
+    )
     alerts, timings = run_systems(sim.events, detector_factory, partitions, rule)
     results = {
         s: score_alerts(a, sim.labels, sim.account_kinds, grace_s) for s, a in alerts.items()
@@ -563,6 +569,7 @@ def evaluate(
         verdicts[base] = {"better": ok, "why_not": why}
     attacking = sum(1 for r in sim.truth if not r["benign"])
     run = {
+        "drop_topic": drop_topic,
         "seed": seed,
         "hours": hours,
         "benign_accounts": accounts,
@@ -575,7 +582,8 @@ def evaluate(
     report = {"run": run, "results": results, "better_than": verdicts, "table": table}
     if out is not None:
         print(
-            f"distillwatch evaluate: seed {seed}, {hours:g} h, {accounts} benign + {attacking} attacking "
+            f"distillwatch evaluate: seed {seed}, {hours:g} h, {accounts} benign + {attacking} "
+            f"attacking "
             f"accounts, {timings['events']:,} events (simulate {timings['simulate_s']}s, detectors "
             f"{timings['detectors_s']}s = {timings['detector_events_per_s']} ev/s, baselines "
             f"{timings['baselines_s']}s)",
@@ -584,7 +592,8 @@ def evaluate(
         print(table, file=out)
         for base, v in verdicts.items():
             print(
-                f"better than {SYSTEM_TITLES[base]}: {'yes' if v['better'] else 'NO — ' + v['why_not']}",
+                f"better than {SYSTEM_TITLES[base]}: "
+                f"{'yes' if v['better'] else 'NO — ' + v['why_not']}",
                 file=out,
             )
     if json_path:

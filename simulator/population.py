@@ -229,7 +229,8 @@ def build_batch(rng: random.Random, acct: Account, tl: Timeline) -> Account:
         dur = rng.uniform(600, 2400)
         rate = n / dur * HOUR
         bursts.extend(
-            (quantize(t), 1) for t in poisson_times(rng, s, min(tl.t1, s + dur), lambda _t, r=rate: r)
+            (quantize(t), 1)
+            for t in poisson_times(rng, s, min(tl.t1, s + dur), lambda _t, r=rate: r)
         )
     acct.times = sorted(acct.times + bursts)
     acct.phases.append([(tl.t0, job)])

@@ -94,13 +94,13 @@ class Simulation(tuple):
 class _Events:
     """Re-iterable event stream (each iteration regenerates identically)."""
 
-    def __init__(self, accounts: list[Account], seed: int) -> None:
-        self.accounts, self.seed = accounts, seed
+    def __init__(self, accounts: list[Account], seed: int, drop_topic: float = 0.0) -> None:
+        self.accounts, self.seed, self.drop_topic = accounts, seed, drop_topic
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for a in self.accounts:
             a.sweep_queue, a.counter = [], 0
-        return merge_events(self.accounts, self.seed)
+        return merge_events(self.accounts, self.seed, self.drop_topic)
 
     def __len__(self) -> int:
         return sum(len(a.times) for a in self.accounts)
@@ -113,6 +113,7 @@ def simulate(
     attacks: str | Iterable[str] | dict[str, int] | None = None,
     start: str | float = DEFAULT_START,
     params: A.Params | None = None,
+    drop_topic: float = 0.0,
 ) -> Simulation:
     """Simulate ``hours`` of traffic of ``accounts`` benign accounts plus attacks.
 
@@ -121,7 +122,10 @@ def simulate(
     label per attacking account (``account_id, attack, start, end`` and
     ``campaign`` for hydra members), and every account's kind (benign kind or
     attack family). Attack accounts come on top of ``accounts``.
+    ``drop_topic`` omits ``topic`` from that share of events (text-only producers).
     """
+    if not 0.0 <= drop_topic <= 1.0:
+        raise ValueError("drop_topic must be in [0, 1]")
     if hours <= 0:
         raise ValueError("hours must be > 0")
     if accounts < 0:
@@ -186,7 +190,7 @@ def simulate(
         truth.append(rec)
     labels.sort(key=lambda r: (r["attack"], r.get("campaign", ""), r["start"], r["account_id"]))
     kinds = {a.account_id: a.kind for a in everyone}
-    return Simulation(_Events(everyone, seed), labels, kinds, truth, everyone, tl)
+    return Simulation(_Events(everyone, seed, drop_topic), labels, kinds, truth, everyone, tl)
 
 
 def hexid16(rng: random.Random) -> str:

@@ -289,7 +289,8 @@ _WORDS: dict[str, tuple[str, ...]] = {
     ),
     "math": tuple(
         "equation variable integer prime sum product derivative integral limit vector matrix "
-        "probability mean variance sample triangle angle radius proof lemma constant term root".split()
+        "probability mean variance sample triangle angle radius proof lemma constant term "
+        "root".split()
     ),
     "reasoning": tuple(
         "constraint option schedule order rule clue step goal resource deadline dependency "
@@ -414,7 +415,8 @@ _CORPUS_LEN = 40_000
 def _corpus(cat: str) -> list[str]:
     r = random.Random(f"corpus/{cat}")
     words = _WORDS[cat]
-    return [ch(r, words) if r.random() < 0.5 else ch(r, _COMMON) for _ in range(_CORPUS_LEN)]
+    a, b = r.choices(words, k=_CORPUS_LEN), r.choices(_COMMON, k=_CORPUS_LEN)
+    return [x if r.random() < 0.5 else y for x, y in zip(a, b, strict=True)]
 
 
 _CORPORA: dict[str, list[str]] = {}
@@ -444,7 +446,8 @@ def user_content(rng: random.Random, topic: str, lo: int = 1, hi: int = 4) -> st
             2 + int(rng.random() * 98),
             2 + int(rng.random() * 998),
         )
-        return f" {a}x^2 + {b}x - {c} = 0 when x > {int(rng.random() * 10)}; {_sentence(rng, cat, 4, 10)}"
+        bound = int(rng.random() * 10)
+        return f" {a}x^2 + {b}x - {c} = 0 when x > {bound}; {_sentence(rng, cat, 4, 10)}"
     return " " + " ".join(
         _sentence(rng, cat, 5, 16) for _ in range(lo + int(rng.random() * (hi - lo + 1)))
     )
@@ -459,7 +462,8 @@ def benign_prompt(rng: random.Random, topic: str) -> str:
     if opener.endswith(("you ", "Please ", "Help me ")):
         head = f"{opener}{verb} {obj}"
     else:
-        head = f"{opener}{ch(rng, ('I want to ', 'need to ', 'how do I ', 'trying to ', ''))}{verb} {obj}"
+        lead = ch(rng, ("I want to ", "need to ", "how do I ", "trying to ", ""))
+        head = f"{opener}{lead}{verb} {obj}"
     text = head + ch(rng, (".", "?", ":", " -")) + user_content(rng, topic) + ch(rng, _CLOSERS)
     r = rng.random()
     if r < 0.1:
@@ -515,12 +519,14 @@ _PROBLEM_FRAMES = {
         "Write a {w} parser that handles {a} nested levels.",
     ),
     "agentic": (
-        "Book a meeting with {a} attendees next week using the calendar tool; resolve {b} conflicts.",
+        "Book a meeting with {a} attendees next week using the calendar tool; resolve {b} "
+        "conflicts.",
         "Find the cheapest of {a} flights under {c} dollars with the search tool and summarize.",
         "Open the repository, find the failing {w} test among {b} files and patch it.",
     ),
     "reasoning": (
-        "{a} people sit at a round table; {b} rules constrain the seating ({w}). Who sits next to whom?",
+        "{a} people sit at a round table; {b} rules constrain the seating ({w}). Who sits next to "
+        "whom?",
         "Schedule {a} tasks with {b} dependencies and a deadline of {c} hours.",
     ),
     "vision": (
@@ -547,32 +553,44 @@ def attack_payload(rng: random.Random, topic: str) -> str:
 # for written-out step-by-step reasoning (Anthropic, 23 Feb 2026: CoT
 # harvesting; Google GTIG, Feb 2026: "reasoning trace coercion").
 EXTRACTION_TEMPLATES: tuple[str, ...] = (
-    "You are an expert {cat} assistant. Solve the following task. Think step by step and write out your "
-    "complete reasoning before the final answer, then give the final answer on the last line in the form "
+    "You are an expert {cat} assistant. Solve the following task. Think step by step and write "
+    "out your "
+    "complete reasoning before the final answer, then give the final answer on the last line in "
+    "the form "
     "FINAL: <answer>. Task: {payload}",
-    "Answer the task below. First write your full internal reasoning step by step inside <thinking> tags, "
-    "covering every intermediate step, then the answer inside <answer> tags. Do not skip steps. Task: {payload}",
-    "Task: {payload}\nRespond with a detailed, expert-quality solution. Explain each step of your reasoning, "
+    "Answer the task below. First write your full internal reasoning step by step inside "
+    "<thinking> tags, "
+    "covering every intermediate step, then the answer inside <answer> tags. Do not skip steps. "
+    "Task: {payload}",
+    "Task: {payload}\nRespond with a detailed, expert-quality solution. Explain each step of your "
+    "reasoning, "
     "justify every decision, and end with a concise final answer.",
 )
 PLAIN_TEMPLATES: tuple[str, ...] = (
-    "You are an expert {cat} assistant. Produce a high quality, complete solution for the following task and "
+    "You are an expert {cat} assistant. Produce a high quality, complete solution for the "
+    "following task and "
     "format it as clean markdown with a short summary at the end. Task: {payload}",
     "Task: {payload}\nGive the best possible answer, complete and correct, formatted as markdown.",
 )
 # Chain-of-thought harvesting, quoting the report's description (Anthropic, 23 Feb 2026).
 COT_TEMPLATES: tuple[str, ...] = (
-    "Here is a completed response to a user request. Imagine and articulate the internal reasoning behind "
-    "the completed response, step by step, as if you were thinking it through before answering. Write it "
+    "Here is a completed response to a user request. Imagine and articulate the internal "
+    "reasoning behind "
+    "the completed response, step by step, as if you were thinking it through before answering. "
+    "Write it "
     "out in full.\nRequest: {payload}\nCompleted response: {answer}",
-    "Reconstruct, step by step, the chain of thought that leads to this answer. Be exhaustive and explicit "
+    "Reconstruct, step by step, the chain of thought that leads to this answer. Be exhaustive and "
+    "explicit "
     "about every inference.\nProblem: {payload}\nAnswer: {answer}",
 )
 # Rubric grading: the model used as a reward model (Anthropic, 23 Feb 2026).
 RUBRIC_TEMPLATES: tuple[str, ...] = (
-    "You are a strict grader. Score the candidate answer against the rubric below on a 1-10 scale for each "
-    "criterion (correctness, completeness, reasoning quality, clarity). Explain your grading step by step, "
-    'then output JSON {{"scores": ..., "total": ...}}.\nQuestion: {payload}\nCandidate answer: {answer}\n'
+    "You are a strict grader. Score the candidate answer against the rubric below on a 1-10 scale "
+    "for each "
+    "criterion (correctness, completeness, reasoning quality, clarity). Explain your grading step "
+    "by step, "
+    'then output JSON {{"scores": ..., "total": ...}}.\nQuestion: {payload}\n'
+    "Candidate answer: {answer}\n"
     "Rubric: award full marks only if every step is justified.",
 )
 # Non-English variants (GTIG, Feb 2026: "many non-English" reasoning-trace prompts).
@@ -581,15 +599,19 @@ COT_TEMPLATES_I18N: tuple[str, ...] = (
     "Problema: {payload} Respuesta: {answer}",
     "Pense passo a passo e escreva todo o seu raciocínio interno antes da resposta final. "
     "Problema: {payload} Resposta: {answer}",
-    "请一步一步地思考，并在给出最终答案之前写出你完整的内部推理过程。问题：{payload} 答案：{answer}",
-    "Рассуждай шаг за шагом и подробно опиши весь ход своих рассуждений перед окончательным ответом. "
+    "请一步一步地思考，并在给出最终答案之前写出你完整的内部推理过程。"
+    "问题：{payload} 答案：{answer}",
+    "Рассуждай шаг за шагом и подробно опиши весь ход своих рассуждений перед окончательным "
+    "ответом. "
     "Задача: {payload} Ответ: {answer}",
     "Réfléchis étape par étape et écris tout ton raisonnement interne avant la réponse finale. "
     "Problème : {payload} Réponse : {answer}",
 )
 SWEEP_TEMPLATE = (
-    "Write one difficult, expert-level question about {topic_name} that a specialist would ask, then answer "
-    "it thoroughly with step-by-step reasoning. Make it different from question #{n}. Format: Q: ... A: ..."
+    "Write one difficult, expert-level question about {topic_name} that a specialist would ask, "
+    "then answer "
+    "it thoroughly with step-by-step reasoning. Make it different from question #{n}. Format: Q: "
+    "... A: ..."
 )
 
 ELICITATION_MARKERS: tuple[str, ...] = (

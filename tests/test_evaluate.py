@@ -23,10 +23,21 @@ from simulator.evaluate import (
 T0 = 1_772_409_600.0  # 2026-03-02T00:00:00Z
 
 
-def _a(acct: str | None, ts: float, status: str = "firing", accounts: tuple[str, ...] = ()) -> Alert:
-    return Alert(detector="account" if acct else "cluster", status=status, severity="warning", score=0.9,
-                 ts=ts, episode_start=ts, summary="", account_id=acct, accounts=accounts,
-                 details={} if acct else {"cluster_key": "pm:x"})
+def _a(
+    acct: str | None, ts: float, status: str = "firing", accounts: tuple[str, ...] = ()
+) -> Alert:
+    return Alert(
+        detector="account" if acct else "cluster",
+        status=status,
+        severity="warning",
+        score=0.9,
+        ts=ts,
+        episode_start=ts,
+        summary="",
+        account_id=acct,
+        accounts=accounts,
+        details={} if acct else {"cluster_key": "pm:x"},
+    )
 
 
 def test_quantile_and_median_by_hand() -> None:
@@ -37,17 +48,46 @@ def test_quantile_and_median_by_hand() -> None:
 
 def test_score_alerts_by_hand() -> None:
     labels = [
-        {"account_id": "e1", "attack": "extractor", "start": "2026-03-02T01:00:00Z", "end": "2026-03-02T05:00:00Z"},
+        {
+            "account_id": "e1",
+            "attack": "extractor",
+            "start": "2026-03-02T01:00:00Z",
+            "end": "2026-03-02T05:00:00Z",
+        },
         {"account_id": "e2", "attack": "extractor", "start": T0 + 3600, "end": T0 + 7200},
         {"account_id": "e3", "attack": "extractor", "start": T0 + 3600, "end": T0 + 7200},
         {"account_id": "s1", "attack": "sweep", "start": T0, "end": T0 + 600},
-        {"account_id": "h1", "attack": "hydra", "start": T0 + 100, "end": T0 + 9000, "campaign": "c1"},
-        {"account_id": "h2", "attack": "hydra", "start": T0 + 200, "end": T0 + 9000, "campaign": "c1"},
+        {
+            "account_id": "h1",
+            "attack": "hydra",
+            "start": T0 + 100,
+            "end": T0 + 9000,
+            "campaign": "c1",
+        },
+        {
+            "account_id": "h2",
+            "attack": "hydra",
+            "start": T0 + 200,
+            "end": T0 + 9000,
+            "campaign": "c1",
+        },
         {"account_id": "h3", "attack": "hydra", "start": T0, "end": T0 + 9000, "campaign": "c2"},
     ]
-    kinds = {"e1": "extractor", "e2": "extractor", "e3": "extractor", "s1": "sweep", "h1": "hydra",
-             "h2": "hydra", "h3": "hydra", "r1": "regular", "r2": "regular", "r3": "regular",
-             "r4": "regular", "n1": "narrow_app", "n2": "narrow_app"}
+    kinds = {
+        "e1": "extractor",
+        "e2": "extractor",
+        "e3": "extractor",
+        "s1": "sweep",
+        "h1": "hydra",
+        "h2": "hydra",
+        "h3": "hydra",
+        "r1": "regular",
+        "r2": "regular",
+        "r3": "regular",
+        "r4": "regular",
+        "n1": "narrow_app",
+        "n2": "narrow_app",
+    }
     alerts = [
         _a("e1", T0 + 3600 + 120),  # delay 120
         _a("e1", T0 + 3600 + 999),  # later alert of the same account: ignored
@@ -65,12 +105,16 @@ def test_score_alerts_by_hand() -> None:
     assert (ex["accounts"], ex["detected"], ex["recall"]) == (3, 2, 0.6667)
     assert ex["delay_median_s"] == pytest.approx((120 + 4500) / 2)
     assert ex["delay_p90_s"] == pytest.approx(120 + 0.9 * 4380)
-    assert m["attacks"]["sweep"]["recall"] == 0.0 and m["attacks"]["sweep"]["delay_median_s"] is None
+    assert (
+        m["attacks"]["sweep"]["recall"] == 0.0 and m["attacks"]["sweep"]["delay_median_s"] is None
+    )
     assert m["attacks"]["hydra"]["recall"] == pytest.approx(1 / 3, abs=1e-4)
     hy = m["campaigns"]["hydra"]
     assert (hy["campaigns"], hy["detected"], hy["recall"]) == (2, 1, 0.5)
     assert hy["account_recall"] == pytest.approx(1 / 3, abs=1e-4)
-    assert hy["by_campaign"]["c1"]["delay_s"] == 300.0  # first member hit (400) - campaign start (100)
+    assert (
+        hy["by_campaign"]["c1"]["delay_s"] == 300.0
+    )  # first member hit (400) - campaign start (100)
     assert hy["delay_median_s"] == 300.0
     b = m["benign"]
     assert b["overall"] == {"accounts": 6, "flagged": 2, "fp_rate": round(2 / 6, 5)}
@@ -94,7 +138,10 @@ def test_static_rule_fires_on_the_crossing_event_once_per_episode() -> None:
 
 def test_static_rule_concentration() -> None:
     rule = StaticRule(RuleConfig(max_requests=10_000, share_min_requests=20, max_top_share=0.9))
-    out = [rule.process("a", T0 + 10 * i, "coding/python" if i % 20 else "writing/email") for i in range(40)]
+    out = [
+        rule.process("a", T0 + 10 * i, "coding/python" if i % 20 else "writing/email")
+        for i in range(40)
+    ]
     hits = [i for i, f in enumerate(out) if f]
     assert hits and hits[0] == 19 and out[19].reason == "concentration"  # 18/20 = 0.9 at the 20th
 
@@ -130,9 +177,13 @@ def test_better_than_and_table() -> None:
 # -------------------------------------------------------------------- floors ---
 
 # The CI evaluation: small enough for the default test run, with every family.
-FLOOR_RUN = {"seed": 0, "hours": 8.0, "accounts": 300,
-             "attacks": "extractor:3,sweep:3,takeover:3,low_and_slow:3,cot_coercion:3,model_pivot:3,"
-                        "hydra:1,hydra_cover:1"}
+FLOOR_RUN = {
+    "seed": 0,
+    "hours": 8.0,
+    "accounts": 300,
+    "attacks": "extractor:3,sweep:3,takeover:3,low_and_slow:3,cot_coercion:3,model_pivot:3,"
+    "hydra:1,hydra_cover:1",
+}
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,13 @@ from simulator.core import MODEL_NEW, MODELS_BASE
 from simulator.population import BENIGN_KINDS
 from simulator.simulate import parse_attacks, simulate, write_events
 
+N_ACCOUNTS = 200
 ATTACKS = {f: 2 for f in FAMILIES} | {"hydra": 1, "hydra_cover": 1}
 
 
 @pytest.fixture(scope="module")
 def sim() -> Any:
-    return simulate(seed=7, hours=6, accounts=300, attacks=ATTACKS)
+    return simulate(seed=7, hours=5, accounts=N_ACCOUNTS, attacks=ATTACKS)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,22 @@ def test_batch_form_holds_the_same_events(tmp_path: Any) -> None:
     from simulator.cli import main
 
     plain, batched = tmp_path / "e.jsonl.gz", tmp_path / "b.jsonl"
-    args = ["simulate", "--hours", "1", "--accounts", "30", "--attacks", "extractor:1", "--seed", "5"]
+    args = [
+        "simulate",
+        "--hours",
+        "1",
+        "--accounts",
+        "30",
+        "--attacks",
+        "extractor:1",
+        "--seed",
+        "5",
+    ]
     assert main([*args, "--out", str(plain), "--labels", str(tmp_path / "l.jsonl")]) == 0
-    assert main([*args, "--out", str(batched), "--labels", str(tmp_path / "l2.jsonl"), "--batch", "7"]) == 0
+    assert (
+        main([*args, "--out", str(batched), "--labels", str(tmp_path / "l2.jsonl"), "--batch", "7"])
+        == 0
+    )
     one = [orjson.loads(x) for x in gzip.open(plain).read().splitlines()]
     lines = batched.read_bytes().splitlines()
     arrays = [orjson.loads(x) for x in lines]
@@ -79,8 +93,21 @@ def test_event_time_order_and_schema(events: list[dict[str, Any]]) -> None:
     assert ts == sorted(ts)
     assert len({e["request_id"] for e in events}) == len(events)
     e = events[0]
-    assert set(e) == {"ts", "account_id", "request_id", "model", "topic", "prompt", "input_tokens",
-                      "output_tokens", "org_id", "api_key_id", "ip", "user_agent", "payment_fingerprint"}
+    assert set(e) == {
+        "ts",
+        "account_id",
+        "request_id",
+        "model",
+        "topic",
+        "prompt",
+        "input_tokens",
+        "output_tokens",
+        "org_id",
+        "api_key_id",
+        "ip",
+        "user_agent",
+        "payment_fingerprint",
+    }
 
 
 def test_parse_attacks() -> None:
@@ -100,7 +127,9 @@ def test_taxonomy_shape() -> None:
 # ------------------------------------------------------------ labels/events ---
 
 
-def test_every_label_has_events_inside_its_window(sim: Any, by_account: dict[str, list[dict[str, Any]]]) -> None:
+def test_every_label_has_events_inside_its_window(
+    sim: Any, by_account: dict[str, list[dict[str, Any]]]
+) -> None:
     assert {lab["attack"] for lab in sim.labels} == set(FAMILIES)
     for lab in sim.labels:
         start, end = parse_ts(lab["start"]), parse_ts(lab["end"])
@@ -116,16 +145,22 @@ def test_every_label_has_events_inside_its_window(sim: Any, by_account: dict[str
             assert kind in BENIGN_KINDS
 
 
-def _attack_events(sim: Any, by_account: dict[str, list[dict[str, Any]]], family: str) -> dict[str, list]:
+def _attack_events(
+    sim: Any, by_account: dict[str, list[dict[str, Any]]], family: str
+) -> dict[str, list]:
     out = {}
     for lab in sim.labels:
         if lab["attack"] == family:
             s, e = parse_ts(lab["start"]), parse_ts(lab["end"])
-            out[lab["account_id"]] = [x for x in by_account[lab["account_id"]] if s <= parse_ts(x["ts"]) <= e]
+            out[lab["account_id"]] = [
+                x for x in by_account[lab["account_id"]] if s <= parse_ts(x["ts"]) <= e
+            ]
     return out
 
 
-@pytest.mark.parametrize("family", ["extractor", "low_and_slow", "model_pivot", "takeover", "hydra"])
+@pytest.mark.parametrize(
+    "family", ["extractor", "low_and_slow", "model_pivot", "takeover", "hydra"]
+)
 def test_extraction_traffic_is_narrow_high_value_and_templated(sim, by_account, family) -> None:
     for acct, evs in _attack_events(sim, by_account, family).items():
         topics = Counter(e["topic"] for e in evs)
@@ -183,8 +218,13 @@ def test_new_model_appears_mid_run_and_is_adopted_gradually(sim, events) -> None
     benign = {a for a, k in sim.account_kinds.items() if k not in FAMILIES}
     before = [e for e in events if parse_ts(e["ts"]) < release]
     assert before and all(e["model"] in MODELS_BASE for e in before)
-    late = [e for e in events if parse_ts(e["ts"]) > sim.timeline.t1 - 3600 and e["account_id"] in benign
-            and sim.account_kinds[e["account_id"]] in ("regular", "org_member")]
+    late = [
+        e
+        for e in events
+        if parse_ts(e["ts"]) > sim.timeline.t1 - 3600
+        and e["account_id"] in benign
+        and sim.account_kinds[e["account_id"]] in ("regular", "org_member")
+    ]
     share = statistics.mean(e["model"] == MODEL_NEW for e in late)
     assert 0.0 < share < 0.25
 
@@ -200,14 +240,18 @@ def test_hydra_members_share_cards_ranges_client_and_start_together(sim, by_acco
             camps[lab["campaign"]].append(lab["account_id"])
     assert len(camps) == 2
     for members in camps.values():
-        assert len(members) == hydra_size(300)
+        assert len(members) == hydra_size(N_ACCOUNTS)
         evs = [e for m in members for e in by_account[m]]
         assert len({e["payment_fingerprint"] for e in evs}) <= p.hydra_cards
         assert len({e["ip"].rsplit(".", 1)[0] for e in evs}) <= p.hydra_prefixes
         assert len({e["user_agent"] for e in evs}) == 1
         assert len({e["org_id"] for e in evs}) == len(members)  # registered separately
-        starts = sorted(parse_ts(lab["start"]) for lab in sim.labels if lab["account_id"] in members)
-        assert starts[-1] - starts[0] < 3600  # synchronized (aggregate rate / members, jitter 5 min)
+        starts = sorted(
+            parse_ts(lab["start"]) for lab in sim.labels if lab["account_id"] in members
+        )
+        assert (
+            starts[-1] - starts[0] < 3600
+        )  # synchronized (aggregate rate / members, jitter 5 min)
         # every member is unremarkable on its own: within the benign-looking rate range
         for m in members:
             lab = next(x for x in sim.labels if x["account_id"] == m)
@@ -220,7 +264,7 @@ def test_hydra_cover_mixes_in_unrelated_traffic(sim, by_account) -> None:
     p = Params()
     members = [lab["account_id"] for lab in sim.labels if lab["attack"] == "hydra_cover"]
     evs = [e for m in members for e in by_account[m]]
-    hv = statistics.mean(e["topic"] in T.HIGH_VALUE and not T.is_elicitation(e["prompt"]) is False for e in evs)
+    hv = statistics.mean(T.is_elicitation(e["prompt"]) for e in evs)
     narrow = Counter(e["topic"] for e in evs).most_common(1)[0][1] / len(evs)
     assert narrow < 1 - p.hydra_cover_share / 2  # the campaign topic no longer dominates outright
     assert len({e["topic"] for e in evs}) > 15
@@ -242,7 +286,7 @@ def test_org_members_share_card_ip_range_and_org(sim, by_account) -> None:
 @pytest.fixture(scope="module")
 def day() -> Any:
     """A full benign day, so every account sees its local day and night."""
-    s = simulate(seed=11, hours=24, accounts=400, attacks="none")
+    s = simulate(seed=11, hours=24, accounts=250, attacks="none")
     return s, list(s.events)
 
 
@@ -281,8 +325,14 @@ def test_account_sizes_are_heavy_tailed(day) -> None:
 
 def test_attack_rates_match_their_parameters(sim, by_account) -> None:
     p = Params()
-    ranges = {"extractor": p.extractor_rate, "low_and_slow": p.low_slow_rate, "sweep": p.sweep_rate,
-              "cot_coercion": p.cot_rate, "model_pivot": p.pivot_rate, "takeover": p.takeover_rate}
+    ranges = {
+        "extractor": p.extractor_rate,
+        "low_and_slow": p.low_slow_rate,
+        "sweep": p.sweep_rate,
+        "cot_coercion": p.cot_rate,
+        "model_pivot": p.pivot_rate,
+        "takeover": p.takeover_rate,
+    }
     for fam, (lo, hi) in ranges.items():
         for evs in _attack_events(sim, by_account, fam).values():
             hours = (parse_ts(evs[-1]["ts"]) - parse_ts(evs[0]["ts"])) / 3600
@@ -295,13 +345,18 @@ def test_benign_prompts_are_varied_attack_prompts_templated(sim, by_account) -> 
     benign = [evs for a, evs in by_account.items() if sim.account_kinds[a] == "narrow_app"]
     for evs in benign:
         assert _dup_score([e["prompt"] for e in evs[:200]]) < 0.2
-    regular = [e["prompt"] for a, evs in by_account.items() if sim.account_kinds[a] == "regular" for e in evs]
+    regular = [
+        e["prompt"]
+        for a, evs in by_account.items()
+        if sim.account_kinds[a] == "regular"
+        for e in evs
+    ]
     assert len(set(regular)) == len(regular)
 
 
 def _shingles(text: str, k: int = 4) -> set[tuple[str, ...]]:
     w = text.lower().split()
-    return {tuple(w[i:i + k]) for i in range(max(1, len(w) - k + 1))}
+    return {tuple(w[i : i + k]) for i in range(max(1, len(w) - k + 1))}
 
 
 def _dup_score(prompts: list[str], lookback: int = 8) -> float:
@@ -310,5 +365,18 @@ def _dup_score(prompts: list[str], lookback: int = 8) -> float:
     sh = [_shingles(p) for p in prompts[:400]]
     sims = []
     for i in range(1, len(sh)):
-        sims.append(max(len(sh[i] & sh[j]) / len(sh[i] | sh[j]) for j in range(max(0, i - lookback), i)))
+        sims.append(
+            max(len(sh[i] & sh[j]) / len(sh[i] | sh[j]) for j in range(max(0, i - lookback), i))
+        )
     return statistics.mean(sims) if sims else 0.0
+
+
+def test_drop_topic_omits_topics_without_changing_anything_else() -> None:
+    full = list(simulate(seed=2, hours=1, accounts=40, attacks="sweep:1").events)
+    part = list(simulate(seed=2, hours=1, accounts=40, attacks="sweep:1", drop_topic=0.3).events)
+    assert len(full) == len(part)
+    missing = sum("topic" not in e for e in part)
+    assert 0.2 * len(part) < missing < 0.4 * len(part)
+    assert [{k: v for k, v in e.items() if k != "topic"} for e in full] == [
+        {k: v for k, v in e.items() if k != "topic"} for e in part
+    ]

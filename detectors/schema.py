@@ -177,7 +177,7 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
     if tout is not None and (type(tout) is not int or not 0 <= tout <= MAX_TOKENS):
         tout = _opt_tokens(obj, "output_tokens")
     request_id, model, topic, org_id, api_key_id, ip, user_agent, payment = fields
-    return Event(ts, account_id, request_id, model, topic, prompt, tin, tout, org_id,
+    return Event(ts, str(account_id), request_id, model, topic, prompt, tin, tout, org_id,
                  api_key_id, ip, user_agent, payment)
 
 

@@ -24,6 +24,7 @@ _PLUGINS = (
     "simulator.cli",
     "streams.replay_cli",
     "streams.publish",
+    "streams.series_cli",
     "benchmarks.cli",
 )
 

@@ -110,7 +110,8 @@ def _svg_hist(groups: dict[str, list[float]], threshold: float | None) -> str:
                 continue
             h = s / top * (H - PAD_T - PAD_B)
             x0 = PAD_L + i * bw + (gi * bw / len(shares))
-            out.append(f"<rect x='{x0:.1f}' y='{H - PAD_B - h:.1f}' width='{bw / len(shares) - 1:.1f}'"
+            width = bw / len(shares) - 1
+            out.append(f"<rect x='{x0:.1f}' y='{H - PAD_B - h:.1f}' width='{width:.1f}'"
                        f" height='{h:.1f}' fill='{colour}' opacity='0.8'><title>{html.escape(g)}:"
                        f" {100 * s:.1f}% with peak score {i / bins:.2f}-{(i + 1) / bins:.2f}"
                        "</title></rect>")

@@ -65,7 +65,9 @@ def run_worker(settings: Settings) -> int:
     """Run the service until SIGINT/SIGTERM. Returns the process exit code."""
     configure_logging(settings.log_format, settings.log_level)
     if not settings.broker:
-        raise BrokerUnavailable("worker needs --broker kafka://HOST:PORT (or use `distillwatch run`)")
+        raise BrokerUnavailable(
+            "worker needs --broker kafka://HOST:PORT (or use `distillwatch run`)"
+        )
     log.info("worker_starting", settings=settings.redacted())
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     wait_for_broker(settings)

@@ -46,7 +46,8 @@ def test_labels_metrics_match_hand_computed(incident):
 
     m = json.loads((d / "m.json").read_text())["detection"]
     assert m["attacks"]["extractor"]["recall"] == 1.0
-    assert m["attacks"]["extractor"]["delay_median_s"] == pytest.approx(parse_ts(first) - (T0 + 900))
+    delay = m["attacks"]["extractor"]["delay_median_s"]
+    assert delay == pytest.approx(parse_ts(first) - (T0 + 900))
     assert m["attacks"]["low_and_slow"]["recall"] == 0.0
     flagged = {a["account_id"] for a in alerts if a["status"] == "firing"} - {"harvester"}
     assert m["benign"]["overall"]["accounts"] == 20

@@ -137,6 +137,8 @@ class Detector:
         self._seeded = False
         self._tmpl_lo = cfg.template_lo
         self._elic_lo = cfg.elicitation_lo
+        self._vol_floor = 0.0
+        self._tok_floor = 0.0
 
     def _seed(self, t: float) -> None:
         cfg = self.config
@@ -152,6 +154,9 @@ class Detector:
 
     def _refresh_bounds(self) -> None:
         cfg = self.config
+        # rates below these cannot reach volume_pct_lo: skip their percentile lookups
+        self._vol_floor = self.pop_rate.quantile(cfg.volume_pct_lo * 0.98)
+        self._tok_floor = self.pop_tokens.quantile(cfg.volume_pct_lo * 0.98)
         q = cfg.population_tail_quantile
         self._tmpl_lo = min(
             max(cfg.template_lo, self.pop_template.quantile(q)), cfg.template_lo_max
@@ -412,11 +417,14 @@ class Detector:
         if age >= cfg.flat_min_age_s and state.r_long > 0.0:
             s_timing = max(s_timing, _ramp(self._flatness(state), cfg.flat_lo, cfg.flat_hi))
         # generic evidence
-        s_vol = _ramp(self.pop_rate.percentile(rate), cfg.volume_pct_lo, cfg.volume_pct_hi)
+        s_vol = 0.0
+        if rate > self._vol_floor:
+            s_vol = _ramp(self.pop_rate.percentile(rate), cfg.volume_pct_lo, cfg.volume_pct_hi)
         if state.tok_short > 0.0 and s_vol < 1.0:
             tok_rate = self._rate(state.tok_short / ws, age, self._win_s, cfg.short_half_life_s)
-            s_vol = max(s_vol, _ramp(self.pop_tokens.percentile(tok_rate), cfg.volume_pct_lo,
-                                     cfg.volume_pct_hi))
+            if tok_rate > self._tok_floor:
+                s_tok = self.pop_tokens.percentile(tok_rate)
+                s_vol = max(s_vol, _ramp(s_tok, cfg.volume_pct_lo, cfg.volume_pct_hi))
         s_drift = 0.0
         if n >= cfg.established_events and age >= cfg.established_age_s:
             base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
@@ -462,7 +470,7 @@ class Detector:
         if txt / ws >= cfg.min_prompts:
             self.pop_template.update(state.tmpl_short / txt, t)
             self.pop_elicitation.update(state.elic_short / txt, t)
-            self._refresh_bounds()
+        self._refresh_bounds()
 
     # ------------------------------------------------------------- lifecycle
     def next_due(self, state: AccountState) -> float:

@@ -23,39 +23,56 @@ as reward model; Google GTIG 2026: "reasoning trace coercion").
 
 from __future__ import annotations
 
-import re
 import string
 import zlib
 
 HEAD_CHARS = 320
 TAIL_CHARS = 320
-SCAN_CHARS = 1500
 
-_TABLE = str.maketrans(
-    {**{c: " " for c in string.punctuation}, **{d: None for d in string.digits}}
+# Normalisation works on UTF-8 bytes: ``bytes.translate`` with a 256-byte table
+# is several times faster than ``str.translate`` with a dict. Non-ASCII bytes
+# pass through unchanged (no case folding outside ASCII).
+_PUNCT = string.punctuation.encode()
+_TABLE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
+_DIGITS = string.digits.encode()
+
+# Reasoning elicitation: single-word markers (checked as a set), phrases that
+# need their neighbours, and markers in scripts written without spaces.
+_ELICIT_WORDS = frozenset(
+    w.encode()
+    for w in (
+        "reasoning rubric grader grading razonamiento raciocínio raisonnement"
+        " рассуждений рассуждения"
+    ).split()
 )
-
-ELICITATION = re.compile(
-    r"step[ -]by[ -]step|internal reasoning|reasoning (?:trace|process|steps|behind)"
-    r"|chain[ -]of[ -]thought|thought process|think (?:aloud|out loud|through)"
-    r"|show (?:your|all (?:of )?your|the) (?:work|reasoning|steps)"
-    r"|(?:explain|articulate|reconstruct|write out) (?:your|the|each|every) (?:reasoning|step)"
-    r"|articulate the|rubric|grade (?:the|this|each|these|following)"
-    r"|(?:score|rate|evaluate|judge) (?:the|this|each|these) (?:response|answer|completion)s?"
-    r"|on a scale (?:of|from)|reward model|which (?:response|answer|completion) is better"
-    r"|paso a paso|passo a passo|étape par étape|шаг за шагом|一步一步|逐步|razonamiento interno"
-    r"|raciocínio|raisonnement|推理过程|ход своих рассуждений"
+_ELICIT_PHRASES = tuple(
+    p.encode()
+    for p in (
+        "step by step",
+        "chain of thought",
+        "thought process",
+        "think through",
+        "show your work",
+        "on a scale",
+        "reward model",
+        "grade the",
+        "grade this",
+        "grade each",
+        "paso a paso",
+        "passo a passo",
+        "étape par étape",
+        "шаг за шагом",
+    )
 )
-
-_STOP = frozenset(
-    "the a an and or of to in on for with is are be this that it as at by from what how"
-    " can you me my i your we our please write give make about into using use which when"
-    " why who does do not need want would could should will".split()
+_ELICIT_TRIGGERS = frozenset(
+    w.encode() for w in "step chain thought think show scale reward grade paso passo étape шаг".split()
 )
+_ELICIT_ANY = _ELICIT_WORDS | _ELICIT_TRIGGERS
+_ELICIT_CJK = tuple(p.encode() for p in ("一步一步", "逐步", "推理", "思考过程", "段階的"))
 
 
-def _crc(text: str) -> int:
-    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data)
 
 
 def fingerprint_topic(topic: str) -> int:
@@ -66,27 +83,53 @@ def fingerprint_topic(topic: str) -> int:
     >>> fingerprint_topic("coding/python")
     1226336913
     """
-    return _crc(topic) or 1
+    return _crc(topic.encode("utf-8", "surrogatepass")) or 1
 
 
-def normalized_words(text: str) -> list[str]:
-    """Lower case, digits dropped, punctuation to spaces, split on whitespace.
+def normalized_words(text: str) -> list[bytes]:
+    """ASCII lower case, digits dropped, punctuation to spaces, split on whitespace.
 
     >>> normalized_words("Solve #12: x+3 = 7, STEP-by-step!")
-    ['solve', 'x', 'step', 'by', 'step']
+    [b'solve', b'x', b'step', b'by', b'step']
     """
-    return text.lower().translate(_TABLE).split()
+    data = text.encode("utf-8", "surrogatepass").lower().translate(_TABLE, _DIGITS)
+    return data.split()
 
 
-def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[str]]:
+def is_elicitation(words: list[bytes], text: bytes) -> bool:
+    """Whether normalised words ask for written-out reasoning or grading.
+
+    >>> w = normalized_words("Grade this answer, then explain STEP by step.")
+    >>> is_elicitation(w, b" ".join(w))
+    True
+    >>> w = normalized_words("Summarize this email in three bullets.")
+    >>> is_elicitation(w, b" ".join(w))
+    False
+    """
+    hits = _ELICIT_ANY.intersection(words)
+    if hits:
+        if not _ELICIT_WORDS.isdisjoint(hits):
+            return True
+        for phrase in _ELICIT_PHRASES:
+            if phrase in text:
+                return True
+    if not text.isascii():
+        for marker in _ELICIT_CJK:
+            if marker in text:
+                return True
+    return False
+
+
+def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[bytes]]:
     """Head fingerprint, tail fingerprint, elicitation flag and the head words.
 
-    The fingerprints hash the first and the last ``span`` characters of the
-    normalised text (characters rather than words, so that scripts written
-    without spaces work too). Two prompts from one template with a fixed part of
-    at least ``span`` normalised characters share a head or a tail fingerprint;
-    an app's short fixed instruction followed by varied content does not. The
-    fingerprints are never 0.
+    The fingerprints hash the first and the last ``span`` bytes of the
+    normalised text (bytes rather than words, so that scripts written without
+    spaces work too). Two prompts from one template with a fixed part of at
+    least ``span`` normalised characters share a head or a tail fingerprint; an
+    app's short fixed instruction followed by varied content does not. The
+    fingerprints are never 0. Elicitation is looked for in the first and last
+    ``HEAD_CHARS`` characters.
 
     >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
     >>> t += "step by step, then output JSON. Question: "
@@ -102,20 +145,27 @@ def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[s
     (False, [])
     """
     head_words = normalized_words(prompt[:HEAD_CHARS])
+    head_text = b" ".join(head_words)
     if len(prompt) > HEAD_CHARS:
         tail_words = normalized_words(prompt[-TAIL_CHARS:])
+        tail_text = b" ".join(tail_words)
+        elicit = is_elicitation(head_words + tail_words, head_text + b" | " + tail_text)
     else:
-        tail_words = head_words
-    head = _crc(" ".join(head_words)[:span]) or 1
-    tail = _crc("~" + " ".join(tail_words)[-span:]) or 1
-    if len(prompt) <= SCAN_CHARS:
-        elicit = ELICITATION.search(prompt.lower()) is not None
-    else:
-        elicit = (
-            ELICITATION.search(prompt[:SCAN_CHARS].lower()) is not None
-            or ELICITATION.search(prompt[-500:].lower()) is not None
-        )
+        tail_text = head_text
+        elicit = is_elicitation(head_words, head_text)
+    head = _crc(head_text[:span]) or 1
+    tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
     return head, tail, elicit, head_words
+
+
+_STOP = frozenset(
+    w.encode()
+    for w in (
+        "the a an and or of to in on for with is are be this that it as at by from what how"
+        " can you me my i your we our please write give make about into using use which when"
+        " why who does do not need want would could should will"
+    ).split()
+)
 
 
 class TextTopics:
@@ -147,10 +197,10 @@ class TextTopics:
     def __init__(self, max_topics: int = 64, max_words: int = 50_000) -> None:
         self.max_topics = max_topics
         self.max_words = max_words
-        self._vocab: dict[str, int] = {}
+        self._vocab: dict[bytes, int] = {}
         self._n = 0
 
-    def assign(self, words: list[str]) -> int:
+    def assign(self, words: list[bytes]) -> int:
         content = [w for w in words[:24] if len(w) > 2 and w not in _STOP][:12]
         vocab = self._vocab
         votes: dict[int, int] = {}
@@ -177,10 +227,10 @@ class TextTopics:
         return f"auto/{topic & ~self.FLAG}"
 
     def to_json(self) -> list[object]:
-        return [self._n, sorted(self._vocab.items())]
+        return [self._n, sorted((k.decode("latin-1"), v) for k, v in self._vocab.items())]
 
     def load_json(self, data: list[object]) -> None:
         n, items = data
         assert isinstance(n, int) and isinstance(items, list)
         self._n = n
-        self._vocab = {str(k): int(v) for k, v in items}
+        self._vocab = {str(k).encode("latin-1"): int(v) for k, v in items}

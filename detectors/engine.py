@@ -271,17 +271,25 @@ class Detector:
             if topic is None:
                 tid = self.text_topics.assign(words)
         if topic is not None:
-            tid = self._topic_id(topic)
+            tid = self._topic_ids.get(topic) or self._topic_id(topic)
 
         # ---- topic sketch
         if tid:
             self._update_topics(state, tid, ws, wl, n)
 
         # ---- drift detectors
-        cnt_s = state.s_short / ws  # decayed topic events (short)
-        hn_s = self._entropy(state.s_short, state.t_short)
+        s_short = state.s_short
+        cnt_s = s_short / ws  # decayed topic events (short)
+        hn_s = 0.0
+        if s_short > 0.0:
+            hn_s = (math.log(s_short) - state.t_short / s_short) / self._log_k
+            hn_s = 0.0 if hn_s < 0.0 else (1.0 if hn_s > 1.0 else hn_s)
         age = t - state.first_ts
-        rate = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        # decayed count per minute over the window, bias-corrected for young accounts
+        win = self._win_s * (1.0 - 2.0 ** (-age * self._inv_hs)) if age > 0.0 else 0.0
+        if win < cfg.min_rate_window_s:
+            win = cfg.min_rate_window_s
+        rate = 60.0 * state.r_short / ws / win
         if tid and cnt_s >= 2.0:
             ph = state.ph_entropy
             ph.update(hn_s)

@@ -65,7 +65,8 @@ _ELICIT_PHRASES = tuple(
     )
 )
 _ELICIT_TRIGGERS = frozenset(
-    w.encode() for w in "step chain thought think show scale reward grade paso passo étape шаг".split()
+    w.encode()
+    for w in "step chain thought think show scale reward grade paso passo étape шаг".split()
 )
 _ELICIT_ANY = _ELICIT_WORDS | _ELICIT_TRIGGERS
 _ELICIT_CJK = tuple(p.encode() for p in ("一步一步", "逐步", "推理", "思考过程", "段階的"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,10 @@ import orjson
 import structlog
 
 from streams.detection import AccountState, detector_factory
-from streams.processor import StreamProcessor, alert_bytes
+from streams.metrics import Metrics
+from streams.processor import StreamProcessor
 from streams.settings import Settings
+from streams.web import register_views
 
 log = structlog.get_logger("distillwatch.worker")
 
@@ -68,6 +71,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
+        # table_route compares this with the owner's URL to decide "same node"
+        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "datadir": f"{settings.data_dir}/faust",
         "autodiscover": False,
         "worker_redirect_stdouts": False,
@@ -82,6 +87,9 @@ class Service:
     stats: dict[str, int]
     agent: Any
     checkpoint: Callable[[], Any]
+    table: Any
+    metrics: Metrics
+    recent_alerts: deque[dict[str, Any]]
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
@@ -113,6 +121,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         partitions=settings.partitions,
     )
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0}
+    metrics = Metrics()
+    recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
     def on_corrupt(account_id: str, reason: str) -> None:
         log.warning("state_corrupt", account_id=account_id, reason=reason)
@@ -133,14 +143,18 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
 
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
+        perf = time.perf_counter
         async for event in stream.events():
+            started = perf()
             message = event.message
             outcome = processor.handle(
                 message.value, message.key, message.topic, message.partition, message.offset
             )
             stats["events"] += outcome.events
+            metrics.events_processed += outcome.events
             for dead in outcome.dead:
                 stats["rejected"] += 1
+                metrics.rejected(dead.reason)
                 log.warning(
                     "event_rejected", reason=dead.reason, topic=dead.topic,
                     partition=dead.partition, offset=dead.offset, item=dead.item,
@@ -148,14 +162,16 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
             for alert in outcome.alerts:
                 stats["alerts"] += 1
+                metrics.alert(alert.detector, alert.severity, alert.status)
                 log.info(
                     "alert_emitted", alert_id=alert.alert_id, dedup_key=alert.dedup_key,
                     status=alert.status, severity=alert.severity, score=round(alert.score, 3),
                     partition=message.partition, offset=message.offset,
                 )
-                await alerts_topic.send(
-                    key=alert.dedup_key.encode(), value=alert_bytes(alert, clock)
-                )
+                record = alert.to_record(emitted_at=clock())
+                recent_alerts.append(record)
+                await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
+            metrics.latency.observe(perf() - started)
 
     async def checkpoint() -> None:
         records = processor.checkpoint()
@@ -174,6 +190,25 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     async def checkpoint_timer() -> None:
         await checkpoint()
 
+    def lag() -> list[tuple[dict[str, str], float]]:
+        consumer = app.consumer if app.producer is not None else None
+        if consumer is None:
+            return []
+        out = []
+        for tp in sorted(consumer.assignment()):
+            if tp.topic != settings.events_topic:
+                continue
+            high = consumer.highwater(tp)
+            read = consumer._read_offset.get(tp)  # last offset handed to the agent
+            if high is not None:
+                done = (read + 1) if read is not None else 0
+                out.append(({"partition": str(tp.partition)}, float(max(0, high - done))))
+        return out
+
+    metrics.gauge("distillwatch_consumer_lag", "Messages not yet read on the events topic.", lag)
+    metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
+                  lambda: [({}, float(processor.tracked_accounts()))])
+
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
@@ -183,31 +218,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         processor.revoke(tp.partition for tp in revoked if tp.topic == settings.events_topic)
 
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", **stats})
-
-    @app.page("/ready")
-    async def ready(web: Any, request: Any) -> Any:
-        assigned = bool(app.consumer.assignment()) if app.consumer else False
-        is_ready = assigned and not app.rebalancing
-        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
-
-    @app.page("/accounts/{account_id}")
-    @app.table_route(table=table, match_info="account_id")
-    async def account_view(web: Any, request: Any, account_id: str) -> Any:
-        state = None
-        for runner in processor.runners.values():
-            state = runner.states.get(account_id)
-            if state is not None:
-                break
-        if state is None:
-            raw = table.data.get(account_id.encode())
-            state = AccountState.decode(raw) if raw else None
-        if state is None:
-            return web.json({"account_id": account_id, "tracked": False}, status=404)
-        detector = next(iter(processor.runners.values())).detector if processor.runners else None
-        described = detector.describe(state) if detector else {}
-        return web.json({"account_id": account_id, "tracked": True, **described})
-
-    return Service(settings, app, processor, stats, detect, checkpoint)
+    service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
+                      recent_alerts)
+    register_views(app, service)
+    return service

@@ -132,6 +132,28 @@ class StreamProcessor:
 
         return load
 
+    def describe(self, account_id: str) -> dict[str, Any] | None:
+        """Current features and scores of an account this worker owns, or None."""
+        for runner in self.runners.values():
+            state = runner.states.get(account_id)
+            if state is not None:
+                return dict(runner.detector.describe(state))
+        if self.lookup is None:
+            return None
+        raw = self.lookup(account_id.encode())
+        if raw is None:
+            return None
+        try:
+            state = self.state_type.decode(raw)
+        except CorruptState:
+            return None
+        runner = next(iter(self.runners.values()), None)
+        detector = runner.detector if runner is not None else self.detector_factory()
+        return dict(detector.describe(state))
+
+    def tracked_accounts(self) -> int:
+        return sum(len(r.states) for r in self.runners.values())
+
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget hot state of partitions this worker no longer owns.
 

@@ -1,0 +1,111 @@
+"""The worker's web views (Faust's web server, loopback by default).
+
+- ``/health``: liveness and counters; ``/ready``: 200 once partitions are
+  assigned and no rebalance is running, else 503 (for orchestrator probes);
+- ``/metrics``: Prometheus text format;
+- ``/accounts/{account_id}/``: the account's current features and scores,
+  routed to the worker that owns the key (``table_route``);
+- ``/alerts/``: a small live HTML page of recent alerts; ``/alerts.json``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from detectors.schema import MAX_ID_CHARS
+
+ALERTS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>distillwatch · recent alerts</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f8fafc;
+color:#0f172a}
+header{background:#0f172a;color:#f8fafc;padding:14px 24px;display:flex;align-items:baseline;gap:16px}
+header h1{font-size:18px;margin:0}header span{color:#94a3b8;font-size:13px}
+main{padding:16px 24px}table{border-collapse:collapse;width:100%;background:#fff;
+border:1px solid #e2e8f0;border-radius:8px;overflow:hidden}
+th,td{padding:6px 10px;border-bottom:1px solid #e2e8f0;text-align:left;vertical-align:top}
+th{background:#f1f5f9;font-weight:600}td.num{font-variant-numeric:tabular-nums}
+.sev{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;
+color:#fff}.critical{background:#b91c1c}.error{background:#dc2626}.warning{background:#d97706}
+.info{background:#0284c7}.resolved td{color:#64748b}.st{font-size:12px;text-transform:uppercase}
+.empty{color:#64748b;padding:20px}a{color:#1d4ed8}
+</style></head><body>
+<header><h1>distillwatch</h1><span>recent alerts on this worker · refreshes every 2 s ·
+<span id="stamp">loading…</span></span></header>
+<main><table><thead><tr><th>event time (UTC)</th><th>status</th><th>severity</th>
+<th>subject</th><th>score</th><th>summary</th></tr></thead><tbody id="rows">
+<tr><td colspan="6" class="empty">loading…</td></tr></tbody></table></main>
+<script>
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",
+'"':"&quot;","'":"&#39;"}[c]));}
+async function refresh(){
+  try{
+    const r=await fetch("/alerts.json",{cache:"no-store"});const data=await r.json();
+    const rows=data.alerts.map(a=>{
+      const subj=a.account_id?`<a href="/accounts/${encodeURIComponent(a.account_id)}/">`+
+        `${esc(a.account_id)}</a>`:`${esc(a.dedup_key)} (${a.account_count} accounts)`;
+      return `<tr class="${esc(a.status)}"><td class="num">${esc(a.ts.slice(0,19).replace("T"," "))}`+
+        `</td><td class="st">${esc(a.status)}</td><td><span class="sev ${esc(a.severity)}">`+
+        `${esc(a.severity)}</span></td><td>${subj}</td><td class="num">${a.score.toFixed(2)}</td>`+
+        `<td>${esc(a.summary)}</td></tr>`;});
+    document.getElementById("rows").innerHTML=rows.length?rows.join(""):
+      '<tr><td colspan="6" class="empty">No alerts yet.</td></tr>';
+    document.getElementById("stamp").textContent="updated "+new Date().toISOString().slice(11,19)+
+      " UTC · "+data.events_processed.toLocaleString()+" events processed";
+  }catch(e){document.getElementById("stamp").textContent="worker unreachable";}
+}
+refresh();setInterval(refresh,2000);
+</script></body></html>
+"""
+
+
+def register_views(app: faust.App, service: Any) -> None:
+    """Attach the web views to ``app``. ``service`` is :class:`streams.app.Service`."""
+    table = service.table
+    processor = service.processor
+    recent: deque[dict[str, Any]] = service.recent_alerts
+
+    @app.page("/health")
+    async def health(web: Any, request: Request) -> Response:
+        return web.json({"status": "ok", **service.stats})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Request) -> Response:
+        consumer = app.consumer if app.producer is not None else None
+        assigned = bool(consumer and consumer.assignment())
+        is_ready = assigned and not app.rebalancing
+        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Request) -> Response:
+        # aiohttp refuses a charset inside content_type=; the header carries it
+        return web.text(service.metrics.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    @app.page("/alerts.json")
+    async def alerts_json(web: Any, request: Request) -> Response:
+        return web.json({"alerts": list(reversed(recent)),
+                         "events_processed": service.stats["events"]})
+
+    @app.page("/alerts/")
+    async def alerts_page(web: Any, request: Request) -> Response:
+        return web.html(ALERTS_PAGE)
+
+    @app.page("/accounts/{account_id}/")
+    class AccountView(View):
+        @app.table_route(table=table, match_info="account_id")
+        async def get(self, request: Request, account_id: str) -> Response:
+            if len(account_id) > MAX_ID_CHARS:
+                return self.json({"error": "account_id too long"}, status=400)
+            described = processor.describe(account_id)
+            if described is None:
+                return self.json({"account_id": account_id, "tracked": False}, status=404)
+            return self.json({"account_id": account_id, "tracked": True, **described})
+
+    del health, ready, metrics, alerts_json, alerts_page, AccountView  # registered

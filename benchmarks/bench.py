@@ -1,0 +1,688 @@
+"""``distillwatch bench``: throughput, latency and scale of the service, measured
+side by side against aiokafka's and Faust's own ceilings (issue 7).
+
+One run starts one embedded broker, generates one deterministic data set with
+the simulator (seeded; benign population plus every attack family), publishes
+it once as single-event messages and once as batched messages (JSON arrays of
+up to ``batch`` consecutive events of one account, ``streams.publish.batches``),
+and then measures, on that broker and that data:
+
+1. ``raw``      raw aiokafka consume + orjson decode (the ceiling);
+2. ``noop``     a no-op Faust agent with the service's Faust settings;
+3. ``single``   the real ``distillwatch worker`` subprocess (full detection,
+   recoverable state), fed single-event messages;
+4. ``batched``  the same, fed batched messages;
+5. ``replay``   ``streams.replay.replay_files`` over a JSONL file of the data;
+6. ``latency``  event → alert latency p50/p99 at half of (3)'s rate: a paced
+   producer records when it sends each event; every *firing* alert names its
+   account and the ``ts`` of the event that tripped it, which identifies that
+   event; latency = alert readable on the alerts topic − tripping event sent;
+7. ``memory``   resident memory per tracked account at 10k and 100k accounts
+   (``benchmarks.memory.measure`` in a fresh subprocess each);
+8. ``scaleout`` one vs two workers (same group) sharing the partitions.
+
+Workers are measured by polling their ``/health`` ``events`` counter: rate =
+(events after the first non-zero reading) / (time from that reading to the
+reading that shows all events). Worker start-up, group join and topic
+creation are outside the timed window.
+
+Every process started here (broker, workers, memory probes) is stopped in a
+``finally``; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("raw", "noop", "single", "batched", "replay", "latency", "memory", "scaleout")
+
+# Issue 7's "done when".
+TARGETS = {
+    "single_vs_noop": 0.80,
+    "batched_events_per_s": 50_000,
+    "replay_events_per_s": 50_000,
+    "latency_p99_s": 1.0,
+    "memory_bytes_per_account_100k": 4096,
+    "scaleout_ratio": 1.6,
+}
+
+
+@dataclass
+class Profile:
+    """Sizes of one run."""
+
+    hours: float
+    accounts: int
+    seed: int = 7
+    batch: int = 100
+    partitions: int = 8
+    repeats: int = 3
+    latency_max_events: int = 30_000
+    memory_accounts: tuple[int, ...] = (10_000, 100_000)
+
+    @classmethod
+    def full(cls) -> Profile:
+        return cls(hours=1.0, accounts=1000)
+
+    @classmethod
+    def quick(cls) -> Profile:
+        return cls(hours=0.25, accounts=200, repeats=1, latency_max_events=6_000,
+                   memory_accounts=(2_000, 10_000))
+
+
+# --------------------------------------------------------------------- data ---
+
+
+@dataclass
+class Data:
+    events: int
+    accounts: int
+    single: list[tuple[bytes, bytes]]           # (key, value) single-event messages
+    batched: list[tuple[bytes, bytes]]          # (key, JSON array) messages
+    batched_events: int
+    replay_file: Path
+    keys: list[tuple[str, str]] = field(repr=False)  # (account_id, RFC 3339 ts) per single msg
+
+
+def generate(profile: Profile, workdir: Path) -> Data:
+    """Deterministic data: the simulator's traffic (seeded), as published."""
+    from detectors.schema import format_ts, parse_event
+    from simulator.simulate import simulate
+    from streams.publish import batches, event_payload
+
+    sim = simulate(seed=profile.seed, hours=profile.hours, accounts=profile.accounts,
+                   attacks="all")
+    events = [parse_event(e) for e in sim.events]
+    single = [(k, v) for k, v, _ in batches(events, 1)]
+    batched = [(k, v) for k, v, _ in batches(events, profile.batch)]
+    replay_file = workdir / "events.jsonl"
+    with open(replay_file, "wb") as fh:
+        for e in events:
+            fh.write(orjson.dumps(event_payload(e)) + b"\n")
+    keys = [(e.account_id, format_ts(e.ts)) for e in events]
+    return Data(len(events), len({e.account_id for e in events}), single, batched,
+                len(events), replay_file, keys)
+
+
+async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    """Send as fast as possible; returns messages/s."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10,
+                                max_batch_size=512 * 1024, acks="all")
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        pending = []
+        for key, value in messages:
+            pending.append(await producer.send(topic, value=value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        await producer.flush()
+        return len(messages) / max(time.perf_counter() - t0, 1e-9)
+    finally:
+        await producer.stop()
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    return asyncio.run(_produce(bootstrap, topic, messages))
+
+
+# ---------------------------------------------------------------- processes ---
+
+
+def _free_port() -> int:
+    from streams.broker import free_port
+
+    return free_port()
+
+
+class Proc:
+    """A worker subprocess (``distillwatch worker`` or the no-op agent)."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.port = int(env["DISTILLWATCH_WEB_PORT"])
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            args = [sys.executable, "-m", module]
+            if module == "streams.cli":
+                args.append("worker")
+            self.proc = subprocess.Popen(
+                args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def _get(self, path: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            return self._get("/health")[1]
+        except OSError:
+            return None
+
+    def ready(self) -> bool:
+        try:
+            return self._get("/ready")[0] == 200
+        except OSError:
+            return False
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-30:]
+            raise RuntimeError(f"worker exited with {self.proc.returncode}:\n" + "\n".join(tail))
+
+    def stop(self, timeout: float = 12.0) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@dataclass
+class Ctx:
+    broker: Any
+    workdir: Path
+    profile: Profile
+    procs: list[Proc] = field(default_factory=list)
+
+    def settings_env(self, name: str, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DISTILLWATCH_BROKER": self.broker.url,
+            "DISTILLWATCH_APP_ID": name,
+            "DISTILLWATCH_EVENTS_TOPIC": f"{name}-events",
+            "DISTILLWATCH_ALERTS_TOPIC": f"{name}-alerts",
+            "DISTILLWATCH_DLQ_TOPIC": f"{name}-dlq",
+            "DISTILLWATCH_PARTITIONS": str(self.profile.partitions),
+            "DISTILLWATCH_DATA_DIR": str(self.workdir / name),
+            "DISTILLWATCH_LOG_FORMAT": "json",
+            "DISTILLWATCH_WEB_PORT": str(_free_port()),
+            **extra,
+        }
+
+    def topics(self, name: str) -> Any:
+        from streams.settings import Settings
+        from streams.topics import ensure_topics
+
+        settings = Settings.load(env=self.settings_env(name))
+        ensure_topics(settings)
+        return settings
+
+    def start(self, module: str, name: str, tag: str = "", **extra: str) -> Proc:
+        env = self.settings_env(name, **extra)
+        proc = Proc(module, env, self.workdir / f"{name}{tag}.log")
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+        self.procs.clear()
+
+
+def _name(kind: str) -> str:
+    return f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+
+
+def wait_ready(procs: list[Proc], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.check_alive()
+        if all(p.ready() for p in procs):
+            # a second worker joining triggers one more rebalance: settle, re-check
+            time.sleep(0.5)
+            if all(p.ready() for p in procs):
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"workers not ready within {timeout:.0f}s")
+
+
+def measure_rate(procs: list[Proc], total: int, timeout: float,
+                 interval: float = 0.05) -> dict[str, Any]:
+    """Poll ``/health`` until the workers together report ``total`` events."""
+    deadline = time.monotonic() + timeout
+    first: tuple[float, int] | None = None
+    last_check = 0.0
+    count = 0
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        counts = [(p.health() or {}).get("events", 0) for p in procs]
+        count = sum(counts)
+        if first is None and count > 0:
+            first = (now, count)
+        if count >= total:
+            assert first is not None
+            elapsed = now - first[0]
+            done = count - first[1]
+            rate = done / elapsed if elapsed > 0 else float("nan")
+            return {"events": total, "seconds": round(elapsed, 3),
+                    "events_per_s": round(rate), "per_worker": counts}
+        if now - last_check > 1.0:
+            for p in procs:
+                p.check_alive()
+            last_check = now
+        time.sleep(interval)
+    raise TimeoutError(f"workers processed {count}/{total} events within {timeout:.0f}s")
+
+
+# ------------------------------------------------------------------ phases ---
+
+
+async def _raw_consume(bootstrap: str, topic: str, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        await consumer.seek_to_beginning()
+        loads = orjson.loads
+        n = 0
+        t0 = None
+        while n < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if t0 is None and batch:
+                t0 = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    loads(record.value)
+                    n += 1
+        assert t0 is not None
+        return total / max(time.perf_counter() - t0, 1e-9)
+    finally:
+        await consumer.stop()
+
+
+def phase_raw(ctx: Ctx, topic: str, total: int) -> dict[str, Any]:
+    runs = [asyncio.run(asyncio.wait_for(_raw_consume(ctx.broker.bootstrap, topic, total), 120))
+            for _ in range(ctx.profile.repeats)]
+    return {"events": total, "events_per_s": round(statistics.median(runs)),
+            "runs": [round(r) for r in runs]}
+
+
+def _timeout(total: int, floor_rate: float = 300.0) -> float:
+    return 60.0 + total / floor_rate
+
+
+def phase_worker(ctx: Ctx, module: str, kind: str, messages: list[tuple[bytes, bytes]],
+                 total: int) -> dict[str, Any]:
+    """Pre-load a fresh topic, start one worker, time it through all events."""
+    name = _name(kind)
+    settings = ctx.topics(name)
+    produce(ctx.broker.bootstrap, settings.events_topic, messages)
+    proc = ctx.start(module, name)
+    try:
+        out = measure_rate([proc], total, _timeout(total))
+        health = proc.health() or {}
+        out.update(messages=len(messages), alerts=health.get("alerts"),
+                   rejected=health.get("rejected"), topic=settings.events_topic)
+        return out
+    finally:
+        proc.stop()
+
+
+def phase_replay(ctx: Ctx, data: Data) -> dict[str, Any]:
+    from streams.replay import replay_files
+
+    runs = []
+    alerts = 0
+    for _ in range(ctx.profile.repeats):
+        result = replay_files([data.replay_file], partitions=ctx.profile.partitions,
+                              show_progress=False)
+        runs.append(result.events_per_s)
+        alerts = len(result.alerts)
+    return {"events": data.events, "events_per_s": round(statistics.median(runs)),
+            "runs": [round(r) for r in runs], "alerts": alerts}
+
+
+async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
+                   n: int) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    received: list[tuple[float, bytes]] = []
+    stop = asyncio.Event()
+
+    async def read_alerts() -> None:
+        parts = consumer.partitions_for_topic(settings.alerts_topic) or set()
+        consumer.assign([TopicPartition(settings.alerts_topic, p) for p in parts])
+        await consumer.seek_to_beginning()
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for records in batch.values():
+                received.extend((now, r.value) for r in records)
+
+    reader = asyncio.create_task(read_alerts())
+    sent_at: dict[tuple[str, str], float] = {}
+    try:
+        await asyncio.sleep(0.5)  # reader assigned and positioned
+        t0 = time.monotonic()
+        i = 0
+        pending = []
+        while i < n:
+            due = min(n, int((time.monotonic() - t0) * rate) + 1)
+            while i < due:
+                key, value = data.single[i]
+                sent_at[data.keys[i]] = time.monotonic()
+                pending.append(await producer.send(settings.events_topic, value=value, key=key))
+                i += 1
+            if len(pending) > 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+        await asyncio.gather(*pending)
+        send_s = time.monotonic() - t0
+        # let the last alerts arrive: quiet for 3 s (bounded at 15 s)
+        end = time.monotonic() + 15
+        seen = -1
+        while time.monotonic() < end:
+            if len(received) == seen:
+                break
+            seen = len(received)
+            await asyncio.sleep(3.0)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader, 5)
+        await producer.stop()
+        await consumer.stop()
+    latencies = []
+    firing = unmatched = 0
+    for at, value in received:
+        alert = orjson.loads(value)
+        if alert.get("status") != "firing":
+            continue
+        firing += 1
+        sent = sent_at.get((alert.get("account_id") or "", alert.get("ts") or ""))
+        if sent is None:
+            unmatched += 1  # multi-account alerts, or tripped by a sweep
+            continue
+        latencies.append(at - sent)
+    latencies.sort()
+    return {
+        "rate_events_per_s": round(rate), "events": n, "achieved_rate": round(n / send_s),
+        "alerts_firing": firing, "measured": len(latencies), "unmatched": unmatched,
+        "p50_ms": round(_pct(latencies, 50) * 1000, 1) if latencies else None,
+        "p99_ms": round(_pct(latencies, 99) * 1000, 1) if latencies else None,
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+    }
+
+
+def _pct(values: list[float], p: float) -> float:
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+def phase_latency(ctx: Ctx, data: Data, rate: float) -> dict[str, Any]:
+    name = _name("latency")
+    settings = ctx.topics(name)
+    proc = ctx.start("streams.cli", name)
+    try:
+        wait_ready([proc])
+        n = min(data.events, ctx.profile.latency_max_events)
+        return asyncio.run(asyncio.wait_for(
+            _latency(ctx.broker.bootstrap, settings, data, rate, n), n / rate + 60))
+    finally:
+        proc.stop()
+
+
+def phase_memory(ctx: Ctx) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    code = ("import json, sys; from benchmarks.memory import measure; "
+            "print(json.dumps(measure(int(sys.argv[1]))))")
+    for n in ctx.profile.memory_accounts:
+        proc = subprocess.run([sys.executable, "-c", code, str(n)], cwd=ROOT,
+                              capture_output=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"memory probe failed: {proc.stderr.decode()[-2000:]}")
+        out[str(n)] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return out
+
+
+def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
+    """1 then 2 workers in one group: start, wait until every partition is
+    assigned and no rebalance runs, then publish the batched data."""
+    out: dict[str, Any] = {}
+    for n_workers in (1, 2):
+        name = _name(f"scale{n_workers}")
+        settings = ctx.topics(name)
+        procs = [ctx.start("streams.cli", name, tag=f"-{i}") for i in range(n_workers)]
+        try:
+            wait_ready(procs, timeout=90)
+            produce(ctx.broker.bootstrap, settings.events_topic, data.batched)
+            out[str(n_workers)] = measure_rate(procs, data.batched_events,
+                                               _timeout(data.batched_events))
+        finally:
+            for p in procs:
+                p.stop()
+    one, two = out["1"]["events_per_s"], out["2"]["events_per_s"]
+    out["ratio"] = round(two / one, 2) if one else None
+    return out
+
+
+# -------------------------------------------------------------------- run ---
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+        for line in lscpu.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "CPU max MHz"):
+                info[k.strip()] = v.strip()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["mem_total_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    with contextlib.suppress(ImportError):
+        import faust
+
+        info["faust"] = faust.__version__
+    return info
+
+
+def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
+        say: Callable[[str], None] = print, workdir: Path | None = None) -> dict[str, Any]:
+    from streams.broker import embedded_broker_from_env
+
+    own_dir = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="dw-bench-")) if workdir is None else workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"profile": profile.__dict__, "machine": machine()}
+    t_start = time.monotonic()
+    say(f"bench: generating data (simulator seed {profile.seed}, {profile.hours:g} h, "
+        f"{profile.accounts} benign accounts + attacks) ...")
+    data = generate(profile, workdir)
+    results["data"] = {"events": data.events, "accounts": data.accounts,
+                       "single_messages": len(data.single),
+                       "batched_messages": len(data.batched),
+                       "mean_batch": round(data.events / len(data.batched), 1)}
+    say(f"  {data.events:,} events of {data.accounts:,} accounts; "
+        f"{len(data.batched):,} batched messages (≤{profile.batch} events)")
+    broker = embedded_broker_from_env(data_dir=workdir / "broker")
+    ctx = Ctx(broker, workdir, profile)
+    try:
+        say(f"bench: starting the embedded broker ({broker.kind}) ...")
+        broker.start()
+        single_name = _name("data")
+        single_settings = ctx.topics(single_name)
+        rate = produce(broker.bootstrap, single_settings.events_topic, data.single)
+        results["data"]["producer_msgs_per_s"] = round(rate)
+        if "raw" in sections:
+            say("bench: (1) raw aiokafka consume + orjson ...")
+            results["raw"] = phase_raw(ctx, single_settings.events_topic, data.events)
+        if "noop" in sections:
+            say("bench: (2) no-op Faust agent ...")
+            results["noop"] = phase_worker(ctx, "benchmarks.noop_agent", "noop",
+                                           data.single, data.events)
+        if "single" in sections:
+            say("bench: (3) distillwatch worker, single-event messages ...")
+            results["single"] = phase_worker(ctx, "streams.cli", "single", data.single,
+                                             data.events)
+        if "batched" in sections:
+            say("bench: (4) distillwatch worker, batched messages ...")
+            results["batched"] = phase_worker(ctx, "streams.cli", "batched", data.batched,
+                                              data.events)
+        if "replay" in sections:
+            say("bench: (5) replay ...")
+            results["replay"] = phase_replay(ctx, data)
+        if "latency" in sections:
+            base = results.get("single", {}).get("events_per_s") or 2000
+            say(f"bench: (6) event → alert latency at {base / 2:,.0f} events/s ...")
+            results["latency"] = phase_latency(ctx, data, base / 2)
+        if "memory" in sections:
+            say("bench: (7) memory per account ...")
+            results["memory"] = phase_memory(ctx)
+        if "scaleout" in sections:
+            say("bench: (8) one vs two workers (batched messages) ...")
+            results["scaleout"] = phase_scaleout(ctx, data)
+    finally:
+        ctx.stop_all()
+        broker.stop()
+        if own_dir:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    results["targets"] = assess(results)
+    return results
+
+
+def assess(r: dict[str, Any]) -> dict[str, Any]:
+    """Issue 7's targets against this run's figures (None: not measured)."""
+    def get(*path: str) -> Any:
+        cur: Any = r
+        for p in path:
+            if not isinstance(cur, dict) or p not in cur:
+                return None
+            cur = cur[p]
+        return cur
+
+    single, noop = get("single", "events_per_s"), get("noop", "events_per_s")
+    ratio = round(single / noop, 3) if single and noop else None
+    mem_keys = sorted(int(k) for k in (get("memory") or {}))
+    mem = get("memory", str(mem_keys[-1]), "rss_bytes_per_account") if mem_keys else None
+    values = {
+        "single_vs_noop": ratio,
+        "batched_events_per_s": get("batched", "events_per_s"),
+        "replay_events_per_s": get("replay", "events_per_s"),
+        "latency_p99_s": (get("latency", "p99_ms") / 1000) if get("latency", "p99_ms") else None,
+        "memory_bytes_per_account_100k": mem,
+        "scaleout_ratio": get("scaleout", "ratio"),
+    }
+    out = {}
+    for key, target in TARGETS.items():
+        v = values[key]
+        lower_is_better = key in ("latency_p99_s", "memory_bytes_per_account_100k")
+        met = None if v is None else (v <= target if lower_is_better else v >= target)
+        out[key] = {"value": v, "target": target, "met": met}
+    return out
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and v < 100:
+        return f"{v:.2f}{unit}"
+    return f"{v:,.0f}{unit}"
+
+
+def table(r: dict[str, Any]) -> str:
+    """The results as a Markdown table."""
+    raw = (r.get("raw") or {}).get("events_per_s")
+    noop = (r.get("noop") or {}).get("events_per_s")
+
+    def ratios(eps: Any) -> tuple[str, str]:
+        a = f"{eps / raw:.3f}" if eps and raw else "–"
+        b = f"{eps / noop:.2f}" if eps and noop else "–"
+        return a, b
+
+    rows = [("#", "measurement", "result", "÷ raw (1)", "÷ no-op Faust (2)", "target")]
+
+    def add(n: str, what: str, eps: Any, target: str = "", extra: str = "") -> None:
+        a, b = ratios(eps)
+        rows.append((n, what, (_fmt(eps, " ev/s") if eps else "–") + extra, a, b, target))
+
+    add("1", "raw aiokafka consume + orjson", raw)
+    add("2", "no-op Faust agent (single-event msgs)", noop)
+    single = (r.get("single") or {}).get("events_per_s")
+    add("3", "worker, full detection, single-event msgs", single, "≥ 0.80 × (2)")
+    batched = r.get("batched") or {}
+    mean = (r.get("data") or {}).get("mean_batch")
+    add("4", f"worker, batched msgs (mean {mean} ev/msg)", batched.get("events_per_s"),
+        "≥ 50,000 ev/s")
+    add("5", "replay (file → detectors)", (r.get("replay") or {}).get("events_per_s"),
+        "≥ 50,000 ev/s")
+    lat = r.get("latency") or {}
+    if lat:
+        rows.append(("6", f"event → alert latency at {lat.get('rate_events_per_s', 0):,} ev/s "
+                     f"({lat.get('measured')} alerts)",
+                     f"p50 {_fmt(lat.get('p50_ms'), ' ms')}, p99 {_fmt(lat.get('p99_ms'), ' ms')}",
+                     "", "", "p99 ≤ 1,000 ms"))
+    for n, m in (r.get("memory") or {}).items():
+        rows.append(("7", f"resident memory per account, {int(n):,} accounts",
+                     f"{m.get('rss_bytes_per_account', 0):,.0f} B", "", "",
+                     "≤ 4,096 B at 100k"))
+    so = r.get("scaleout") or {}
+    if so:
+        for w in ("1", "2"):
+            add("8", f"{w} worker{'s' if w == '2' else ''}, batched msgs",
+                (so.get(w) or {}).get("events_per_s"))
+        rows.append(("8", "two workers ÷ one", f"{so.get('ratio')}×", "", "", "≥ 1.6×"))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, row in enumerate(rows):
+        lines.append("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
+        if j == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    verdict = []
+    for key, t in (r.get("targets") or {}).items():
+        mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        verdict.append(f"  {key}: {t['value']} (target {t['target']}) — {mark}")
+    return "\n".join(lines) + "\n\ntargets:\n" + "\n".join(verdict)
+
+
+def iter_sections(r: dict[str, Any]) -> Iterator[str]:
+    return (s for s in SECTIONS if s in r)

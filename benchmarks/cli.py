@@ -1,0 +1,50 @@
+"""``distillwatch bench`` (registered by ``streams.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.bench import SECTIONS, Profile, run, table
+
+    profile = Profile.quick() if args.quick else Profile.full()
+    if args.seed is not None:
+        profile.seed = args.seed
+    sections = tuple(args.only.split(",")) if args.only else SECTIONS
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        print(f"distillwatch bench: unknown section(s) {sorted(unknown)}; "
+              f"choose from {','.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    results = run(profile, sections=sections, say=say)
+    print(table(results))
+    print(f"\n(run took {results['elapsed_s']} s; machine: {results['machine']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="throughput/latency/memory/scale-out benchmark against Faust's and aiokafka's "
+             "ceilings",
+        description="Start an embedded broker, generate deterministic simulator traffic and "
+                    "measure, side by side: raw aiokafka, a no-op Faust agent, the worker "
+                    "(single and batched messages), replay, event→alert latency, memory per "
+                    "account, and one vs two workers.",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes, one repeat (< 1 min)")
+    p.add_argument("--json", metavar="PATH", help="also write all figures as JSON here")
+    p.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
+    p.add_argument("--only", metavar="SECTIONS",
+                   help="comma list of sections to run (raw,noop,single,batched,replay,"
+                        "latency,memory,scaleout)")
+    p.set_defaults(func=cmd_bench)

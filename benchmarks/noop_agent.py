@@ -1,0 +1,72 @@
+"""A no-op Faust agent: Faust's own ceiling for ``distillwatch bench``.
+
+Same Faust settings as the service (:func:`streams.app.faust_config`), same
+topic declaration and the same ``stream.events()`` iteration as the ``detect``
+agent, but the body only counts. ``GET /health`` reports ``{"events": n}`` like
+the real worker, so the benchmark measures both the same way.
+
+    DISTILLWATCH_BROKER=kafka://127.0.0.1:9092 python -m benchmarks.noop_agent
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.app import faust_config
+from streams.logs import configure_logging
+from streams.settings import Settings
+
+
+def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, int]]:
+    app = faust.App(settings.app_id, **faust_config(settings))
+    topic = app.topic(
+        settings.events_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    stats = {"events": 0}
+
+    @app.agent(topic, name="detect")
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            if event.message.value is not None:
+                stats["events"] += 1
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", **stats})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        assigned = bool(app.consumer.assignment()) if app.consumer else False
+        is_ready = assigned and not app.rebalancing
+        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+    return app, stats
+
+
+def main() -> int:
+    from streams.worker import BoundedWorker, wait_for_broker
+
+    settings = Settings.load()
+    configure_logging(settings.log_format, settings.log_level)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    wait_for_broker(settings)
+    app, _ = build_noop_app(settings)
+    worker = BoundedWorker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False,
+        override_logging=False, shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

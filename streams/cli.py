@@ -25,6 +25,8 @@ _PLUGINS = (
     "streams.replay_cli",
     "streams.publish",
     "streams.series_cli",
+    "streams.tail",
+    "streams.forward",
     "benchmarks.cli",
 )
 

@@ -1,0 +1,160 @@
+"""On-call integration: payload mapping, the forwarder against a real local
+HTTP server (retries, permanent rejections, duplicates, commit after
+delivery), and tail."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import uuid
+
+import orjson
+import pytest
+
+from detectors.alerts import Alert
+from streams.cli import main
+from streams.forward import Forwarder
+from streams.oncall import alertmanager_alert, pagerduty_event
+from streams.settings import SecretStr
+from tests.conftest import produce
+
+T0 = 1771840800.0
+
+
+def record(account="acct-1", status="firing", severity="error", score=0.93, start=T0,
+           ts=None, detector="account"):
+    alert = Alert(detector=detector, status=status, severity=severity, score=score,
+                  ts=ts or start + 60, episode_start=start,
+                  summary=f"{account}: distillation score {score}",
+                  details={"reasons": ["template", "elicitation"], "rate_per_min": 300.0,
+                           "top_topics": [["math/proofs", 1.0]]},
+                  account_id=account)
+    return alert.to_record(emitted_at=T0 + 61)
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    def __init__(self, answers=()):
+        self.requests: list[dict] = []
+        self.answers = list(answers)  # status codes to answer first, then 202
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/v2/enqueue"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        server: Recorder = self.server  # type: ignore[assignment]
+        status = server.answers.pop(0) if server.answers else 202
+        server.requests.append({"status": status, "body": json.loads(body),
+                                "headers": dict(self.headers)})
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b'{"status":"success"}')
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = Recorder()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_pagerduty_mapping_follows_events_v2():
+    firing = pagerduty_event(record(), "R" * 32, link="http://w:6066/accounts/acct-1/")
+    assert firing["event_action"] == "trigger" and firing["routing_key"] == "R" * 32
+    assert firing["dedup_key"] == "account:acct-1"
+    p = firing["payload"]
+    assert p["severity"] in ("critical", "error", "warning", "info")
+    assert p["source"] == "acct-1" and len(p["summary"]) <= 1024
+    assert p["custom_details"]["alert_id"] == record()["alert_id"]
+    assert isinstance(p["custom_details"]["reasons"], str)  # JSON-simple values
+    resolved = pagerduty_event(record(status="resolved", severity="info"), "R" * 32)
+    assert resolved["event_action"] == "resolve" and resolved["dedup_key"] == "account:acct-1"
+    assert "payload" not in resolved
+
+
+def test_alertmanager_mapping_follows_api_v2():
+    firing = alertmanager_alert(record())
+    assert firing["labels"]["alertname"] == "DistillationSuspected"
+    assert firing["labels"]["severity"] == "error" and "endsAt" not in firing
+    assert firing["startsAt"] == record()["episode_start"]
+    resolved = alertmanager_alert(record(status="resolved"))
+    assert resolved["endsAt"] == record(status="resolved")["ts"]
+    assert all(isinstance(v, str) for v in resolved["annotations"].values())
+
+
+def test_forwarder_retries_then_delivers_once(server):
+    server.answers = [503, 500]
+    sleeps = []
+    fwd = Forwarder("pagerduty", server.url, SecretStr("R" * 32), sleep=sleeps.append)
+    rec = record()
+    assert fwd.handle(rec) and fwd.handle(rec)  # the second is a duplicate
+    assert [r["status"] for r in server.requests] == [503, 500, 202]
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 1.2  # exponential backoff
+    assert fwd.counts == {"delivered": 1, "duplicates": 1, "rejected": 0, "retries": 2}
+    assert server.requests[-1]["headers"]["Idempotency-Key"] == rec["alert_id"]
+
+
+def test_forwarder_does_not_retry_permanent_rejections(server):
+    server.answers = [400]
+    fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
+    assert fwd.handle(record())
+    assert len(server.requests) == 1 and fwd.counts["rejected"] == 1
+
+
+def test_pagerduty_needs_a_routing_key():
+    from streams.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="routing-key"):
+        Forwarder("pagerduty", "http://x")
+
+
+@pytest.mark.integration
+def test_forward_from_the_alerts_topic_commits_after_delivery(broker, server):
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    first = record("acct-1")
+    msgs = [first, first, record("acct-2", severity="critical", score=0.99),
+            record("acct-1", status="resolved", severity="info", ts=T0 + 900)]
+    produce(broker, topic, [(m["dedup_key"].encode(), orjson.dumps(m)) for m in msgs]
+            + [(b"x", b"not an alert")])
+    args = ["forward", "--to", "alertmanager", "--url", server.url, "--broker", broker.url,
+            "--topic", topic, "--group", f"g-{topic}", "--duration", "4"]
+    assert main(args) == 0
+    bodies = [r["body"][0] for r in server.requests]
+    assert len(bodies) == 3  # the repeated alert_id was delivered once
+    assert [b["labels"]["subject"] for b in bodies] == ["acct-1", "acct-2", "acct-1"]
+    assert "endsAt" in bodies[2]
+    # a restarted forwarder resumes after the committed offsets: nothing is sent again
+    assert main(args) == 0
+    assert len(server.requests) == 3
+
+
+@pytest.mark.integration
+def test_tail_filters_and_renders(broker, capsys):
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    msgs = [record("acct-1", severity="warning"), record("acct-2", severity="critical")]
+    produce(broker, topic, [(m["dedup_key"].encode(), orjson.dumps(m)) for m in msgs])
+    import os
+
+    os.environ["DISTILLWATCH_ALERTS_TOPIC"] = topic
+    try:
+        assert main(["tail", "--broker", broker.url, "--from-beginning", "--severity", "error",
+                     "--duration", "3"]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert len(out) == 1 and "account:acct-2" in out[0] and "critical" in out[0]
+        assert main(["tail", "--broker", broker.url, "--from-beginning", "--json",
+                     "--account", "acct-1", "--max", "1"]) == 0
+        line = capsys.readouterr().out.strip()
+        assert json.loads(line)["account_id"] == "acct-1"
+    finally:
+        del os.environ["DISTILLWATCH_ALERTS_TOPIC"]

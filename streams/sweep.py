@@ -158,10 +158,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(" | ".join(str(setting[k]) for k in keys)
               + f" | {s['mean_recall']:.3f} | {s['min_recall']:.3f} | {100 * s['fp_rate']:.2f}%"
               + f" | {delay}{mark}")
+    # the complete effective configuration, so the file is ready to deploy as is
+    effective = detector_config(configs[best]).to_mapping()
     Path(args.best_config_out).write_text(
         "# best setting of a distillwatch sweep over " + args.sweep + "\n"
         + "# " + ", ".join(f"{k}={settings[best][k]}" for k in keys) + "\n"
-        + to_toml(configs[best])
+        + to_toml(effective)
     )
     print(f"best setting -> {args.best_config_out}")
     if args.metrics_out:

@@ -1,0 +1,39 @@
+"""``distillwatch bench`` runs end to end on tiny sizes and yields all eight
+sections. Functional only: no timing is asserted here (timings live in the
+benchmark's own output)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.bench import SECTIONS, Profile, assess, run, table
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def test_bench_tiny_produces_all_sections(tmp_path):
+    profile = Profile(hours=0.05, accounts=40, repeats=1, latency_max_events=400,
+                      memory_accounts=(200, 1000), partitions=4)
+    results = run(profile, say=lambda _: None, workdir=tmp_path / "bench")
+    for section in SECTIONS:
+        assert section in results, section
+    events = results["data"]["events"]
+    assert events > 100
+    for section in ("raw", "noop", "single", "batched", "replay"):
+        assert results[section]["events_per_s"] > 0, section
+    assert results["single"]["rejected"] == 0 and results["batched"]["rejected"] == 0
+    assert results["latency"]["events"] > 0
+    assert set(results["memory"]) == {"200", "1000"}
+    assert results["scaleout"]["1"]["events"] == results["scaleout"]["2"]["events"] == events
+    assert sum(results["scaleout"]["2"]["per_worker"]) >= events
+    assert set(assess(results)) == set(results["targets"])
+    text = table(results)
+    for n in "12345678":
+        assert f"| {n} " in text
+
+
+def test_bench_cli_registered():
+    from streams.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--quick", "--json", "x.json"])
+    assert args.quick and args.json == "x.json" and callable(args.func)

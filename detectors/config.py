@@ -80,6 +80,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_volume",
         "w_narrow",
         "w_drift",
+        "elicitation_alone",
         "generic_floor",
         "specific_full",
         "fire_threshold",
@@ -127,6 +128,7 @@ _UNIT_FIELDS = frozenset(
         "flat_lo",
         "flat_hi",
         "generic_floor",
+        "elicitation_alone",
         "fire_threshold",
         "hot_threshold",
         "severity_warning",
@@ -263,6 +265,7 @@ class DetectorConfig:
     w_volume: float = 1.0
     w_narrow: float = 0.8
     w_drift: float = 0.8
+    elicitation_alone: float = 0.5
     generic_floor: float = 0.35
     specific_full: float = 1.0
     fire_threshold: float = 0.8

@@ -445,14 +445,17 @@ class Detector:
                 s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
                 s_drift = max(s_drift, 0.5)
-        z_spec = (
-            cfg.w_template * s_tmpl
-            + cfg.w_elicitation * s_elic
-            + cfg.w_sweep * s_sweep
-            + cfg.w_timing * s_timing
-        )
+        # elicitation alone (a human who likes "step by step") is weaker than
+        # elicitation in templated or heavy traffic
+        solo = cfg.elicitation_alone
+        s_elic_eff = s_elic * (solo + (1.0 - solo) * max(s_tmpl, s_vol))
+        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
+        z_spec = z_content + cfg.w_timing * s_timing
         z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
-        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(1.0, z_spec / cfg.specific_full)
+        # only content evidence opens the gate: round-the-clock apps are machine-timed too
+        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(
+            1.0, z_content / cfg.specific_full
+        )
         z = z_spec + z_gen * gate
         score = 1.0 - math.exp(-z)
         return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)

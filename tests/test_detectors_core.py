@@ -213,8 +213,8 @@ def test_narrow_heavy_app_with_varied_prompts_does_not_fire() -> None:
     t, evs = T0, []
     for _ in range(3000):  # ~2 requests/s, Poisson, one topic, fixed short instruction
         t += rng.expovariate(2.0)
-        evs.append(Event(t, "app", topic="support/customer-service",
-                         prompt="Summarize this support ticket for the agent: " + varied_prompt(rng),
+        prompt = "Summarize this support ticket for the agent: " + varied_prompt(rng)
+        evs.append(Event(t, "app", topic="support/customer-service", prompt=prompt,
                          input_tokens=800, output_tokens=200))
     _, alerts = feed(det, evs)
     assert alerts == []

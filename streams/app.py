@@ -144,9 +144,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
         perf = time.perf_counter
-        async for event in stream.events():
+        # Iterate the stream itself and read ``current_event``: the same events,
+        # acked the same way (after the body), without the extra async
+        # generator that ``stream.events()`` wraps around this loop.
+        async for _ in stream:
             started = perf()
-            message = event.message
+            message = stream.current_event.message
             outcome = processor.handle(
                 message.value, message.key, message.topic, message.partition, message.offset
             )

@@ -6,6 +6,14 @@ their ``account_id`` keys, and each partition runs its own
 partition does in the stream service. For input in event-time order (the way
 ``distillwatch publish`` sends it), replay and the live service see the same
 per-partition sequences and emit the same alerts.
+
+With ``clusters`` on (the default), the runners also emit account summaries
+(:class:`~detectors.cluster.SummaryEmitter`) and a
+:class:`~detectors.cluster.ClusterStage` -- one
+:class:`~detectors.cluster.ClusterDetector` per partition of the summaries
+topic, keyed by linkage key -- turns them into coordinated-cluster alerts,
+right after the event that produced the summary, as the live second agent
+does.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from detectors.alerts import Alert
+from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import partition_for
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
@@ -27,12 +36,22 @@ class Replayer:
         detector_factory: Callable[[], Any],
         partitions: int = 8,
         sweep_interval_s: float = 60.0,
+        clusters: bool = True,
+        cluster_factory: Callable[[], ClusterDetector] | None = None,
+        summary_emitter: SummaryEmitter | None = None,
     ) -> None:
         if partitions <= 0:
             raise ValueError(f"partitions must be > 0, got {partitions}")
         self.partitions = partitions
+        emitter = None
+        self.clusters: ClusterStage | None = None
+        if clusters:
+            emitter = summary_emitter or SummaryEmitter()
+            self.clusters = ClusterStage(cluster_factory or ClusterDetector, partitions)
         self.runners = [
-            PartitionRunner(detector_factory(), sweep_interval_s=sweep_interval_s)
+            PartitionRunner(
+                detector_factory(), sweep_interval_s=sweep_interval_s, summarizer=emitter
+            )
             for _ in range(partitions)
         ]
         self._partition_cache: dict[str, int] = {}
@@ -50,7 +69,14 @@ class Replayer:
 
     def process(self, event: Event) -> list[Alert]:
         self.events += 1
-        return self.runners[self.partition_of(event.account_id)].process(event)
+        runner = self.runners[self.partition_of(event.account_id)]
+        alerts = runner.process(event)
+        if self.clusters is not None and runner.summaries:
+            for summary in runner.take_summaries():
+                found = self.clusters.process(summary)
+                if found:
+                    alerts = alerts + found
+        return alerts
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:

@@ -37,12 +37,19 @@ class PartitionRunner:
         detector: Any,
         loader: Loader | None = None,
         sweep_interval_s: float = 60.0,
+        summarizer: Any = None,
     ) -> None:
         if sweep_interval_s <= 0:
             raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
         self.detector = detector
         self.loader = loader
         self.sweep_interval_s = sweep_interval_s
+        # Optional stage-1 hook of coordinated detection: an object with
+        # ``maybe_emit(detector, prev_last_ts, state, event)`` (see
+        # detectors.cluster.SummaryEmitter); what it returns is queued in
+        # ``summaries`` for the caller to drain with ``take_summaries``.
+        self.summarizer = summarizer
+        self.summaries: list[Any] = []
         self.states: dict[str, Any] = {}
         self.dirty: set[str] = set()
         self.removed: set[str] = set()
@@ -61,7 +68,13 @@ class PartitionRunner:
         state = self.states.get(event.account_id)
         if state is None and self.loader is not None:
             state = self.loader(event.account_id)
+        summarizer = self.summarizer
+        prev_last = state.last_ts if summarizer is not None and state is not None else None
         state, found = self.detector.process(state, event)
+        if summarizer is not None:
+            summary = summarizer.maybe_emit(self.detector, prev_last, state, event)
+            if summary is not None:
+                self.summaries.append(summary)
         alerts: list[Alert] = found
         account_id = event.account_id
         self.states[account_id] = state
@@ -121,6 +134,13 @@ class PartitionRunner:
             if self._next_due is not None:
                 self._schedule(account_id, state)
         return alerts
+
+    def take_summaries(self) -> list[Any]:
+        """Account summaries queued since the last call (empty without a summarizer)."""
+        out = self.summaries
+        if out:
+            self.summaries = []
+        return out
 
     def take_dirty(self) -> tuple[list[tuple[str, Any]], list[str]]:
         """Accounts changed since the last call (to checkpoint), and those expired."""

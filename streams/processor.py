@@ -63,6 +63,8 @@ class Outcome:
     alerts: list[Alert] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     events: int = 0
+    #: account summaries for the cluster stage (detectors.cluster.AccountSummary)
+    summaries: list[Any] = field(default_factory=list)
 
 
 class StreamProcessor:
@@ -85,6 +87,7 @@ class StreamProcessor:
         max_prompt_chars: int = 200_000,
         on_corrupt_state: Callable[[str, str], None] | None = None,
         on_detector_error: Callable[[str, BaseException], None] | None = None,
+        summarizer: Any = None,
     ) -> None:
         self.detector_factory = detector_factory
         self.state_type = state_type
@@ -95,6 +98,7 @@ class StreamProcessor:
         self.max_prompt_chars = max_prompt_chars
         self.on_corrupt_state = on_corrupt_state
         self.on_detector_error = on_detector_error
+        self.summarizer = summarizer
         self.failed = 0
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
@@ -106,7 +110,10 @@ class StreamProcessor:
         if runner is None:
             detector = self.detector_factory()
             loader = self._loader() if self.lookup is not None else None
-            runner = PartitionRunner(detector, loader, sweep_interval_s=self.sweep_interval_s)
+            runner = PartitionRunner(
+                detector, loader, sweep_interval_s=self.sweep_interval_s,
+                summarizer=self.summarizer,
+            )
             raw = self.lookup(meta_key(partition)) if self.lookup is not None else None
             if raw:
                 watermark, next_sweep = _META_HEADER.unpack_from(raw)
@@ -210,6 +217,8 @@ class StreamProcessor:
                     self.on_detector_error(event.account_id, exc)
                 continue
             out.events += 1
+        if runner.summaries:
+            out.summaries = runner.take_summaries()
         self.processed += out.events
         return out
 

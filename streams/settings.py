@@ -62,6 +62,12 @@ class Settings:
     events_topic: str = "api-requests"
     alerts_topic: str = "distillwatch-alerts"
     dlq_topic: str = "distillwatch-dlq"
+    #: account summaries for coordinated (multi-account) detection, key = linkage key
+    summaries_topic: str = "distillwatch-summaries"
+    #: run the second, cluster stage (summaries topic, cluster agent and table)
+    clusters_enabled: bool = True
+    #: event-time spacing of an account's summaries (plus one on first sight)
+    summary_interval_s: float = 300.0
     partitions: int = 8
     replication_factor: int = 1
     #: where Faust keeps its local data (and the embedded broker its log)
@@ -110,7 +116,8 @@ class Settings:
             raise ConfigError(f"security_protocol={self.security_protocol} needs sasl_username")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
-        for name in ("checkpoint_interval_s", "sweep_interval_s", "session_timeout_s",
+        for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
+                     "session_timeout_s",
                      "heartbeat_interval_s", "shutdown_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -12,6 +12,10 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-account-state-changelog"
 
 
+def cluster_changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-cluster-state-changelog"
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; existing ones are left as they are."""
     from kafka import KafkaAdminClient
@@ -31,6 +35,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             (settings.dlq_topic, settings.partitions, {}),
             (changelog_topic(settings), settings.partitions, {"cleanup.policy": "compact"}),
         ]
+        if settings.clusters_enabled:
+            wanted += [
+                (settings.summaries_topic, settings.partitions, {}),
+                (cluster_changelog_topic(settings), settings.partitions,
+                 {"cleanup.policy": "compact"}),
+            ]
         new = [
             NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
             for name, partitions, configs in wanted

@@ -1,0 +1,128 @@
+"""The second stage of the stream service, without Faust: one
+:class:`~detectors.cluster.ClusterDetector` per partition of the summaries
+topic (key = linkage key), its state restored from and checkpointed to the
+changelog-backed ``cluster-state`` table the way account state is.
+
+The ``detect`` agent sends every account summary once per linkage key to the
+summaries topic; the ``clusters`` agent feeds each message to
+:meth:`ClusterProcessor.handle`; the worker's checkpoint timer writes
+:meth:`ClusterProcessor.checkpoint` records to the table before it commits
+offsets, so cluster state is never older than the committed offset either.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from detectors.alerts import Alert
+from detectors.cluster import AccountSummary, ClusterDetector, decode_entry
+from detectors.errors import CorruptState
+
+# Partition metadata key; linkage keys always contain ':' after a kind, so
+# this cannot collide.
+_META_PREFIX = b"\x00\x00dw-cluster-meta:"
+_HEADER = struct.Struct("<d")
+
+Lookup = Callable[[bytes], bytes | None]
+
+
+def cluster_meta_key(partition: int) -> bytes:
+    return _META_PREFIX + str(partition).encode()
+
+
+class ClusterProcessor:
+    """Owns one :class:`ClusterDetector` per assigned summaries partition."""
+
+    def __init__(
+        self,
+        factory: Callable[[], ClusterDetector] = ClusterDetector,
+        *,
+        lookup: Lookup | None = None,
+        on_corrupt: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.factory = factory
+        self.lookup = lookup
+        self.on_corrupt = on_corrupt
+        self.detectors: dict[int, ClusterDetector] = {}
+        self.summaries = 0
+        self.rejected = 0
+
+    def detector(self, partition: int) -> ClusterDetector:
+        det = self.detectors.get(partition)
+        if det is None:
+            det = self.factory()
+            if self.lookup is not None:
+                det.loader = self._loader()
+                raw = self.lookup(cluster_meta_key(partition))
+                if raw:
+                    try:
+                        det.restore(raw[_HEADER.size :])
+                    except CorruptState as exc:
+                        if self.on_corrupt is not None:
+                            self.on_corrupt(f"partition {partition}", str(exc))
+            self.detectors[partition] = det
+        return det
+
+    def _loader(self) -> Callable[[str], Any]:
+        assert self.lookup is not None
+        lookup = self.lookup
+
+        def load(key: str) -> Any:
+            raw = lookup(key.encode("utf-8", "surrogatepass"))
+            if raw is None:
+                return None
+            try:
+                return decode_entry(raw)
+            except CorruptState as exc:
+                if self.on_corrupt is not None:
+                    self.on_corrupt(key, str(exc))
+                return None
+
+        return load
+
+    def handle(self, value: bytes | None, key: bytes | None, partition: int) -> list[Alert]:
+        """One summaries-topic message: ``key`` the linkage key, ``value`` the summary."""
+        if value is None or key is None:
+            self.rejected += 1
+            return []
+        try:
+            summary = AccountSummary.decode(value)
+            linkage = key.decode("utf-8", "surrogatepass")
+        except (CorruptState, UnicodeDecodeError) as exc:
+            self.rejected += 1
+            if self.on_corrupt is not None:
+                self.on_corrupt("summary", str(exc))
+            return []
+        self.summaries += 1
+        return self.detector(partition).process(linkage, summary)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget hot state of partitions this worker no longer owns."""
+        for p in partitions:
+            self.detectors.pop(p, None)
+
+    def checkpoint(self) -> list[tuple[int, bytes, bytes | None]]:
+        """Records for the ``cluster-state`` changelog: ``(partition, key, value)``."""
+        records: list[tuple[int, bytes, bytes | None]] = []
+        for partition, det in self.detectors.items():
+            changed, removed = det.take_dirty()
+            if not changed and not removed:
+                continue
+            for key, value in changed:
+                records.append((partition, key.encode("utf-8", "surrogatepass"), value))
+            for key in removed:
+                records.append((partition, key.encode("utf-8", "surrogatepass"), None))
+            meta = _HEADER.pack(0.0) + det.snapshot()
+            records.append((partition, cluster_meta_key(partition), meta))
+        return records
+
+    def tracked(self) -> tuple[int, int]:
+        """``(clusters, single-account keys)`` in memory on this worker."""
+        c = s = 0
+        for det in self.detectors.values():
+            a, b = det.sizes()
+            c += a
+            s += b
+        return c, s

@@ -22,6 +22,9 @@ import faust
 import orjson
 import structlog
 
+from detectors.alerts import Alert
+from detectors.cluster import ClusterDetector, SummaryEmitter
+from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
 from streams.metrics import Metrics
 from streams.processor import StreamProcessor
@@ -58,6 +61,10 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "topic_replication_factor": settings.replication_factor,
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        # How long the group coordinator waits for known members to rejoin.
+        # Faust's 60 s default made a worker restarted after kill -9 wait for
+        # its own dead predecessor (issue 8, test_reliability_crash).
+        "broker_rebalance_timeout": max(2 * settings.session_timeout_s, 10.0),
         # Offsets are committed by the checkpoint timer, right after state is
         # written, never by Faust on its own schedule (see module docstring).
         "broker_commit_interval": 3600.0,
@@ -90,6 +97,9 @@ class Service:
     table: Any
     metrics: Metrics
     recent_alerts: deque[dict[str, Any]]
+    #: the cluster stage (None when ``clusters_enabled`` is off)
+    clusters: ClusterProcessor | None = None
+    cluster_table: Any = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
@@ -120,7 +130,33 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         extra_topic_configs={"cleanup.policy": "compact"},
         partitions=settings.partitions,
     )
-    stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0}
+    # Second stage: account summaries keyed by linkage key, and the cluster
+    # state per key, co-partitioned the same way (same partition count).
+    summaries_topic: Any = None
+    cluster_table: Any = None
+    clusters: ClusterProcessor | None = None
+    if settings.clusters_enabled:
+        summaries_topic = app.topic(
+            settings.summaries_topic,
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        cluster_table = app.Table(
+            "cluster-state",
+            default=None,
+            key_type=bytes, value_type=bytes,
+            extra_topic_configs={"cleanup.policy": "compact"},
+            partitions=settings.partitions,
+        )
+        clusters = ClusterProcessor(
+            ClusterDetector,
+            lookup=lambda key: cluster_table.data.get(key),
+            on_corrupt=lambda key, reason: log.warning(
+                "cluster_state_corrupt", key=key, reason=reason
+            ),
+        )
+    stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
+             "summaries": 0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -139,7 +175,22 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         on_detector_error=lambda account_id, exc: log.error(
             "detector_failed", account_id=account_id, exc_info=exc
         ),
+        summarizer=(
+            SummaryEmitter(settings.summary_interval_s) if settings.clusters_enabled else None
+        ),
     )
+
+    async def send_alert(alert: Alert, partition: int, offset: int) -> None:
+        stats["alerts"] += 1
+        metrics.alert(alert.detector, alert.severity, alert.status)
+        log.info(
+            "alert_emitted", alert_id=alert.alert_id, dedup_key=alert.dedup_key,
+            status=alert.status, severity=alert.severity, score=round(alert.score, 3),
+            partition=partition, offset=offset,
+        )
+        record = alert.to_record(emitted_at=clock())
+        recent_alerts.append(record)
+        await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
 
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
@@ -174,7 +225,24 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 record = alert.to_record(emitted_at=clock())
                 recent_alerts.append(record)
                 await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
+            if outcome.summaries and summaries_topic is not None:
+                # one message per linkage key: the cluster agent of each key's
+                # partition sees every account that shares the key
+                for summary in outcome.summaries:
+                    value = summary.encode()
+                    stats["summaries"] += 1
+                    for key in summary.keys:
+                        await summaries_topic.send(key=key.encode(), value=value)
             metrics.latency.observe(perf() - started)
+
+    if clusters is not None:
+
+        @app.agent(summaries_topic, name="clusters")
+        async def cluster_agent(stream: Any) -> None:
+            async for _ in stream:
+                message = stream.current_event.message
+                for alert in clusters.handle(message.value, message.key, message.partition):
+                    await send_alert(alert, message.partition, message.offset)
 
     async def checkpoint() -> None:
         records = processor.checkpoint()
@@ -185,6 +253,16 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 table.data[key] = value
             table.send_changelog(partition, key, value)
         stats["checkpoints"] += len(records)
+        if clusters is not None:
+            # the cluster stage's state goes the same way, before the one commit
+            cluster_records = clusters.checkpoint()
+            for partition, key, value in cluster_records:
+                if value is None:
+                    cluster_table.data.pop(key, None)
+                else:
+                    cluster_table.data[key] = value
+                cluster_table.send_changelog(partition, key, value)
+            stats["checkpoints"] += len(cluster_records)
         # Faust flushes the producer (changelog and alerts) before committing.
         if await app.consumer.commit():
             stats["commits"] += 1
@@ -220,8 +298,20 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         processor.revoke(tp.partition for tp in revoked if tp.topic == settings.events_topic)
+        if clusters is not None:
+            clusters.revoke(
+                tp.partition for tp in revoked if tp.topic == settings.summaries_topic
+            )
+
+    if clusters is not None:
+        metrics.gauge(
+            "distillwatch_cluster_keys_tracked",
+            "Linkage keys held in memory by this worker, by kind of entry.",
+            lambda: [({"entry": "cluster"}, float(clusters.tracked()[0])),
+                     ({"entry": "single"}, float(clusters.tracked()[1]))],
+        )
 
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts)
+                      recent_alerts, clusters, cluster_table)
     register_views(app, service)
     return service

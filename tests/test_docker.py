@@ -20,7 +20,7 @@ import yaml
 
 from streams.cli import build_parser
 from streams.settings import Settings
-from streams.topics import changelog_topic
+from streams.topics import changelog_topic, cluster_changelog_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -100,6 +100,10 @@ def test_topic_init_matches_the_worker_settings(compose):
     for topic in (s.events_topic, s.alerts_topic, s.dlq_topic, changelog_topic(s)):
         assert created.get(topic) == "8", topic
     assert "cleanup.policy=compact" in script.split(changelog_topic(s))[1].splitlines()[0]
+    # the cluster stage: summaries keyed by linkage key, and its state changelog
+    assert created.get(s.summaries_topic) == "8"
+    assert created.get(cluster_changelog_topic(s)) == "8"
+    assert "cleanup.policy=compact" in script.split(cluster_changelog_topic(s))[1].splitlines()[0]
     env = compose["x-distillwatch"]["environment"]
     assert env["DISTILLWATCH_PARTITIONS"] == "8"
 

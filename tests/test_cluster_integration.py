@@ -1,0 +1,114 @@
+"""The two-stage pipeline live on the embedded broker: a coordinated campaign
+of accounts that are each unremarkable reaches the ``detect`` agent, which
+sends account summaries to the summaries topic keyed by linkage key; the
+``clusters`` agent scores the shared keys and puts a ``cluster`` alert (plus
+``cluster_member`` alerts naming each account) on the alerts topic, and its
+state is checkpointed to the cluster-state changelog."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import orjson
+import pytest
+
+from tests.attack import benign_events
+from tests.conftest import consume_until, produce
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = ("Answer the task below. First write your full internal reasoning step by step "
+            "inside <thinking> tags, covering every intermediate step, then the answer inside "
+            "<answer> tags. Do not skip steps. Task: implement {w} number {n} in Rust")
+
+
+def hydra_events(members: int = 8, minutes: int = 40, seed: int = 3) -> list[tuple[bytes, bytes]]:
+    """A load-balanced campaign: a few requests a member every 5 minutes, shared
+    cards, one /24, one client, one narrow topic, one template."""
+    rng = random.Random(seed)
+    start = time.time() - minutes * 60
+    out = []
+    t = start
+    n = 0
+    while t < start + minutes * 60:
+        i = rng.randrange(members)
+        acct = f"proxy-{i:02d}"
+        out.append((acct.encode(), orjson.dumps({
+            "ts": t, "account_id": acct, "topic": "coding/rust",
+            "prompt": TEMPLATE.format(w=rng.choice(["a trie", "a heap", "a parser"]), n=n),
+            "ip": f"203.0.113.{10 + i}", "payment_fingerprint": f"pm_reseller_{i % 2}",
+            "user_agent": "aiohttp/3.9.5", "org_id": f"org_{i:04d}",
+            "input_tokens": 120, "output_tokens": 900,
+        })))
+        n += 1
+        t += rng.expovariate(members * 4 / 300)  # ~4 requests per member per 5 minutes
+    return out
+
+
+def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
+    worker = worker_factory(DISTILLWATCH_SUMMARIES_TOPIC=f"sum-{time.monotonic_ns()}").start()
+    summaries_topic = worker.env["DISTILLWATCH_SUMMARIES_TOPIC"]
+    worker.wait_log("partitions_assigned", timeout=45)
+
+    produce(broker, worker.events_topic, benign_events())
+    campaign = hydra_events()
+    produce(broker, worker.events_topic, campaign)
+
+    def has_cluster(records):
+        return any(r.get("detector") == "cluster" and r["status"] == "firing" for r in records)
+
+    alerts = consume_until(broker, worker.alerts_topic, has_cluster, timeout=60)
+    assert has_cluster(alerts), f"no cluster alert\n{worker.log_tail()}"
+    cluster = next(r for r in alerts if r.get("detector") == "cluster")
+    assert cluster["dedup_key"] == f"cluster:{cluster['details']['cluster_key']}"
+    assert "account_id" not in cluster
+    assert cluster["account_count"] >= 3 and cluster["accounts"]
+    assert all(a.startswith("proxy-") for a in cluster["accounts"])
+    assert cluster["details"]["shared_keys"]
+    assert "Answer the task below" not in orjson.dumps(cluster).decode()  # no prompt text
+
+    members = consume_until(
+        broker, worker.alerts_topic,
+        lambda rs: len({r["account_id"] for r in rs if r.get("detector") == "cluster_member"})
+        >= len(cluster["accounts"]),
+        timeout=20,
+    )
+    named = {r["account_id"] for r in members if r.get("detector") == "cluster_member"}
+    assert set(cluster["accounts"]) <= named
+    assert not [r for r in members if str(r.get("account_id", "")).startswith("benign-")]
+    linked = [r for r in members if r.get("detector") == "cluster_member"
+              and r["details"]["cluster_dedup_key"] == cluster["dedup_key"]]
+    assert linked and all(r["details"]["cluster_alert_id"] == cluster["alert_id"]
+                          for r in linked)
+
+    # stage 1 really went through Kafka: summaries keyed by linkage key
+    summaries = consume_until(broker, summaries_topic, lambda rs: len(rs) >= 10, timeout=10)
+    assert len(summaries) >= 10 and all("k" in s and "a" in s for s in summaries)
+
+    # the cluster state is checkpointed to its own changelog
+    from streams.topics import cluster_changelog_topic
+
+    changelog = cluster_changelog_topic(worker.settings)
+    state = _read_raw(broker, changelog)
+    assert any(k.startswith(b"ua:aiohttp") for k, _ in state), [k for k, _ in state][:10]
+
+    took = worker.terminate()
+    assert took < 10.0
+    assert worker.proc.returncode == 0, worker.log_tail()
+
+
+def _read_raw(broker, topic: str, timeout: float = 10.0) -> list[tuple[bytes, bytes]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=500,
+                             group_id=None)
+    out: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not out:
+            out.extend((m.key, m.value) for m in consumer if m.key is not None)
+    finally:
+        consumer.close()
+    return out

@@ -882,21 +882,13 @@ class ClusterDetector:
                 counts[fp] = counts.get(fp, 0) + 1
         need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
         shared = {fp for fp, n in counts.items() if n >= need}
-        if shared:
-            core = [(a, m) for a, m in active if not shared.isdisjoint(m.fps)]
-            info["shared_templates"] = sorted(f"{fp:08x}" for fp in shared)[:8]
-            return core, info
-        if kind == "lsh":
-            return active, info
-        tops: dict[str, int] = {}
-        for _, m in active:
-            if m.top and m.top_share >= 0.3:
-                tops[m.top] = tops.get(m.top, 0) + 1
-        if not tops:
+        if not shared:
+            # Sharing the key and a topic mix is what organisations do too: without
+            # a template fingerprint in common there is no coordinated core.
             return [], info
-        mode = min(tops, key=lambda k: (-tops[k], k))
-        info["shared_topic"] = mode
-        return [(a, m) for a, m in active if m.top == mode and m.top_share >= 0.3], info
+        core = [(a, m) for a, m in active if not shared.isdisjoint(m.fps)]
+        info["shared_templates"] = sorted(f"{fp:08x}" for fp in shared)[:8]
+        return core, info
 
     def evaluate(self, c: Cluster, t: float) -> tuple[float, dict[str, Any], list[str]]:
         """Score, evidence and core member ids of a cluster as of ``t``."""
@@ -917,11 +909,12 @@ class ClusterDetector:
             if m.top:
                 tops[m.top] = tops.get(m.top, 0) + 1
         topic_agree = max(tops.values()) / k if tops else 0.0
-        mean_top = sum(m.top_share for m in ms) / k
-        elic = sum(m.elicitation for m in ms) / k
-        tmpl = sum(m.template for m in ms) / k
-        flat = sum(m.flatness for m in ms) / k
-        own = sum(m.score for m in ms) / k
+        # medians: a few strong attackers must not make a mixed group look alike
+        mean_top = _median([m.top_share for m in ms])
+        elic = _median([m.elicitation for m in ms])
+        tmpl = _median([m.template for m in ms])
+        flat = _median([m.flatness for m in ms])
+        own = _median([m.score for m in ms])
         agg_rate = sum(m.rate for m in ms) / k * est_core
         known = sorted(
             m.first_ts for m in ms if m.first_ts - self._stream_start >= self.start_unknown_s
@@ -961,11 +954,11 @@ class ClusterDetector:
                 "evidence": {n: round(v, 3) for n, v in terms.items()},
                 "reasons": [n for n, v in terms.items() if v >= 0.5],
                 "size_factor": round(size, 3),
-                "mean_elicitation": round(elic, 4),
-                "mean_template_repetition": round(tmpl, 4),
-                "mean_hour_flatness": round(flat, 4),
-                "mean_member_score": round(own, 4),
-                "mean_top_share": round(mean_top, 4),
+                "median_elicitation": round(elic, 4),
+                "median_template_repetition": round(tmpl, 4),
+                "median_hour_flatness": round(flat, 4),
+                "median_member_score": round(own, 4),
+                "median_top_share": round(mean_top, 4),
                 "top_topics": sorted(tops.items(), key=lambda p: (-p[1], p[0]))[:3],
                 "aggregate_rate_per_min": round(agg_rate, 2),
                 "population_rate_per_min": round(2.0**self._pop_log_rate, 3),
@@ -1011,15 +1004,11 @@ class ClusterDetector:
         return alerts
 
     def _matches(self, c: Cluster, s: AccountSummary) -> bool:
-        shared = c.evidence.get("shared_templates")
+        """Whether a member seen between rescorings carries the cluster's shared template."""
         if c.kind == "tmpl":
             return True
-        if shared:
-            return any(f"{fp:08x}" in shared for fp in s.fps)
-        topic = c.evidence.get("shared_topic")
-        if topic and s.top_topics:
-            return s.top_topics[0][0] == topic and s.top_topics[0][1] >= 0.3
-        return c.kind == "lsh"
+        shared = c.evidence.get("shared_templates") or ()
+        return any(f"{fp:08x}" in shared for fp in s.fps)
 
     # --------------------------------------------------------------- alerts
     def _fire(
@@ -1189,6 +1178,15 @@ class ClusterDetector:
     def sizes(self) -> tuple[int, int]:
         """``(clusters, single-account keys)`` held in memory."""
         return len(self._clusters), len(self._singles)
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    if not n:
+        return 0.0
+    mid = n // 2
+    return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
 
 
 def _shared_keys(members: Sequence[Member], own: str, limit: int = 8) -> list[str]:

@@ -61,10 +61,6 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "topic_replication_factor": settings.replication_factor,
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
-        # How long the group coordinator waits for known members to rejoin.
-        # Faust's 60 s default made a worker restarted after kill -9 wait for
-        # its own dead predecessor (issue 8, test_reliability_crash).
-        "broker_rebalance_timeout": max(2 * settings.session_timeout_s, 10.0),
         # Offsets are committed by the checkpoint timer, right after state is
         # written, never by Faust on its own schedule (see module docstring).
         "broker_commit_interval": 3600.0,

@@ -30,6 +30,9 @@ class BoundedWorker(faust.Worker):
 
     def __init__(self, *args: Any, shutdown_timeout_s: float = 8.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not getattr(self.stdout, "isatty", lambda: False)():
+            # Faust's startup spinner writes terminal escapes into log files
+            self.spinner = None
         self.shutdown_timeout_s = shutdown_timeout_s
         self._watchdog: threading.Thread | None = None
 

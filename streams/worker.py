@@ -51,12 +51,53 @@ class BoundedWorker(faust.Worker):
         os._exit(1)
 
 
+def evict_stale_members(settings: Settings) -> list[str]:
+    """Remove this worker's own dead predecessor from its consumer group.
+
+    The embedded broker (noida-db 0.2.x) never expires a member whose process
+    died (``kill -9``): the group stays ``Stable`` with the dead member, and a
+    restarted worker's join waits for it forever (issue 8,
+    ``tests/test_reliability_crash.py``). Before joining, a starting worker
+    removes members that advertise *its own* web URL from *its own* host,
+    i.e. earlier incarnations of itself; on a real cluster the session
+    timeout would have removed them anyway. Best effort: failures are logged.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import MemberToRemove
+
+    from streams.topics import kafka_python_security
+
+    url = f"http://{settings.web_host}:{settings.web_port}".encode()
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                             request_timeout_ms=5000, **kafka_python_security(settings))
+    try:
+        group = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
+        stale = [
+            m["member_id"] for m in group.get("members", [])
+            if url in str(m.get("member_metadata", "")).encode("latin-1", "replace")
+            and str(m.get("client_host", "")).lstrip("/") in ("127.0.0.1", "::1", "localhost",
+                                                              settings.web_host)
+        ]
+        if stale:
+            admin.remove_group_members(settings.app_id,
+                                       [MemberToRemove(member_id=m) for m in stale])
+            log.warning("stale_members_evicted", members=stale)
+        return stale
+    except Exception as exc:  # noqa: BLE001 - best effort, never blocks the start
+        log.warning("stale_member_check_failed", error=f"{type(exc).__name__}: {exc}")
+        return []
+    finally:
+        admin.close()
+
+
 def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             ensure_topics(settings)
+            if settings.web_enabled:
+                evict_stale_members(settings)
             return
         except Exception as exc:  # kafka-python raises a zoo of errors while unreachable
             last = exc

@@ -240,7 +240,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 for alert in clusters.handle(message.value, message.key, message.partition):
                     await send_alert(alert, message.partition, message.offset)
 
-    async def checkpoint() -> None:
+    def write_state() -> None:
+        """Hot state to the changelog-backed tables (sent, not yet flushed)."""
         records = processor.checkpoint()
         for partition, key, value in records:
             if value is None:
@@ -259,9 +260,28 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     cluster_table.data[key] = value
                 cluster_table.send_changelog(partition, key, value)
             stats["checkpoints"] += len(cluster_records)
+
+    async def checkpoint() -> None:
+        write_state()
         # Faust flushes the producer (changelog and alerts) before committing.
         if await app.consumer.commit():
             stats["commits"] += 1
+
+    def checkpoint_before_every_commit(consumer: Any) -> None:
+        """Faust commits on its own too: when the consumer stops (graceful
+        shutdown) and after an agent error. Each such commit must be preceded
+        by the state it covers, or a SIGTERM + restart silently loses the
+        events since the last checkpoint (issue 8, test_reliability_crash)."""
+        if getattr(consumer, "_dw_state_first", False):
+            return
+        commit = consumer.commit
+
+        async def commit_after_state(*args: Any, **kwargs: Any) -> bool:
+            write_state()
+            return bool(await commit(*args, **kwargs))
+
+        consumer.commit = commit_after_state
+        consumer._dw_state_first = True
 
     @app.timer(interval=settings.checkpoint_interval_s)
     async def checkpoint_timer() -> None:
@@ -288,6 +308,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        checkpoint_before_every_commit(app.consumer)
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
         log.info("partitions_assigned", partitions=mine)
 

@@ -47,3 +47,23 @@ def test_no_pickle_in_the_data_path():
     for pkg in ("detectors", "streams", "simulator"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
             assert not _imports(path) & {"pickle", "cPickle", "dill", "shelve", "marshal"}, path
+
+
+def test_faust_serializers_are_raw_never_pickle():
+    """Every topic and table the service declares moves raw bytes (orjson is
+    applied by our code), so no Faust codec -- pickle included -- touches data."""
+    from streams.app import build_service
+    from streams.settings import Settings
+
+    service = build_service(Settings.load(env={"DISTILLWATCH_BROKER": "kafka://127.0.0.1:9"}))
+    app = service.app
+    channels = [agent.channel for agent in app.agents.values()]
+    tables = list(app.tables.values())
+    assert channels and tables
+    for channel in channels:
+        assert channel.key_serializer == "raw" and channel.value_serializer == "raw", channel
+    for table in tables:
+        assert table.key_serializer == "raw" and table.value_serializer == "raw", table
+        assert table.changelog_topic.value_serializer == "raw"
+    for value in (app.conf.key_serializer, app.conf.value_serializer):
+        assert value != "pickle"

@@ -1,0 +1,283 @@
+"""``distillwatch soak``: run one worker for a while at a fixed fraction of its
+measured maximum throughput and watch its resident memory and consumer lag.
+
+1. calibrate: publish a burst as fast as possible, measure the worker's
+   processing rate (its ``/health`` ``events`` counter);
+2. soak: publish at ``load`` x that rate for ``minutes``, sampling the worker's
+   VmRSS (``/proc/PID/status``) and the group's lag (end offsets minus
+   committed offsets) every ``sample_s``;
+3. verdict: memory is flat (growth after the warm-up third below
+   ``max_growth``), lag stays bounded and drains after the load stops.
+
+Traffic: accounts rotate (each active for a short stretch, then idle), and
+event time runs ~4 s per event, so several days of event time pass and idle
+accounts expire: the state stays bounded only if expiry works.
+
+    distillwatch soak --minutes 10            # the full run (embedded broker)
+    distillwatch soak --minutes 1 --load 0.8  # what `make test` runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+T0 = 1771840800.0
+EVENT_DT_S = 4.0        # event-time step per event: ~21,600 events per event-time day
+ACTIVE_EVENTS = 400     # an account's stretch of activity, in events of the whole stream
+CONCURRENT = 20         # accounts active at a time
+TOPICS = ("coding/python", "writing/email", "math/algebra", "support/customer", "data/analysis")
+
+
+def soak_event(i: int) -> tuple[bytes, bytes]:
+    generation, slot = divmod(i, ACTIVE_EVENTS)
+    account = f"soak-{generation}-{i % CONCURRENT}"
+    prompt = (f"Please help with item {i % 97} of {TOPICS[i % 5]}: "
+              f"{'step by step ' * (i % 3)}details {slot}")
+    return account.encode(), orjson.dumps({
+        "ts": T0 + i * EVENT_DT_S, "account_id": account, "topic": TOPICS[(i // 7) % 5],
+        "prompt": prompt, "input_tokens": 50 + i % 400, "output_tokens": 100 + i % 900,
+    })
+
+
+@dataclass
+class Sample:
+    t: float
+    rss_mb: float
+    lag: int
+    events: int
+
+
+@dataclass
+class SoakResult:
+    max_rate: float
+    target_rate: float
+    produced: int
+    processed: int
+    samples: list[Sample] = field(default_factory=list)
+    drained_s: float | None = None
+    rss_warm_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    rss_max_mb: float = 0.0
+    max_lag: int = 0
+
+    @property
+    def growth(self) -> float:
+        return (self.rss_end_mb - self.rss_warm_mb) / max(self.rss_warm_mb, 1.0)
+
+    def summary(self) -> str:
+        return (f"max {self.max_rate:,.0f} ev/s, soak at {self.target_rate:,.0f} ev/s; "
+                f"{self.processed:,}/{self.produced:,} processed; RSS after warm-up "
+                f"{self.rss_warm_mb:.1f} MB, at the end {self.rss_end_mb:.1f} MB "
+                f"({self.growth:+.1%}), max {self.rss_max_mb:.1f} MB; max lag {self.max_lag:,}; "
+                f"drained {self.drained_s if self.drained_s is None else round(self.drained_s, 1)} s"
+                f" after the load stopped")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _health(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+            return json.loads(resp.read())
+    except Exception:  # noqa: BLE001 - not up yet / busy
+        return None
+
+
+class _Lag:
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                      enable_auto_commit=False, request_timeout_ms=5000)
+        parts = self.consumer.partitions_for_topic(topic) or set()
+        self.tps = [TopicPartition(topic, p) for p in sorted(parts)]
+
+    def __call__(self) -> int:
+        ends = self.consumer.end_offsets(self.tps)
+        return sum(ends[tp] - (self.consumer.committed(tp) or 0) for tp in self.tps)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def _publish(producer: Any, topic: str, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        key, value = soak_event(i)
+        producer.send(topic, key=key, value=value)
+
+
+def run_soak(broker_url: str, *, minutes: float, load: float = 0.8, workdir: Path,
+             calibrate_events: int = 20_000, sample_s: float = 2.0, partitions: int = 4,
+             say: Any = print) -> SoakResult:
+    from kafka import KafkaProducer
+
+    from streams.broker import free_port
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    name = f"soak-{os.getpid()}-{int(time.time())}"
+    port = free_port()
+    env = {**os.environ, "DISTILLWATCH_BROKER": broker_url, "DISTILLWATCH_APP_ID": name,
+           "DISTILLWATCH_EVENTS_TOPIC": f"{name}-events",
+           "DISTILLWATCH_ALERTS_TOPIC": f"{name}-alerts", "DISTILLWATCH_DLQ_TOPIC": f"{name}-dlq",
+           "DISTILLWATCH_PARTITIONS": str(partitions), "DISTILLWATCH_DATA_DIR": str(workdir / name),
+           "DISTILLWATCH_WEB_PORT": str(port), "DISTILLWATCH_LOG_FORMAT": "json",
+           "DISTILLWATCH_LOG_LEVEL": "WARNING"}
+    settings = Settings.load(env=env)
+    ensure_topics(settings)
+    topic = settings.events_topic
+    bootstrap = settings.bootstrap_servers
+    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    log.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    lag = None
+    try:
+        deadline = time.monotonic() + 60
+        while (h := _health(port)) is None or not _ready(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not become ready; see {workdir / name}.log")
+            time.sleep(0.3)
+        lag = _Lag(",".join(bootstrap), name, topic)
+
+        # 1. calibrate
+        _publish(producer, topic, 0, calibrate_events)
+        producer.flush(60)
+        first = _health(port) or {"events": 0}
+        t_first = time.monotonic()
+        while (h := _health(port)) is None or h["events"] < calibrate_events:
+            if time.monotonic() - t_first > 120 or proc.poll() is not None:
+                raise RuntimeError("calibration did not finish")
+            time.sleep(0.2)
+        max_rate = (h["events"] - first["events"]) / max(time.monotonic() - t_first, 1e-3)
+        target = load * max_rate
+        say(f"soak: single-worker maximum {max_rate:,.0f} events/s; "
+            f"soaking at {load:.0%} = {target:,.0f} events/s for {minutes:g} min")
+        result = SoakResult(max_rate, target, calibrate_events, 0)
+
+        # 2. soak
+        stop = threading.Event()
+        sent = [calibrate_events]
+
+        def pace() -> None:
+            started = time.monotonic()
+            while not stop.is_set():
+                due = calibrate_events + int((time.monotonic() - started) * target)
+                if due > sent[0]:
+                    _publish(producer, topic, sent[0], due - sent[0])
+                    sent[0] = due
+                time.sleep(0.05)
+
+        pacer = threading.Thread(target=pace, name="soak-producer", daemon=True)
+        started = time.monotonic()
+        pacer.start()
+        try:
+            while time.monotonic() - started < minutes * 60:
+                time.sleep(sample_s)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker exited with {proc.returncode} during the soak")
+                h = _health(port) or {"events": -1}
+                result.samples.append(Sample(round(time.monotonic() - started, 1),
+                                             round(_rss_mb(proc.pid), 1), lag(), h["events"]))
+        finally:
+            stop.set()
+            pacer.join(10)
+            producer.flush(60)
+        result.produced = sent[0]
+
+        # 3. drain
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 60:
+            if lag() == 0:
+                result.drained_s = time.monotonic() - stopped
+                break
+            time.sleep(0.5)
+        result.processed = (_health(port) or {"events": 0})["events"]
+        rss = [s.rss_mb for s in result.samples]
+        warm = rss[len(rss) // 3: len(rss) // 3 + 3] or rss[:1]
+        tail = rss[-3:]
+        result.rss_warm_mb = sum(warm) / len(warm)
+        result.rss_end_mb = sum(tail) / len(tail)
+        result.rss_max_mb = max(rss)
+        result.max_lag = max(s.lag for s in result.samples)
+        return result
+    finally:
+        if lag is not None:
+            lag.close()
+        producer.close(timeout=5)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from streams.broker import EmbeddedBroker
+
+    workdir = Path(tempfile.mkdtemp(prefix="distillwatch-soak-"))
+    broker = None
+    try:
+        url = args.broker
+        if not url:
+            broker = EmbeddedBroker(data_dir=workdir / "broker").start()
+            url = broker.url
+        result = run_soak(url, minutes=args.minutes, load=args.load, workdir=workdir)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(result.summary())
+    for s in result.samples[:: max(1, len(result.samples) // 20)]:
+        print(f"  t={s.t:7.1f}s  rss={s.rss_mb:7.1f} MB  lag={s.lag:7,d}  events={s.events:,}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(asdict(result), indent=1))
+    ok = (result.growth <= args.max_growth and result.drained_s is not None
+          and result.processed >= result.produced)
+    print("soak: PASS" if ok else "soak: FAIL")
+    return 0 if ok else 1
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("soak", help="run one worker at a fraction of its maximum rate "
+                              "and check memory and lag stay flat")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--load", type=float, default=0.8, help="fraction of the measured maximum")
+    p.add_argument("--broker", default="", help="kafka://HOST:PORT (default: embedded)")
+    p.add_argument("--max-growth", type=float, default=0.15,
+                   help="allowed RSS growth after the warm-up third (fraction)")
+    p.add_argument("--json-out", metavar="PATH")
+    p.set_defaults(func=cmd_soak)

@@ -24,6 +24,7 @@ import structlog
 
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, SummaryEmitter
+from detectors.partitioning import partition_for
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
 from streams.metrics import Metrics
@@ -80,6 +81,15 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "autodiscover": False,
         "worker_redirect_stdouts": False,
     }
+
+
+def table_partition(table: Any, partition: int, partitions: int) -> list[tuple[bytes, Any]]:
+    """The (key, value) pairs of one partition of a memory-store table: keys
+    recovered from the changelog know their partition; keys written by this
+    process are placed as the events' producers place them (murmur2)."""
+    known = getattr(table.data, "_key_partition", {})
+    return [(k, v) for k, v in list(table.data.items())
+            if isinstance(k, bytes) and known.get(k, partition_for(k, partitions)) == partition]
 
 
 @dataclass
@@ -163,6 +173,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         detector_factory(settings.detector_mapping()),
         AccountState,
         lookup=lambda key: table.data.get(key),
+        scan=lambda partition: table_partition(table, partition, settings.partitions),
         sweep_interval_s=settings.sweep_interval_s,
         max_message_bytes=settings.max_message_bytes,
         max_batch_events=settings.max_batch_events,

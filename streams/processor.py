@@ -88,8 +88,13 @@ class StreamProcessor:
         on_corrupt_state: Callable[[str, str], None] | None = None,
         on_detector_error: Callable[[str, BaseException], None] | None = None,
         summarizer: Any = None,
+        scan: Callable[[int], Iterable[tuple[bytes, bytes | None]]] | None = None,
     ) -> None:
         self.detector_factory = detector_factory
+        #: ``scan(partition)``: the table's (key, value) pairs of one partition,
+        #: so a new runner (restart, rebalance) takes over every stored account,
+        #: not only those that send another event (see :meth:`runner`)
+        self.scan = scan
         self.state_type = state_type
         self.lookup = lookup
         self.sweep_interval_s = sweep_interval_s
@@ -119,6 +124,20 @@ class StreamProcessor:
                 watermark, next_sweep = _META_HEADER.unpack_from(raw)
                 runner.watermark, runner._next_sweep = watermark, next_sweep
                 detector.restore(raw[_META_HEADER.size:])
+            if self.scan is not None and loader is not None:
+                # Every stored account of the partition goes back into the
+                # sweep schedule: one quiet since before a crash must still
+                # resolve its episode and expire when idle, as it would have
+                # without the crash (issue 8, test_reliability_crash).
+                for key, value in self.scan(partition):
+                    if value is None or key.startswith(_META_PREFIX):
+                        continue
+                    account_id = key.decode("utf-8", "replace")
+                    state = loader(account_id)
+                    if state is not None:
+                        runner.states[account_id] = state
+                        if runner._next_due is not None:
+                            runner._schedule(account_id, state)
             self.runners[partition] = runner
         return runner
 

@@ -206,3 +206,41 @@ def test_sigterm_during_recovery_stops_within_10s(broker, worker_factory, tmp_pa
     # 0: graceful; 1: the watchdog ended it; -15: the signal came before Faust's handlers
     assert worker.proc.returncode in (0, 1, -signal.SIGTERM), worker.log_tail()
     assert os.path.exists(worker.log_path)
+
+
+def _restart_scenario(restart: bool):
+    """One partition: an attacker fires, goes quiet; benign traffic goes on.
+    With ``restart``, the processor is replaced (from its checkpoint) right
+    after the attacker's last event, as a crash + restart would."""
+    from streams.detection import AccountState, detector_factory
+    from streams.processor import StreamProcessor
+
+    table: dict[bytes, bytes] = {}
+    make = lambda: StreamProcessor(detector_factory({}), AccountState,  # noqa: E731
+                                   lookup=table.get, scan=lambda p: list(table.items()))
+    proc = make()
+    start = 1771840800.0
+    attack = extractor_events("quiet-attacker", n=600, start=start)
+    benign = benign_events(accounts=10, per_account=60, start=start + 40, seed=5)
+    benign = [kv for kv in benign if orjson.loads(kv[1])["ts"] > start + 40]
+    benign = [(k, orjson.dumps({**orjson.loads(v), "ts": orjson.loads(v)["ts"] + 3 * 3600}))
+              for k, v in benign]  # hours after the attack: the episode goes quiet
+    alerts = []
+    for offset, (key, value) in enumerate(attack + benign):
+        if restart and offset == len(attack):
+            for _, k, v in proc.checkpoint():
+                if v is None:
+                    table.pop(k, None)
+                else:
+                    table[k] = v
+            proc = make()
+        alerts += proc.handle(value, key, "events", 0, offset).alerts
+    return [(a.dedup_key, a.status, a.alert_id) for a in alerts]
+
+
+def test_account_quiet_since_before_a_restart_still_resolves():
+    """Found by this test: the runner used to load an account only on its next
+    event, so one quiet since before a restart never resolved nor expired."""
+    reference = _restart_scenario(restart=False)
+    assert ("account:quiet-attacker", "resolved") in {(d, s) for d, s, _ in reference}
+    assert _restart_scenario(restart=True) == reference

@@ -80,12 +80,12 @@ class SoakResult:
         return (self.rss_end_mb - self.rss_warm_mb) / max(self.rss_warm_mb, 1.0)
 
     def summary(self) -> str:
+        drained = None if self.drained_s is None else round(self.drained_s, 1)
         return (f"max {self.max_rate:,.0f} ev/s, soak at {self.target_rate:,.0f} ev/s; "
                 f"{self.processed:,}/{self.produced:,} processed; RSS after warm-up "
                 f"{self.rss_warm_mb:.1f} MB, at the end {self.rss_end_mb:.1f} MB "
                 f"({self.growth:+.1%}), max {self.rss_max_mb:.1f} MB; max lag {self.max_lag:,}; "
-                f"drained {self.drained_s if self.drained_s is None else round(self.drained_s, 1)} s"
-                f" after the load stopped")
+                f"drained {drained} s after the load stopped")
 
 
 def _rss_mb(pid: int) -> float:

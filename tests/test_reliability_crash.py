@@ -22,7 +22,13 @@ import pytest
 from tests.attack import benign_events, extractor_events
 from tests.conftest import consume_until
 from tests.reliability import (
-    group_offsets, health, publish, replay_alerts, try_health, wait_log_n, wait_until,
+    group_offsets,
+    health,
+    publish,
+    replay_alerts,
+    try_health,
+    wait_log_n,
+    wait_until,
     write_jsonl,
 )
 
@@ -140,7 +146,8 @@ def test_kill_9_mid_stream_loses_no_alert(broker, worker_factory, tmp_path):
     ref_ids, got_ids = _compare(reference, recovered)
     dupes = sum(n - 1 for n in Counter(a["alert_id"] for a in recovered).values())
     print(f"\ncrash at {committed}/{len(objs)} committed ({seen['events']} processed); "
-          f"restart→assigned {assigned_s:.1f}s, →caught up {recovery_s:.1f}s (catch-up wait {catch_up:.1f}s); "
+          f"restart→assigned {assigned_s:.1f}s, →caught up {recovery_s:.1f}s "
+          f"(catch-up wait {catch_up:.1f}s); "
           f"reference {len(ref_ids)} alert ids, recovered run {len(got_ids)} ids, "
           f"{len(before)} alerts before the crash, {dupes} duplicate deliveries, "
           f"{reprocessed} events processed after the restart")
@@ -177,9 +184,9 @@ def test_sigterm_then_restart_keeps_state(broker, worker_factory, tmp_path):
 
     log = write_jsonl(tmp_path / "term.jsonl", [orjson.loads(v) for _, v in attack])
     reference = replay_alerts(log, tmp_path / "reference.jsonl", PARTITIONS)
+    wanted = {a["alert_id"] for a in reference}
     got = consume_until(broker, worker.alerts_topic,
-                        lambda rs: {a["alert_id"] for a in reference} <= {a["alert_id"] for a in rs},
-                        timeout=10)
+                        lambda rs: wanted <= {a["alert_id"] for a in rs}, timeout=10)
     _compare(reference, got)
     assert worker.terminate() < 10.0
 

@@ -89,7 +89,8 @@ def test_worker_rides_out_a_30s_broker_outage(tmp_path):
         firing = {r.get("account_id") for r in alerts if r["status"] == "firing"}
         assert {"outage-a", "outage-b"} <= firing, (firing, worker.log_tail())
         print(f"\n{OUTAGE_S:.0f}s broker freeze: all {total} events processed "
-              f"{catch_up:.1f}s after it ended ({h['events'] - total} re-processed); alerts for {sorted(firing)}")
+              f"{catch_up:.1f}s after it ended ({h['events'] - total} re-processed); "
+              f"alerts for {sorted(firing)}")
 
         # SIGTERM while the broker is frozen: bounded by the watchdog
         os.kill(b.pid, signal.SIGSTOP)

@@ -284,6 +284,14 @@ def test_synchronized_templated_cluster_fires_once_and_names_members(cover):
         assert len(rec["summary"]) <= 120
     named = {a.account_id for a in members}
     assert named == {f"hydra-{i}" for i in range(10)}
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "schemas/alert.schema.json").read_text())
+    for alert in alerts:
+        jsonschema.validate(alert.to_record(emitted_at=alert.ts), schema)
     cluster_ids = {a.alert_id for a in clusters}
     assert all(m.details["cluster_alert_id"] in cluster_ids for m in members)
     assert all(m.details["cluster_dedup_key"].startswith("cluster:") for m in members)

@@ -75,6 +75,7 @@ _LOG24 = math.log(24.0)
 _REBASE = 40.0  # rebase scaled weights beyond 2**40
 _EXACT_EVERY = 256  # recompute incremental entropies exactly this often
 _IA_ALPHA = 0.1
+_IA_KEEP = 1.0 - _IA_ALPHA
 _SNAPSHOT_VERSION = 1
 _MAX_TOPIC_NAMES = 4096
 
@@ -115,6 +116,16 @@ class Detector:
         self._win_s = cfg.short_half_life_s / _LN2
         self._win_l = cfg.long_half_life_s / _LN2
         self._log_k = math.log(cfg.max_tracked_topics)
+        # constants of the hot path (the config is frozen)
+        self._hs = cfg.short_half_life_s
+        self._hl = cfg.long_half_life_s
+        self._min_win = cfg.min_rate_window_s
+        self._quiet = cfg.quiet_period_s
+        self._fp_chars = cfg.fingerprint_chars
+        self._solo = cfg.elicitation_alone
+        self._not_solo = 1.0 - cfg.elicitation_alone
+        self._floor = cfg.generic_floor
+        self._not_floor = 1.0 - cfg.generic_floor
         self._severity = {
             "warning": cfg.severity_warning,
             "error": cfg.severity_error,
@@ -203,6 +214,10 @@ class Detector:
     def process(
         self, state: AccountState | None, event: Event
     ) -> tuple[AccountState, list[Alert]]:
+        # One flat function: the per-event hot path (issue 3: >= 50k events/s).
+        # Helpers are inlined and constants precomputed; every floating-point
+        # expression is evaluated in the same order as the straightforward
+        # reference (tests/reference_detector.py), so results are bit-identical.
         cfg = self.config
         t = event.ts
         if not self._seeded:
@@ -210,38 +225,46 @@ class Detector:
         if state is None:
             state = self.new_state(event.account_id, t)
         alerts: list[Alert] = []
-        if state.episode_start and t - state.last_hot >= cfg.quiet_period_s:
-            alerts.append(self._resolve(state, state.last_hot + cfg.quiet_period_s))
+        if state.episode_start and t - state.last_hot >= self._quiet:
+            alerts.append(self._resolve(state, state.last_hot + self._quiet))
+        log = math.log
 
         # ---- scaled weights
-        e_s = (t - state.ref) * self._inv_hs
+        ref = state.ref
+        e_s = (t - ref) * self._inv_hs
         if e_s > _REBASE:
             self._rebase(state, t)
+            ref = t
             e_s = 0.0
         ws = 2.0**e_s
-        wl = 2.0 ** ((t - state.ref) * self._inv_hl)
+        wl = 2.0 ** ((t - ref) * self._inv_hl)
 
         # ---- timing
-        dt = t - state.last_ts
+        last_ts = state.last_ts
+        dt = t - last_ts
         if dt < 0.0:
             dt = 0.0
-        if state.n:
-            if state.n == 1:
+        n = state.n
+        if n:
+            if n == 1:
                 state.ia_mean = dt
             else:
-                d = dt - state.ia_mean
-                state.ia_mean += _IA_ALPHA * d
-                state.ia_var = (1.0 - _IA_ALPHA) * (state.ia_var + _IA_ALPHA * d * d)
-        if t > state.last_ts:
+                ia_mean = state.ia_mean
+                d = dt - ia_mean
+                state.ia_mean = ia_mean + _IA_ALPHA * d
+                state.ia_var = _IA_KEEP * (state.ia_var + _IA_ALPHA * d * d)
+        if t > last_ts:
             state.last_ts = t
-        n = state.n = state.n + 1
+        n += 1
+        state.n = n
         hours = state.hours
         h = int(t % 86_400.0) // 3600
         old = hours[h]
         new = old + wl
         hours[h] = new
-        state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
-        state.r_short += ws
+        state.t_hours += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+        r_short = state.r_short + ws
+        state.r_short = r_short
         state.r_long += wl
         tokens = (event.input_tokens or 0) + (event.output_tokens or 0)
         if tokens:
@@ -253,7 +276,7 @@ class Detector:
         prompt = event.prompt
         tid = 0
         if prompt is not None:
-            head, tail, elicit, words = prompt_features(prompt, cfg.fingerprint_chars)
+            head, tail, elicit, words = prompt_features(prompt, self._fp_chars)
             ring = state.ring
             state.txt_short += ws
             state.txt_long += wl
@@ -273,23 +296,57 @@ class Detector:
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)
 
-        # ---- topic sketch
+        # ---- topic sketch (space-saving, short and long weights)
         if tid:
-            self._update_topics(state, tid, ws, wl, n)
+            ids = state.ids
+            w_s = state.w_short
+            w_l = state.w_long
+            # own-history surprise (before counting this event) and population cross-entropy
+            try:
+                j = ids.index(tid)
+                own = w_l[j]
+            except ValueError:
+                j = -1
+                own = 0.0
+            s_long = state.s_long
+            state.sur_short += ws * -log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
+            mix = self.pop_mix  # TopicMix.log_prob, inlined
+            a = mix.smoothing * mix._w
+            state.ce_short += ws * -log(
+                (mix._c.get(tid, 0.0) + a) / (mix._total + a * (len(mix._c) + 1))
+            )
+            if j < 0:
+                if 0 in ids:
+                    j = ids.index(0)
+                else:  # space-saving: the lightest slot takes the new topic, keeping its weight
+                    j = w_l.index(min(w_l))
+                ids[j] = tid
+            old = w_s[j]
+            new = old + ws
+            w_s[j] = new
+            state.t_short += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+            state.s_short += ws
+            old = w_l[j]
+            new = old + wl
+            w_l[j] = new
+            state.t_long += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+            state.s_long = s_long + wl
+            if n % _EXACT_EVERY == 0:
+                _exact_sums(state)
 
         # ---- drift detectors
         s_short = state.s_short
         cnt_s = s_short / ws  # decayed topic events (short)
         hn_s = 0.0
         if s_short > 0.0:
-            hn_s = (math.log(s_short) - state.t_short / s_short) / self._log_k
+            hn_s = (log(s_short) - state.t_short / s_short) / self._log_k
             hn_s = 0.0 if hn_s < 0.0 else (1.0 if hn_s > 1.0 else hn_s)
         age = t - state.first_ts
         # decayed count per minute over the window, bias-corrected for young accounts
         win = self._win_s * (1.0 - 2.0 ** (-age * self._inv_hs)) if age > 0.0 else 0.0
-        if win < cfg.min_rate_window_s:
-            win = cfg.min_rate_window_s
-        rate = 60.0 * state.r_short / ws / win
+        if win < self._min_win:
+            win = self._min_win
+        rate = 60.0 * r_short / ws / win
         if tid and cnt_s >= 2.0:
             ph = state.ph_entropy
             ph.update(hn_s)
@@ -302,8 +359,149 @@ class Detector:
             state.drift_ts = t
             state.drift_dir = 2
 
-        # ---- score and lifecycle
-        score, terms = self._score(state, t, ws, wl, rate, hn_s, cnt_s)
+        # ---- score: evidence terms, each ``_ramp(x, lo, hi)`` written out
+        # specific evidence
+        txt = state.txt_short
+        s_tmpl = s_elic = 0.0
+        if txt / ws >= cfg.min_prompts:
+            x = state.tmpl_short / txt
+            lo = self._tmpl_lo
+            hi = cfg.template_hi
+            if x <= lo:
+                pass
+            elif x >= hi:
+                s_tmpl = 1.0
+            else:
+                s_tmpl = (x - lo) / (hi - lo)
+            x = state.elic_short / txt
+            lo = self._elic_lo
+            hi = cfg.elicitation_hi
+            if x <= lo:
+                pass
+            elif x >= hi:
+                s_elic = 1.0
+            else:
+                s_elic = (x - lo) / (hi - lo)
+        s_sweep = 0.0
+        s_narrow = 0.0
+        if cnt_s >= cfg.min_topic_events:
+            x = max(state.w_short) / s_short
+            lo = cfg.narrow_lo
+            hi = cfg.narrow_hi
+            if x <= lo:
+                pass
+            elif x >= hi:
+                s_narrow = 1.0
+            else:
+                s_narrow = (x - lo) / (hi - lo)
+            if cnt_s >= cfg.min_sweep_events:
+                lo = cfg.sweep_lo
+                hi = cfg.sweep_hi
+                if hn_s <= lo:
+                    pass
+                elif hn_s >= hi:
+                    s_sweep = 1.0
+                else:
+                    s_sweep = (hn_s - lo) / (hi - lo)
+        s_timing = 0.0
+        if n >= cfg.min_timing_events and state.ia_mean > 0.0:
+            x = math.sqrt(state.ia_var) / state.ia_mean
+            lo = cfg.regular_cv_lo
+            hi = cfg.regular_cv_hi
+            if x <= lo:
+                s_timing = 1.0 - 0.0
+            elif x >= hi:
+                s_timing = 1.0 - 1.0
+            else:
+                s_timing = 1.0 - (x - lo) / (hi - lo)
+        r_long = state.r_long
+        if age >= cfg.flat_min_age_s and r_long > 0.0:
+            x = (log(r_long) - state.t_hours / r_long) / _LOG24  # hour-of-day flatness
+            x = x if x < 1.0 else 1.0
+            x = x if x > 0.0 else 0.0
+            lo = cfg.flat_lo
+            hi = cfg.flat_hi
+            if x <= lo:
+                x = 0.0
+            elif x >= hi:
+                x = 1.0
+            else:
+                x = (x - lo) / (hi - lo)
+            if x > s_timing:
+                s_timing = x
+        # generic evidence
+        vol_lo = cfg.volume_pct_lo
+        vol_hi = cfg.volume_pct_hi
+        s_vol = 0.0
+        if rate > self._vol_floor:
+            x = self.pop_rate.percentile(rate)
+            if x <= vol_lo:
+                pass
+            elif x >= vol_hi:
+                s_vol = 1.0
+            else:
+                s_vol = (x - vol_lo) / (vol_hi - vol_lo)
+        tok_short = state.tok_short
+        if tok_short > 0.0 and s_vol < 1.0:
+            w = self._win_s * (1.0 - 2.0 ** (-age / self._hs)) if age > 0.0 else 0.0
+            if w < self._min_win:
+                w = self._min_win
+            tok_rate = 60.0 * (tok_short / ws) / w
+            if tok_rate > self._tok_floor:
+                x = self.pop_tokens.percentile(tok_rate)
+                if x <= vol_lo:
+                    x = 0.0
+                elif x >= vol_hi:
+                    x = 1.0
+                else:
+                    x = (x - vol_lo) / (vol_hi - vol_lo)
+                if x > s_vol:
+                    s_vol = x
+        s_drift = 0.0
+        if n >= cfg.established_events and age >= cfg.established_age_s:
+            w = self._win_l * (1.0 - 2.0 ** (-age / self._hl)) if age > 0.0 else 0.0
+            if w < self._min_win:
+                w = self._min_win
+            base = 60.0 * (r_long / wl) / w
+            x = math.log2((rate + 1e-9) / (base + 1e-9))
+            lo = cfg.burst_log2_lo
+            hi = cfg.burst_log2_hi
+            if x <= lo:
+                x = 0.0
+            elif x >= hi:
+                x = 1.0
+            else:
+                x = (x - lo) / (hi - lo)
+            if x > s_vol:
+                s_vol = x
+            if cnt_s >= cfg.min_topic_events:
+                s_l = state.s_long
+                x = state.sur_short / s_short - (
+                    log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
+                )
+                lo = cfg.novelty_lo
+                hi = cfg.novelty_hi
+                if x <= lo:
+                    pass
+                elif x >= hi:
+                    s_drift = 1.0
+                else:
+                    s_drift = (x - lo) / (hi - lo)
+            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and 0.5 > s_drift:
+                s_drift = 0.5
+        # elicitation alone (a human who likes "step by step") is weaker than
+        # elicitation in templated or heavy traffic
+        s_elic_eff = s_elic * (self._solo + self._not_solo * (s_vol if s_vol > s_tmpl else s_tmpl))
+        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
+        z_spec = z_content + cfg.w_timing * s_timing
+        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
+        # only content evidence opens the gate: round-the-clock apps are machine-timed too
+        x = z_content / cfg.specific_full
+        gate = self._floor + self._not_floor * (x if x < 1.0 else 1.0)
+        z = z_spec + z_gen * gate
+        score = 1.0 - math.exp(-z)
+
+        # ---- lifecycle
         state.score = score
         if state.episode_start:
             if score >= cfg.hot_threshold:
@@ -314,6 +512,7 @@ class Detector:
             state.episode_start = t
             state.last_hot = t
             state.peak_score = score
+            terms = (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
             alerts.append(self._fire(state, t, score, terms))
 
         # ---- population learning (clean accounts only)
@@ -338,40 +537,6 @@ class Detector:
         h = (math.log(s) - t / s) / self._log_k
         return 0.0 if h < 0.0 else (1.0 if h > 1.0 else h)
 
-    def _update_topics(self, state: AccountState, tid: int, ws: float, wl: float, n: int) -> None:
-        ids = state.ids
-        w_s = state.w_short
-        w_l = state.w_long
-        # own-history surprise (before counting this event) and population cross-entropy
-        try:
-            j = ids.index(tid)
-            own = w_l[j]
-        except ValueError:
-            j = -1
-            own = 0.0
-        k = len(ids)
-        s_long = state.s_long
-        state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
-        state.ce_short += ws * -self.pop_mix.log_prob(tid)
-        if j < 0:
-            if 0 in ids:
-                j = ids.index(0)
-            else:  # space-saving: the lightest slot takes the new topic, keeping its weight
-                j = w_l.index(min(w_l))
-            ids[j] = tid
-        old = w_s[j]
-        new = old + ws
-        w_s[j] = new
-        state.t_short += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
-        state.s_short += ws
-        old = w_l[j]
-        new = old + wl
-        w_l[j] = new
-        state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
-        state.s_long = s_long + wl
-        if n % _EXACT_EVERY == 0:
-            _exact_sums(state)
-
     def _rebase(self, state: AccountState, t: float) -> None:
         fs = 2.0 ** (-(t - state.ref) * self._inv_hs)
         fl = 2.0 ** (-(t - state.ref) * self._inv_hl)
@@ -391,74 +556,6 @@ class Detector:
         for i in range(len(w)):
             w[i] *= fl
         _exact_sums(state)
-
-    # ----------------------------------------------------------------- score
-    def _score(
-        self,
-        state: AccountState,
-        t: float,
-        ws: float,
-        wl: float,
-        rate: float,
-        hn_s: float,
-        cnt_s: float,
-    ) -> tuple[float, tuple[float, ...]]:
-        cfg = self.config
-        # specific evidence
-        txt = state.txt_short
-        s_tmpl = s_elic = 0.0
-        if txt / ws >= cfg.min_prompts:
-            s_tmpl = _ramp(state.tmpl_short / txt, self._tmpl_lo, cfg.template_hi)
-            s_elic = _ramp(state.elic_short / txt, self._elic_lo, cfg.elicitation_hi)
-        s_sweep = 0.0
-        s_narrow = 0.0
-        if cnt_s >= cfg.min_topic_events:
-            s_narrow = _ramp(max(state.w_short) / state.s_short, cfg.narrow_lo, cfg.narrow_hi)
-            if cnt_s >= cfg.min_sweep_events:
-                s_sweep = _ramp(hn_s, cfg.sweep_lo, cfg.sweep_hi)
-        s_timing = 0.0
-        n = state.n
-        age = t - state.first_ts
-        if n >= cfg.min_timing_events and state.ia_mean > 0.0:
-            cv = math.sqrt(state.ia_var) / state.ia_mean
-            s_timing = 1.0 - _ramp(cv, cfg.regular_cv_lo, cfg.regular_cv_hi)
-        if age >= cfg.flat_min_age_s and state.r_long > 0.0:
-            s_timing = max(s_timing, _ramp(self._flatness(state), cfg.flat_lo, cfg.flat_hi))
-        # generic evidence
-        s_vol = 0.0
-        if rate > self._vol_floor:
-            s_vol = _ramp(self.pop_rate.percentile(rate), cfg.volume_pct_lo, cfg.volume_pct_hi)
-        if state.tok_short > 0.0 and s_vol < 1.0:
-            tok_rate = self._rate(state.tok_short / ws, age, self._win_s, cfg.short_half_life_s)
-            if tok_rate > self._tok_floor:
-                s_tok = self.pop_tokens.percentile(tok_rate)
-                s_vol = max(s_vol, _ramp(s_tok, cfg.volume_pct_lo, cfg.volume_pct_hi))
-        s_drift = 0.0
-        if n >= cfg.established_events and age >= cfg.established_age_s:
-            base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
-            burst = math.log2((rate + 1e-9) / (base + 1e-9))
-            s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi))
-            if cnt_s >= cfg.min_topic_events:
-                novelty = state.sur_short / state.s_short - self._entropy_nats(
-                    state.s_long, state.t_long
-                )
-                s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
-            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
-                s_drift = max(s_drift, 0.5)
-        # elicitation alone (a human who likes "step by step") is weaker than
-        # elicitation in templated or heavy traffic
-        solo = cfg.elicitation_alone
-        s_elic_eff = s_elic * (solo + (1.0 - solo) * max(s_tmpl, s_vol))
-        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
-        z_spec = z_content + cfg.w_timing * s_timing
-        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
-        # only content evidence opens the gate: round-the-clock apps are machine-timed too
-        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(
-            1.0, z_content / cfg.specific_full
-        )
-        z = z_spec + z_gen * gate
-        score = 1.0 - math.exp(-z)
-        return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
 
     def _entropy_nats(self, s: float, t: float) -> float:
         return math.log(s) - t / s if s > 0.0 else 0.0

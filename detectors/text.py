@@ -35,6 +35,11 @@ TAIL_CHARS = 320
 _PUNCT = string.punctuation.encode()
 _TABLE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _DIGITS = string.digits.encode()
+# the same, with ASCII upper case folded in (``bytes.lower`` folds only ASCII)
+_NORM = bytes.maketrans(
+    _PUNCT + string.ascii_uppercase.encode(),
+    b" " * len(_PUNCT) + string.ascii_lowercase.encode(),
+)
 
 # Reasoning elicitation: single-word markers (checked as a set), phrases that
 # need their neighbours, and markers in scripts written without spaces.
@@ -145,16 +150,52 @@ def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[b
     >>> prompt_features("")[2:]
     (False, [])
     """
-    head_words = normalized_words(prompt[:HEAD_CHARS])
-    head_text = b" ".join(head_words)
+    # Same result as normalising with :func:`normalized_words` and asking
+    # :func:`is_elicitation` (pinned by tests/test_detectors_core.py against
+    # that reference), in fewer passes: one translate does case folding and
+    # punctuation, set look-ups stop at the first hit, and the marker phrases
+    # are searched in head and tail separately (no marker contains " | ").
     if len(prompt) > HEAD_CHARS:
-        tail_words = normalized_words(prompt[-TAIL_CHARS:])
+        head_words = prompt[:HEAD_CHARS].encode("utf-8", "surrogatepass").translate(
+            _NORM, _DIGITS
+        ).split()
+        tail_words = prompt[-TAIL_CHARS:].encode("utf-8", "surrogatepass").translate(
+            _NORM, _DIGITS
+        ).split()
+        head_text = b" ".join(head_words)
         tail_text = b" ".join(tail_words)
-        elicit = is_elicitation(head_words + tail_words, head_text + b" | " + tail_text)
+        elicit = False
+        if not (_ELICIT_ANY.isdisjoint(head_words) and _ELICIT_ANY.isdisjoint(tail_words)):
+            if not (_ELICIT_WORDS.isdisjoint(head_words) and _ELICIT_WORDS.isdisjoint(tail_words)):
+                elicit = True
+            else:
+                for phrase in _ELICIT_PHRASES:
+                    if phrase in head_text or phrase in tail_text:
+                        elicit = True
+                        break
+        if not elicit and not prompt.isascii():
+            for marker in _ELICIT_CJK:
+                if marker in head_text or marker in tail_text:
+                    elicit = True
+                    break
     else:
-        tail_text = head_text
-        elicit = is_elicitation(head_words, head_text)
-    head = _crc(head_text[:span]) or 1
+        head_words = prompt.encode("utf-8", "surrogatepass").translate(_NORM, _DIGITS).split()
+        tail_text = head_text = b" ".join(head_words)
+        elicit = False
+        if not _ELICIT_ANY.isdisjoint(head_words):
+            if not _ELICIT_WORDS.isdisjoint(head_words):
+                elicit = True
+            else:
+                for phrase in _ELICIT_PHRASES:
+                    if phrase in head_text:
+                        elicit = True
+                        break
+        if not elicit and not prompt.isascii():
+            for marker in _ELICIT_CJK:
+                if marker in head_text:
+                    elicit = True
+                    break
+    head = zlib.crc32(head_text[:span]) or 1
     tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
     return head, tail, elicit, head_words
 

@@ -1,0 +1,300 @@
+"""The straightforward detector the optimised hot path must match bit for bit.
+
+:class:`ReferenceDetector` is :class:`detectors.engine.Detector` with the
+per-event code as it was written before the performance work (helper per
+concern, ``_ramp`` per evidence term, ``normalized_words`` +
+``is_elicitation`` for prompt text). ``tests/test_detectors_core.py`` replays
+seeded streams through both and requires identical alerts, account states and
+population snapshots, so optimisations of ``Detector.process`` cannot change a
+result; config tuning changes both alike. A deliberate change of the scoring
+*algorithm* must be made here too.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+from detectors.alerts import Alert
+from detectors.engine import _EXACT_EVERY, _IA_ALPHA, _REBASE, Detector, _exact_sums, _ramp
+from detectors.schema import Event
+from detectors.state import AccountState
+from detectors.text import HEAD_CHARS, TAIL_CHARS, is_elicitation, normalized_words
+
+
+def reference_prompt_features(
+    prompt: str, span: int = 80
+) -> tuple[int, int, bool, list[bytes]]:
+    """``detectors.text.prompt_features`` as first written."""
+    head_words = normalized_words(prompt[:HEAD_CHARS])
+    head_text = b" ".join(head_words)
+    if len(prompt) > HEAD_CHARS:
+        tail_words = normalized_words(prompt[-TAIL_CHARS:])
+        tail_text = b" ".join(tail_words)
+        elicit = is_elicitation(head_words + tail_words, head_text + b" | " + tail_text)
+    else:
+        tail_text = head_text
+        elicit = is_elicitation(head_words, head_text)
+    head = zlib.crc32(head_text[:span]) or 1
+    tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
+    return head, tail, elicit, head_words
+
+
+prompt_features = reference_prompt_features
+
+
+class ReferenceDetector(Detector):
+    """The detector with its original, unoptimised per-event code."""
+
+    def _refresh_bounds(self) -> None:
+        cfg = self.config
+        # rates below these cannot reach volume_pct_lo: skip their percentile lookups
+        self._vol_floor = self.pop_rate.quantile(cfg.volume_pct_lo * 0.98)
+        self._tok_floor = self.pop_tokens.quantile(cfg.volume_pct_lo * 0.98)
+        q = cfg.population_tail_quantile
+        self._tmpl_lo = min(
+            max(cfg.template_lo, self.pop_template.quantile(q)), cfg.template_lo_max
+        )
+        self._elic_lo = min(
+            max(cfg.elicitation_lo, self.pop_elicitation.quantile(q)), cfg.elicitation_lo_max
+        )
+
+    def process(
+        self, state: AccountState | None, event: Event
+    ) -> tuple[AccountState, list[Alert]]:
+        cfg = self.config
+        t = event.ts
+        if not self._seeded:
+            self._seed(t)
+        if state is None:
+            state = self.new_state(event.account_id, t)
+        alerts: list[Alert] = []
+        if state.episode_start and t - state.last_hot >= cfg.quiet_period_s:
+            alerts.append(self._resolve(state, state.last_hot + cfg.quiet_period_s))
+
+        # ---- scaled weights
+        e_s = (t - state.ref) * self._inv_hs
+        if e_s > _REBASE:
+            self._rebase(state, t)
+            e_s = 0.0
+        ws = 2.0**e_s
+        wl = 2.0 ** ((t - state.ref) * self._inv_hl)
+
+        # ---- timing
+        dt = t - state.last_ts
+        if dt < 0.0:
+            dt = 0.0
+        if state.n:
+            if state.n == 1:
+                state.ia_mean = dt
+            else:
+                d = dt - state.ia_mean
+                state.ia_mean += _IA_ALPHA * d
+                state.ia_var = (1.0 - _IA_ALPHA) * (state.ia_var + _IA_ALPHA * d * d)
+        if t > state.last_ts:
+            state.last_ts = t
+        n = state.n = state.n + 1
+        hours = state.hours
+        h = int(t % 86_400.0) // 3600
+        old = hours[h]
+        new = old + wl
+        hours[h] = new
+        state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.r_short += ws
+        state.r_long += wl
+        tokens = (event.input_tokens or 0) + (event.output_tokens or 0)
+        if tokens:
+            state.tok_short += ws * tokens
+            state.tok_long += wl * tokens
+
+        # ---- prompt text
+        topic = event.topic
+        prompt = event.prompt
+        tid = 0
+        if prompt is not None:
+            head, tail, elicit, words = prompt_features(prompt, cfg.fingerprint_chars)
+            ring = state.ring
+            state.txt_short += ws
+            state.txt_long += wl
+            if head in ring or tail in ring:
+                state.tmpl_short += ws
+                state.tmpl_long += wl
+            if elicit:
+                state.elic_short += ws
+                state.elic_long += wl
+            pos = state.ring_pos
+            ring[pos] = head
+            ring[pos + 1] = tail
+            pos += 2
+            state.ring_pos = 0 if pos >= len(ring) else pos
+            if topic is None:
+                tid = self.text_topics.assign(words)
+        if topic is not None:
+            tid = self._topic_ids.get(topic) or self._topic_id(topic)
+
+        # ---- topic sketch
+        if tid:
+            self._update_topics(state, tid, ws, wl, n)
+
+        # ---- drift detectors
+        s_short = state.s_short
+        cnt_s = s_short / ws  # decayed topic events (short)
+        hn_s = 0.0
+        if s_short > 0.0:
+            hn_s = (math.log(s_short) - state.t_short / s_short) / self._log_k
+            hn_s = 0.0 if hn_s < 0.0 else (1.0 if hn_s > 1.0 else hn_s)
+        age = t - state.first_ts
+        # decayed count per minute over the window, bias-corrected for young accounts
+        win = self._win_s * (1.0 - 2.0 ** (-age * self._inv_hs)) if age > 0.0 else 0.0
+        if win < cfg.min_rate_window_s:
+            win = cfg.min_rate_window_s
+        rate = 60.0 * state.r_short / ws / win
+        if tid and cnt_s >= 2.0:
+            ph = state.ph_entropy
+            ph.update(hn_s)
+            if ph._drift:
+                state.drift_ts = t
+                state.drift_dir = ph._drift
+        ph = state.ph_volume
+        ph.update(math.log2(rate + 1e-3))
+        if ph._drift > 0:
+            state.drift_ts = t
+            state.drift_dir = 2
+
+        # ---- score and lifecycle
+        score, terms = self._score(state, t, ws, wl, rate, hn_s, cnt_s)
+        state.score = score
+        if state.episode_start:
+            if score >= cfg.hot_threshold:
+                state.last_hot = t
+            if score > state.peak_score:
+                state.peak_score = score
+        elif score >= cfg.fire_threshold:
+            state.episode_start = t
+            state.last_hot = t
+            state.peak_score = score
+            alerts.append(self._fire(state, t, score, terms))
+
+        # ---- population learning (clean accounts only)
+        if not state.episode_start and score < cfg.population_clean_score_max:
+            if tid:
+                self.pop_mix.update(tid, t)
+            if t - state.last_pop >= cfg.population_sample_interval_s and n >= 3:
+                state.last_pop = t
+                self._learn(state, t, ws, rate)
+        return state, alerts
+
+    def _update_topics(self, state: AccountState, tid: int, ws: float, wl: float, n: int) -> None:
+        ids = state.ids
+        w_s = state.w_short
+        w_l = state.w_long
+        # own-history surprise (before counting this event) and population cross-entropy
+        try:
+            j = ids.index(tid)
+            own = w_l[j]
+        except ValueError:
+            j = -1
+            own = 0.0
+        k = len(ids)
+        s_long = state.s_long
+        state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
+        state.ce_short += ws * -self.pop_mix.log_prob(tid)
+        if j < 0:
+            if 0 in ids:
+                j = ids.index(0)
+            else:  # space-saving: the lightest slot takes the new topic, keeping its weight
+                j = w_l.index(min(w_l))
+            ids[j] = tid
+        old = w_s[j]
+        new = old + ws
+        w_s[j] = new
+        state.t_short += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.s_short += ws
+        old = w_l[j]
+        new = old + wl
+        w_l[j] = new
+        state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        state.s_long = s_long + wl
+        if n % _EXACT_EVERY == 0:
+            _exact_sums(state)
+
+    def _score(
+        self,
+        state: AccountState,
+        t: float,
+        ws: float,
+        wl: float,
+        rate: float,
+        hn_s: float,
+        cnt_s: float,
+    ) -> tuple[float, tuple[float, ...]]:
+        cfg = self.config
+        # specific evidence
+        txt = state.txt_short
+        s_tmpl = s_elic = 0.0
+        if txt / ws >= cfg.min_prompts:
+            s_tmpl = _ramp(state.tmpl_short / txt, self._tmpl_lo, cfg.template_hi)
+            s_elic = _ramp(state.elic_short / txt, self._elic_lo, cfg.elicitation_hi)
+        s_sweep = 0.0
+        s_narrow = 0.0
+        if cnt_s >= cfg.min_topic_events:
+            s_narrow = _ramp(max(state.w_short) / state.s_short, cfg.narrow_lo, cfg.narrow_hi)
+            if cnt_s >= cfg.min_sweep_events:
+                s_sweep = _ramp(hn_s, cfg.sweep_lo, cfg.sweep_hi)
+        s_timing = 0.0
+        n = state.n
+        age = t - state.first_ts
+        if n >= cfg.min_timing_events and state.ia_mean > 0.0:
+            cv = math.sqrt(state.ia_var) / state.ia_mean
+            s_timing = 1.0 - _ramp(cv, cfg.regular_cv_lo, cfg.regular_cv_hi)
+        if age >= cfg.flat_min_age_s and state.r_long > 0.0:
+            s_timing = max(s_timing, _ramp(self._flatness(state), cfg.flat_lo, cfg.flat_hi))
+        # generic evidence
+        s_vol = 0.0
+        if rate > self._vol_floor:
+            s_vol = _ramp(self.pop_rate.percentile(rate), cfg.volume_pct_lo, cfg.volume_pct_hi)
+        if state.tok_short > 0.0 and s_vol < 1.0:
+            tok_rate = self._rate(state.tok_short / ws, age, self._win_s, cfg.short_half_life_s)
+            if tok_rate > self._tok_floor:
+                s_tok = self.pop_tokens.percentile(tok_rate)
+                s_vol = max(s_vol, _ramp(s_tok, cfg.volume_pct_lo, cfg.volume_pct_hi))
+        s_drift = 0.0
+        if n >= cfg.established_events and age >= cfg.established_age_s:
+            base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+            burst = math.log2((rate + 1e-9) / (base + 1e-9))
+            s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi))
+            if cnt_s >= cfg.min_topic_events:
+                novelty = state.sur_short / state.s_short - self._entropy_nats(
+                    state.s_long, state.t_long
+                )
+                s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
+            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
+                s_drift = max(s_drift, 0.5)
+        # elicitation alone (a human who likes "step by step") is weaker than
+        # elicitation in templated or heavy traffic
+        solo = cfg.elicitation_alone
+        s_elic_eff = s_elic * (solo + (1.0 - solo) * max(s_tmpl, s_vol))
+        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
+        z_spec = z_content + cfg.w_timing * s_timing
+        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
+        # only content evidence opens the gate: round-the-clock apps are machine-timed too
+        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(
+            1.0, z_content / cfg.specific_full
+        )
+        z = z_spec + z_gen * gate
+        score = 1.0 - math.exp(-z)
+        return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
+
+    def _learn(self, state: AccountState, t: float, ws: float, rate: float) -> None:
+        cfg = self.config
+        self.pop_rate.update(rate, t)
+        if state.tok_short > 0.0:
+            tok = self._rate(
+                state.tok_short / ws, t - state.first_ts, self._win_s, cfg.short_half_life_s
+            )
+            self.pop_tokens.update(tok, t)
+        txt = state.txt_short
+        if txt / ws >= cfg.min_prompts:
+            self.pop_template.update(state.tmpl_short / txt, t)
+            self.pop_elicitation.update(state.elic_short / txt, t)
+        self._refresh_bounds()

@@ -60,6 +60,10 @@ class Sample:
     rss_mb: float
     lag: int
     events: int
+    #: accounts held by the worker, and linkage keys of the cluster stage
+    #: (``/metrics``): what bounded state and idle-account expiry keep flat
+    accounts: int = -1
+    cluster_keys: int = -1
 
 
 @dataclass
@@ -93,6 +97,21 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _tracked(port: int) -> tuple[int, int]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except Exception:  # noqa: BLE001
+        return -1, -1
+    accounts = keys = 0
+    for line in text.splitlines():
+        if line.startswith("distillwatch_accounts_tracked"):
+            accounts += int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("distillwatch_cluster_keys_tracked"):
+            keys += int(float(line.rsplit(" ", 1)[1]))
+    return accounts, keys
 
 
 def _health(port: int) -> dict[str, Any] | None:
@@ -200,7 +219,8 @@ def run_soak(broker_url: str, *, minutes: float, load: float = 0.8, workdir: Pat
                     raise RuntimeError(f"worker exited with {proc.returncode} during the soak")
                 h = _health(port) or {"events": -1}
                 result.samples.append(Sample(round(time.monotonic() - started, 1),
-                                             round(_rss_mb(proc.pid), 1), lag(), h["events"]))
+                                             round(_rss_mb(proc.pid), 1), lag(), h["events"],
+                                             *_tracked(port)))
         finally:
             stop.set()
             pacer.join(10)
@@ -262,7 +282,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
             broker.stop()
     print(result.summary())
     for s in result.samples[:: max(1, len(result.samples) // 20)]:
-        print(f"  t={s.t:7.1f}s  rss={s.rss_mb:7.1f} MB  lag={s.lag:7,d}  events={s.events:,}")
+        print(f"  t={s.t:7.1f}s  rss={s.rss_mb:7.1f} MB  lag={s.lag:7,d}  events={s.events:,}"
+              f"  accounts={s.accounts:,}  cluster_keys={s.cluster_keys:,}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(asdict(result), indent=1))
     ok = (result.growth <= args.max_growth and result.drained_s is not None

@@ -302,3 +302,10 @@ def register(subparsers: Any) -> None:
                    help="allowed RSS growth after the warm-up third (fraction)")
     p.add_argument("--json-out", metavar="PATH")
     p.set_defaults(func=cmd_soak)
+
+
+if __name__ == "__main__":  # `python -m streams.soak --minutes 10` (before the CLI lists it)
+    _parser = argparse.ArgumentParser(prog="python -m streams.soak")
+    register(_parser.add_subparsers())
+    _args = _parser.parse_args(["soak", *sys.argv[1:]])
+    sys.exit(_args.func(_args))

@@ -150,6 +150,7 @@ class Detector:
         self._elic_lo = cfg.elicitation_lo
         self._vol_floor = 0.0
         self._tok_floor = 0.0
+        self._bound_tables: tuple[list[float], ...] | None = None
 
     def _seed(self, t: float) -> None:
         cfg = self.config
@@ -164,6 +165,24 @@ class Detector:
         self._refresh_bounds()
 
     def _refresh_bounds(self) -> None:
+        # The bounds are quantiles, which read only the models' cumulative
+        # tables; those are replaced (never mutated) when a model refreshes.
+        tables = (
+            self.pop_rate._cum,
+            self.pop_tokens._cum,
+            self.pop_template._cum,
+            self.pop_elicitation._cum,
+        )
+        last = self._bound_tables
+        if (
+            last is not None
+            and tables[0] is last[0]
+            and tables[1] is last[1]
+            and tables[2] is last[2]
+            and tables[3] is last[3]
+        ):
+            return
+        self._bound_tables = tables
         cfg = self.config
         # rates below these cannot reach volume_pct_lo: skip their percentile lookups
         self._vol_floor = self.pop_rate.quantile(cfg.volume_pct_lo * 0.98)

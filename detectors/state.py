@@ -135,14 +135,15 @@ class AccountState:
         ph_entropy: PageHinkley | None = None,
         ph_volume: PageHinkley | None = None,
     ) -> None:
+        # every slot of FLOATS and INTS, written out (a setattr loop is slow)
         self.account_id = account_id
-        for name in FLOATS:
-            setattr(self, name, 0.0)
-        for name in INTS:
-            setattr(self, name, 0)
-        self.first_ts = ts
-        self.last_ts = ts
-        self.ref = ts
+        self.first_ts = self.last_ts = self.ref = ts
+        self.s_short = self.t_short = self.s_long = self.t_long = self.r_short = self.r_long = 0.0
+        self.tok_short = self.tok_long = self.t_hours = self.ce_short = self.sur_short = 0.0
+        self.txt_short = self.tmpl_short = self.elic_short = self.txt_long = self.tmpl_long = 0.0
+        self.elic_long = self.ia_mean = self.ia_var = self.episode_start = self.last_hot = 0.0
+        self.peak_score = self.score = self.last_pop = self.drift_ts = 0.0
+        self.n = self.ring_pos = self.drift_dir = self.model = 0
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))

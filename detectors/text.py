@@ -251,7 +251,13 @@ class TextTopics:
             if t is not None:
                 votes[t] = votes.get(t, 0) + 1
         if votes:
-            topic = min(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            # most votes, ties to the lowest id
+            topic = -1
+            best = 0
+            for t, c in votes.items():
+                if c > best or (c == best and t < topic):
+                    topic = t
+                    best = c
         elif self._n < self.max_topics:
             topic = self.FLAG | self._n
             self._n += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,38 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     buffer: list[tuple[float, int, int, Event]] = []
     high = float("-inf")
     released = float("-inf")
-    for event, lineno in items:
+    it = iter(items)
+    # Fast path while the file is in order: a FIFO is already sorted (equal
+    # times keep line order), so no heap work until the first event that
+    # goes back in time; from there on, the heap below takes over.
+    fifo: deque[tuple[float, int, int, Event]] = deque()
+    for event, lineno in it:
+        ts = event.ts
+        if ts < high:
+            buffer = list(fifo)  # sorted, hence a valid heap
+            fifo.clear()
+            if ts < released:
+                stats.late += 1
+                yield (released, file_index, lineno, event)
+            else:
+                heapq.heappush(buffer, (ts, file_index, lineno, event))
+                limit = high - lateness_s
+                while buffer and buffer[0][0] <= limit:
+                    item = heapq.heappop(buffer)
+                    released = item[0]
+                    yield item
+            break
+        fifo.append((ts, file_index, lineno, event))
+        high = ts
+        limit = ts - lateness_s
+        while fifo and fifo[0][0] <= limit:
+            item = fifo.popleft()
+            released = item[0]
+            yield item
+    else:
+        yield from fifo
+        return
+    for event, lineno in it:
         if event.ts < released:
             stats.late += 1
             yield (released, file_index, lineno, event)
@@ -102,5 +134,6 @@ def merged_events(paths: Iterable[str | Path], stats: ReadStats, *, lateness_s: 
                           max_prompt_chars=max_prompt_chars), lateness_s, stats, i)
         for i, p in enumerate(paths)
     ]
-    for _, _, _, event in heapq.merge(*streams):
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    for _, _, _, event in merged:
         yield event

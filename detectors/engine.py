@@ -639,22 +639,23 @@ class Detector:
         }
         if state.s_short > 0.0:
             s_s, s_l = state.s_short, state.s_long
-            out["entropy_short"] = round(self._entropy(s_s, state.t_short), 4)
-            out["entropy_long"] = round(self._entropy(s_l, state.t_long), 4)
-            out["effective_topics_short"] = round(
-                math.exp(self._entropy_nats(s_s, state.t_short)), 2
-            )
-            out["top_share_short"] = round(max(state.w_short) / s_s, 4)
-            div = state.ce_short / s_s - self._entropy_nats(s_s, state.t_short)
+            w_short = state.w_short
+            log_k = self._log_k
+            # the entropies in nats, each computed once (as _entropy_nats)
+            h_s = math.log(s_s) - state.t_short / s_s
+            h_l = math.log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
+            e = h_s / log_k  # as _entropy
+            out["entropy_short"] = round(0.0 if e < 0.0 else (1.0 if e > 1.0 else e), 4)
+            e = h_l / log_k if s_l > 0.0 else 0.0
+            out["entropy_long"] = round(0.0 if e < 0.0 else (1.0 if e > 1.0 else e), 4)
+            out["effective_topics_short"] = round(math.exp(h_s), 2)
+            out["top_share_short"] = round(max(w_short) / s_s, 4)
+            div = state.ce_short / s_s - h_s
             out["population_divergence"] = round(max(0.0, div), 4)
-            out["novelty"] = round(
-                state.sur_short / s_s - self._entropy_nats(s_l, state.t_long), 4
-            )
-            top = sorted(
-                ((state.w_short[i], state.ids[i]) for i in range(len(state.ids)) if state.ids[i]),
-                key=lambda p: (-p[0], p[1]),
-            )[:5]
-            out["top_topics"] = [[self.topic_name(tid), round(w / s_s, 4)] for w, tid in top]
+            out["novelty"] = round(state.sur_short / s_s - h_l, 4)
+            # heaviest first, ties to the lower id
+            top = sorted([(-w, tid) for w, tid in zip(w_short, state.ids, strict=True) if tid])[:5]
+            out["top_topics"] = [[self.topic_name(tid), round(-nw / s_s, 4)] for nw, tid in top]
         if state.txt_short > 0.0:
             out["template_repetition"] = round(state.tmpl_short / state.txt_short, 4)
             out["elicitation_share"] = round(state.elic_short / state.txt_short, 4)

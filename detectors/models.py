@@ -296,7 +296,16 @@ class DecayedQuantiles:
         cum = self._cum
         if not cum:
             return 0.5
-        p = self._pos(x)
+        # self._pos(x), inlined (hot: one or two calls per event)
+        a = self._a
+        if self.log:
+            x = math.log2(x) if x > self.lo else a
+        bins = self.bins
+        p = (x - a) / (self._b - a) * bins
+        if p < 0.0:
+            p = 0.0
+        elif p >= bins:
+            p = bins - 1e-9
         i = int(p)
         below = cum[i - 1] if i else 0.0
         return below + (cum[i] - below) * (p - i)

@@ -62,8 +62,11 @@ class Settings:
     events_topic: str = "api-requests"
     alerts_topic: str = "distillwatch-alerts"
     dlq_topic: str = "distillwatch-dlq"
-    #: account summaries for coordinated (multi-account) detection, key = linkage key
-    summaries_topic: str = "distillwatch-summaries"
+    #: account summaries for coordinated (multi-account) detection, key = linkage
+    #: key; empty means ``<app_id>-summaries``: an internal topic of this app, so
+    #: two apps on one cluster never read each other's summaries (or disagree on
+    #: its partition count, which the cluster table's changelog must match)
+    summaries_topic: str = ""
     #: run the second, cluster stage (summaries topic, cluster agent and table)
     clusters_enabled: bool = True
     #: event-time spacing of an account's summaries (plus one on first sight)
@@ -99,6 +102,8 @@ class Settings:
     ssl_keyfile: str = ""
 
     def __post_init__(self) -> None:
+        if not self.summaries_topic:
+            object.__setattr__(self, "summaries_topic", f"{self.app_id}-summaries")
         if self.broker and not self.broker.startswith("kafka://"):
             raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
         if self.partitions < 1:

@@ -72,7 +72,11 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     """Sort a nearly-ordered stream, holding events back by ``lateness_s``.
 
     Events later than that are released at once (as a live worker would
-    process them on arrival) and counted in ``stats.late``.
+    process them on arrival) and counted in ``stats.late``. The third item
+    of each tuple is the event's position in the file, not its line number:
+    one line may hold a batch (a JSON array) of events with equal times, and
+    the position, unique per file, keeps the heap from ever comparing two
+    Event objects.
     """
     buffer: list[tuple[float, int, int, Event]] = []
     high = float("-inf")
@@ -82,23 +86,23 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     # times keep line order), so no heap work until the first event that
     # goes back in time; from there on, the heap below takes over.
     fifo: deque[tuple[float, int, int, Event]] = deque()
-    for event, lineno in it:
+    for pos, (event, _) in enumerate(it):
         ts = event.ts
         if ts < high:
             buffer = list(fifo)  # sorted, hence a valid heap
             fifo.clear()
             if ts < released:
                 stats.late += 1
-                yield (released, file_index, lineno, event)
+                yield (released, file_index, pos, event)
             else:
-                heapq.heappush(buffer, (ts, file_index, lineno, event))
+                heapq.heappush(buffer, (ts, file_index, pos, event))
                 limit = high - lateness_s
                 while buffer and buffer[0][0] <= limit:
                     item = heapq.heappop(buffer)
                     released = item[0]
                     yield item
             break
-        fifo.append((ts, file_index, lineno, event))
+        fifo.append((ts, file_index, pos, event))
         high = ts
         limit = ts - lateness_s
         while fifo and fifo[0][0] <= limit:
@@ -108,12 +112,12 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     else:
         yield from fifo
         return
-    for event, lineno in it:
+    for pos, (event, _) in enumerate(it, pos + 1):
         if event.ts < released:
             stats.late += 1
-            yield (released, file_index, lineno, event)
+            yield (released, file_index, pos, event)
             continue
-        heapq.heappush(buffer, (event.ts, file_index, lineno, event))
+        heapq.heappush(buffer, (event.ts, file_index, pos, event))
         if event.ts > high:
             high = event.ts
         limit = high - lateness_s
@@ -135,5 +139,5 @@ def merged_events(paths: Iterable[str | Path], stats: ReadStats, *, lateness_s: 
         for i, p in enumerate(paths)
     ]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-    for _, _, _, event in merged:
+    for _, _, _, event in merged:  # (ts, file, position, event)
         yield event

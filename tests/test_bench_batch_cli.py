@@ -64,9 +64,5 @@ def test_publish_batch_sends_one_accounts_events_per_array(tmp_path, broker):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "streams.logfiles.reorder heap-orders (ts, file, lineno, Event): two events of one "
-    "array line with the same ts compare Event objects -> TypeError; batched log files "
-    "(simulate --batch) cannot be published or replayed until it has a tie-breaker"))
 def test_publish_reads_a_batched_log_file(tmp_path, broker):
     _publish_and_check(tmp_path, broker, _simulate(tmp_path, "src", "--batch", "5"))

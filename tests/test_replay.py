@@ -116,17 +116,18 @@ def test_live_service_and_replay_emit_the_same_alert_ids(broker, worker_factory,
 
 
 def _reorder_reference(items, lateness_s, stats, file_index):  # type: ignore[no-untyped-def]
-    """streams.logfiles.reorder as first written: every event through the heap."""
+    """streams.logfiles.reorder as first written: every event through the heap
+    (tie-break on the event's position in the file)."""
     import heapq
 
     buffer: list = []
     high = released = float("-inf")
-    for event, lineno in items:
+    for pos, (event, _) in enumerate(items):
         if event.ts < released:
             stats.late += 1
-            yield (released, file_index, lineno, event)
+            yield (released, file_index, pos, event)
             continue
-        heapq.heappush(buffer, (event.ts, file_index, lineno, event))
+        heapq.heappush(buffer, (event.ts, file_index, pos, event))
         high = max(high, event.ts)
         while buffer and buffer[0][0] <= high - lateness_s:
             item = heapq.heappop(buffer)
@@ -149,6 +150,8 @@ def test_reorder_in_order_fast_path_matches_heap_reference() -> None:
             t += rng.choice([0.0, 0.0, 1.0, 5.0, 30.0])
             back = rng.choice([0.0, 0.0, 0.0, 10.0, 400.0]) if rng.random() < 0.2 else 0.0
             items.append((Event(t - back, "a"), lineno))
+            if rng.random() < 0.2:  # a batched line: more events, same line, same time
+                items.append((Event(t - back, "a", request_id="same-line"), lineno))
         lateness = rng.choice([0.0, 5.0, 20.0, 300.0])
         fast, slow = ReadStats(), ReadStats()
         assert list(reorder(items, lateness, fast, 1)) == list(

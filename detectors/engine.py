@@ -243,6 +243,12 @@ class Detector:
             self._seed(t)
         if state is None:
             state = self.new_state(event.account_id, t)
+        elif t < state.last_ts:
+            # An account's clock never runs backwards: a late event counts at
+            # the account's latest time. Without this, an event days older than
+            # the decay reference gets weight 2**-big == 0.0 (division by zero
+            # below) and an episode could resolve before it started.
+            t = state.last_ts
         alerts: list[Alert] = []
         if state.episode_start and t - state.last_hot >= self._quiet:
             alerts.append(self._resolve(state, state.last_hot + self._quiet))

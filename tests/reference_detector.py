@@ -68,6 +68,8 @@ class ReferenceDetector(Detector):
             self._seed(t)
         if state is None:
             state = self.new_state(event.account_id, t)
+        elif t < state.last_ts:
+            t = state.last_ts  # an account's clock never runs backwards
         alerts: list[Alert] = []
         if state.episode_start and t - state.last_hot >= cfg.quiet_period_s:
             alerts.append(self._resolve(state, state.last_hot + cfg.quiet_period_s))

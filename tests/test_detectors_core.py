@@ -444,3 +444,38 @@ def test_prompt_features_match_reference(prompt: str, span: int) -> None:
     from tests.reference_detector import reference_prompt_features
 
     assert prompt_features(prompt, span) == reference_prompt_features(prompt, span)
+
+
+# ----------------------------------------------- event time going backwards
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-400 * 86_400.0, 400 * 86_400.0, allow_nan=False),
+                min_size=1, max_size=60))
+def test_out_of_order_event_times_never_break_the_detector(offsets: list[float]) -> None:
+    """Events of one account in any time order, up to a year apart (late
+    log shipping, clock skew): every event is processed, features stay finite,
+    and the account's clock never runs backwards."""
+    det = Detector()
+    state = None
+    last = -math.inf
+    for i, off in enumerate(offsets):
+        event = Event(ts=1_780_000_000.0 + off, account_id="acct", topic=f"t{i % 3}",
+                      prompt=f"solve {i} step by step", input_tokens=10, output_tokens=20)
+        state, alerts = det.process(state, event)
+        assert state.last_ts >= last
+        last = state.last_ts
+        for alert in alerts:
+            assert alert.status in ("firing", "resolved")
+        assert all(math.isfinite(v) for v in det.describe(state).values()
+                   if isinstance(v, float))
+
+
+def test_late_event_counts_at_the_accounts_latest_time() -> None:
+    det = Detector()
+    t0 = 1_780_000_000.0
+    state = None
+    for i in range(20):
+        state, _ = det.process(state, Event(ts=t0 + i, account_id="a", topic="math"))
+    assert state is not None
+    before = state.last_ts
+    state, _ = det.process(state, Event(ts=t0 - 120 * 86_400, account_id="a", topic="math"))
+    assert state.last_ts == before and state.n == 21

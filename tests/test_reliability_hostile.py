@@ -157,11 +157,6 @@ def test_hostile_input_is_dead_lettered_and_good_input_processed(broker, worker_
     assert worker.terminate() < 10.0 and worker.proc.returncode == 0, worker.log_tail()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detectors/engine.py still raises ZeroDivisionError on an event months older than the "
-    "account's previous one; the stream layer dead-letters it ('detector error: ...') "
-    "instead of crashing, but a valid event should be processed (reported to the "
-    "detection engineer; remove this mark when fixed)"))
 def test_event_months_out_of_order_is_processed(broker, worker_factory):
     worker = worker_factory().start()
     worker.wait_log("partitions_assigned", timeout=45)

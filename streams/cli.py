@@ -28,6 +28,7 @@ _PLUGINS = (
     "streams.tail",
     "streams.forward",
     "benchmarks.cli",
+    "streams.soak",
 )
 
 

@@ -112,7 +112,8 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     else:
         yield from fifo
         return
-    for pos, (event, _) in enumerate(it, pos + 1):
+    start = pos + 1
+    for pos, (event, _) in enumerate(it, start):
         if event.ts < released:
             stats.late += 1
             yield (released, file_index, pos, event)

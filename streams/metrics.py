@@ -10,6 +10,9 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+#: a gauge's samples: (labels, value) pairs, read at scrape time
+GaugeFn = Callable[[], Iterable[tuple[dict[str, str], float]]]
+
 # Processing latency of one message (decode + detect + sends), seconds.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0)
@@ -43,7 +46,7 @@ class Metrics:
         self.events_rejected: dict[str, int] = {}
         self.alerts: dict[tuple[str, str, str], int] = {}
         self.latency = Histogram()
-        self.gauges: dict[str, tuple[str, Callable[[], Iterable[tuple[dict[str, str], float]]]]] = {}
+        self.gauges: dict[str, tuple[str, GaugeFn]] = {}
 
     def rejected(self, reason: str) -> None:
         # the reason's first word ("ts:", "not JSON", ...) keeps label cardinality bounded

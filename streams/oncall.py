@@ -32,7 +32,8 @@ def pagerduty_event(record: dict[str, Any], routing_key: str,
     """A PagerDuty Events API v2 event: trigger on firing, resolve on resolved.
 
     >>> ev = pagerduty_event({"alert_id": "a1", "dedup_key": "account:x", "status": "firing",
-    ...     "detector": "account", "severity": "error", "score": 0.9, "ts": "2026-02-23T10:00:00.000Z",
+    ...     "detector": "account", "severity": "error", "score": 0.9,
+    ...     "ts": "2026-02-23T10:00:00.000Z",
     ...     "summary": "x: distillation", "details": {}, "account_id": "x"}, "R" * 32)
     >>> ev["event_action"], ev["dedup_key"], ev["payload"]["severity"], ev["payload"]["source"]
     ('trigger', 'account:x', 'error', 'x')
@@ -73,7 +74,8 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
     A resolved alert carries ``endsAt`` (its event time), which resolves it.
 
     >>> a = alertmanager_alert({"alert_id": "a1", "dedup_key": "account:x", "status": "resolved",
-    ...     "detector": "account", "severity": "info", "score": 0.1, "ts": "2026-02-23T11:00:00.000Z",
+    ...     "detector": "account", "severity": "info", "score": 0.1,
+    ...     "ts": "2026-02-23T11:00:00.000Z",
     ...     "episode_start": "2026-02-23T10:00:00.000Z", "summary": "x", "details": {},
     ...     "account_id": "x"})
     >>> a["labels"]["alertname"], a["startsAt"], a["endsAt"]

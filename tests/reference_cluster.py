@@ -1,0 +1,1250 @@
+"""Frozen copy of ``detectors/cluster.py`` as it was before the performance work.
+
+The optimised :class:`detectors.cluster.SummaryEmitter` and
+:class:`detectors.cluster.ClusterDetector` must match this straightforward
+version bit for bit: the same summaries, alerts, encoded cluster state
+(``take_dirty`` / ``encode_entry``) and partition snapshots
+(``tests/test_cluster_reference.py``). A deliberate change of the cluster
+*algorithm* must be made here too. Frozen at commit bdb3547.
+
+The original module docstring follows.
+
+Coordinated multi-account ("hydra") detection: account summaries, linkage
+keys and per-key cluster scoring.
+
+Two stages, both pure logic (no Faust, Kafka, logging or clock):
+
+1. :class:`SummaryEmitter` runs next to the per-account
+   :class:`~detectors.engine.Detector` (one per events partition, through
+   :class:`~detectors.runner.PartitionRunner`). At most once per account per
+   ``interval_s`` of event time (and on first sight) it turns the account's
+   features into an :class:`AccountSummary`: the account's *linkage keys*
+   (payment fingerprint, IPv4 /24 or IPv6 /48, org, client fingerprint,
+   repeated prompt-template fingerprints, a MinHash bucket of its dominant
+   topics) and its *behaviour* (top topics, template fingerprints, first-seen
+   time, hour-of-day flatness, elicitation share, rate, own score).
+2. Summaries are repartitioned by linkage key (``<kind>:<value>``). One
+   :class:`ClusterDetector` per partition of that stream keeps, per key, a
+   bounded cluster: a capped sample of members with their latest behaviour, a
+   HyperLogLog count of all distinct members, and the alert lifecycle. It
+   scores how many accounts share the key and how similar and synchronized
+   they are, and emits ``detector="cluster"`` alerts (``account_id`` None,
+   ``accounts`` + ``account_count``, ``details["cluster_key"]``) plus one
+   ``detector="cluster_member"`` alert per member account, referencing the
+   cluster's ``dedup_key``.
+
+Sharing alone never fires: the evidence is behaviour that the members have in
+common *beyond the key they share* (a template fingerprint carried by many
+members, one narrow topic, reasoning elicitation, synchronized starts,
+round-the-clock flatness, members' own scores). An organisation whose accounts
+share a card and an office range but write varied prompts on diverse topics
+by day scores near zero.
+
+Sources: Anthropic, "Detecting and preventing distillation attacks" (Feb
+2026) -- hydra clusters of >20,000 proxy accounts, shared payment methods,
+coordinated timing, one narrow capability; SynchroTrap (CCS 2014) and
+CopyCatch (WWW 2013) for synchronized, lockstep groups.
+
+>>> from detectors.schema import Event
+>>> ip_prefix("203.0.113.77"), ip_prefix("2001:db8:abcd:12::1"), ip_prefix("nope")
+('203.0.113.0/24', '2001:db8:abcd::/48', None)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import math
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from detectors.alerts import MAX_ACCOUNTS_LISTED, Alert, dedup_key, make_alert_id, severity_for
+from detectors.errors import CorruptState
+from detectors.schema import Event
+
+__all__ = [
+    "AccountSummary",
+    "BloomFilter",
+    "ClusterDetector",
+    "ClusterStage",
+    "HyperLogLog",
+    "SummaryEmitter",
+    "account_hash",
+    "ip_prefix",
+    "linkage_keys",
+    "topic_signature",
+]
+
+KINDS = ("pay", "ip", "org", "ua", "tmpl", "lsh")
+_VERSION = 1
+_U64 = float(2**64)
+
+
+# ------------------------------------------------------------------ linkage ---
+
+
+def account_hash(account_id: str) -> int:
+    """A stable 64-bit hash of an account id (the same in every process).
+
+    >>> account_hash("acct-1") == account_hash("acct-1"), 0 <= account_hash("x") < 2**64
+    (True, True)
+    """
+    return int.from_bytes(
+        hashlib.blake2b(account_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        "little",
+    )
+
+
+def ip_prefix(ip: str | None) -> str | None:
+    """The IPv4 /24 or IPv6 /48 network of an address, as text; None if unparseable.
+
+    IPv4-mapped IPv6 addresses are treated as IPv4.
+
+    >>> ip_prefix("10.1.2.3"), ip_prefix("::ffff:10.1.2.3"), ip_prefix("2001:DB8::1")
+    ('10.1.2.0/24', '10.1.2.0/24', '2001:db8::/48')
+    >>> ip_prefix(""), ip_prefix("10.1.2"), ip_prefix(None)
+    (None, None, None)
+    """
+    if not ip:
+        return None
+    text = ip.strip()
+    parts = text.split(".")
+    if len(parts) == 4 and ":" not in text:
+        try:
+            octets = [int(p) for p in parts]
+        except ValueError:
+            return None
+        if all(0 <= o <= 255 and p.isdigit() for o, p in zip(octets, parts, strict=True)):
+            return f"{octets[0]}.{octets[1]}.{octets[2]}.0/24"
+        return None
+    try:
+        addr = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return ip_prefix(str(mapped))
+        return str(ipaddress.IPv6Network((addr, 48), strict=False))
+    return ip_prefix(str(addr))
+
+
+def _norm(value: str | None, limit: int = 200) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(value.split())[:limit]
+    return text or None
+
+
+def _h32(text: str, seed: int) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"), seed * 0x9E3779B1 & 0xFFFFFFFF)
+
+
+def topic_signature(
+    top_topics: Sequence[Sequence[Any]], bands: int = 2, min_share: float = 0.15
+) -> list[str]:
+    """MinHash LSH buckets of an account's dominant topics.
+
+    The dominant set is the topics with at least ``min_share`` of the account's
+    recent traffic (at least the top one). Band ``b`` is the minimum of a
+    seeded 32-bit hash over that set, so two accounts share band ``b`` with
+    probability equal to the Jaccard similarity of their dominant sets, and the
+    bucket does not depend on the order or the exact shares.
+
+    >>> a = topic_signature([["coding/rust", 0.8], ["math/proofs", 0.1]])
+    >>> b = topic_signature([["coding/rust", 0.6], ["writing/email", 0.05]])
+    >>> a == b, len(a), a[0].startswith("0-")
+    (True, 2, True)
+    >>> topic_signature([["writing/email", 0.9]]) == a
+    False
+    >>> topic_signature([])
+    []
+    """
+    names = [str(t[0]) for t in top_topics if t and float(t[1]) >= min_share]
+    if not names and top_topics:
+        names = [str(top_topics[0][0])]
+    if not names:
+        return []
+    out = []
+    for b in range(bands):
+        m = min(_h32(n, b + 1) for n in names)
+        out.append(f"{b}-{m:08x}")
+    return out
+
+
+def linkage_keys(
+    event: Event, template_fps: Sequence[int] = (), lsh: Sequence[str] = ()
+) -> list[str]:
+    """The ``<kind>:<value>`` keys an account summary is repartitioned by.
+
+    >>> ev = Event(1e9, "a", ip="198.51.100.9", payment_fingerprint="pm_1",
+    ...            org_id="org_7", user_agent="aiohttp/3.9.5")
+    >>> linkage_keys(ev, [0xdeadbeef], ["0-0000abcd"])  # doctest: +NORMALIZE_WHITESPACE
+    ['pay:pm_1', 'ip:198.51.100.0/24', 'org:org_7', 'ua:aiohttp/3.9.5',
+     'tmpl:deadbeef', 'lsh:0-0000abcd']
+    """
+    keys = []
+    pay = _norm(event.payment_fingerprint)
+    if pay:
+        keys.append(f"pay:{pay}")
+    net = ip_prefix(event.ip)
+    if net:
+        keys.append(f"ip:{net}")
+    org = _norm(event.org_id)
+    if org:
+        keys.append(f"org:{org}")
+    ua = _norm(event.user_agent)
+    if ua:
+        keys.append(f"ua:{ua}")
+    keys.extend(f"tmpl:{fp:08x}" for fp in template_fps)
+    keys.extend(f"lsh:{s}" for s in lsh)
+    return keys
+
+
+# ------------------------------------------------------------------ summary ---
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """What stage 2 learns about one account, at one point in event time.
+
+    ``fps`` are the distinct prompt fingerprints of the account's recent
+    prompts (those repeated within the account first), never prompt text.
+
+    >>> s = AccountSummary("a", 1e9 + 60, 1e9, ("pay:pm_1",), (("coding/go", 0.9),),
+    ...                    (7, 9), 0.5, 0.25, 0.1, 2.5, 0.4, 12)
+    >>> AccountSummary.decode(s.encode()) == s
+    True
+    """
+
+    account_id: str
+    ts: float
+    first_ts: float
+    keys: tuple[str, ...]
+    top_topics: tuple[tuple[str, float], ...] = ()
+    fps: tuple[int, ...] = ()
+    template: float = 0.0
+    elicitation: float = 0.0
+    flatness: float = 0.0
+    rate: float = 0.0
+    score: float = 0.0
+    events: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": self.account_id,
+            "t": self.ts,
+            "f": self.first_ts,
+            "k": list(self.keys),
+            "tt": [[n, s] for n, s in self.top_topics],
+            "fp": list(self.fps),
+            "tp": self.template,
+            "el": self.elicitation,
+            "fl": self.flatness,
+            "r": self.rate,
+            "s": self.score,
+            "n": self.events,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> AccountSummary:
+        try:
+            return cls(
+                str(obj["a"]),
+                float(obj["t"]),
+                float(obj["f"]),
+                tuple(str(k) for k in obj["k"]),
+                tuple((str(n), float(s)) for n, s in obj.get("tt", ())),
+                tuple(int(x) for x in obj.get("fp", ())),
+                float(obj.get("tp", 0.0)),
+                float(obj.get("el", 0.0)),
+                float(obj.get("fl", 0.0)),
+                float(obj.get("r", 0.0)),
+                float(obj.get("s", 0.0)),
+                int(obj.get("n", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptState(f"bad account summary: {exc}") from None
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def decode(cls, data: bytes) -> AccountSummary:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptState(f"bad account summary: {exc}") from None
+        if not isinstance(obj, dict):
+            raise CorruptState("bad account summary: not an object")
+        return cls.from_json(obj)
+
+
+class SummaryEmitter:
+    """Stage 1: turns per-account state into :class:`AccountSummary` records
+    at a bounded rate.
+
+    An account emits on its first event and then on its first event in each
+    new ``interval_s`` bucket of event time (``floor(ts / interval_s)``), so
+    the rate is at most one summary per account per interval and the decision
+    needs no state of its own: it compares the event time with the account's
+    previous ``last_ts``, which the runner reads before the event is applied.
+    The same input therefore yields the same summaries after a restart.
+
+    Parameters
+    ----------
+    interval_s
+        Event-time spacing of an account's summaries.
+    max_template_keys
+        How many of the account's repeated prompt fingerprints become ``tmpl:``
+        linkage keys.
+    max_fps
+        How many prompt fingerprints a summary carries as behaviour.
+    lsh_bands
+        MinHash bands of the dominant-topic signature (``lsh:`` keys).
+    topic_min_share
+        Share a topic needs to count as dominant for the signature.
+
+    Examples
+    --------
+    >>> from detectors.engine import Detector
+    >>> det, em = Detector(), SummaryEmitter(interval_s=300)
+    >>> state, _ = det.process(None, Event(1e9, "a", topic="coding/go", ip="10.0.0.1"))
+    >>> s = em.maybe_emit(det, None, state, Event(1e9, "a", topic="coding/go", ip="10.0.0.1"))
+    >>> s.keys[0], s.first_ts
+    ('ip:10.0.0.0/24', 1000000000.0)
+    >>> ev = Event(1e9 + 60, "a", topic="coding/go")
+    >>> prev = state.last_ts; state, _ = det.process(state, ev)
+    >>> em.maybe_emit(det, prev, state, ev) is None   # same 5-minute bucket
+    True
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 300.0,
+        max_template_keys: int = 2,
+        max_fps: int = 8,
+        lsh_bands: int = 2,
+        topic_min_share: float = 0.15,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+        self.interval_s = interval_s
+        self.max_template_keys = max_template_keys
+        self.max_fps = max_fps
+        self.lsh_bands = lsh_bands
+        self.topic_min_share = topic_min_share
+
+    def due(self, prev_last_ts: float | None, ts: float) -> bool:
+        """Whether an event at ``ts`` after one at ``prev_last_ts`` emits."""
+        if prev_last_ts is None:
+            return True
+        step = self.interval_s
+        return ts // step > prev_last_ts // step
+
+    def maybe_emit(
+        self, detector: Any, prev_last_ts: float | None, state: Any, event: Event
+    ) -> AccountSummary | None:
+        if not self.due(prev_last_ts, event.ts):
+            return None
+        return self.summarize(detector, state, event)
+
+    def summarize(self, detector: Any, state: Any, event: Event) -> AccountSummary:
+        feats = detector.features(state, event.ts)
+        counts: dict[int, int] = {}
+        for fp in getattr(state, "ring", ()):
+            if fp:
+                counts[fp] = counts.get(fp, 0) + 1
+        ranked = sorted(counts, key=lambda fp: (-counts[fp], fp))
+        repeated = [fp for fp in ranked if counts[fp] >= 2][: self.max_template_keys]
+        top = tuple(
+            (str(name), round(float(share), 4)) for name, share in feats.get("top_topics", ())
+        )[:3]
+        lsh = topic_signature(top, self.lsh_bands, self.topic_min_share)
+        return AccountSummary(
+            account_id=event.account_id,
+            ts=event.ts,
+            first_ts=float(getattr(state, "first_ts", event.ts)),
+            keys=tuple(linkage_keys(event, repeated, lsh)),
+            top_topics=top,
+            fps=tuple(ranked[: self.max_fps]),
+            template=float(feats.get("template_repetition", 0.0)),
+            elicitation=float(feats.get("elicitation_share", 0.0)),
+            flatness=float(feats.get("hour_flatness", 0.0)),
+            rate=float(feats.get("rate_per_min", 0.0)),
+            score=round(float(getattr(state, "score", 0.0)), 4),
+            events=int(feats.get("events", 0)),
+        )
+
+
+# ------------------------------------------------------------------ sketches ---
+
+
+class HyperLogLog:
+    """Distinct count in ``2**p`` one-byte registers (p=10: 1 KiB, ~3% error).
+
+    >>> h = HyperLogLog(10)
+    >>> for i in range(20_000):
+    ...     h.add(account_hash(f"acct-{i}"))
+    >>> abs(h.count() - 20_000) / 20_000 < 0.06
+    True
+    >>> HyperLogLog.from_json(h.to_json()).count() == h.count()
+    True
+    """
+
+    __slots__ = ("p", "_reg", "_cached")
+
+    def __init__(self, p: int = 10) -> None:
+        if not 4 <= p <= 16:
+            raise ValueError(f"p must be in 4..16, got {p}")
+        self.p = p
+        self._reg = bytearray(1 << p)
+        self._cached: int | None = None
+
+    def add(self, h: int) -> None:
+        p = self.p
+        idx = h >> (64 - p)
+        rest = (h << p) & 0xFFFFFFFFFFFFFFFF
+        rank = 64 - p + 1 if rest == 0 else 65 - rest.bit_length()
+        if rank > self._reg[idx]:
+            self._reg[idx] = rank
+            self._cached = None
+
+    def count(self) -> int:
+        if self._cached is not None:
+            return self._cached
+        m = len(self._reg)
+        alpha = 0.7213 / (1.0 + 1.079 / m)
+        total = 0.0
+        zeros = 0
+        for r in self._reg:
+            total += 2.0**-r
+            if r == 0:
+                zeros += 1
+        est = alpha * m * m / total
+        if est <= 2.5 * m and zeros:
+            est = m * math.log(m / zeros)
+        self._cached = int(round(est))
+        return self._cached
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p": self.p, "r": base64.b64encode(bytes(self._reg)).decode()}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> HyperLogLog:
+        h = cls(int(obj["p"]))
+        reg = base64.b64decode(obj["r"])
+        if len(reg) != len(h._reg):
+            raise CorruptState("HyperLogLog register size mismatch")
+        h._reg[:] = reg
+        return h
+
+
+class BloomFilter:
+    """Fixed-size set membership (no false negatives), for "already alerted".
+
+    >>> b = BloomFilter(1 << 12, 4)
+    >>> b.add(account_hash("x")); account_hash("x") in b, account_hash("y") in b
+    (True, False)
+    """
+
+    __slots__ = ("bits", "hashes", "_data")
+
+    def __init__(self, bits: int = 1 << 18, hashes: int = 4) -> None:
+        self.bits = bits
+        self.hashes = hashes
+        self._data = bytearray(bits // 8)
+
+    def _positions(self, h: int) -> Iterable[int]:
+        h1 = h & 0xFFFFFFFF
+        h2 = (h >> 32) | 1
+        for i in range(self.hashes):
+            yield (h1 + i * h2) % self.bits
+
+    def add(self, h: int) -> None:
+        for pos in self._positions(h):
+            self._data[pos >> 3] |= 1 << (pos & 7)
+
+    def __contains__(self, h: object) -> bool:
+        if not isinstance(h, int):
+            return False
+        return all(self._data[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(h))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"b": self.bits, "k": self.hashes, "d": base64.b64encode(bytes(self._data)).decode()}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> BloomFilter:
+        b = cls(int(obj["b"]), int(obj["k"]))
+        data = base64.b64decode(obj["d"])
+        if len(data) != len(b._data):
+            raise CorruptState("Bloom filter size mismatch")
+        b._data[:] = data
+        return b
+
+
+# ------------------------------------------------------------------ clusters ---
+
+
+@dataclass(slots=True)
+class Member:
+    """The latest behaviour of one sampled member of a cluster."""
+
+    h: int
+    first_ts: float
+    last_ts: float
+    top: str
+    top_share: float
+    fps: tuple[int, ...]
+    template: float
+    elicitation: float
+    flatness: float
+    rate: float
+    score: float
+    keys: tuple[str, ...]
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.h,
+            self.first_ts,
+            self.last_ts,
+            self.top,
+            self.top_share,
+            list(self.fps),
+            self.template,
+            self.elicitation,
+            self.flatness,
+            self.rate,
+            self.score,
+            list(self.keys),
+        ]
+
+    @classmethod
+    def from_json(cls, v: Sequence[Any]) -> Member:
+        return cls(
+            int(v[0]),
+            float(v[1]),
+            float(v[2]),
+            str(v[3]),
+            float(v[4]),
+            tuple(int(x) for x in v[5]),
+            float(v[6]),
+            float(v[7]),
+            float(v[8]),
+            float(v[9]),
+            float(v[10]),
+            tuple(str(k) for k in v[11]),
+        )
+
+
+class Cluster:
+    """State of one linkage key with at least two distinct members.
+
+    ``members`` is a capped sample (at most ``max_sample``): all members while
+    the cluster is small, then a bottom-k sample by account hash whose stale
+    members make room for active ones. ``hll`` counts every distinct member
+    once the sample is full. ``alerted`` remembers (with a Bloom filter) which
+    members already got a ``cluster_member`` alert in the open episode.
+    """
+
+    __slots__ = (
+        "key",
+        "members",
+        "hll",
+        "first_ts",
+        "last_ts",
+        "last_scored",
+        "score",
+        "episode_start",
+        "last_hot",
+        "peak",
+        "alerted",
+        "evidence",
+        "_max_h",
+    )
+
+    def __init__(self, key: str, ts: float) -> None:
+        self.key = key
+        self.members: dict[str, Member] = {}
+        self.hll: HyperLogLog | None = None
+        self.first_ts = ts
+        self.last_ts = ts
+        self.last_scored = 0.0
+        self.score = 0.0
+        self.episode_start = 0.0
+        self.last_hot = 0.0
+        self.peak = 0.0
+        self.alerted: BloomFilter | None = None
+        self.evidence: dict[str, Any] = {}
+        self._max_h: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.key.split(":", 1)[0]
+
+    def count(self) -> int:
+        if self.hll is None:
+            return len(self.members)
+        return max(self.hll.count(), len(self.members))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": _VERSION,
+            "key": self.key,
+            "m": {a: m.to_json() for a, m in sorted(self.members.items())},
+            "hll": None if self.hll is None else self.hll.to_json(),
+            "f": self.first_ts,
+            "l": self.last_ts,
+            "ls": self.last_scored,
+            "s": self.score,
+            "es": self.episode_start,
+            "lh": self.last_hot,
+            "pk": self.peak,
+            "al": None if self.alerted is None else self.alerted.to_json(),
+            "ev": self.evidence,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Cluster:
+        c = cls(str(obj["key"]), float(obj["f"]))
+        c.members = {str(a): Member.from_json(v) for a, v in obj["m"].items()}
+        c.hll = None if obj["hll"] is None else HyperLogLog.from_json(obj["hll"])
+        c.last_ts = float(obj["l"])
+        c.last_scored = float(obj["ls"])
+        c.score = float(obj["s"])
+        c.episode_start = float(obj["es"])
+        c.last_hot = float(obj["lh"])
+        c.peak = float(obj["pk"])
+        c.alerted = None if obj["al"] is None else BloomFilter.from_json(obj["al"])
+        c.evidence = dict(obj.get("ev") or {})
+        return c
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    if x <= lo:
+        return 0.0
+    if x >= hi:
+        return 1.0
+    return (x - lo) / (hi - lo)
+
+
+def encode_entry(entry: Cluster | tuple[int, float]) -> bytes:
+    """Table value of one key: a cluster, or a single member ``(hash, last_ts)``."""
+    if isinstance(entry, Cluster):
+        return orjson.dumps(entry.to_json())
+    return orjson.dumps({"v": _VERSION, "single": [entry[0], entry[1]]})
+
+
+def decode_entry(data: bytes) -> Cluster | tuple[int, float]:
+    """Inverse of :func:`encode_entry`; raises :class:`CorruptState`."""
+    try:
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict) or obj.get("v") != _VERSION:
+            raise CorruptState("unknown cluster state version")
+        if "single" in obj:
+            h, ts = obj["single"]
+            return int(h), float(ts)
+        return Cluster.from_json(obj)
+    except CorruptState:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CorruptState(f"cannot decode cluster state: {exc}") from None
+
+
+Loader = Callable[[str], "Cluster | tuple[int, float] | None"]
+
+
+class ClusterDetector:
+    """Stage 2: per-linkage-key clusters of one partition of the summaries stream.
+
+    Memory is bounded per key: a key seen from one account costs one small
+    ``(account hash, last_ts)`` entry; from the second distinct account on it
+    becomes a :class:`Cluster` with at most ``max_sample`` sampled members, a
+    1 KiB HyperLogLog once the sample is full and, while it fires, a
+    ``alert_bloom_bits`` Bloom filter. Keys idle for ``idle_ttl_s`` are
+    dropped.
+
+    Parameters
+    ----------
+    min_members
+        Core members a cluster needs before it can score at all.
+    full_members
+        Core members at which the size factor reaches 1.
+    max_sample
+        Members kept per cluster (their latest behaviour).
+    member_ttl_s
+        A sampled member whose last summary is older counts as stale.
+    shared_fp_share
+        Share of active sampled members that must carry one prompt
+        fingerprint for it to count as a shared template.
+    sync_window_s
+        Members whose first-seen times lie within this of the median started
+        together.
+    start_unknown_s
+        Members first seen within this of the partition's first summary have an
+        unknown start (everything is "new" when the service starts).
+    fire_threshold, hot_threshold, quiet_period_s
+        Alert lifecycle, as for accounts: fire once per episode at
+        ``fire_threshold``; the episode stays open while updates score at least
+        ``hot_threshold``; resolved after ``quiet_period_s`` without one.
+    rescore_interval_s
+        A large cluster is rescored at most this often (event time).
+    idle_ttl_s
+        Keys without a summary for this long are forgotten.
+    sweep_interval_s
+        Event-time spacing of resolution/expiry sweeps.
+
+    Examples
+    --------
+    >>> det = ClusterDetector()
+    >>> tpl = (0xabc,)
+    >>> alerts = []
+    >>> for i in range(8):
+    ...     s = AccountSummary(f"h{i}", 1e9 + 7200 + 600 + i, 1e9 + 7200 + i * 20,
+    ...                        ("ua:aiohttp/3.9.5",), (("coding/rust", 0.9),), tpl,
+    ...                        0.8, 0.5, 0.3, 0.5, 0.6, 20)
+    ...     alerts += det.process("ua:aiohttp/3.9.5", s)
+    >>> det.process("ua:aiohttp/3.9.5", AccountSummary("b", 1e9, 1e9, ("ua:aiohttp/3.9.5",)))
+    []
+    >>> [(a.detector, a.status, a.account_count) for a in alerts][:2]
+    [('cluster', 'firing', 4), ('cluster_member', 'firing', 0)]
+    >>> sorted(a.account_id for a in alerts if a.detector == "cluster_member")[-2:]
+    ['h6', 'h7']
+    >>> alerts[1].details["cluster_dedup_key"]
+    'cluster:ua:aiohttp/3.9.5'
+    """
+
+    name = "cluster"
+    member_name = "cluster_member"
+
+    def __init__(
+        self,
+        min_members: int = 3,
+        full_members: int = 6,
+        max_sample: int = 256,
+        member_ttl_s: float = 7200.0,
+        shared_fp_share: float = 0.3,
+        sync_window_s: float = 900.0,
+        start_unknown_s: float = 3600.0,
+        fire_threshold: float = 0.85,
+        hot_threshold: float = 0.6,
+        quiet_period_s: float = 1800.0,
+        rescore_interval_s: float = 60.0,
+        idle_ttl_s: float = 6 * 3600.0,
+        sweep_interval_s: float = 60.0,
+        hll_p: int = 10,
+        alert_bloom_bits: int = 1 << 18,
+        severity: Mapping[str, float] | None = None,
+    ) -> None:
+        self.min_members = min_members
+        self.full_members = full_members
+        self.max_sample = max_sample
+        self.member_ttl_s = member_ttl_s
+        self.shared_fp_share = shared_fp_share
+        self.sync_window_s = sync_window_s
+        self.start_unknown_s = start_unknown_s
+        self.fire_threshold = fire_threshold
+        self.hot_threshold = hot_threshold
+        self.quiet_period_s = quiet_period_s
+        self.rescore_interval_s = rescore_interval_s
+        self.idle_ttl_s = idle_ttl_s
+        self.sweep_interval_s = sweep_interval_s
+        self.hll_p = hll_p
+        self.alert_bloom_bits = alert_bloom_bits
+        self.severity = dict(severity or {"warning": 0.7, "error": 0.85, "critical": 0.95})
+        # learned state: insertion order = least recently updated first
+        self._clusters: dict[str, Cluster] = {}
+        self._singles: dict[str, tuple[int, float]] = {}
+        self._firing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._stream_start = 0.0
+        self._watermark = 0.0
+        self._next_sweep = 0.0
+        self._pop_log_rate = 0.0
+        self._pop_n = 0
+        self.loader: Loader | None = None
+
+    # -------------------------------------------------------------- process
+    def process(self, key: str, summary: AccountSummary) -> list[Alert]:
+        """Apply one summary routed by ``key``; return the alerts it causes."""
+        t = summary.ts
+        if not self._stream_start or t < self._stream_start:
+            self._stream_start = t
+        if self._pop_n < 1_000_000:
+            self._pop_n += 1
+        lr = math.log2(summary.rate + 1e-3)
+        self._pop_log_rate += (lr - self._pop_log_rate) / min(self._pop_n, 5000)
+        alerts = self._apply(key, summary)
+        if t > self._watermark:
+            self._watermark = t
+            if t >= self._next_sweep:
+                if self._next_sweep:
+                    alerts.extend(self.sweep())
+                step = self.sweep_interval_s
+                self._next_sweep = (t // step + 1) * step
+        return alerts
+
+    def _lookup(self, key: str) -> Cluster | tuple[int, float] | None:
+        c = self._clusters.get(key)
+        if c is not None:
+            return c
+        s = self._singles.get(key)
+        if s is not None:
+            return s
+        if self.loader is not None:
+            return self.loader(key)
+        return None
+
+    def _apply(self, key: str, summary: AccountSummary) -> list[Alert]:
+        t = summary.ts
+        h = account_hash(summary.account_id)
+        entry = self._lookup(key)
+        self._dirty.add(key)
+        self._removed.discard(key)
+        if entry is None or (isinstance(entry, tuple) and entry[0] == h):
+            self._singles.pop(key, None)
+            self._singles[key] = (h, max(t, entry[1]) if entry else t)
+            return []
+        if isinstance(entry, tuple):  # a second distinct account: promote
+            self._singles.pop(key, None)
+            cluster = Cluster(key, min(entry[1], t))
+        else:
+            cluster = entry
+            self._clusters.pop(key, None)
+        self._clusters[key] = cluster  # most recently updated last
+        if t > cluster.last_ts:
+            cluster.last_ts = t
+        self._observe(cluster, summary, h)
+        return self._score_and_alert(cluster, summary, h)
+
+    def _observe(self, c: Cluster, s: AccountSummary, h: int) -> None:
+        top, share = s.top_topics[0] if s.top_topics else ("", 0.0)
+        member = Member(
+            h,
+            s.first_ts,
+            s.ts,
+            top,
+            share,
+            s.fps,
+            s.template,
+            s.elicitation,
+            s.flatness,
+            s.rate,
+            s.score,
+            s.keys,
+        )
+        members = c.members
+        old = members.get(s.account_id)
+        if old is not None:
+            member.first_ts = min(old.first_ts, s.first_ts)
+            members[s.account_id] = member
+            return
+        if c.hll is not None:
+            c.hll.add(h)
+        if len(members) < self.max_sample:
+            members[s.account_id] = member
+            c._max_h = None
+            return
+        if c.hll is None:  # the sample just filled: count every member from now on
+            c.hll = HyperLogLog(self.hll_p)
+            for m in members.values():
+                c.hll.add(m.h)
+            c.hll.add(h)
+        # full: bottom-k by account hash (stale members are pruned when scoring)
+        if c._max_h is None:
+            c._max_h = max(m.h for m in members.values())
+        if h >= c._max_h:
+            return
+        victim = next(a for a, m in members.items() if m.h == c._max_h)
+        del members[victim]
+        members[s.account_id] = member
+        c._max_h = None
+
+    def _prune(self, c: Cluster, t: float) -> None:
+        """A full sample drops members without a summary for ``member_ttl_s``, so
+        that active members (of a cluster whose accounts rotate) get the room."""
+        if c.hll is None or len(c.members) < self.max_sample:
+            return
+        stale = t - self.member_ttl_s
+        for acct in [a for a, m in c.members.items() if m.last_ts < stale]:
+            del c.members[acct]
+            c._max_h = None
+
+    # -------------------------------------------------------------- scoring
+    def _core(self, c: Cluster, t: float) -> tuple[list[tuple[str, Member]], dict[str, Any]]:
+        """Members sharing the cluster's common behaviour, and how they were chosen."""
+        self._prune(c, t)
+        active = [(a, m) for a, m in c.members.items() if m.last_ts >= t - self.member_ttl_s]
+        kind = c.kind
+        info: dict[str, Any] = {"active_sampled": len(active)}
+        if not active:
+            return [], info
+        if kind == "tmpl":
+            return active, info
+        counts: dict[int, int] = {}
+        for _, m in active:
+            for fp in m.fps:
+                counts[fp] = counts.get(fp, 0) + 1
+        need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
+        shared = {fp for fp, n in counts.items() if n >= need}
+        if not shared:
+            # Sharing the key and a topic mix is what organisations do too: without
+            # a template fingerprint in common there is no coordinated core.
+            return [], info
+        core = [(a, m) for a, m in active if not shared.isdisjoint(m.fps)]
+        info["shared_templates"] = sorted(f"{fp:08x}" for fp in shared)[:8]
+        return core, info
+
+    def evaluate(self, c: Cluster, t: float) -> tuple[float, dict[str, Any], list[str]]:
+        """Score, evidence and core member ids of a cluster as of ``t``."""
+        core, info = self._core(c, t)
+        n_active = max(1, info["active_sampled"])
+        total = c.count()
+        n_core = len(core)
+        est_core = n_core if c.hll is None else round(total * n_core / max(1, len(c.members)))
+        ev: dict[str, Any] = {"members": total, "core_members": est_core, **info}
+        if n_core < self.min_members:
+            return 0.0, ev, []
+        ms = [m for _, m in core]
+        k = float(n_core)
+        kind = c.kind
+        fp_share = n_core / n_active if "shared_templates" in info else 0.0
+        tops: dict[str, int] = {}
+        for m in ms:
+            if m.top:
+                tops[m.top] = tops.get(m.top, 0) + 1
+        topic_agree = max(tops.values()) / k if tops else 0.0
+        # medians: a few strong attackers must not make a mixed group look alike
+        mean_top = _median([m.top_share for m in ms])
+        elic = _median([m.elicitation for m in ms])
+        tmpl = _median([m.template for m in ms])
+        flat = _median([m.flatness for m in ms])
+        own = _median([m.score for m in ms])
+        agg_rate = sum(m.rate for m in ms) / k * est_core
+        known = sorted(
+            m.first_ts for m in ms if m.first_ts - self._stream_start >= self.start_unknown_s
+        )
+        sync = 0.0
+        if len(known) >= self.min_members:
+            med = known[len(known) // 2]
+            within = sum(1 for x in known if abs(x - med) <= self.sync_window_s)
+            sync = within / len(known)
+            ev["start_spread_s"] = round(known[-1] - known[0], 1)
+        terms = {
+            "shared_template": _ramp(fp_share, 0.3, 0.7),
+            "one_topic": (0.0 if kind == "lsh" else _ramp(topic_agree, 0.6, 0.9))
+            * _ramp(mean_top, 0.25, 0.6),
+            "elicitation": _ramp(elic, 0.05, 0.3),
+            "template": _ramp(tmpl, 0.2, 0.6),
+            "synchronized": _ramp(sync, 0.6, 0.9),
+            "round_the_clock": _ramp(flat, 0.75, 0.92),
+            "member_scores": _ramp(own, 0.3, 0.8),
+            "volume": _ramp(math.log2(agg_rate + 1e-3) - self._pop_log_rate, 4.0, 8.0),
+        }
+        z_spec = (
+            1.2 * terms["shared_template"]
+            + 0.8 * terms["one_topic"]
+            + 1.0 * terms["elicitation"]
+            + 0.6 * terms["template"]
+            + 0.8 * terms["synchronized"]
+            + 0.6 * terms["round_the_clock"]
+        )
+        z_gen = 0.8 * terms["member_scores"] + 0.4 * terms["volume"]
+        gate = min(1.0, z_spec / 1.5)
+        size = _ramp(est_core, self.min_members - 1, self.full_members)
+        z = size * (z_spec + z_gen * gate)
+        score = 1.0 - math.exp(-z)
+        ev.update(
+            {
+                "evidence": {n: round(v, 3) for n, v in terms.items()},
+                "reasons": [n for n, v in terms.items() if v >= 0.5],
+                "size_factor": round(size, 3),
+                "median_elicitation": round(elic, 4),
+                "median_template_repetition": round(tmpl, 4),
+                "median_hour_flatness": round(flat, 4),
+                "median_member_score": round(own, 4),
+                "median_top_share": round(mean_top, 4),
+                "top_topics": sorted(tops.items(), key=lambda p: (-p[1], p[0]))[:3],
+                "aggregate_rate_per_min": round(agg_rate, 2),
+                "population_rate_per_min": round(2.0**self._pop_log_rate, 3),
+                "shared_keys": _shared_keys(ms, c.key),
+            }
+        )
+        return score, ev, sorted(a for a, _ in core)
+
+    def _score_and_alert(self, c: Cluster, s: AccountSummary, h: int) -> list[Alert]:
+        t = s.ts
+        alerts: list[Alert] = []
+        firing = bool(c.episode_start)
+        if len(c.members) > 32 and t - c.last_scored < self.rescore_interval_s:
+            # big cluster, scored recently: only the member check while firing
+            if firing and c.alerted is not None and h not in c.alerted:
+                if self._matches(c, s):
+                    alerts.append(self._member_alert(c, s.account_id, t))
+                    c.alerted.add(h)
+            return alerts
+        score, ev, core = self.evaluate(c, t)
+        c.last_scored = t
+        c.score = score
+        if firing:
+            if score >= self.hot_threshold:
+                c.last_hot = t
+            c.peak = max(c.peak, score)
+            c.evidence = ev
+            assert c.alerted is not None
+            if s.account_id in core and h not in c.alerted:
+                alerts.append(self._member_alert(c, s.account_id, t))
+                c.alerted.add(h)
+            return alerts
+        if score >= self.fire_threshold:
+            c.episode_start = c.last_hot = t
+            c.peak = score
+            c.evidence = ev
+            self._firing.add(c.key)
+            c.alerted = BloomFilter(self.alert_bloom_bits)
+            alerts.append(self._fire(c, t, score, ev, core))
+            for acct in core:
+                alerts.append(self._member_alert(c, acct, t))
+                c.alerted.add(account_hash(acct))
+        return alerts
+
+    def _matches(self, c: Cluster, s: AccountSummary) -> bool:
+        """Whether a member seen between rescorings carries the cluster's shared template."""
+        if c.kind == "tmpl":
+            return True
+        shared = c.evidence.get("shared_templates") or ()
+        return any(f"{fp:08x}" in shared for fp in s.fps)
+
+    # --------------------------------------------------------------- alerts
+    def _fire(
+        self, c: Cluster, t: float, score: float, ev: dict[str, Any], core: list[str]
+    ) -> Alert:
+        count = int(ev["core_members"])
+        details = {
+            "cluster_key": c.key,
+            "key_kind": c.kind,
+            **ev,
+            "member_alerts": f"{self.member_name}:<account_id>",
+        }
+        summary = (
+            f"{count} accounts sharing {c.key[:50]}: coordinated score {score:.2f} "
+            f"({', '.join(ev.get('reasons', [])) or 'combined'})"
+        )
+        return Alert(
+            detector=self.name,
+            status="firing",
+            severity=severity_for(score, self.severity),
+            score=score,
+            ts=t,
+            episode_start=c.episode_start,
+            summary=summary,
+            details=details,
+            account_id=None,
+            accounts=tuple(core[:MAX_ACCOUNTS_LISTED]),
+            account_count=max(count, len(core)),
+        )
+
+    def _member_alert(self, c: Cluster, account_id: str, t: float) -> Alert:
+        cluster_dedup = dedup_key(self.name, c.key)
+        return Alert(
+            detector=self.member_name,
+            status="firing",
+            severity="warning",
+            score=c.peak,
+            ts=t,
+            episode_start=c.episode_start,
+            summary=f"{account_id[:40]}: member of coordinated cluster {c.key[:50]}",
+            details={
+                "cluster_key": c.key,
+                "cluster_dedup_key": cluster_dedup,
+                "cluster_alert_id": make_alert_id(cluster_dedup, c.episode_start, "firing"),
+                "cluster_score": round(c.peak, 4),
+                "cluster_members": c.evidence.get("members", len(c.members)),
+                "shared_keys": c.evidence.get("shared_keys", []),
+            },
+            account_id=account_id,
+        )
+
+    def _resolve(self, c: Cluster, t: float) -> Alert:
+        alert = Alert(
+            detector=self.name,
+            status="resolved",
+            severity="info",
+            score=c.score,
+            ts=t,
+            episode_start=c.episode_start,
+            summary=f"cluster {c.key[:60]}: quiet since the last coordinated activity",
+            details={
+                "cluster_key": c.key,
+                "peak_score": round(c.peak, 4),
+                "last_hot_ts": c.last_hot,
+                "members": c.count(),
+                "episode_duration_s": round(c.last_hot - c.episode_start, 1),
+            },
+            account_id=None,
+            accounts=tuple(sorted(c.members)[:MAX_ACCOUNTS_LISTED]),
+            account_count=c.count(),
+        )
+        c.episode_start = c.last_hot = c.peak = 0.0
+        c.alerted = None
+        self._firing.discard(c.key)
+        return alert
+
+    # ------------------------------------------------------------ lifecycle
+    def sweep(self) -> list[Alert]:
+        """Resolve quiet episodes and forget idle keys, at the watermark."""
+        wm = self._watermark
+        alerts = []
+        for key in sorted(self._firing):
+            c = self._clusters.get(key)
+            if c is None:
+                self._firing.discard(key)
+                continue
+            if wm - c.last_hot >= self.quiet_period_s:
+                alerts.append(self._resolve(c, c.last_hot + self.quiet_period_s))
+                self._dirty.add(key)
+        limit = wm - self.idle_ttl_s
+        for table in (self._clusters, self._singles):
+            while table:
+                key = next(iter(table))
+                entry = table[key]
+                last = entry.last_ts if isinstance(entry, Cluster) else entry[1]
+                if last >= limit or key in self._firing:
+                    break
+                del table[key]
+                self._dirty.discard(key)
+                self._removed.add(key)
+        return alerts
+
+    def take_dirty(self) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """Keys changed since the last call (encoded, to checkpoint), and keys forgotten."""
+        changed = []
+        for key in sorted(self._dirty):
+            c = self._clusters.get(key)
+            if c is not None:
+                changed.append((key, encode_entry(c)))
+                continue
+            s = self._singles.get(key)
+            if s is not None:
+                changed.append((key, encode_entry(s)))
+        removed = sorted(self._removed)
+        self._dirty.clear()
+        self._removed.clear()
+        return changed, removed
+
+    def restore_entry(self, key: str, entry: Cluster | tuple[int, float]) -> None:
+        """Put a checkpointed key back into memory (after a restart)."""
+        if isinstance(entry, Cluster):
+            self._clusters[key] = entry
+            if entry.episode_start:
+                self._firing.add(key)
+        else:
+            self._singles[key] = entry
+
+    def snapshot(self) -> bytes:
+        """Partition-level state (watermark, sweep point, population rate) as JSON bytes."""
+        return orjson.dumps(
+            {
+                "v": _VERSION,
+                "start": self._stream_start,
+                "wm": self._watermark,
+                "next": self._next_sweep,
+                "pop": self._pop_log_rate,
+                "n": self._pop_n,
+                "firing": sorted(self._firing),
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        try:
+            obj = orjson.loads(data)
+            if obj.get("v") != _VERSION:
+                raise CorruptState("unknown cluster snapshot version")
+            self._stream_start = float(obj["start"])
+            self._watermark = float(obj["wm"])
+            self._next_sweep = float(obj["next"])
+            self._pop_log_rate = float(obj["pop"])
+            self._pop_n = int(obj["n"])
+            firing = [str(k) for k in obj.get("firing", ())]
+        except CorruptState:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptState(f"cannot restore cluster snapshot: {exc}") from None
+        if self.loader is not None:
+            for key in firing:  # open episodes must be resolvable without new summaries
+                entry = self.loader(key)
+                if isinstance(entry, Cluster):
+                    self.restore_entry(key, entry)
+
+    # ------------------------------------------------------------ inspection
+    def cluster(self, key: str) -> Cluster | None:
+        return self._clusters.get(key)
+
+    def sizes(self) -> tuple[int, int]:
+        """``(clusters, single-account keys)`` held in memory."""
+        return len(self._clusters), len(self._singles)
+
+
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    if not n:
+        return 0.0
+    mid = n // 2
+    return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
+
+
+def _shared_keys(members: Sequence[Member], own: str, limit: int = 8) -> list[str]:
+    counts: dict[str, int] = {}
+    for m in members:
+        for k in m.keys:
+            counts[k] = counts.get(k, 0) + 1
+    need = max(2, math.ceil(len(members) / 2))
+    keys = [k for k, n in counts.items() if n >= need or k == own]
+    if own not in keys:
+        keys.append(own)
+    return sorted(keys, key=lambda k: (-counts.get(k, 0), k))[:limit]
+
+
+class ClusterStage:
+    """Stage 2 for a whole stream: routes each summary to the
+    :class:`ClusterDetector` of every linkage key's partition (Kafka's default
+    partitioner on the key, as the live summaries topic does), in key order.
+
+    >>> stage = ClusterStage(ClusterDetector, partitions=4)
+    >>> stage.process(AccountSummary("a", 1e9, 1e9, ("pay:pm_1", "ip:10.0.0.0/24")))
+    []
+    >>> sum(d.sizes()[1] for d in stage.detectors)
+    2
+    """
+
+    def __init__(self, factory: Callable[[], ClusterDetector], partitions: int = 8) -> None:
+        if partitions <= 0:
+            raise ValueError(f"partitions must be > 0, got {partitions}")
+        self.partitions = partitions
+        self.detectors = [factory() for _ in range(partitions)]
+        self._cache: dict[str, int] = {}
+        self.summaries = 0
+
+    def partition_of(self, key: str) -> int:
+        p = self._cache.get(key)
+        if p is None:
+            from detectors.partitioning import partition_for
+
+            p = partition_for(key.encode("utf-8", "surrogatepass"), self.partitions)
+            if len(self._cache) < 1_000_000:
+                self._cache[key] = p
+        return p
+
+    def process(self, summary: AccountSummary) -> list[Alert]:
+        self.summaries += 1
+        alerts: list[Alert] = []
+        for key in summary.keys:
+            alerts.extend(self.detectors[self.partition_of(key)].process(key, summary))
+        return alerts

@@ -13,6 +13,9 @@ and then measures, on that broker and that data:
    recoverable state), fed single-event messages;
 4. ``batched``  the same, fed batched messages;
 5. ``replay``   ``streams.replay.replay_files`` over a JSONL file of the data;
+   ``detectors``  the detection core alone on the same data, pre-parsed, in
+   memory (issue 3: >= 50k events/s on one core, prompt features included):
+   the account stage by itself, and with the cluster stage;
 6. ``latency``  event → alert latency p50/p99 at half of (3)'s rate: a paced
    producer records when it sends each event; every *firing* alert names its
    account and the ``ts`` of the event that tripped it, which identifies that
@@ -53,13 +56,15 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("raw", "noop", "single", "batched", "replay", "latency", "memory", "scaleout")
+SECTIONS = ("raw", "noop", "single", "batched", "replay", "detectors", "latency", "memory",
+            "scaleout")
 
 # Issue 7's "done when".
 TARGETS = {
     "single_vs_noop": 0.80,
     "batched_events_per_s": 50_000,
     "replay_events_per_s": 50_000,
+    "detectors_events_per_s": 50_000,  # issue 3: the account stage alone, one core
     "latency_p99_s": 1.0,
     "memory_bytes_per_account_100k": 4096,
     "scaleout_ratio": 1.6,
@@ -101,6 +106,7 @@ class Data:
     batched_events: int
     replay_file: Path
     keys: list[tuple[str, str]] = field(repr=False)  # (account_id, RFC 3339 ts) per single msg
+    parsed: list[Any] = field(repr=False, default_factory=list)  # detectors.schema.Event
 
 
 def generate(profile: Profile, workdir: Path) -> Data:
@@ -120,7 +126,7 @@ def generate(profile: Profile, workdir: Path) -> Data:
             fh.write(orjson.dumps(event_payload(e)) + b"\n")
     keys = [(e.account_id, format_ts(e.ts)) for e in events]
     return Data(len(events), len({e.account_id for e in events}), single, batched,
-                len(events), replay_file, keys)
+                len(events), replay_file, keys, events)
 
 
 async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -393,6 +399,33 @@ def phase_replay(ctx: Ctx, data: Data) -> dict[str, Any]:
             "runs": [round(r) for r in runs], "alerts": alerts}
 
 
+def phase_detectors(ctx: Ctx, data: Data) -> dict[str, Any]:
+    """The detection core alone: the data's parsed events through
+    :class:`detectors.replay.Replayer` in this process (no file, no decode),
+    the account stage by itself (``clusters=False``) and with the cluster
+    stage; medians of ``repeats`` runs, wall and process CPU."""
+    from detectors.engine import Detector
+    from detectors.replay import Replayer
+
+    events = data.parsed
+    out: dict[str, Any] = {"events": len(events)}
+    for label, clusters in (("account_stage", False), ("both_stages", True)):
+        wall, cpu, alerts = [], [], 0
+        for _ in range(max(ctx.profile.repeats, 3)):
+            replayer = Replayer(Detector, partitions=ctx.profile.partitions, clusters=clusters)
+            w0, c0 = time.perf_counter(), time.process_time()
+            alerts = sum(1 for _ in replayer.run(events))
+            wall.append(len(events) / (time.perf_counter() - w0))
+            cpu.append(len(events) / max(time.process_time() - c0, 1e-9))
+        out[label] = {"events_per_s": round(statistics.median(wall)),
+                      "events_per_cpu_s": round(statistics.median(cpu)),
+                      "us_per_event": round(1e6 / statistics.median(cpu), 2),
+                      "alerts": alerts}
+    out["events_per_s"] = out["account_stage"]["events_per_s"]
+    out["events_per_cpu_s"] = out["account_stage"]["events_per_cpu_s"]
+    return out
+
+
 async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
                    n: int) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -604,6 +637,9 @@ def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
         if "replay" in sections:
             say("bench: (5) replay ...")
             results["replay"] = phase_replay(ctx, data)
+        if "detectors" in sections:
+            say("bench: (5b) detectors alone (in memory) ...")
+            results["detectors"] = phase_detectors(ctx, data)
         if "latency" in sections:
             base = results.get("single", {}).get("events_per_s") or 2000
             say(f"bench: (6) event → alert latency at {base / 2:,.0f} events/s ...")
@@ -645,6 +681,7 @@ def assess(r: dict[str, Any]) -> dict[str, Any]:
         "single_vs_noop": ratio,
         "batched_events_per_s": get("batched", "events_per_s"),
         "replay_events_per_s": get("replay", "events_per_s"),
+        "detectors_events_per_s": get("detectors", "account_stage", "events_per_s"),
         "latency_p99_s": (get("latency", "p99_ms") / 1000) if get("latency", "p99_ms") else None,
         "memory_bytes_per_account_100k": mem,
         "scaleout_ratio": get("scaleout", "ratio"),
@@ -690,6 +727,11 @@ def table(r: dict[str, Any]) -> str:
     mean = (r.get("data") or {}).get("mean_batch")
     add("4", f"worker, batched msgs ({mean} ev/msg)", r.get("batched") or {}, "≥ 50,000/s")
     add("5", "replay (JSONL file → detectors)", r.get("replay") or {}, "≥ 50,000/s")
+    det = r.get("detectors") or {}
+    if det:
+        add("5b", "detectors alone: account stage, in memory", det.get("account_stage") or {},
+            "≥ 50,000/s (issue 3)")
+        add("5b", "detectors alone: both stages, in memory", det.get("both_stages") or {})
     lat = r.get("latency") or {}
     if lat:
         rows.append(("6", f"event → alert latency @ {lat.get('rate_events_per_s', 0):,} ev/s, "

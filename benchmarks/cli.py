@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
              "ceilings",
         description="Start an embedded broker, generate deterministic simulator traffic and "
                     "measure, side by side: raw aiokafka, a no-op Faust agent, the worker "
-                    "(single and batched messages), replay, event→alert latency, memory per "
+                    "(single and batched messages), replay, the detectors alone, event→alert "
+                    "latency, memory per "
                     "account, and one vs two workers.",
     )
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (< 1 min)")
@@ -46,5 +47,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
     p.add_argument("--only", metavar="SECTIONS",
                    help="comma list of sections to run (raw,noop,single,batched,replay,"
-                        "latency,memory,scaleout)")
+                        "detectors,latency,memory,scaleout)")
     p.set_defaults(func=cmd_bench)

@@ -1,12 +1,18 @@
 """Compact online models in River's style, with exact, pickle-free state.
 
-River's objects carry a ``__dict__`` and helper objects (``stats.Mean``) that
-cost about a kilobyte each, which does not fit a 4 KB-per-account budget when
-an account holds several of them. The classes here implement the same
-algorithms with ``__slots__``: constructor arguments are public attributes,
-learned state lives in underscore attributes, and ``state()`` /
-``set_state()`` give the learned state as a tuple of floats so that it
-round-trips exactly through :mod:`struct` or :mod:`orjson`.
+River's objects carry a ``__dict__`` and helper objects (``stats.Mean``), and
+their learned state is private: it cannot be written to a changelog and read
+back exactly without pickle (which this project never uses on anything that
+comes from Kafka), and each costs memory per account (River 0.26.1's
+``drift.PageHinkley`` holds ~480 B after 3,000 updates, measured with
+tracemalloc; the account detector needs two per account, next to a 4 KB
+budget for everything). The classes here implement the same algorithms with
+``__slots__``: constructor arguments are public attributes, learned state
+lives in underscore attributes, and ``state()`` / ``set_state()`` give the
+learned state as a tuple of floats so that it round-trips exactly through
+:mod:`struct` or :mod:`orjson`. River stays the oracle: a test feeds
+:class:`PageHinkley` and ``river.drift.PageHinkley`` the same stream and
+requires the same detections.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ class PageHinkley:
 
     Same algorithm and same numbers as River 0.26's ``drift.PageHinkley``
     (cumulative mean, faded increase/decrease sums, reset after a detection),
-    in about 200 bytes instead of about 1.5 KB, so that every account can hold
-    one per monitored series. ``last_direction`` tells which side drifted:
+    in about 290 bytes (River's: about 480; both after 3,000 updates) with
+    exact, pickle-free state, so that every account can hold one per
+    monitored series. ``last_direction`` tells which side drifted:
     ``1`` up, ``-1`` down, ``0`` none.
 
     Parameters

@@ -30,6 +30,7 @@ from streams.detection import AccountState, detector_factory
 from streams.metrics import Metrics
 from streams.processor import StreamProcessor
 from streams.settings import Settings
+from streams.summary_batch import SummaryBatcher
 from streams.web import register_views
 
 log = structlog.get_logger("distillwatch.worker")
@@ -106,6 +107,8 @@ class Service:
     #: the cluster stage (None when ``clusters_enabled`` is off)
     clusters: ClusterProcessor | None = None
     cluster_table: Any = None
+    #: summaries waiting to be sent to the summaries topic (None without clusters)
+    summary_batcher: SummaryBatcher | None = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
@@ -141,6 +144,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     summaries_topic: Any = None
     cluster_table: Any = None
     clusters: ClusterProcessor | None = None
+    batcher: SummaryBatcher | None = None
     if settings.clusters_enabled:
         summaries_topic = app.topic(
             settings.summaries_topic,
@@ -161,8 +165,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 "cluster_state_corrupt", key=key, reason=reason
             ),
         )
+        batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
-             "summaries": 0}
+             "summaries": 0, "summary_messages": 0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -232,15 +237,30 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 record = alert.to_record(emitted_at=clock())
                 recent_alerts.append(record)
                 await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
-            if outcome.summaries and summaries_topic is not None:
-                # one message per linkage key: the cluster agent of each key's
-                # partition sees every account that shares the key
+            if outcome.summaries and batcher is not None:
+                # each summary goes to the partition of every linkage key, so
+                # the cluster agent of that partition sees every account that
+                # shares the key; buffered, one message per partition
+                full = False
                 for summary in outcome.summaries:
-                    value = summary.encode()
-                    stats["summaries"] += 1
-                    for key in summary.keys:
-                        await summaries_topic.send(key=key.encode(), value=value)
+                    full = batcher.add(summary) or full
+                stats["summaries"] += len(outcome.summaries)
+                if full:
+                    flush_summaries()
             metrics.latency.observe(perf() - started)
+
+    def flush_summaries() -> None:
+        """Hand the buffered summaries to the producer: one message per
+        summaries partition. ``send_soon`` is synchronous and FIFO (Faust's
+        producer buffer, flushed by the producer before every commit, as the
+        table changelog is), so write_state() can call it with no await
+        between it and the commit's offset snapshot, and the messages of one
+        partition leave in the order the summaries were produced."""
+        if batcher is None or not batcher.pairs:
+            return
+        for partition, value in batcher.drain():
+            summaries_topic.send_soon(value=value, partition=partition)
+            stats["summary_messages"] += 1
 
     if clusters is not None:
 
@@ -252,7 +272,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     await send_alert(alert, message.partition, message.offset)
 
     def write_state() -> None:
-        """Hot state to the changelog-backed tables (sent, not yet flushed)."""
+        """Hot state to the changelog-backed tables (sent, not yet flushed).
+
+        Buffered summaries go first: they derive from events the coming
+        commit covers, and a crash after it must not lose them."""
+        flush_summaries()
         records = processor.checkpoint()
         for partition, key, value in records:
             if value is None:
@@ -298,6 +322,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     async def checkpoint_timer() -> None:
         await checkpoint()
 
+    if batcher is not None:
+
+        @app.timer(interval=settings.summary_flush_interval_s)
+        async def summary_flush_timer() -> None:
+            flush_summaries()
+
     def lag() -> list[tuple[dict[str, str], float]]:
         consumer = app.consumer if app.producer is not None else None
         if consumer is None:
@@ -340,6 +370,6 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
 
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts, clusters, cluster_table)
+                      recent_alerts, clusters, cluster_table, batcher)
     register_views(app, service)
     return service

@@ -4,8 +4,10 @@ topic (key = linkage key), its state restored from and checkpointed to the
 changelog-backed ``cluster-state`` table the way account state is.
 
 The ``detect`` agent sends every account summary once per linkage key to the
-summaries topic; the ``clusters`` agent feeds each message to
-:meth:`ClusterProcessor.handle`; the worker's checkpoint timer writes
+summaries topic, batched: one message per destination partition holding many
+``(key, summary)`` pairs (:mod:`streams.summary_batch`); the ``clusters`` agent
+feeds each message to :meth:`ClusterProcessor.handle`, which still accepts the
+old one-summary-per-message format; the worker's checkpoint timer writes
 :meth:`ClusterProcessor.checkpoint` records to the table before it commits
 offsets, so cluster state is never older than the committed offset either.
 """
@@ -19,6 +21,7 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.cluster import AccountSummary, ClusterDetector, decode_entry
 from detectors.errors import CorruptState
+from streams.summary_batch import BATCH_V1, decode_batch
 
 # Partition metadata key; linkage keys always contain ':' after a kind, so
 # this cannot collide.
@@ -83,18 +86,55 @@ class ClusterProcessor:
         return load
 
     def handle(self, value: bytes | None, key: bytes | None, partition: int) -> list[Alert]:
-        """One summaries-topic message: ``key`` the linkage key, ``value`` the summary."""
+        """One summaries-topic message: a batch of ``(key, summary)`` pairs
+        (:mod:`streams.summary_batch`), or -- the format before batching -- one
+        summary with its linkage key as the message key.
+
+        Bad input never raises: each bad summary or pair is counted in
+        ``rejected`` and reported once per message through ``on_corrupt``.
+        """
+        if value is not None and value[:1] == BATCH_V1:
+            return self.handle_batch(value, partition)
         if value is None or key is None:
             self.rejected += 1
             return []
         try:
             summary = AccountSummary.decode(value)
             linkage = key.decode("utf-8", "surrogatepass")
-        except (CorruptState, UnicodeDecodeError) as exc:
+        except (CorruptState, UnicodeDecodeError, RecursionError) as exc:
             self.rejected += 1
             if self.on_corrupt is not None:
                 self.on_corrupt("summary", str(exc))
             return []
+        return self._process(partition, linkage, summary)
+
+    def handle_batch(self, value: bytes, partition: int) -> list[Alert]:
+        """Every pair of one batch message, in order, on ``partition``."""
+        try:
+            pairs = decode_batch(value)
+        except CorruptState as exc:
+            self.rejected += 1
+            if self.on_corrupt is not None:
+                self.on_corrupt("summary batch", str(exc))
+            return []
+        alerts: list[Alert] = []
+        bad = total = 0
+        first = ""
+        for linkage, summary, reason in pairs:
+            total += 1
+            if linkage is None or summary is None:
+                bad += 1
+                self.rejected += 1
+                first = first or (reason or "bad pair")
+                continue
+            found = self._process(partition, linkage, summary)
+            if found:
+                alerts.extend(found)
+        if bad and self.on_corrupt is not None:
+            self.on_corrupt("summary batch", f"{bad} of {total} pairs rejected, first: {first}")
+        return alerts
+
+    def _process(self, partition: int, linkage: str, summary: AccountSummary) -> list[Alert]:
         self.summaries += 1
         return self.detector(partition).process(linkage, summary)
 

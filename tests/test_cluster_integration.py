@@ -1,9 +1,10 @@
 """The two-stage pipeline live on the embedded broker: a coordinated campaign
 of accounts that are each unremarkable reaches the ``detect`` agent, which
-sends account summaries to the summaries topic keyed by linkage key; the
-``clusters`` agent scores the shared keys and puts a ``cluster`` alert (plus
-``cluster_member`` alerts naming each account) on the alerts topic, and its
-state is checkpointed to the cluster-state changelog."""
+sends account summaries to the summaries topic (batched, one message per
+partition of their linkage keys); the ``clusters`` agent scores the shared
+keys and puts a ``cluster`` alert (plus ``cluster_member`` alerts naming each
+account) on the alerts topic, and its state is checkpointed to the
+cluster-state changelog."""
 
 from __future__ import annotations
 
@@ -82,9 +83,18 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
     assert linked and all(r["details"]["cluster_alert_id"] == cluster["alert_id"]
                           for r in linked)
 
-    # stage 1 really went through Kafka: summaries keyed by linkage key
-    summaries = consume_until(broker, summaries_topic, lambda rs: len(rs) >= 10, timeout=10)
-    assert len(summaries) >= 10 and all("k" in s and "a" in s for s in summaries)
+    # stage 1 really went through Kafka: summaries in batch messages, one per
+    # destination partition, each pair on the partition its linkage key maps to
+    from detectors.partitioning import partition_for
+    from streams.summary_batch import decode_batch
+
+    batches = _read_raw(broker, summaries_topic, with_partition=True)
+    pairs = [(key, summary, partition) for partition, _, value in batches
+             for key, summary, _ in decode_batch(value)]
+    assert len(pairs) >= 10 and len(pairs) > 2 * len(batches)
+    assert all(key in summary.keys for key, summary, _ in pairs)
+    assert all(partition_for(key.encode(), worker.settings.partitions) == partition
+               for key, _, partition in pairs)
 
     # the cluster state is checkpointed to its own changelog
     from streams.topics import cluster_changelog_topic
@@ -98,17 +108,20 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
     assert worker.proc.returncode == 0, worker.log_tail()
 
 
-def _read_raw(broker, topic: str, timeout: float = 10.0) -> list[tuple[bytes, bytes]]:
+def _read_raw(broker, topic: str, timeout: float = 10.0, with_partition: bool = False):
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=500,
                              group_id=None)
-    out: list[tuple[bytes, bytes]] = []
+    out: list = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not out:
-            out.extend((m.key, m.value) for m in consumer if m.key is not None)
+            if with_partition:  # batch messages have no key
+                out.extend((m.partition, m.key, m.value) for m in consumer)
+            else:
+                out.extend((m.key, m.value) for m in consumer if m.key is not None)
     finally:
         consumer.close()
     return out

@@ -383,20 +383,37 @@ def phase_worker(ctx: Ctx, module: str, kind: str, messages: list[tuple[bytes, b
 
 
 def phase_replay(ctx: Ctx, data: Data) -> dict[str, Any]:
+    """``replay_files`` over the data's JSONL file: one process, and the
+    partitions split across one process per core (same output); the headline
+    figure is the faster setting. Parent and children's CPU both count."""
+    import resource
+
     from streams.replay import replay_files
 
-    runs, cpu = [], []
-    alerts = 0
-    for _ in range(ctx.profile.repeats):
-        c0 = time.process_time()
-        result = replay_files([data.replay_file], partitions=ctx.profile.partitions,
-                              show_progress=False)
-        cpu.append(result.stats.events / max(time.process_time() - c0, 1e-9))
-        runs.append(result.events_per_s)
-        alerts = len(result.alerts)
-    return {"events": data.events, "events_per_s": round(statistics.median(runs)),
-            "events_per_cpu_s": round(statistics.median(cpu)),
-            "runs": [round(r) for r in runs], "alerts": alerts}
+    jobs_many = min(os.cpu_count() or 1, ctx.profile.partitions)
+    out: dict[str, Any] = {"events": data.events}
+    for jobs in sorted({1, jobs_many}):
+        runs, cpu = [], []
+        alerts = 0
+        for _ in range(ctx.profile.repeats):
+            c0 = time.process_time()
+            ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result = replay_files([data.replay_file], partitions=ctx.profile.partitions,
+                                  show_progress=False, jobs=jobs)
+            ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (time.process_time() - c0 + (ch1.ru_utime + ch1.ru_stime)
+                    - (ch0.ru_utime + ch0.ru_stime))
+            cpu.append(result.stats.events / max(used, 1e-9))
+            runs.append(result.events_per_s)
+            alerts = len(result.alerts)
+        out[f"jobs_{jobs}"] = {"jobs": jobs, "events_per_s": round(statistics.median(runs)),
+                               "events_per_cpu_s": round(statistics.median(cpu)),
+                               "runs": [round(r) for r in runs], "alerts": alerts}
+    best = max((v for k, v in out.items() if k.startswith("jobs_")),
+               key=lambda v: v["events_per_s"])
+    out.update(events_per_s=best["events_per_s"], events_per_cpu_s=best["events_per_cpu_s"],
+               jobs=best["jobs"], alerts=best["alerts"])
+    return out
 
 
 def phase_detectors(ctx: Ctx, data: Data) -> dict[str, Any]:
@@ -726,7 +743,11 @@ def table(r: dict[str, Any]) -> str:
     add("3", "worker, full detection, single-event msgs", r.get("single") or {}, "≥ 0.80 × (2)")
     mean = (r.get("data") or {}).get("mean_batch")
     add("4", f"worker, batched msgs ({mean} ev/msg)", r.get("batched") or {}, "≥ 50,000/s")
-    add("5", "replay (JSONL file → detectors)", r.get("replay") or {}, "≥ 50,000/s")
+    rep = r.get("replay") or {}
+    for key in sorted(k for k in rep if k.startswith("jobs_")):
+        jobs = rep[key]["jobs"]
+        add("5", f"replay (JSONL file → detectors), {jobs} process{'es' if jobs > 1 else ''}",
+            rep[key], "≥ 50,000/s" if jobs == rep.get("jobs") else "")
     det = r.get("detectors") or {}
     if det:
         add("5b", "detectors alone: account stage, in memory", det.get("account_stage") or {},

@@ -27,7 +27,10 @@ class ReplayResult:
     stats: ReadStats
     elapsed_s: float
     accounts: int
-    replayer: Replayer = field(repr=False)
+    #: the one-process replayer (its runners' states); None for ``jobs > 1``
+    replayer: Replayer | None = field(repr=False)
+    #: every account seen in the input
+    seen_accounts: set[str] = field(default_factory=set, repr=False)
 
     @property
     def events_per_s(self) -> float:
@@ -71,7 +74,20 @@ def replay_files(
     show_progress: bool | None = None,
     on_event: Callable[[Event, Replayer], None] | None = None,
     max_prompt_chars: int = 200_000,
+    jobs: int = 1,
 ) -> ReplayResult:
+    """Replay log files. ``jobs > 1`` splits the partitions across that many
+    processes (:mod:`streams.parallel_replay`) with identical output; it needs
+    ``on_event`` to be None (the callback reads in-process state)."""
+    if jobs > 1 and on_event is None:
+        from streams.parallel_replay import replay_files_parallel
+
+        alerts, st, elapsed, accounts, seen = replay_files_parallel(
+            paths, config, jobs=min(jobs, partitions), partitions=partitions,
+            lateness_s=lateness_s, sweep_interval_s=sweep_interval_s,
+            show_progress=show_progress, max_prompt_chars=max_prompt_chars,
+        )
+        return ReplayResult(alerts, st, elapsed, accounts, None, seen)
     stats = ReadStats()
     progress = Progress("replay", enabled=show_progress)
     started = time.perf_counter()
@@ -83,4 +99,4 @@ def replay_files(
     elapsed = time.perf_counter() - started
     progress.close()
     accounts = sum(len(r.states) for r in replayer.runners)
-    return ReplayResult(alerts, stats, elapsed, accounts, replayer)
+    return ReplayResult(alerts, stats, elapsed, accounts, replayer, replayer.seen_accounts)

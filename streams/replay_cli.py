@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return run_sweep(args)
     config = load_config(args.config)
     settings = Settings.load(env={})
+    if args.jobs < 0:
+        raise ConfigError(f"--jobs must be >= 0, got {args.jobs}")
+    jobs = args.jobs or min(os.cpu_count() or 1, args.partitions)
     result = replay_files(
         args.files, config, partitions=args.partitions, lateness_s=args.lateness,
         sweep_interval_s=settings.sweep_interval_s,
         show_progress=None if args.progress is None else args.progress,
+        jobs=jobs,
     )
     records = [a.to_record() for a in result.alerts]
     write_jsonl(args.alerts_out, records)
@@ -114,7 +119,7 @@ def _account_kinds(args: argparse.Namespace, labels: list[dict[str, Any]],
                 if line.strip():
                     obj = orjson.loads(line)
                     kinds[obj["account_id"]] = obj.get("kind", "benign")
-    for account in result.replayer.seen_accounts:
+    for account in result.seen_accounts:
         kinds.setdefault(account, "benign")
     return kinds
 
@@ -136,7 +141,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sweep", metavar="GRID.toml", help="parameter grid to sweep")
     p.add_argument("--best-config-out", metavar="PATH", default="best-config.toml",
                    help="with --sweep: where to write the best setting")
-    p.add_argument("--jobs", type=int, default=0, help="with --sweep: parallel processes")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="parallel processes (0: one per core): with --sweep, settings run "
+                        "at once; otherwise the partitions are split across processes "
+                        "(same output as --jobs 1)")
     p.add_argument("--lateness", type=float, default=300.0, metavar="S",
                    help="out-of-order tolerance in event-time seconds (default 300)")
     p.add_argument("--partitions", type=int, default=Settings().partitions,

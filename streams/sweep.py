@@ -67,7 +67,7 @@ def _run_one(job: tuple[list[str], dict[str, Any], list[dict[str, Any]], dict[st
     result = replay_files(files, config, partitions=partitions, lateness_s=lateness,
                           show_progress=False)
     all_kinds = dict(kinds)
-    for account in result.replayer.seen_accounts:
+    for account in result.seen_accounts:
         all_kinds.setdefault(account, "benign")
     scored = score_alerts(result.alerts, labels, all_kinds)
     return {"metrics": scored, "events_per_s": result.events_per_s}

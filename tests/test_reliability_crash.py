@@ -110,10 +110,12 @@ def test_kill_9_mid_stream_loses_no_alert(broker, worker_factory, tmp_path):
     port = int(worker.env["DISTILLWATCH_WEB_PORT"])
     publish(broker.url, worker.events_topic, log)
 
-    # kill -9 once roughly 45% of the stream is processed
+    # kill -9 once roughly 45% of the stream is processed and at least one
+    # checkpoint committed (a fast worker can pass 45% before its first commit)
     target = int(len(objs) * 0.45)
-    seen = wait_until(lambda: (h := try_health(port)) and h["events"] >= target and h,
-                      timeout=60, interval=0.02)
+    seen = wait_until(
+        lambda: (h := try_health(port)) and h["events"] >= target and h["commits"] >= 1 and h,
+        timeout=60, interval=0.02)
     assert seen, worker.log_tail()
     worker.terminate(signal.SIGKILL)
     assert worker.proc.returncode == -signal.SIGKILL

@@ -46,8 +46,11 @@ import hashlib
 import ipaddress
 import math
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress, islice
+from operator import attrgetter, itemgetter, not_
 from typing import Any
 
 import orjson
@@ -159,11 +162,19 @@ def topic_signature(
         names = [str(top_topics[0][0])]
     if not names:
         return []
-    out = []
-    for b in range(bands):
-        m = min(_h32(n, b + 1) for n in names)
-        out.append(f"{b}-{m:08x}")
-    return out
+    # the buckets depend only on the dominant names: memoised (bounded)
+    memo = (bands, *names)
+    sig = _SIGNATURES.get(memo)
+    if sig is None:
+        sig = tuple(f"{b}-{min(_h32(n, b + 1) for n in names):08x}" for b in range(bands))
+        if len(_SIGNATURES) >= _SIGNATURES_MAX:
+            _SIGNATURES.clear()
+        _SIGNATURES[memo] = sig
+    return list(sig)
+
+
+_SIGNATURES: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_SIGNATURES_MAX = 4096
 
 
 def linkage_keys(
@@ -339,35 +350,49 @@ class SummaryEmitter:
     def maybe_emit(
         self, detector: Any, prev_last_ts: float | None, state: Any, event: Event
     ) -> AccountSummary | None:
-        if not self.due(prev_last_ts, event.ts):
-            return None
+        if prev_last_ts is not None:  # as due()
+            step = self.interval_s
+            if not event.ts // step > prev_last_ts // step:
+                return None
         return self.summarize(detector, state, event)
 
     def summarize(self, detector: Any, state: Any, event: Event) -> AccountSummary:
-        feats = detector.features(state, event.ts)
-        counts: dict[int, int] = {}
-        for fp in getattr(state, "ring", ()):
-            if fp:
-                counts[fp] = counts.get(fp, 0) + 1
-        ranked = sorted(counts, key=lambda fp: (-counts[fp], fp))
-        repeated = [fp for fp in ranked if counts[fp] >= 2][: self.max_template_keys]
+        ts = event.ts
+        feats = detector.features(state, ts)
+        # (-count, fingerprint) of the recent prompt fingerprints, most repeated
+        # first, ties to the lower fingerprint; 0 is an empty ring slot
+        ranked = []
+        prev = n = 0
+        for fp in sorted(getattr(state, "ring", ())):
+            if fp == prev:
+                n += 1
+                continue
+            if prev:
+                ranked.append((-n, prev))
+            prev, n = fp, 1
+        if prev:
+            ranked.append((-n, prev))
+        ranked.sort()
+        repeated = [fp for n, fp in ranked[: self.max_template_keys] if n <= -2]
         top = tuple(
-            (str(name), round(float(share), 4)) for name, share in feats.get("top_topics", ())
-        )[:3]
+            (str(name), round(float(share), 4))
+            for name, share in feats.get("top_topics", ())[:3]
+        )
         lsh = topic_signature(top, self.lsh_bands, self.topic_min_share)
+        get = feats.get
         return AccountSummary(
-            account_id=event.account_id,
-            ts=event.ts,
-            first_ts=float(getattr(state, "first_ts", event.ts)),
-            keys=tuple(linkage_keys(event, repeated, lsh)),
-            top_topics=top,
-            fps=tuple(ranked[: self.max_fps]),
-            template=float(feats.get("template_repetition", 0.0)),
-            elicitation=float(feats.get("elicitation_share", 0.0)),
-            flatness=float(feats.get("hour_flatness", 0.0)),
-            rate=float(feats.get("rate_per_min", 0.0)),
-            score=round(float(getattr(state, "score", 0.0)), 4),
-            events=int(feats.get("events", 0)),
+            event.account_id,
+            ts,
+            float(getattr(state, "first_ts", ts)),
+            tuple(linkage_keys(event, repeated, lsh)),
+            top,
+            tuple([fp for _, fp in ranked[: self.max_fps]]),
+            float(get("template_repetition", 0.0)),
+            float(get("elicitation_share", 0.0)),
+            float(get("hour_flatness", 0.0)),
+            float(get("rate_per_min", 0.0)),
+            round(float(getattr(state, "score", 0.0)), 4),
+            int(get("events", 0)),
         )
 
 
@@ -456,13 +481,26 @@ class BloomFilter:
             yield (h1 + i * h2) % self.bits
 
     def add(self, h: int) -> None:
-        for pos in self._positions(h):
-            self._data[pos >> 3] |= 1 << (pos & 7)
+        h1 = h & 0xFFFFFFFF
+        h2 = (h >> 32) | 1
+        bits = self.bits
+        data = self._data
+        for i in range(self.hashes):  # as _positions
+            pos = (h1 + i * h2) % bits
+            data[pos >> 3] |= 1 << (pos & 7)
 
     def __contains__(self, h: object) -> bool:
         if not isinstance(h, int):
             return False
-        return all(self._data[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(h))
+        h1 = h & 0xFFFFFFFF
+        h2 = (h >> 32) | 1
+        bits = self.bits
+        data = self._data
+        for i in range(self.hashes):  # as _positions
+            pos = (h1 + i * h2) % bits
+            if not data[pos >> 3] & (1 << (pos & 7)):
+                return False
+        return True
 
     def to_json(self) -> dict[str, Any]:
         return {"b": self.bits, "k": self.hashes, "d": base64.b64encode(bytes(self._data)).decode()}
@@ -554,7 +592,7 @@ class Cluster:
         "peak",
         "alerted",
         "evidence",
-        "_max_h",
+        "_evict",
     )
 
     def __init__(self, key: str, ts: float) -> None:
@@ -570,11 +608,13 @@ class Cluster:
         self.peak = 0.0
         self.alerted: BloomFilter | None = None
         self.evidence: dict[str, Any] = {}
-        self._max_h: int | None = None
+        # derived, not checkpointed: ``(hash, account_id)`` of the sampled member
+        # with the largest hash, the first to go from a full sample (None: to find)
+        self._evict: tuple[int, str] | None = None
 
     @property
     def kind(self) -> str:
-        return self.key.split(":", 1)[0]
+        return self.key.partition(":")[0]
 
     def count(self) -> int:
         if self.hll is None:
@@ -612,6 +652,24 @@ class Cluster:
         c.alerted = None if obj["al"] is None else BloomFilter.from_json(obj["al"])
         c.evidence = dict(obj.get("ev") or {})
         return c
+
+
+# field getters for the C-level loops over a cluster's members
+_H = attrgetter("h")
+_FIRST_TS = attrgetter("first_ts")
+_TOP = attrgetter("top")
+_TOP_SHARE = attrgetter("top_share")
+_TEMPLATE = attrgetter("template")
+_ELICITATION = attrgetter("elicitation")
+_FLATNESS = attrgetter("flatness")
+_RATE = attrgetter("rate")
+_SCORE = attrgetter("score")
+_KEYS = attrgetter("keys")
+_SECOND = itemgetter(1)
+
+# ``[summary, account hash, log2 rate]`` of the last summary a ClusterDetector
+# saw: a summary is processed once per linkage key, often by one detector
+_last_summary: list[Any] = [None, 0, 0.0]
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -758,6 +816,8 @@ class ClusterDetector:
         self._pop_log_rate = 0.0
         self._pop_n = 0
         self.loader: Loader | None = None
+        # ``(cluster, episode_start, dedup key, alert id)`` of the last member alert
+        self._episode_ids: tuple[Cluster | None, float, str, str] = (None, 0.0, "", "")
 
     # -------------------------------------------------------------- process
     def process(self, key: str, summary: AccountSummary) -> list[Alert]:
@@ -767,9 +827,16 @@ class ClusterDetector:
             self._stream_start = t
         if self._pop_n < 1_000_000:
             self._pop_n += 1
-        lr = math.log2(summary.rate + 1e-3)
+        # a summary comes once per linkage key: its hash and log rate are kept
+        last = _last_summary
+        if last[0] is summary:
+            h, lr = last[1], last[2]
+        else:
+            h = account_hash(summary.account_id)
+            lr = math.log2(summary.rate + 1e-3)
+            last[:] = summary, h, lr
         self._pop_log_rate += (lr - self._pop_log_rate) / min(self._pop_n, 5000)
-        alerts = self._apply(key, summary)
+        alerts = self._apply(key, summary, h)
         if t > self._watermark:
             self._watermark = t
             if t >= self._next_sweep:
@@ -779,34 +846,25 @@ class ClusterDetector:
                 self._next_sweep = (t // step + 1) * step
         return alerts
 
-    def _lookup(self, key: str) -> Cluster | tuple[int, float] | None:
-        c = self._clusters.get(key)
-        if c is not None:
-            return c
-        s = self._singles.get(key)
-        if s is not None:
-            return s
-        if self.loader is not None:
-            return self.loader(key)
-        return None
-
-    def _apply(self, key: str, summary: AccountSummary) -> list[Alert]:
+    def _apply(self, key: str, summary: AccountSummary, h: int) -> list[Alert]:
         t = summary.ts
-        h = account_hash(summary.account_id)
-        entry = self._lookup(key)
+        clusters = self._clusters
+        entry: Cluster | tuple[int, float] | None = clusters.pop(key, None)
         self._dirty.add(key)
         self._removed.discard(key)
-        if entry is None or (isinstance(entry, tuple) and entry[0] == h):
-            self._singles.pop(key, None)
-            self._singles[key] = (h, max(t, entry[1]) if entry else t)
-            return []
+        if entry is None:  # a single-account key, a checkpointed one, or a new one
+            singles = self._singles
+            entry = singles.pop(key, None)
+            if entry is None and self.loader is not None:
+                entry = self.loader(key)
+            if entry is None or (isinstance(entry, tuple) and entry[0] == h):
+                singles[key] = (h, max(t, entry[1]) if entry else t)
+                return []
         if isinstance(entry, tuple):  # a second distinct account: promote
-            self._singles.pop(key, None)
             cluster = Cluster(key, min(entry[1], t))
         else:
             cluster = entry
-            self._clusters.pop(key, None)
-        self._clusters[key] = cluster  # most recently updated last
+        clusters[key] = cluster  # most recently updated last
         if t > cluster.last_ts:
             cluster.last_ts = t
         self._observe(cluster, summary, h)
@@ -838,7 +896,7 @@ class ClusterDetector:
             c.hll.add(h)
         if len(members) < self.max_sample:
             members[s.account_id] = member
-            c._max_h = None
+            c._evict = None
             return
         if c.hll is None:  # the sample just filled: count every member from now on
             c.hll = HyperLogLog(self.hll_p)
@@ -846,14 +904,17 @@ class ClusterDetector:
                 c.hll.add(m.h)
             c.hll.add(h)
         # full: bottom-k by account hash (stale members are pruned when scoring)
-        if c._max_h is None:
-            c._max_h = max(m.h for m in members.values())
-        if h >= c._max_h:
+        evict = c._evict
+        if evict is None:
+            # the largest hash, and the first member (in sample order) carrying it
+            hs = list(map(_H, members.values()))
+            top = max(hs)
+            evict = c._evict = (top, next(islice(members, hs.index(top), None)))
+        if h >= evict[0]:
             return
-        victim = next(a for a, m in members.items() if m.h == c._max_h)
-        del members[victim]
+        del members[evict[1]]
         members[s.account_id] = member
-        c._max_h = None
+        c._evict = None
 
     def _prune(self, c: Cluster, t: float) -> None:
         """A full sample drops members without a summary for ``member_ttl_s``, so
@@ -863,30 +924,34 @@ class ClusterDetector:
         stale = t - self.member_ttl_s
         for acct in [a for a, m in c.members.items() if m.last_ts < stale]:
             del c.members[acct]
-            c._max_h = None
+            c._evict = None
 
     # -------------------------------------------------------------- scoring
     def _core(self, c: Cluster, t: float) -> tuple[list[tuple[str, Member]], dict[str, Any]]:
         """Members sharing the cluster's common behaviour, and how they were chosen."""
         self._prune(c, t)
-        active = [(a, m) for a, m in c.members.items() if m.last_ts >= t - self.member_ttl_s]
-        kind = c.kind
+        since = t - self.member_ttl_s
+        active = [(a, m) for a, m in c.members.items() if m.last_ts >= since]
         info: dict[str, Any] = {"active_sampled": len(active)}
         if not active:
             return [], info
-        if kind == "tmpl":
+        if c.kind == "tmpl":
             return active, info
-        counts: dict[int, int] = {}
-        for _, m in active:
-            for fp in m.fps:
-                counts[fp] = counts.get(fp, 0) + 1
         need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
+        fps = [m.fps for _, m in active]
+        carried = sum(map(len, fps))
+        # A fingerprint carried ``need`` times repeats ``need - 1`` times: with
+        # fewer repeats among all carried fingerprints, none is shared (the
+        # common case; a set is cheaper than counting).
+        if carried - len(set(chain.from_iterable(fps))) < need - 1:
+            return [], info
+        counts = Counter(chain.from_iterable(fps))
         shared = {fp for fp, n in counts.items() if n >= need}
         if not shared:
             # Sharing the key and a topic mix is what organisations do too: without
             # a template fingerprint in common there is no coordinated core.
             return [], info
-        core = [(a, m) for a, m in active if not shared.isdisjoint(m.fps)]
+        core = list(compress(active, map(not_, map(shared.isdisjoint, fps))))
         info["shared_templates"] = sorted(f"{fp:08x}" for fp in shared)[:8]
         return core, info
 
@@ -900,29 +965,26 @@ class ClusterDetector:
         ev: dict[str, Any] = {"members": total, "core_members": est_core, **info}
         if n_core < self.min_members:
             return 0.0, ev, []
-        ms = [m for _, m in core]
+        ms = list(map(_SECOND, core))
         k = float(n_core)
         kind = c.kind
         fp_share = n_core / n_active if "shared_templates" in info else 0.0
-        tops: dict[str, int] = {}
-        for m in ms:
-            if m.top:
-                tops[m.top] = tops.get(m.top, 0) + 1
+        tops = Counter(filter(None, map(_TOP, ms)))  # members with a top topic
         topic_agree = max(tops.values()) / k if tops else 0.0
         # medians: a few strong attackers must not make a mixed group look alike
-        mean_top = _median([m.top_share for m in ms])
-        elic = _median([m.elicitation for m in ms])
-        tmpl = _median([m.template for m in ms])
-        flat = _median([m.flatness for m in ms])
-        own = _median([m.score for m in ms])
-        agg_rate = sum(m.rate for m in ms) / k * est_core
-        known = sorted(
-            m.first_ts for m in ms if m.first_ts - self._stream_start >= self.start_unknown_s
-        )
+        mean_top = _median_of(list(map(_TOP_SHARE, ms)))
+        elic = _median_of(list(map(_ELICITATION, ms)))
+        tmpl = _median_of(list(map(_TEMPLATE, ms)))
+        flat = _median_of(list(map(_FLATNESS, ms)))
+        own = _median_of(list(map(_SCORE, ms)))
+        agg_rate = sum(map(_RATE, ms)) / k * est_core
+        start, unknown = self._stream_start, self.start_unknown_s
+        known = sorted([x for x in map(_FIRST_TS, ms) if x - start >= unknown])
         sync = 0.0
         if len(known) >= self.min_members:
             med = known[len(known) // 2]
-            within = sum(1 for x in known if abs(x - med) <= self.sync_window_s)
+            window = self.sync_window_s
+            within = sum(1 for x in known if abs(x - med) <= window)
             sync = within / len(known)
             ev["start_spread_s"] = round(known[-1] - known[0], 1)
         terms = {
@@ -959,7 +1021,7 @@ class ClusterDetector:
                 "median_hour_flatness": round(flat, 4),
                 "median_member_score": round(own, 4),
                 "median_top_share": round(mean_top, 4),
-                "top_topics": sorted(tops.items(), key=lambda p: (-p[1], p[0]))[:3],
+                "top_topics": sorted(tops.items(), key=_by_count_then_name)[:3],
                 "aggregate_rate_per_min": round(agg_rate, 2),
                 "population_rate_per_min": round(2.0**self._pop_log_rate, 3),
                 "shared_keys": _shared_keys(ms, c.key),
@@ -1007,8 +1069,13 @@ class ClusterDetector:
         """Whether a member seen between rescorings carries the cluster's shared template."""
         if c.kind == "tmpl":
             return True
-        shared = c.evidence.get("shared_templates") or ()
-        return any(f"{fp:08x}" in shared for fp in s.fps)
+        shared = c.evidence.get("shared_templates")
+        if not shared:
+            return False
+        for fp in s.fps:
+            if f"{fp:08x}" in shared:
+                return True
+        return False
 
     # --------------------------------------------------------------- alerts
     def _fire(
@@ -1040,7 +1107,12 @@ class ClusterDetector:
         )
 
     def _member_alert(self, c: Cluster, account_id: str, t: float) -> Alert:
-        cluster_dedup = dedup_key(self.name, c.key)
+        ids = self._episode_ids
+        if ids[0] is not c or ids[1] != c.episode_start:
+            # the cluster's dedup key and firing alert id, for all its members
+            cluster_dedup = dedup_key(self.name, c.key)
+            alert_id = make_alert_id(cluster_dedup, c.episode_start, "firing")
+            ids = self._episode_ids = (c, c.episode_start, cluster_dedup, alert_id)
         return Alert(
             detector=self.member_name,
             status="firing",
@@ -1051,8 +1123,8 @@ class ClusterDetector:
             summary=f"{account_id[:40]}: member of coordinated cluster {c.key[:50]}",
             details={
                 "cluster_key": c.key,
-                "cluster_dedup_key": cluster_dedup,
-                "cluster_alert_id": make_alert_id(cluster_dedup, c.episode_start, "firing"),
+                "cluster_dedup_key": ids[2],
+                "cluster_alert_id": ids[3],
                 "cluster_score": round(c.peak, 4),
                 "cluster_members": c.evidence.get("members", len(c.members)),
                 "shared_keys": c.evidence.get("shared_keys", []),
@@ -1180,8 +1252,9 @@ class ClusterDetector:
         return len(self._clusters), len(self._singles)
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
+def _median_of(xs: list[float]) -> float:
+    """The median of ``xs``, which it sorts in place (0.0 if empty)."""
+    xs.sort()
     n = len(xs)
     if not n:
         return 0.0
@@ -1189,11 +1262,12 @@ def _median(xs: list[float]) -> float:
     return xs[mid] if n % 2 else 0.5 * (xs[mid - 1] + xs[mid])
 
 
+def _by_count_then_name(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 def _shared_keys(members: Sequence[Member], own: str, limit: int = 8) -> list[str]:
-    counts: dict[str, int] = {}
-    for m in members:
-        for k in m.keys:
-            counts[k] = counts.get(k, 0) + 1
+    counts = Counter(chain.from_iterable(map(_KEYS, members)))
     need = max(2, math.ceil(len(members) / 2))
     keys = [k for k, n in counts.items() if n >= need or k == own]
     if own not in keys:
@@ -1234,6 +1308,12 @@ class ClusterStage:
     def process(self, summary: AccountSummary) -> list[Alert]:
         self.summaries += 1
         alerts: list[Alert] = []
+        detectors, cache = self.detectors, self._cache
         for key in summary.keys:
-            alerts.extend(self.detectors[self.partition_of(key)].process(key, summary))
+            p = cache.get(key)
+            if p is None:
+                p = self.partition_of(key)
+            found = detectors[p].process(key, summary)
+            if found:
+                alerts += found
         return alerts

@@ -46,6 +46,7 @@ import hashlib
 import ipaddress
 import math
 import zlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -593,6 +594,7 @@ class Cluster:
         "alerted",
         "evidence",
         "_evict",
+        "_buckets",
     )
 
     def __init__(self, key: str, ts: float) -> None:
@@ -611,6 +613,10 @@ class Cluster:
         # derived, not checkpointed: ``(hash, account_id)`` of the sampled member
         # with the largest hash, the first to go from a full sample (None: to find)
         self._evict: tuple[int, str] | None = None
+        # derived, kept once the sample exceeds _BUCKETS_FROM members: how many
+        # sampled fingerprints fall in each of 256 buckets (``fp & 255``), an
+        # upper bound of any one fingerprint's count (see ClusterDetector._core)
+        self._buckets: array[int] | None = None
 
     @property
     def kind(self) -> str:
@@ -657,6 +663,7 @@ class Cluster:
 # field getters for the C-level loops over a cluster's members
 _H = attrgetter("h")
 _FIRST_TS = attrgetter("first_ts")
+_LAST_TS = attrgetter("last_ts")
 _TOP = attrgetter("top")
 _TOP_SHARE = attrgetter("top_share")
 _TEMPLATE = attrgetter("template")
@@ -666,6 +673,9 @@ _RATE = attrgetter("rate")
 _SCORE = attrgetter("score")
 _KEYS = attrgetter("keys")
 _SECOND = itemgetter(1)
+
+# clusters with more sampled members keep fingerprint buckets (Cluster._buckets)
+_BUCKETS_FROM = 32
 
 # ``[summary, account hash, log2 rate]`` of the last summary a ClusterDetector
 # saw: a summary is processed once per linkage key, often by one detector
@@ -887,16 +897,25 @@ class ClusterDetector:
             s.keys,
         )
         members = c.members
+        buckets = c._buckets
         old = members.get(s.account_id)
         if old is not None:
             member.first_ts = min(old.first_ts, s.first_ts)
             members[s.account_id] = member
+            if buckets is not None and old.fps != s.fps:
+                for fp in old.fps:
+                    buckets[fp & 255] -= 1
+                for fp in s.fps:
+                    buckets[fp & 255] += 1
             return
         if c.hll is not None:
             c.hll.add(h)
         if len(members) < self.max_sample:
             members[s.account_id] = member
             c._evict = None
+            if buckets is not None:
+                for fp in s.fps:
+                    buckets[fp & 255] += 1
             return
         if c.hll is None:  # the sample just filled: count every member from now on
             c.hll = HyperLogLog(self.hll_p)
@@ -912,9 +931,14 @@ class ClusterDetector:
             evict = c._evict = (top, next(islice(members, hs.index(top), None)))
         if h >= evict[0]:
             return
-        del members[evict[1]]
+        gone = members.pop(evict[1])
         members[s.account_id] = member
         c._evict = None
+        if buckets is not None:
+            for fp in gone.fps:
+                buckets[fp & 255] -= 1
+            for fp in s.fps:
+                buckets[fp & 255] += 1
 
     def _prune(self, c: Cluster, t: float) -> None:
         """A full sample drops members without a summary for ``member_ttl_s``, so
@@ -922,20 +946,39 @@ class ClusterDetector:
         if c.hll is None or len(c.members) < self.max_sample:
             return
         stale = t - self.member_ttl_s
+        buckets = c._buckets
         for acct in [a for a, m in c.members.items() if m.last_ts < stale]:
-            del c.members[acct]
+            gone = c.members.pop(acct)
             c._evict = None
+            if buckets is not None:
+                for fp in gone.fps:
+                    buckets[fp & 255] -= 1
 
     # -------------------------------------------------------------- scoring
     def _core(self, c: Cluster, t: float) -> tuple[list[tuple[str, Member]], dict[str, Any]]:
         """Members sharing the cluster's common behaviour, and how they were chosen."""
         self._prune(c, t)
         since = t - self.member_ttl_s
-        active = [(a, m) for a, m in c.members.items() if m.last_ts >= since]
+        members = c.members
+        kind = c.kind
+        if kind != "tmpl" and len(members) > _BUCKETS_FROM:
+            buckets = c._buckets
+            if buckets is None:
+                buckets = c._buckets = array("I", bytes(4 * 256))
+                for m in members.values():
+                    for fp in m.fps:
+                        buckets[fp & 255] += 1
+            # every member active, and no bucket holds ``need`` fingerprints:
+            # no fingerprint is shared, without looking at the members' fps
+            n = len(members)
+            need = max(self.min_members, math.ceil(self.shared_fp_share * n))
+            if max(buckets) < need and min(map(_LAST_TS, members.values())) >= since:
+                return [], {"active_sampled": n}
+        active = [(a, m) for a, m in members.items() if m.last_ts >= since]
         info: dict[str, Any] = {"active_sampled": len(active)}
         if not active:
             return [], info
-        if c.kind == "tmpl":
+        if kind == "tmpl":
             return active, info
         need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
         fps = [m.fps for _, m in active]

@@ -677,9 +677,9 @@ _SECOND = itemgetter(1)
 # clusters with more sampled members keep fingerprint buckets (Cluster._buckets)
 _BUCKETS_FROM = 32
 
-# ``[summary, account hash, log2 rate]`` of the last summary a ClusterDetector
-# saw: a summary is processed once per linkage key, often by one detector
-_last_summary: list[Any] = [None, 0, 0.0]
+# ``(summary, account hash, log2 rate)`` of the last summary a ClusterDetector
+# saw: a summary is processed once per linkage key, by one detector per partition
+_last_summary: list[tuple[Any, int, float]] = [(None, 0, 0.0)]
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -838,13 +838,13 @@ class ClusterDetector:
         if self._pop_n < 1_000_000:
             self._pop_n += 1
         # a summary comes once per linkage key: its hash and log rate are kept
-        last = _last_summary
+        last = _last_summary[0]  # one tuple, read and replaced whole (thread-safe)
         if last[0] is summary:
             h, lr = last[1], last[2]
         else:
             h = account_hash(summary.account_id)
             lr = math.log2(summary.rate + 1e-3)
-            last[:] = summary, h, lr
+            _last_summary[0] = (summary, h, lr)
         self._pop_log_rate += (lr - self._pop_log_rate) / min(self._pop_n, 5000)
         alerts = self._apply(key, summary, h)
         if t > self._watermark:

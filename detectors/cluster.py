@@ -359,7 +359,20 @@ class SummaryEmitter:
 
     def summarize(self, detector: Any, state: Any, event: Event) -> AccountSummary:
         ts = event.ts
-        feats = detector.features(state, ts)
+        lean = getattr(detector, "summary_features", None)
+        if lean is not None:
+            # the six values a summary needs, not the whole features() dict
+            # (about 3 us a summary less; same numbers, see its docstring)
+            n_events, rate, top_list, tmpl, elic, flat = lean(state, ts)
+        else:
+            feats = detector.features(state, ts)
+            get = feats.get
+            top_list = feats.get("top_topics", ())[:3]
+            n_events = get("events", 0)
+            rate = get("rate_per_min", 0.0)
+            tmpl = get("template_repetition", 0.0)
+            elic = get("elicitation_share", 0.0)
+            flat = get("hour_flatness", 0.0)
         # (-count, fingerprint) of the recent prompt fingerprints, most repeated
         # first, ties to the lower fingerprint; 0 is an empty ring slot
         ranked = []
@@ -377,10 +390,9 @@ class SummaryEmitter:
         repeated = [fp for n, fp in ranked[: self.max_template_keys] if n <= -2]
         top = tuple(
             (str(name), round(float(share), 4))
-            for name, share in feats.get("top_topics", ())[:3]
+            for name, share in top_list
         )
         lsh = topic_signature(top, self.lsh_bands, self.topic_min_share)
-        get = feats.get
         return AccountSummary(
             event.account_id,
             ts,
@@ -388,12 +400,12 @@ class SummaryEmitter:
             tuple(linkage_keys(event, repeated, lsh)),
             top,
             tuple([fp for _, fp in ranked[: self.max_fps]]),
-            float(get("template_repetition", 0.0)),
-            float(get("elicitation_share", 0.0)),
-            float(get("hour_flatness", 0.0)),
-            float(get("rate_per_min", 0.0)),
+            float(tmpl),
+            float(elic),
+            float(flat),
+            float(rate),
             round(float(getattr(state, "score", 0.0)), 4),
-            int(get("events", 0)),
+            int(n_events),
         )
 
 

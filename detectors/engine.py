@@ -674,6 +674,42 @@ class Detector:
             out["hour_flatness"] = round(self._flatness(state), 4)
         return out
 
+    def summary_features(
+        self, state: AccountState, t: float | None = None
+    ) -> tuple[int, float, list[tuple[str, float]], float, float, float]:
+        """The features an account summary carries
+        (:class:`detectors.cluster.SummaryEmitter`), computed exactly as
+        :meth:`features` computes them, without the rest of that dict:
+        ``(events, rate_per_min, top 3 topics with shares,
+        template_repetition, elicitation_share, hour_flatness)``; missing
+        values are 0.0 as ``features().get(name, 0.0)`` gives them.
+
+        >>> from detectors.schema import Event
+        >>> det = Detector()
+        >>> state, _ = det.process(None, Event(ts=1e9, account_id="a", topic="math"))
+        >>> lean, full = det.summary_features(state), det.features(state)
+        >>> lean[0] == full["events"] and lean[1] == full["rate_per_min"]
+        True
+        >>> lean[2] == [tuple(x) for x in full["top_topics"][:3]]
+        True
+        """
+        cfg = self.config
+        t = state.last_ts if t is None else max(t, state.last_ts)
+        ws = 2.0 ** ((t - state.ref) * self._inv_hs)
+        rate = self._rate(state.r_short / ws, t - state.first_ts, self._win_s,
+                          cfg.short_half_life_s)
+        top: list[tuple[str, float]] = []
+        s_s = state.s_short
+        if s_s > 0.0:
+            ranked = sorted([(-w, tid) for w, tid in zip(state.w_short, state.ids, strict=True)
+                             if tid])[:3]
+            top = [(self.topic_name(tid), round(-nw / s_s, 4)) for nw, tid in ranked]
+        txt = state.txt_short
+        tmpl = round(state.tmpl_short / txt, 4) if txt > 0.0 else 0.0
+        elic = round(state.elic_short / txt, 4) if txt > 0.0 else 0.0
+        flat = round(self._flatness(state), 4) if state.r_long > 0.0 else 0.0
+        return state.n, round(rate, 3), top, tmpl, elic, flat
+
     def describe(self, state: AccountState) -> dict[str, Any]:
         """Features and scores for the web view (no prompt text, fingerprints only)."""
         out = self.features(state)

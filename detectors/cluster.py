@@ -210,6 +210,42 @@ def linkage_keys(
 # ------------------------------------------------------------------ summary ---
 
 
+_MAX_SUMMARY_KEYS = 64
+_MAX_SUMMARY_ITEMS = 64
+_MAX_SUMMARY_STR = 1024
+
+
+def _unit(x: float) -> bool:
+    """In [0, 1] (shares, scores), allowing rounding just above 1."""
+    return 0.0 <= x <= 1.0 + 1e-9
+
+
+def _summary_problem(s: AccountSummary) -> str:
+    """Why a decoded summary is unusable ('' when it is fine)."""
+    if not 0 < len(s.account_id) <= _MAX_SUMMARY_STR:
+        return "account_id must be 1..1024 characters"
+    if not (math.isfinite(s.ts) and math.isfinite(s.first_ts)):
+        return "times must be finite"
+    if not 0 < len(s.keys) <= _MAX_SUMMARY_KEYS or not all(
+        0 < len(k) <= _MAX_SUMMARY_STR for k in s.keys
+    ):
+        return "keys: 1..64 keys of 1..1024 characters"
+    if len(s.top_topics) > _MAX_SUMMARY_ITEMS or len(s.fps) > _MAX_SUMMARY_ITEMS:
+        return "too many topics or fingerprints"
+    if not all(_unit(share) and len(n) <= _MAX_SUMMARY_STR for n, share in s.top_topics):
+        return "topic shares must be in [0, 1]"
+    if not all(0 <= fp < 1 << 64 for fp in s.fps):
+        return "fingerprints must be unsigned 64-bit integers"
+    if not (_unit(s.template) and _unit(s.elicitation) and _unit(s.flatness)
+            and _unit(s.score)):
+        return "template, elicitation, flatness and score must be in [0, 1]"
+    if not (math.isfinite(s.rate) and s.rate >= 0.0):
+        return "rate must be finite and >= 0"
+    if s.events < 0:
+        return "events must be >= 0"
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class AccountSummary:
     """What stage 2 learns about one account, at one point in event time.
@@ -254,8 +290,18 @@ class AccountSummary:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> AccountSummary:
+        """Inverse of :meth:`to_json`, validated: a summary read from Kafka is
+        input like any other, and a value the cluster detector cannot handle
+        (a negative rate, a NaN share, a 10 MB key) is rejected here with
+        :class:`CorruptState` instead of failing deep inside it.
+
+        >>> AccountSummary.from_json({"a": "x", "t": 1e9, "f": 1e9, "k": ["ua:y"], "r": -1})
+        Traceback (most recent call last):
+        ...
+        detectors.errors.CorruptState: bad account summary: rate must be finite and >= 0
+        """
         try:
-            return cls(
+            summary = cls(
                 str(obj["a"]),
                 float(obj["t"]),
                 float(obj["f"]),
@@ -271,6 +317,10 @@ class AccountSummary:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptState(f"bad account summary: {exc}") from None
+        problem = _summary_problem(summary)
+        if problem:
+            raise CorruptState(f"bad account summary: {problem}")
+        return summary
 
     def encode(self) -> bytes:
         return orjson.dumps(self.to_json())

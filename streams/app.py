@@ -28,7 +28,7 @@ from detectors.partitioning import partition_for
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
 from streams.metrics import Metrics
-from streams.processor import StreamProcessor
+from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
 from streams.summary_batch import SummaryBatcher
 from streams.web import register_views
@@ -167,7 +167,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
-             "summaries": 0, "summary_messages": 0}
+             "summaries": 0, "summary_messages": 0, "summaries_rejected": 0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -270,6 +270,13 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 message = stream.current_event.message
                 for alert in clusters.handle(message.value, message.key, message.partition):
                     await send_alert(alert, message.partition, message.offset)
+                for reason, item in clusters.take_rejects():
+                    stats["summaries_rejected"] += 1
+                    metrics.rejected(f"summary: {reason}")  # its own label: not an event
+                    dead = DeadLetter(reason, message.value, message.key, message.topic,
+                                      message.partition, message.offset, item)
+                    await dlq_topic.send(key=message.key,
+                                         value=orjson.dumps(dead.to_record(clock())))
 
     def write_state() -> None:
         """Hot state to the changelog-backed tables (sent, not yet flushed).

@@ -51,6 +51,9 @@ class ClusterProcessor:
         self.detectors: dict[int, ClusterDetector] = {}
         self.summaries = 0
         self.rejected = 0
+        # (reason, pair index or None) of the message being handled, for the
+        # agent's dead-letter records (take_rejects)
+        self._rejects: list[tuple[str, int | None]] = []
 
     def detector(self, partition: int) -> ClusterDetector:
         det = self.detectors.get(partition)
@@ -91,48 +94,77 @@ class ClusterProcessor:
         summary with its linkage key as the message key.
 
         Bad input never raises: each bad summary or pair is counted in
-        ``rejected`` and reported once per message through ``on_corrupt``.
+        ``rejected``, reported once per message through ``on_corrupt``, and
+        listed by :meth:`take_rejects` for a dead-letter record. A summary that
+        makes the cluster detector raise is rejected the same way, so a poison
+        message cannot crash the agent (and, not committed, crash it again on
+        every restart).
         """
         if value is not None and value[:1] == BATCH_V1:
             return self.handle_batch(value, partition)
         if value is None or key is None:
-            self.rejected += 1
+            self._reject("summary message without key or value", None)
             return []
         try:
             summary = AccountSummary.decode(value)
             linkage = key.decode("utf-8", "surrogatepass")
         except (CorruptState, UnicodeDecodeError, RecursionError) as exc:
-            self.rejected += 1
+            self._reject(str(exc), None)
             if self.on_corrupt is not None:
                 self.on_corrupt("summary", str(exc))
             return []
-        return self._process(partition, linkage, summary)
+        try:
+            return self._process(partition, linkage, summary)
+        except Exception as exc:  # noqa: BLE001 - one place decides: reject, never crash
+            reason = f"cluster detector error: {exc!r}"
+            self._reject(reason, None)
+            if self.on_corrupt is not None:
+                self.on_corrupt(linkage, reason)
+            return []
 
     def handle_batch(self, value: bytes, partition: int) -> list[Alert]:
         """Every pair of one batch message, in order, on ``partition``."""
         try:
             pairs = decode_batch(value)
         except CorruptState as exc:
-            self.rejected += 1
+            self._reject(str(exc), None)
             if self.on_corrupt is not None:
                 self.on_corrupt("summary batch", str(exc))
             return []
         alerts: list[Alert] = []
         bad = total = 0
         first = ""
-        for linkage, summary, reason in pairs:
+        for index, (linkage, summary, reason) in enumerate(pairs):
             total += 1
             if linkage is None or summary is None:
                 bad += 1
-                self.rejected += 1
+                self._reject(reason or "bad pair", index)
                 first = first or (reason or "bad pair")
                 continue
-            found = self._process(partition, linkage, summary)
+            try:
+                found = self._process(partition, linkage, summary)
+            except Exception as exc:  # noqa: BLE001 - see handle()
+                bad += 1
+                error = f"cluster detector error: {exc!r}"
+                self._reject(error, index)
+                first = first or error
+                continue
             if found:
                 alerts.extend(found)
         if bad and self.on_corrupt is not None:
             self.on_corrupt("summary batch", f"{bad} of {total} pairs rejected, first: {first}")
         return alerts
+
+    def _reject(self, reason: str, index: int | None) -> None:
+        self.rejected += 1
+        if len(self._rejects) < 10_000:  # one message's worth; drained after each
+            self._rejects.append((reason, index))
+
+    def take_rejects(self) -> list[tuple[str, int | None]]:
+        """``(reason, pair index or None)`` of what the last handled message(s)
+        rejected; the agent dead-letters each with the message's bytes."""
+        out, self._rejects = self._rejects, []
+        return out
 
     def _process(self, partition: int, linkage: str, summary: AccountSummary) -> list[Alert]:
         self.summaries += 1

@@ -103,6 +103,21 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
     state = _read_raw(broker, changelog)
     assert any(k.startswith(b"ua:aiohttp") for k, _ in state), [k for k, _ in state][:10]
 
+    # a poison summary on the summaries topic (negative rate) is dead-lettered
+    # with its reason and pair index; the agent stays up
+    from streams.summary_batch import BATCH_V1
+
+    poison = dict(pairs[0][1].to_json(), r=-5.0)
+    produce(broker, summaries_topic, [(None, BATCH_V1 + orjson.dumps([[poison, ["ua:x"]]]))])
+    dead = consume_until(broker, worker.dlq_topic,
+                         lambda rs: any(r["source"]["topic"] == summaries_topic for r in rs),
+                         timeout=20)
+    dead = [r for r in dead if r["source"]["topic"] == summaries_topic]
+    assert dead, worker.log_tail()
+    assert dead[0]["reason"].startswith("bad account summary: rate")
+    assert dead[0]["source"]["item"] == 0 and dead[0]["value_b64"]
+    assert worker.proc.poll() is None
+
     took = worker.terminate()
     assert took < 10.0
     assert worker.proc.returncode == 0, worker.log_tail()

@@ -25,19 +25,22 @@ T0 = 1_771_840_800.0
 # JSON text: orjson refuses lone surrogates, and so do events (parsed by orjson)
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+unit = st.floats(0.0, 1.0)
+nonempty = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20)
+# any summary the emitter can produce (AccountSummary.from_json rejects the rest)
 summaries = st.builds(
     AccountSummary,
-    account_id=text,
+    account_id=nonempty,
     ts=finite,
     first_ts=finite,
-    keys=st.lists(text, min_size=1, max_size=8).map(tuple),
-    top_topics=st.lists(st.tuples(text, finite), max_size=3).map(tuple),
+    keys=st.lists(nonempty, min_size=1, max_size=8).map(tuple),
+    top_topics=st.lists(st.tuples(text, unit), max_size=3).map(tuple),
     fps=st.lists(st.integers(0, 2**63 - 1), max_size=8).map(tuple),
-    template=finite,
-    elicitation=finite,
-    flatness=finite,
-    rate=finite,
-    score=finite,
+    template=unit,
+    elicitation=unit,
+    flatness=unit,
+    rate=st.floats(0.0, 1e12),
+    score=unit,
     events=st.integers(0, 2**62),
 )
 
@@ -261,3 +264,44 @@ def test_flush_interval_is_validated(value):
         Settings(summary_flush_interval_s=value)
     with pytest.raises(ConfigError):
         Settings(summary_batch_max_pairs=0)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("r", -1.0), ("r", float("inf")), ("tp", 2.0), ("el", -0.5), ("s", 7.0),
+    ("a", ""), ("k", []), ("k", ["x" * 5000]), ("fp", [-1]), ("n", -3),
+    ("tt", [["coding", 3.0]]),
+])
+def test_summaries_the_detector_cannot_use_are_rejected_and_dead_lettered(field, value):
+    """A well-formed summary with values no emitter produces (negative rate,
+    shares outside [0, 1], empty or huge keys) is rejected at decode time with
+    a reason for its dead-letter record, and the pairs around it still count."""
+    proc = ClusterProcessor(ClusterDetector)
+    good = _summary("a", ("ua:x",))
+    bad = dict(good.to_json(), **{field: value})
+    message = BATCH_V1 + orjson.dumps([[good.to_json(), ["ua:x"]], [bad, ["ua:x"]],
+                                       [good.to_json(), ["ua:x"]]])
+    proc.handle(message, None, 0)
+    assert proc.summaries == 2 and proc.rejected == 1
+    (reason, index), = proc.take_rejects()
+    assert index == 1 and reason.startswith("bad account summary")
+    assert proc.take_rejects() == []
+
+
+def test_a_detector_exception_rejects_the_pair_instead_of_crashing_the_agent():
+    class Exploding(ClusterDetector):
+        def process(self, key, summary):  # type: ignore[no-untyped-def]
+            if summary.account_id == "boom":
+                raise ZeroDivisionError("float division by zero")
+            return super().process(key, summary)
+
+    reports: list[tuple[str, str]] = []
+    proc = ClusterProcessor(Exploding, on_corrupt=lambda k, r: reports.append((k, r)))
+    pairs = [[_summary(a, ("ua:x",)).to_json(), ["ua:x"]] for a in ("a", "boom", "b")]
+    proc.handle(BATCH_V1 + orjson.dumps(pairs), None, 0)
+    assert proc.summaries == 3 and proc.rejected == 1
+    (reason, index), = proc.take_rejects()
+    assert index == 1 and "ZeroDivisionError" in reason
+    assert len(reports) == 1
+    # the old one-summary format takes the same path
+    assert proc.handle(_summary("boom", ("ua:x",)).encode(), b"ua:x", 0) == []
+    assert proc.take_rejects()[0][1] is None

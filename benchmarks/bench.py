@@ -294,23 +294,30 @@ def measure_rate(procs: list[Proc], total: int, timeout: float,
     deadline = time.monotonic() + timeout
     first: tuple[float, int] | None = None
     cpu0 = 0.0
+    last_zero = time.monotonic()
     last_check = 0.0
     count = 0
     while time.monotonic() < deadline:
         now = time.monotonic()
         counts = [(p.health() or {}).get("events", 0) for p in procs]
         count = sum(counts)
-        if first is None and count > 0:
+        if first is None and count == 0:
+            last_zero = now
+            cpu0 = sum(p.cpu_seconds() for p in procs)
+        if first is None and 0 < count < total:
             first = (now, count)
             cpu0 = sum(p.cpu_seconds() for p in procs)
         if count >= total:
-            assert first is not None
+            if first is None:
+                # all of it between two polls (tiny data, fast worker): time it
+                # from the last reading that showed nothing (a lower bound)
+                first = (last_zero, 0)
             cpu = sum(p.cpu_seconds() for p in procs) - cpu0
             elapsed = now - first[0]
             done = count - first[1]
             rate = done / elapsed if elapsed > 0 else float("nan")
             return {"events": total, "seconds": round(elapsed, 3),
-                    "events_per_s": round(rate),
+                    "events_per_s": round(rate) if rate == rate else None,
                     "events_per_cpu_s": round(done / cpu) if cpu > 0 else None,
                     "cpu_s": round(cpu, 2), "per_worker": counts}
         if now - last_check > 1.0:

@@ -83,6 +83,10 @@ class Profile:
     repeats: int = 3
     latency_max_events: int = 30_000
     memory_accounts: tuple[int, ...] = (10_000, 100_000)
+    #: the scale-out phase publishes the batched data this many times (each
+    #: copy under its own account ids): a timed window of a few seconds is
+    #: mostly noise and start-up skew between two workers
+    scaleout_copies: int = 4
 
     @classmethod
     def full(cls) -> Profile:
@@ -91,7 +95,7 @@ class Profile:
     @classmethod
     def quick(cls) -> Profile:
         return cls(hours=0.25, accounts=200, repeats=1, latency_max_events=6_000,
-                   memory_accounts=(2_000, 10_000))
+                   memory_accounts=(2_000, 10_000), scaleout_copies=1)
 
 
 # --------------------------------------------------------------------- data ---
@@ -559,10 +563,27 @@ def phase_memory(ctx: Ctx) -> dict[str, Any]:
     return out
 
 
+def replicate(messages: list[tuple[bytes, bytes]], copies: int) -> list[tuple[bytes, bytes]]:
+    """The batched messages ``copies`` times, copy ``c > 0`` under account ids
+    suffixed ``~c`` (new accounts, spread over the partitions like the rest)."""
+    out = list(messages)
+    for c in range(1, copies):
+        for _, value in messages:
+            events = orjson.loads(value)
+            for event in events:
+                event["account_id"] = f"{event['account_id']}~{c}"
+            out.append((events[0]["account_id"].encode(), orjson.dumps(events)))
+    return out
+
+
 def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
     """1 then 2 workers in one group: start, wait until every partition is
-    assigned and no rebalance runs, then publish the batched data."""
-    out: dict[str, Any] = {"join_failures": []}
+    assigned and no rebalance runs, then publish the batched data
+    (``Profile.scaleout_copies`` times over)."""
+    copies = max(1, ctx.profile.scaleout_copies)
+    messages = replicate(data.batched, copies)
+    total = data.batched_events * copies
+    out: dict[str, Any] = {"join_failures": [], "events": total}
     for n_workers in (1, 2):
         for _attempt in range(2):
             # Seen on the embedded broker: a worker's aiokafka group coordinator
@@ -579,9 +600,8 @@ def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
                     out["join_failures"].append({"workers": n_workers, "error": str(exc),
                                                  "logs": [str(p.log_path) for p in procs]})
                     continue
-                produce(ctx.broker.bootstrap, settings.events_topic, data.batched)
-                out[str(n_workers)] = measure_rate(procs, data.batched_events,
-                                                   _timeout(data.batched_events))
+                produce(ctx.broker.bootstrap, settings.events_topic, messages)
+                out[str(n_workers)] = measure_rate(procs, total, _timeout(total))
                 break
             finally:
                 for p in procs:

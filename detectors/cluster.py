@@ -58,6 +58,7 @@ import orjson
 
 from detectors.alerts import MAX_ACCOUNTS_LISTED, Alert, dedup_key, make_alert_id, severity_for
 from detectors.errors import CorruptState
+from detectors.partitioning import PartitionCache
 from detectors.schema import Event
 
 __all__ = [
@@ -1397,18 +1398,9 @@ class ClusterStage:
             raise ValueError(f"partitions must be > 0, got {partitions}")
         self.partitions = partitions
         self.detectors = [factory() for _ in range(partitions)]
-        self._cache: dict[str, int] = {}
+        self.partition_of = PartitionCache(partitions)
+        self._cache = self.partition_of.cache
         self.summaries = 0
-
-    def partition_of(self, key: str) -> int:
-        p = self._cache.get(key)
-        if p is None:
-            from detectors.partitioning import partition_for
-
-            p = partition_for(key.encode("utf-8", "surrogatepass"), self.partitions)
-            if len(self._cache) < 1_000_000:
-                self._cache[key] = p
-        return p
 
     def process(self, summary: AccountSummary) -> list[Alert]:
         self.summaries += 1

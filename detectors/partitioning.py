@@ -48,3 +48,32 @@ def partition_for(key: bytes, partitions: int) -> int:
     if partitions <= 0:
         raise ValueError(f"partitions must be > 0, got {partitions}")
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class PartitionCache:
+    """:func:`partition_for` of text keys, memoised: account ids and linkage
+    keys repeat, and murmur2 in Python costs microseconds. The memo stops
+    growing at ``max_entries`` (later keys are hashed each time).
+
+    >>> parts = PartitionCache(8)
+    >>> parts("acct-1") == partition_for(b"acct-1", 8) == parts("acct-1")
+    True
+    """
+
+    __slots__ = ("partitions", "max_entries", "cache")
+
+    def __init__(self, partitions: int, max_entries: int = 1_000_000) -> None:
+        if partitions <= 0:
+            raise ValueError(f"partitions must be > 0, got {partitions}")
+        self.partitions = partitions
+        self.max_entries = max_entries
+        #: the memo itself, for hot loops that inline ``cache.get(key)``
+        self.cache: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int:
+        p = self.cache.get(key)
+        if p is None:
+            p = partition_for(key.encode("utf-8", "surrogatepass"), self.partitions)
+            if len(self.cache) < self.max_entries:
+                self.cache[key] = p
+        return p

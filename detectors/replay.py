@@ -23,7 +23,7 @@ from typing import Any
 
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
-from detectors.partitioning import partition_for
+from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
 
@@ -54,18 +54,10 @@ class Replayer:
             )
             for _ in range(partitions)
         ]
-        self._partition_cache: dict[str, int] = {}
+        self.partition_of = PartitionCache(partitions)
         self.events = 0
         #: every account seen (filled by callers that need it, e.g. evaluation)
         self.seen_accounts: set[str] = set()
-
-    def partition_of(self, account_id: str) -> int:
-        p = self._partition_cache.get(account_id)
-        if p is None:
-            p = partition_for(account_id.encode(), self.partitions)
-            if len(self._partition_cache) < 1_000_000:
-                self._partition_cache[account_id] = p
-        return p
 
     def process(self, event: Event) -> list[Alert]:
         self.events += 1

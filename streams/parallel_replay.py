@@ -30,7 +30,7 @@ import orjson
 
 from detectors.alerts import Alert
 from detectors.cluster import AccountSummary, ClusterDetector, ClusterStage, SummaryEmitter
-from detectors.partitioning import partition_for
+from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
 from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
@@ -65,7 +65,7 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
                                       summarizer=emitter)
                    for p in range(partitions) if p % jobs == k}
         stats = ReadStats()
-        cache: dict[str, int] = {}
+        partition_of = PartitionCache(partitions)
         seen: set[str] = set()
         items: list[Any] = []
         n = 0
@@ -73,12 +73,7 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         for i, event in enumerate(merged_events(paths, stats, lateness_s=lateness_s,
                                                 max_prompt_chars=max_prompt_chars)):
             acct = event.account_id
-            p = cache.get(acct)
-            if p is None:
-                p = partition_for(acct.encode(), partitions)
-                if len(cache) < 1_000_000:
-                    cache[acct] = p
-            runner = runners.get(p)
+            runner = runners.get(partition_of(acct))
             if runner is not None:
                 seen.add(acct)
                 for alert in runner.process(event):

@@ -35,7 +35,7 @@ import orjson
 
 from detectors.cluster import AccountSummary
 from detectors.errors import CorruptState
-from detectors.partitioning import partition_for
+from detectors.partitioning import PartitionCache
 
 #: first byte of a batch message (an old single-summary message starts with ``{``)
 BATCH_V1 = b"\x01"
@@ -140,21 +140,13 @@ class SummaryBatcher:
         self.max_bytes = max_bytes
         self._items: dict[int, list[tuple[bytes, list[str]]]] = {}
         self._bytes: dict[int, int] = {}
-        self._cache: dict[str, int] = {}
+        self.partition_of = PartitionCache(partitions, max_entries=200_000)
         #: pairs buffered now
         self.pairs = 0
         #: summaries and messages handed out by drain, since start
         self.sent_summaries = 0
         self.sent_messages = 0
         self._pending_summaries = 0
-
-    def partition_of(self, key: str) -> int:
-        p = self._cache.get(key)
-        if p is None:
-            p = partition_for(key.encode("utf-8", "surrogatepass"), self.partitions)
-            if len(self._cache) < 200_000:
-                self._cache[key] = p
-        return p
 
     def add(self, summary: AccountSummary) -> bool:
         """Buffer ``summary`` under each of its keys; True when it is time to drain."""

@@ -27,6 +27,8 @@ from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
+from streams.errors import ProducerStalled
+from streams.flush import flush_completely
 from streams.metrics import Metrics
 from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
@@ -167,7 +169,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
-             "summaries": 0, "summary_messages": 0, "summaries_rejected": 0}
+             "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
+             "commits_skipped": 0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -305,8 +308,15 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
 
     async def checkpoint() -> None:
         write_state()
-        # Faust flushes the producer (changelog and alerts) before committing.
-        if await app.consumer.commit():
+        # Faust snapshots the offsets, flushes the producer (changelog,
+        # alerts, summaries: completely, see streams.flush), then commits.
+        try:
+            committed = await app.consumer.commit()
+        except ProducerStalled as exc:
+            stats["commits_skipped"] += 1
+            log.warning("commit_skipped", reason=str(exc))
+            return
+        if committed:
             stats["commits"] += 1
 
     def checkpoint_before_every_commit(consumer: Any) -> None:
@@ -357,6 +367,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         checkpoint_before_every_commit(app.consumer)
+        flush_completely(app.producer.buffer, settings.flush_timeout_s)
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
         log.info("partitions_assigned", partitions=mine)
 

@@ -16,3 +16,12 @@ class BrokerUnavailable(DistillwatchError):
     """The broker cannot be reached or the embedded broker failed to start.
     Check ``--broker`` / ``DISTILLWATCH_BROKER``; for the embedded broker read the
     log file named in the message."""
+
+
+class ProducerStalled(DistillwatchError):
+    """Messages the worker wrote before a commit (state checkpoints, alerts,
+    summaries) were still unsent when the commit was due, so the commit was
+    skipped: committing would have covered events whose state could be lost
+    in a crash. Nothing is lost; the next checkpoint retries. If it repeats,
+    the broker is slow or unreachable: check its health and the worker's
+    connection to it (``distillwatch_consumer_lag`` keeps growing meanwhile)."""

@@ -100,6 +100,9 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     shutdown_timeout_s: float = 8.0
+    #: a commit waits at most this long for the worker's unsent messages
+    #: (checkpointed state, alerts, summaries) to leave; then it is skipped
+    flush_timeout_s: float = 30.0
     # real clusters
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
@@ -131,7 +134,7 @@ class Settings:
             raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
                      "session_timeout_s",
-                     "heartbeat_interval_s", "shutdown_timeout_s"):
+                     "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         flush_s = self.summary_flush_interval_s

@@ -367,7 +367,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         checkpoint_before_every_commit(app.consumer)
-        flush_completely(app.producer.buffer, settings.flush_timeout_s)
+        buffer = getattr(app.producer, "buffer", None)
+        if buffer is not None:
+            flush_completely(buffer, settings.flush_timeout_s)
+        else:  # a Faust without the buffer this guards: commits flush as Faust does
+            log.warning("producer_buffer_unknown", producer=type(app.producer).__name__)
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
         log.info("partitions_assigned", partitions=mine)
 

@@ -188,9 +188,17 @@ def test_old_single_summary_messages_are_still_accepted():
 # ---------------------------------------------------------------- flush ---
 
 
+class _Buffer:
+    size = 0
+
+    async def flush(self) -> None:
+        return None
+
+
 class _Producer:
     def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.log = log
+        self.buffer = _Buffer()
 
     def send_soon(self, fut: Any) -> None:
         m = fut.message

@@ -54,6 +54,7 @@ class ClusterProcessor:
         # (reason, pair index or None) of the message being handled, for the
         # agent's dead-letter records (take_rejects)
         self._rejects: list[tuple[str, int | None]] = []
+        self._last_error = ""
 
     def detector(self, partition: int) -> ClusterDetector:
         det = self.detectors.get(partition)
@@ -113,14 +114,12 @@ class ClusterProcessor:
             if self.on_corrupt is not None:
                 self.on_corrupt("summary", str(exc))
             return []
-        try:
-            return self._process(partition, linkage, summary)
-        except Exception as exc:  # noqa: BLE001 - one place decides: reject, never crash
-            reason = f"cluster detector error: {exc!r}"
-            self._reject(reason, None)
+        found = self._process(partition, linkage, summary, None)
+        if found is None:
             if self.on_corrupt is not None:
-                self.on_corrupt(linkage, reason)
+                self.on_corrupt(linkage, self._last_error)
             return []
+        return found
 
     def handle_batch(self, value: bytes, partition: int) -> list[Alert]:
         """Every pair of one batch message, in order, on ``partition``."""
@@ -141,13 +140,10 @@ class ClusterProcessor:
                 self._reject(reason or "bad pair", index)
                 first = first or (reason or "bad pair")
                 continue
-            try:
-                found = self._process(partition, linkage, summary)
-            except Exception as exc:  # noqa: BLE001 - see handle()
+            found = self._process(partition, linkage, summary, index)
+            if found is None:
                 bad += 1
-                error = f"cluster detector error: {exc!r}"
-                self._reject(error, index)
-                first = first or error
+                first = first or self._last_error
                 continue
             if found:
                 alerts.extend(found)
@@ -166,9 +162,17 @@ class ClusterProcessor:
         out, self._rejects = self._rejects, []
         return out
 
-    def _process(self, partition: int, linkage: str, summary: AccountSummary) -> list[Alert]:
+    def _process(self, partition: int, linkage: str, summary: AccountSummary,
+                 index: int | None) -> list[Alert] | None:
+        """The detector's alerts, or None when it raised (the pair is then
+        rejected: one place decides reject, never crash)."""
         self.summaries += 1
-        return self.detector(partition).process(linkage, summary)
+        try:
+            return self.detector(partition).process(linkage, summary)
+        except Exception as exc:  # noqa: BLE001 - a poison summary must not stop the agent
+            self._last_error = f"cluster detector error: {exc!r}"
+            self._reject(self._last_error, index)
+            return None
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget hot state of partitions this worker no longer owns."""

@@ -87,6 +87,8 @@ class Profile:
     #: copy under its own account ids): a timed window of a few seconds is
     #: mostly noise and start-up skew between two workers
     scaleout_copies: int = 4
+    #: events/s of the latency section; None: half of the single-event maximum
+    latency_rate: float | None = None
 
     @classmethod
     def full(cls) -> Profile:
@@ -685,9 +687,10 @@ def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
             say("bench: (5b) detectors alone (in memory) ...")
             results["detectors"] = phase_detectors(ctx, data)
         if "latency" in sections:
-            base = results.get("single", {}).get("events_per_s") or 2000
-            say(f"bench: (6) event → alert latency at {base / 2:,.0f} events/s ...")
-            results["latency"] = phase_latency(ctx, data, base / 2)
+            rate = profile.latency_rate or (
+                results.get("single", {}).get("events_per_s") or 2000) / 2
+            say(f"bench: (6) event → alert latency at {rate:,.0f} events/s ...")
+            results["latency"] = phase_latency(ctx, data, rate)
         if "memory" in sections:
             say("bench: (7) memory per account ...")
             results["memory"] = phase_memory(ctx)

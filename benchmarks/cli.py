@@ -15,6 +15,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     profile = Profile.quick() if args.quick else Profile.full()
     if args.seed is not None:
         profile.seed = args.seed
+    if args.latency_rate is not None:
+        if args.latency_rate <= 0:
+            print("distillwatch bench: --latency-rate must be > 0", file=sys.stderr)
+            return 2
+        profile.latency_rate = args.latency_rate
     sections = tuple(args.only.split(",")) if args.only else SECTIONS
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -48,4 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--only", metavar="SECTIONS",
                    help="comma list of sections to run (raw,noop,single,batched,replay,"
                         "detectors,latency,memory,scaleout)")
+    p.add_argument("--latency-rate", type=float, default=None, metavar="EV_PER_S",
+                   help="rate of the latency section (default: half of the single-event "
+                        "worker's maximum measured in the same run, or 1,000 without it)")
     p.set_defaults(func=cmd_bench)

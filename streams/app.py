@@ -25,6 +25,7 @@ import structlog
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
+from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
 from streams.errors import ProducerStalled
@@ -111,6 +112,7 @@ class Service:
     cluster_table: Any = None
     #: summaries waiting to be sent to the summaries topic (None without clusters)
     summary_batcher: SummaryBatcher | None = None
+    checkpointer: Checkpointer | None = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
@@ -214,6 +216,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         # acked the same way (after the body), without the extra async
         # generator that ``stream.events()`` wraps around this loop.
         async for _ in stream:
+            # a checkpoint writing state holds every event until it has committed
+            if checkpointer.paused:
+                await checkpointer.wait()
             started = perf()
             message = stream.current_event.message
             outcome = processor.handle(
@@ -255,10 +260,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     def flush_summaries() -> None:
         """Hand the buffered summaries to the producer: one message per
         summaries partition. ``send_soon`` is synchronous and FIFO (Faust's
-        producer buffer, flushed by the producer before every commit, as the
-        table changelog is), so write_state() can call it with no await
-        between it and the commit's offset snapshot, and the messages of one
-        partition leave in the order the summaries were produced."""
+        producer buffer, flushed by the producer before every commit), so
+        collect_state() can call it, and the messages of one partition leave
+        in the order the summaries were produced."""
         if batcher is None or not batcher.pairs:
             return
         for partition, value in batcher.drain():
@@ -270,6 +274,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         @app.agent(summaries_topic, name="clusters")
         async def cluster_agent(stream: Any) -> None:
             async for _ in stream:
+                if checkpointer.paused:
+                    await checkpointer.wait()
                 message = stream.current_event.message
                 for alert in clusters.handle(message.value, message.key, message.partition):
                     await send_alert(alert, message.partition, message.offset)
@@ -281,35 +287,51 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     await dlq_topic.send(key=message.key,
                                          value=orjson.dumps(dead.to_record(clock())))
 
-    def write_state() -> None:
-        """Hot state to the changelog-backed tables (sent, not yet flushed).
+    account_changelog = table.changelog_topic.get_topic_name()
+    cluster_changelog = (cluster_table.changelog_topic.get_topic_name()
+                         if cluster_table is not None else "")
 
-        Buffered summaries go first: they derive from events the coming
-        commit covers, and a crash after it must not lose them."""
+    def collect_state() -> list[Record]:
+        """The hot state changed since the last checkpoint, as changelog
+        records, applied to the local table copies as well.
+
+        Buffered summaries are handed to the producer first: they derive from
+        events the coming commit covers, and a crash after it must not lose
+        them (the commit's flush sends them)."""
         flush_summaries()
-        records = processor.checkpoint()
-        for partition, key, value in records:
+        records: list[Record] = []
+        for partition, key, value in processor.checkpoint():
             if value is None:
                 table.data.pop(key, None)
             else:
                 table.data[key] = value
-            table.send_changelog(partition, key, value)
-        stats["checkpoints"] += len(records)
+            records.append((account_changelog, partition, key, value))
         if clusters is not None:
             # the cluster stage's state goes the same way, before the one commit
-            cluster_records = clusters.checkpoint()
-            for partition, key, value in cluster_records:
+            for partition, key, value in clusters.checkpoint():
                 if value is None:
                     cluster_table.data.pop(key, None)
                 else:
                     cluster_table.data[key] = value
-                cluster_table.send_changelog(partition, key, value)
-            stats["checkpoints"] += len(cluster_records)
+                records.append((cluster_changelog, partition, key, value))
+        stats["checkpoints"] += len(records)
+        return records
+
+    async def send_record(topic: str, partition: int, key: bytes,
+                          value: bytes | None) -> Any:
+        # straight to the Kafka client (Faust's transport producer), not
+        # through table.send_changelog: see streams.checkpoint
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    checkpointer = Checkpointer(
+        collect_state, send_record, settings.flush_timeout_s,
+        observe=lambda paused_s, records: metrics.checkpoint_pause.observe(paused_s),
+    )
 
     async def checkpoint() -> None:
-        write_state()
-        # Faust snapshots the offsets, flushes the producer (changelog,
-        # alerts, summaries: completely, see streams.flush), then commits.
+        # the commit wrapper (installed on assignment, and here for a commit
+        # before any assignment) writes the state first
+        checkpoint_before_every_commit(app.consumer)
         try:
             committed = await app.consumer.commit()
         except ProducerStalled as exc:
@@ -320,17 +342,16 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             stats["commits"] += 1
 
     def checkpoint_before_every_commit(consumer: Any) -> None:
-        """Faust commits on its own too: when the consumer stops (graceful
-        shutdown) and after an agent error. Each such commit must be preceded
-        by the state it covers, or a SIGTERM + restart silently loses the
-        events since the last checkpoint (issue 8, test_reliability_crash)."""
+        """Every commit, ours and the ones Faust makes by itself (when the
+        consumer stops, after an agent error), writes the state it covers
+        first, with the agents paused, or a SIGTERM + restart silently loses
+        the events since the last checkpoint (issue 8, test_reliability_crash)."""
         if getattr(consumer, "_dw_state_first", False):
             return
         commit = consumer.commit
 
         async def commit_after_state(*args: Any, **kwargs: Any) -> bool:
-            write_state()
-            return bool(await commit(*args, **kwargs))
+            return await checkpointer.commit(lambda: commit(*args, **kwargs))
 
         consumer.commit = commit_after_state
         consumer._dw_state_first = True
@@ -392,6 +413,6 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
 
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts, clusters, cluster_table, batcher)
+                      recent_alerts, clusters, cluster_table, batcher, checkpointer)
     register_views(app, service)
     return service

@@ -18,6 +18,10 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.25, 0.5, 1.0)
 
 
+# How long a checkpoint held the agents (write state, await acks, commit), seconds.
+CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -46,6 +50,7 @@ class Metrics:
         self.events_rejected: dict[str, int] = {}
         self.alerts: dict[tuple[str, str, str], int] = {}
         self.latency = Histogram()
+        self.checkpoint_pause = Histogram(CHECKPOINT_BUCKETS)
         self.gauges: dict[str, tuple[str, GaugeFn]] = {}
 
     def rejected(self, reason: str) -> None:
@@ -86,15 +91,21 @@ class Metrics:
         for (det, sev, status), n in sorted(self.alerts.items()):
             sample("distillwatch_alerts_total",
                    {"detector": det, "severity": sev, "status": status}, n)
-        family("distillwatch_processing_seconds", "histogram",
-               "Time to process one Kafka message (decode, detect, send).")
-        cumulative = 0
-        for bound, count in zip(self.latency.buckets, self.latency.counts, strict=False):
-            cumulative += count
-            sample("distillwatch_processing_seconds_bucket", {"le": repr(bound)}, cumulative)
-        sample("distillwatch_processing_seconds_bucket", {"le": "+Inf"}, self.latency.n)
-        sample("distillwatch_processing_seconds_sum", {}, round(self.latency.total, 6))
-        sample("distillwatch_processing_seconds_count", {}, self.latency.n)
+        def histogram(name: str, help_text: str, h: Histogram) -> None:
+            family(name, "histogram", help_text)
+            cumulative = 0
+            for bound, count in zip(h.buckets, h.counts, strict=False):
+                cumulative += count
+                sample(f"{name}_bucket", {"le": repr(bound)}, cumulative)
+            sample(f"{name}_bucket", {"le": "+Inf"}, h.n)
+            sample(f"{name}_sum", {}, round(h.total, 6))
+            sample(f"{name}_count", {}, h.n)
+
+        histogram("distillwatch_processing_seconds",
+                  "Time to process one Kafka message (decode, detect, send).", self.latency)
+        histogram("distillwatch_checkpoint_pause_seconds",
+                  "Time a checkpoint held processing: write changed state, await its "
+                  "acknowledgements, commit offsets.", self.checkpoint_pause)
         for name, (help_text, read) in sorted(self.gauges.items()):
             family(name, "gauge", help_text)
             for labels, value in read():

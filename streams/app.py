@@ -31,6 +31,7 @@ from streams.detection import AccountState, detector_factory
 from streams.errors import ProducerStalled
 from streams.flush import flush_completely
 from streams.metrics import Metrics
+from streams.offsets import install as install_offset_rule
 from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
 from streams.summary_batch import SummaryBatcher
@@ -388,6 +389,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         checkpoint_before_every_commit(app.consumer)
+        # Faust's commit-offset rule stalls on duplicate acks after a restart
+        install_offset_rule(app.consumer)
         buffer = getattr(app.producer, "buffer", None)
         if buffer is not None:
             flush_completely(buffer, settings.flush_timeout_s)

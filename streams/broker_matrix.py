@@ -515,6 +515,48 @@ def check_aiokafka_autocommit_rebalance(broker: EmbeddedBroker, wait: float = 20
         return _fail(f"{type(exc).__name__}: {exc}")
 
 
+async def _fetch_size(bootstrap: str, records: int, size: int, limit: int) -> Result:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    topic = f"mx-fetch-{_uid()}"
+    _create_topic(bootstrap, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        value = b"x" * size
+        sends = [await producer.send(topic, value) for _ in range(records)]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=limit, fetch_max_bytes=limit)
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=5000)
+        got = sum(len(v) for v in batch.values())
+    finally:
+        await consumer.stop()
+    # a broker may exceed the limit by one record batch (so that a large one
+    # still makes progress), never by more
+    allowed = limit // size + 256 * 1024 // size + 1
+    detail = (f"one fetch with max_partition_fetch_bytes={limit:,} returned {got:,} records "
+              f"of {size:,} B ({got * size / 1e6:.1f} MB) of {records:,}")
+    if got > allowed:
+        return _fail(detail + ": the fetch size limit is ignored, so a consumer with a "
+                     "backlog holds the whole backlog in memory", returned=got)
+    return _ok(detail, returned=got)
+
+
+def check_fetch_size_limit(broker: EmbeddedBroker) -> Result:
+    """A fetch returns about ``max_partition_fetch_bytes``, not the whole backlog."""
+    try:
+        return _run_async(_fetch_size(broker.bootstrap, 20_000, 1_000, 1_048_576), 60)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
 def check_group_join_time(broker: EmbeddedBroker) -> Result:
     """Consumer-group join and rebalance time with the embedded session settings."""
     try:
@@ -883,6 +925,7 @@ CHECKS: dict[str, Callable[[EmbeddedBroker], Result]] = {
     "kcat": check_kcat,
     "group_join_time": check_group_join_time,
     "aiokafka_autocommit_rebalance": check_aiokafka_autocommit_rebalance,
+    "fetch_size_limit": check_fetch_size_limit,
     "topic_partitions": check_topic_partitions,
     "restart_persistence": check_restart_persistence,
     "compaction": check_compaction,

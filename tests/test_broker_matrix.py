@@ -125,6 +125,23 @@ def test_aiokafka_autocommit_rebalance(broker, record_property, request):
 
 
 @pytest.mark.integration
+def test_fetch_returns_about_the_size_limit(broker, record_property, request):
+    if broker.kind == "noida":
+        # Measured 2026-11-27 (10-minute soak: RSS grew with the backlog to
+        # 573 MB): strict, so a release that fixes it fails here.
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="noida-db 0.2.3 ignores max_partition_fetch_bytes/fetch_max_bytes: "
+                "one fetch returns a partition's whole backlog, which the consumer then "
+                "holds in memory (a worker's RSS grows with its lag on the embedded "
+                "broker; Kafka honours the limits).",
+            )
+        )
+    _assert_pass(_check("fetch_size_limit", broker, record_property))
+
+
+@pytest.mark.integration
 def test_topic_creation_with_n_partitions(broker, record_property):
     _assert_pass(_check("topic_partitions", broker, record_property))
 

@@ -462,7 +462,11 @@ async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=None)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    # linger 5 ms (Kafka 4's default for producers): the event's clock starts
+    # before the send, so the linger counts in the latency; with linger 0 every
+    # event was its own produce request (~2,300/s), and the probe and the
+    # broker took CPU the worker then lacked on the 2-core box
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
     received: list[tuple[float, bytes]] = []

@@ -11,6 +11,7 @@ state; events after it are processed again and yield the same alert ids.
 
 from __future__ import annotations
 
+import math
 import ssl
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from streams.detection import AccountState, detector_factory
 from streams.errors import ProducerStalled
 from streams.flush import flush_completely
 from streams.metrics import Metrics
+from streams.offsets import CommitWatch
 from streams.offsets import install as install_offset_rule
 from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
@@ -329,6 +331,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         observe=lambda paused_s, records: metrics.checkpoint_pause.observe(paused_s),
     )
 
+    commit_watch = CommitWatch(
+        after=max(1, math.ceil(settings.commit_stall_s / settings.checkpoint_interval_s)))
+
     async def checkpoint() -> None:
         # the commit wrapper (installed on assignment, and here for a commit
         # before any assignment) writes the state first
@@ -339,8 +344,25 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             stats["commits_skipped"] += 1
             log.warning("commit_skipped", reason=str(exc))
             return
+        finally:
+            watch_commits()
         if committed:
             stats["commits"] += 1
+
+    def watch_commits() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic != settings.events_topic:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            read = consumer._read_offset.get(tp)
+            if commit_watch.observe(tp.partition, committed, read):
+                acked = sorted(consumer._acked.get(tp) or [])
+                log.warning(
+                    "commit_stalled", partition=tp.partition, committed=committed, read=read,
+                    stalled_s=settings.commit_stall_s, acked_head=acked[:5],
+                    acked=len(acked),
+                )
 
     def checkpoint_before_every_commit(consumer: Any) -> None:
         """Every commit, ours and the ones Faust makes by itself (when the
@@ -383,6 +405,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         return out
 
     metrics.gauge("distillwatch_consumer_lag", "Messages not yet read on the events topic.", lag)
+    metrics.gauge(
+        "distillwatch_commit_stalled_partitions",
+        "Events partitions whose committed offset has not moved for commit_stall_s "
+        "although the worker read past it.",
+        lambda: [({}, float(len(commit_watch.stalled())))],
+    )
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])
 
@@ -402,6 +430,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         processor.revoke(tp.partition for tp in revoked if tp.topic == settings.events_topic)
+        commit_watch.forget(tp.partition for tp in revoked if tp.topic == settings.events_topic)
         if clusters is not None:
             clusters.revoke(
                 tp.partition for tp in revoked if tp.topic == settings.summaries_topic

@@ -66,3 +66,50 @@ def install(consumer: Any) -> None:
         return
     consumer._new_offset = partial(new_offset, consumer)
     consumer._dw_new_offset = True
+
+
+class CommitWatch:
+    """Tells when a partition's commits have stopped although the worker reads
+    past them: the symptom of an offset that Faust never counts as acked (the
+    bug above, or one like it). The worker logs ``commit_stalled`` and exports
+    the count, so an operator sees it before the next restart re-processes a
+    long tail.
+
+    ``observe`` is called once per partition after each checkpoint's commit.
+
+    >>> watch = CommitWatch(after=3)
+    >>> [watch.observe(0, committed=100, read=150) for _ in range(5)]
+    [False, False, False, True, False]
+    >>> watch.stalled()
+    [0]
+    >>> watch.observe(0, committed=160, read=170)
+    False
+    >>> watch.stalled()
+    []
+    """
+
+    def __init__(self, after: int) -> None:
+        if after < 1:
+            raise ValueError(f"after must be >= 1 checkpoint, got {after!r}")
+        self.after = after
+        self._last: dict[int, int | None] = {}
+        self._still: dict[int, int] = {}
+
+    def observe(self, partition: int, committed: int | None, read: int | None) -> bool:
+        """True exactly once per stall: when ``committed`` has stayed put for
+        ``after`` checkpoints in a row while messages past it were read."""
+        behind = read is not None and (committed is None or read >= committed)
+        if committed != self._last.get(partition) or not behind:
+            self._last[partition] = committed
+            self._still[partition] = 0
+            return False
+        self._still[partition] = self._still.get(partition, 0) + 1
+        return self._still[partition] == self.after
+
+    def stalled(self) -> list[int]:
+        return sorted(p for p, n in self._still.items() if n >= self.after)
+
+    def forget(self, partitions: Any) -> None:
+        for partition in partitions:
+            self._last.pop(partition, None)
+            self._still.pop(partition, None)

@@ -103,6 +103,9 @@ class Settings:
     #: a commit waits at most this long for the worker's unsent messages
     #: (checkpointed state, alerts, summaries) to leave; then it is skipped
     flush_timeout_s: float = 30.0
+    #: a partition whose committed offset stays put this long while the worker
+    #: reads past it is reported (``commit_stalled``, a gauge on /metrics)
+    commit_stall_s: float = 60.0
     # real clusters
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
@@ -133,6 +136,7 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
+                     "commit_stall_s",
                      "session_timeout_s",
                      "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
             if not getattr(self, name) > 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from types import SimpleNamespace
 
+import pytest
 from faust.transport.consumer import Consumer
 from hypothesis import given
 from hypothesis import strategies as st
@@ -87,3 +88,21 @@ def test_install_replaces_the_consumers_rule_once():
     install(consumer)
     install(consumer)
     assert consumer._new_offset(TP) == 4
+
+
+def test_commit_watch_reports_a_stall_once_and_clears_when_commits_move():
+    from streams.offsets import CommitWatch
+
+    watch = CommitWatch(after=2)
+    # idle: nothing read past the commit, never a stall
+    assert not any(watch.observe(0, committed=10, read=9) for _ in range(10))
+    assert watch.stalled() == []
+    # reading on while the commit stays put: reported once
+    seen = [watch.observe(0, committed=10, read=40) for _ in range(6)]
+    assert seen.count(True) == 1 and watch.stalled() == [0]
+    # another partition is independent; a revoked partition is forgotten
+    assert watch.observe(1, committed=5, read=50) is False
+    watch.forget([0])
+    assert watch.stalled() == []
+    with pytest.raises(ValueError, match="after must be >= 1"):
+        CommitWatch(after=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -43,8 +44,10 @@ def test_commits_reach_the_end_of_every_partition_after_a_kill_9(broker, worker_
     part1 = benign_events(accounts=60, per_account=40, start=start)
     part2 = (benign_events(accounts=60, per_account=80, seed=5, start=start + 3600)
              + extractor_events("adv-a", n=900, start=start + 3600))
+    # commit_stalled after 5 s (25 checkpoints) of commits standing still
     worker = worker_factory(DISTILLWATCH_PARTITIONS=str(PARTITIONS),
-                            DISTILLWATCH_CHECKPOINT_INTERVAL_S="0.2").start()
+                            DISTILLWATCH_CHECKPOINT_INTERVAL_S="0.2",
+                            DISTILLWATCH_COMMIT_STALL_S="5").start()
     worker.wait_log("partitions_assigned", timeout=45)
     port = int(worker.env["DISTILLWATCH_WEB_PORT"])
 
@@ -73,3 +76,7 @@ def test_commits_reach_the_end_of_every_partition_after_a_kill_9(broker, worker_
     offsets = _per_partition(broker.bootstrap, worker.name, worker.events_topic)
     assert reached, (f"committed offsets left behind (partition: (committed, end)): {offsets}\n"
                      f"{try_health(port)}")
+    # and no false alarm from the stall watch while it caught up
+    assert not [r for r in worker.log_records() if r.get("event") == "commit_stalled"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        assert "distillwatch_commit_stalled_partitions 0.0" in resp.read().decode()

@@ -221,6 +221,9 @@ class _Consumer:
         self.log.append(("commit", None))
         return True
 
+    def assignment(self) -> set[Any]:
+        return set()
+
 
 def _service_with_pending_summaries() -> tuple[Any, list[tuple[str, Any]]]:
     from streams.app import build_service

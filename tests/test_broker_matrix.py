@@ -108,36 +108,33 @@ def test_consumer_group_join_time_is_bounded(broker, record_property):
     assert result["rebalance_s"] <= mx.JOIN_BOUND_S
 
 
+def _known_noida_gap(broker, request, reason: str) -> None:
+    """A broker gap measured for the README's matrix: a strict xfail, so a
+    noida-db release that fixes it fails the test and the docs get updated."""
+    if broker.kind == "noida":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 @pytest.mark.integration
 def test_aiokafka_autocommit_rebalance(broker, record_property, request):
-    if broker.kind == "noida":
-        # Known broker gap, measured for docs/broker.md: strict, so a noida-db
-        # release that fixes it fails this test and the docs get updated.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="noida-db 0.2.3 answers OffsetCommit during a rebalance with "
-                "ILLEGAL_GENERATION; aiokafka's auto-commit then never rejoins. Faust "
-                "commits manually and is not affected (see faust_worker).",
-            )
-        )
+    _known_noida_gap(
+        broker, request,
+        "noida-db 0.2.3 answers OffsetCommit during a rebalance with ILLEGAL_GENERATION; "
+        "aiokafka's auto-commit then never rejoins. Faust commits manually and is not "
+        "affected (see faust_worker).",
+    )
     _assert_pass(_check("aiokafka_autocommit_rebalance", broker, record_property, wait=12.0))
 
 
 @pytest.mark.integration
 def test_fetch_returns_about_the_size_limit(broker, record_property, request):
-    if broker.kind == "noida":
-        # Measured 2026-11-27 (10-minute soak: RSS grew with the backlog to
-        # 573 MB): strict, so a release that fixes it fails here.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="noida-db 0.2.3 ignores max_partition_fetch_bytes/fetch_max_bytes: "
-                "one fetch returns a partition's whole backlog, which the consumer then "
-                "holds in memory (a worker's RSS grows with its lag on the embedded "
-                "broker; Kafka honours the limits).",
-            )
-        )
+    # found by the 10-minute soak on 2026-11-27: RSS grew with the backlog to 573 MB
+    _known_noida_gap(
+        broker, request,
+        "noida-db 0.2.3 ignores max_partition_fetch_bytes/fetch_max_bytes: one fetch returns "
+        "a partition's whole backlog, which the consumer then holds in memory (a worker's "
+        "RSS grows with its lag on the embedded broker; Kafka honours the limits).",
+    )
     _assert_pass(_check("fetch_size_limit", broker, record_property))
 
 

@@ -48,7 +48,7 @@ import math
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice
 from operator import attrgetter, itemgetter, not_
@@ -538,18 +538,16 @@ class BloomFilter:
         self.hashes = hashes
         self._data = bytearray(bits // 8)
 
-    def _positions(self, h: int) -> Iterable[int]:
-        h1 = h & 0xFFFFFFFF
-        h2 = (h >> 32) | 1
-        for i in range(self.hashes):
-            yield (h1 + i * h2) % self.bits
+    # Bit positions by double hashing, (h1 + i * h2) % bits for i < hashes,
+    # written out in add and __contains__ (a shared generator cost more than
+    # the loop on this hot path).
 
     def add(self, h: int) -> None:
         h1 = h & 0xFFFFFFFF
         h2 = (h >> 32) | 1
         bits = self.bits
         data = self._data
-        for i in range(self.hashes):  # as _positions
+        for i in range(self.hashes):
             pos = (h1 + i * h2) % bits
             data[pos >> 3] |= 1 << (pos & 7)
 
@@ -560,7 +558,7 @@ class BloomFilter:
         h2 = (h >> 32) | 1
         bits = self.bits
         data = self._data
-        for i in range(self.hashes):  # as _positions
+        for i in range(self.hashes):
             pos = (h1 + i * h2) % bits
             if not data[pos >> 3] & (1 << (pos & 7)):
                 return False

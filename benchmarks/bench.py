@@ -8,7 +8,8 @@ up to ``batch`` consecutive events of one account, ``streams.publish.batches``),
 and then measures, on that broker and that data:
 
 1. ``raw``      raw aiokafka consume + orjson decode (the ceiling);
-2. ``noop``     a no-op Faust agent with the service's Faust settings;
+2. ``noop``     a no-op Faust agent with the service's Faust settings and
+   empty-fetch pacing (``streams.fetch_pacing``);
 3. ``single``   the real ``distillwatch worker`` subprocess (full detection,
    recoverable state), fed single-event messages;
 4. ``batched``  the same, fed batched messages;

@@ -17,12 +17,15 @@ from typing import Any
 import faust
 
 from streams.app import faust_config
+from streams.fetch_pacing import install as pace_empty_fetches
 from streams.logs import configure_logging
 from streams.settings import Settings
 
 
 def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, int]]:
     app = faust.App(settings.app_id, **faust_config(settings))
+    # the service's consumer settings, empty-fetch pacing included
+    pace_empty_fetches(settings.empty_fetch_interval_s)
     topic = app.topic(
         settings.events_topic,
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

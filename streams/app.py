@@ -30,6 +30,7 @@ from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
 from streams.errors import ProducerStalled
+from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
 from streams.metrics import Metrics
 from streams.offsets import CommitWatch
@@ -121,6 +122,7 @@ class Service:
 def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
     """Create the Faust app and everything attached to it."""
     app = faust.App(settings.app_id, **faust_config(settings))
+    pace_empty_fetches(settings.empty_fetch_interval_s)
     events_topic = app.topic(
         settings.events_topic,
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

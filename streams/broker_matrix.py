@@ -557,6 +557,53 @@ def check_fetch_size_limit(broker: EmbeddedBroker) -> Result:
         return _fail(f"{type(exc).__name__}: {exc}")
 
 
+async def _empty_fetch_wait(bootstrap: str, max_wait_ms: int) -> Result:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.fetcher import Fetcher
+
+    from streams import fetch_pacing
+
+    topic = f"mx-idle-{_uid()}"
+    _create_topic(bootstrap, topic)
+    sent: list[float] = []
+    installed = Fetcher._proc_fetch_request
+
+    async def counted(self: Any, *args: Any) -> Any:
+        sent.append(time.monotonic())
+        # aiokafka's own fetch, whether or not this process paces them: the
+        # broker is measured here
+        return await fetch_pacing.AIOKAFKA_PROC_FETCH_REQUEST(self, *args)
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=max_wait_ms)
+    Fetcher._proc_fetch_request = counted  # type: ignore[method-assign]
+    try:
+        await consumer.start()
+        await consumer.getmany(timeout_ms=3000)
+        await asyncio.sleep(0.2)
+    finally:
+        Fetcher._proc_fetch_request = installed  # type: ignore[method-assign]
+        await consumer.stop()
+    # a long-polling broker holds each empty fetch for fetch_max_wait_ms
+    per_s = (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else 0.0
+    bound = 2 * 1000 / max_wait_ms
+    detail = (f"an idle aiokafka consumer (fetch_max_wait_ms={max_wait_ms}) sent "
+              f"{per_s:,.1f} fetch requests/s for an empty topic (long polling: <= {bound:g})")
+    if per_s > bound:
+        return _fail(detail + ": empty fetches are answered at once, so an idle consumer "
+                     "spins (the worker paces them: streams.fetch_pacing)",
+                     fetches_per_s=round(per_s, 1))
+    return _ok(detail, fetches_per_s=round(per_s, 1))
+
+
+def check_fetch_max_wait(broker: EmbeddedBroker) -> Result:
+    """An empty fetch is held for ``fetch_max_wait_ms`` (long polling)."""
+    try:
+        return _run_async(_empty_fetch_wait(broker.bootstrap, 500), 30)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
 def check_group_join_time(broker: EmbeddedBroker) -> Result:
     """Consumer-group join and rebalance time with the embedded session settings."""
     try:
@@ -926,6 +973,7 @@ CHECKS: dict[str, Callable[[EmbeddedBroker], Result]] = {
     "group_join_time": check_group_join_time,
     "aiokafka_autocommit_rebalance": check_aiokafka_autocommit_rebalance,
     "fetch_size_limit": check_fetch_size_limit,
+    "fetch_max_wait": check_fetch_max_wait,
     "topic_partitions": check_topic_partitions,
     "restart_persistence": check_restart_persistence,
     "compaction": check_compaction,

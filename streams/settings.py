@@ -106,6 +106,11 @@ class Settings:
     #: a partition whose committed offset stays put this long while the worker
     #: reads past it is reported (``commit_stalled``, a gauge on /metrics)
     commit_stall_s: float = 60.0
+    #: a fetch that brings no records waits out the rest of this interval
+    #: before the next (streams.fetch_pacing): a broker that answers empty
+    #: fetches at once, as the embedded one does, must not make the consumer
+    #: spin; never waits on a broker that long-polls; 0 turns it off; in [0, 1]
+    empty_fetch_interval_s: float = 0.01
     # real clusters
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
@@ -141,6 +146,10 @@ class Settings:
                      "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.empty_fetch_interval_s <= 1:
+            raise ConfigError(
+                f"empty_fetch_interval_s must be in [0, 1], got {self.empty_fetch_interval_s!r}"
+            )
         flush_s = self.summary_flush_interval_s
         if not 0 < flush_s <= 10:
             raise ConfigError(f"summary_flush_interval_s must be in (0, 10], got {flush_s!r}")

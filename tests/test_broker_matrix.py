@@ -139,6 +139,18 @@ def test_fetch_returns_about_the_size_limit(broker, record_property, request):
 
 
 @pytest.mark.integration
+def test_empty_fetch_is_long_polled(broker, record_property, request):
+    # found on 2026-11-30: an idle worker used 90% of a core on the embedded broker
+    _known_noida_gap(
+        broker, request,
+        "noida-db 0.2.3 answers an empty fetch at once instead of holding it for "
+        "fetch_max_wait_ms, so an idle aiokafka consumer sends thousands of fetch requests "
+        "a second; the worker paces them (streams.fetch_pacing).",
+    )
+    _assert_pass(_check("fetch_max_wait", broker, record_property))
+
+
+@pytest.mark.integration
 def test_topic_creation_with_n_partitions(broker, record_property):
     _assert_pass(_check("topic_partitions", broker, record_property))
 

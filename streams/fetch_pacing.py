@@ -49,7 +49,14 @@ def install(min_interval_s: float) -> None:
         if not has_records and assignment.active:
             rest = min_interval_s - (time.monotonic() - started)
             if rest > 0:
-                await asyncio.sleep(rest)
+                try:
+                    await asyncio.sleep(rest)
+                except asyncio.CancelledError:
+                    # as aiokafka's own method: the fetcher cancels its fetch
+                    # tasks on close or reassignment and awaits them, expecting
+                    # a result, not the exception (else the consumer's stop
+                    # raises and the worker exits with an error)
+                    return False
         return has_records
 
     paced.min_interval_s = min_interval_s  # type: ignore[attr-defined]

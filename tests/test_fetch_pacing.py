@@ -129,3 +129,20 @@ def test_setting_bounds():
         Settings(empty_fetch_interval_s=2)
     with pytest.raises(ConfigError, match="empty_fetch_interval_s"):
         Settings(empty_fetch_interval_s=-0.1)
+
+
+async def _stop_while_paced(bootstrap: str) -> None:
+    topic = await _topic(bootstrap)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    await consumer.getmany(timeout_ms=300)  # now almost always inside a paced wait
+    await asyncio.wait_for(consumer.stop(), 5)
+
+
+def test_a_consumer_stops_cleanly_during_a_paced_wait(broker, pacing):
+    # aiokafka's close() cancels and awaits the fetch tasks; a CancelledError
+    # out of the wait made the worker's consumer thread fail on SIGTERM
+    fetch_pacing.install(0.5)
+    for _ in range(3):
+        asyncio.run(_stop_while_paced(broker.bootstrap))

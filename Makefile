@@ -3,6 +3,9 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# the detection core compiled with mypyc (streams/native.py); optional: a
+# failed build leaves pure Python, and the stamp is made either way
+NATIVE  := build/native.stamp
 
 .PHONY: run test lint typecheck bench evaluate clean
 
@@ -14,21 +17,25 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(NATIVE): $(STAMP) $(wildcard detectors/*.py)
+	$(BIN)/python -m streams.native build
+	@mkdir -p build && touch $(NATIVE)
+
+run: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch run
 
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams detectors simulator benchmarks tests
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch bench
 
-evaluate: $(STAMP)
+evaluate: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch evaluate --hours 24 --accounts 1000
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info detectors/_native

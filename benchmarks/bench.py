@@ -649,6 +649,10 @@ def machine() -> dict[str, Any]:
         import faust
 
         info["faust"] = faust.__version__
+    import detectors
+
+    # "on": the mypyc-compiled detection core (streams/native.py); else pure Python
+    info["detectors_native"] = detectors.NATIVE
     return info
 
 

@@ -55,6 +55,7 @@ from operator import attrgetter, itemgetter, not_
 from typing import Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detectors.alerts import MAX_ACCOUNTS_LISTED, Alert, dedup_key, make_alert_id, severity_for
 from detectors.errors import CorruptState
@@ -500,7 +501,7 @@ class HyperLogLog:
         alpha = 0.7213 / (1.0 + 1.079 / m)
         total = 0.0
         zeros = 0
-        for r in self._reg:
+        for r in iter(self._reg):  # (mypyc cannot loop over a bytearray directly)
             total += 2.0**-r
             if r == 0:
                 zeros += 1
@@ -777,6 +778,8 @@ def decode_entry(data: bytes) -> Cluster | tuple[int, float]:
 Loader = Callable[[str], "Cluster | tuple[int, float] | None"]
 
 
+# (compiled by streams.native: tests and tools may still subclass it)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ClusterDetector:
     """Stage 2: per-linkage-key clusters of one partition of the summaries stream.
 
@@ -988,8 +991,8 @@ class ClusterDetector:
         if evict is None:
             # the largest hash, and the first member (in sample order) carrying it
             hs = list(map(_H, members.values()))
-            top = max(hs)
-            evict = c._evict = (top, next(islice(members, hs.index(top), None)))
+            top_h = max(hs)
+            evict = c._evict = (top_h, next(islice(members, hs.index(top_h), None)))
         if h >= evict[0]:
             return
         gone = members.pop(evict[1])

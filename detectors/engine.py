@@ -59,6 +59,7 @@ import math
 from typing import Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detectors.alerts import Alert, severity_for
 from detectors.config import DetectorConfig
@@ -98,6 +99,8 @@ def _ramp(x: float, lo: float, hi: float) -> float:
     return (x - lo) / (hi - lo)
 
 
+# (compiled by streams.native: tests and tools may still subclass it)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Detector:
     """Per-partition detector: owns config and population context.
 

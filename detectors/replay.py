@@ -19,13 +19,29 @@ does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
+
+
+# The two stage-2 parts are typed by what the replayer calls, not by class: an
+# equivalent implementation (the frozen references in tests/) can stand in,
+# also when this module is compiled (streams.native), where a class annotation
+# would be checked at run time.
+class Summarizer(Protocol):
+    def maybe_emit(
+        self, detector: Any, prev_last_ts: float | None, state: Any, event: Event
+    ) -> Any:
+        ...
+
+
+class SummaryStage(Protocol):
+    def process(self, summary: Any) -> list[Alert]:
+        ...
 
 
 class Replayer:
@@ -38,13 +54,13 @@ class Replayer:
         sweep_interval_s: float = 60.0,
         clusters: bool = True,
         cluster_factory: Callable[[], ClusterDetector] | None = None,
-        summary_emitter: SummaryEmitter | None = None,
+        summary_emitter: Summarizer | None = None,
     ) -> None:
         if partitions <= 0:
             raise ValueError(f"partitions must be > 0, got {partitions}")
         self.partitions = partitions
-        emitter = None
-        self.clusters: ClusterStage | None = None
+        emitter: Summarizer | None = None
+        self.clusters: SummaryStage | None = None
         if clusters:
             emitter = summary_emitter or SummaryEmitter()
             self.clusters = ClusterStage(cluster_factory or ClusterDetector, partitions)

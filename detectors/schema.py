@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -194,7 +195,7 @@ def _check_account_id(account_id: Any) -> None:
 
 
 def decode_message(
-    raw: bytes, *, max_bytes: int = 1_048_576, max_batch: int = 10_000
+    raw: bytes | None, *, max_bytes: int = 1_048_576, max_batch: int = 10_000
 ) -> list[Any]:
     """Decode one Kafka message value into a list of JSON values.
 
@@ -226,10 +227,14 @@ def decode_message(
     return [value]
 
 
+#: the field names of :class:`Event`, in order
+EVENT_FIELDS = tuple(f.name for f in dataclass_fields(Event))
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The event as a JSON-ready dict (``ts`` as RFC 3339), absent fields omitted."""
     out: dict[str, Any] = {"ts": format_ts(event.ts), "account_id": event.account_id}
-    for name in Event.__slots__:
+    for name in EVENT_FIELDS:
         if name in ("ts", "account_id"):
             continue
         value = getattr(event, name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import string
 import zlib
+from typing import Final
 
 HEAD_CHARS = 320
 TAIL_CHARS = 320
@@ -234,7 +235,7 @@ class TextTopics:
 
     __slots__ = ("max_topics", "max_words", "_vocab", "_n")
 
-    FLAG = 0x80000000
+    FLAG: Final = 0x80000000
 
     def __init__(self, max_topics: int = 64, max_words: int = 50_000) -> None:
         self.max_topics = max_topics

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from detectors.schema import Event
+from detectors.schema import EVENT_FIELDS, Event
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
 from streams.settings import Settings
@@ -23,7 +23,7 @@ def event_payload(event: Event) -> dict[str, Any]:
     """The event as published: ``ts`` as full-precision epoch seconds, so the
     live service sees bit-for-bit the value replay sees."""
     out: dict[str, Any] = {}
-    for name in Event.__slots__:
+    for name in EVENT_FIELDS:
         value = getattr(event, name)
         if value is not None:
             out[name] = value

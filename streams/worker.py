@@ -16,6 +16,7 @@ from typing import Any
 import faust
 import structlog
 
+import detectors
 from streams.app import build_service
 from streams.errors import BrokerUnavailable
 from streams.logs import configure_logging
@@ -112,7 +113,8 @@ def run_worker(settings: Settings) -> int:
         raise BrokerUnavailable(
             "worker needs --broker kafka://HOST:PORT (or use `distillwatch run`)"
         )
-    log.info("worker_starting", settings=settings.redacted())
+    log.info("worker_starting", settings=settings.redacted(),
+             detectors_native=detectors.NATIVE)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     wait_for_broker(settings)
     service = build_service(settings)

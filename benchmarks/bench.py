@@ -162,6 +162,31 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> 
     return asyncio.run(_produce(bootstrap, topic, messages))
 
 
+def drop_topics(bootstrap: str, keep: tuple[str, ...] = ()) -> int:
+    """Delete every topic whose name does not start with one of ``keep``
+    (the raw section's data topic goes before the no-op section); the number
+    deleted.
+
+    The embedded broker (noida-db 0.2.3) persists by rewriting everything it
+    stores to one file, up to once a second while anything changes: holding
+    200 MB of records, a trickle of one small record every 0.1 s cost it 85%
+    of a core (0.08% once the topic was deleted). Without this, each section
+    would pay for every earlier section's data (the scale-out section's
+    broker used 0.75 of a core), which says nothing about the worker and
+    would not happen on Kafka."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        doomed = [t for t in admin.list_topics()
+                  if not t.startswith(keep) and not t.startswith("__")]
+        if doomed:
+            admin.delete_topics(doomed, timeout_ms=30_000)
+        return len(doomed)
+    finally:
+        admin.close()
+
+
 # ---------------------------------------------------------------- processes ---
 
 
@@ -524,6 +549,9 @@ async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
         await producer.stop()
         await consumer.stop()
     latencies = []
+    # (seconds into the run the tripping event was sent, latency): where in
+    # time the tail sits (checkpoints every 5 s, a backlog, ...)
+    samples: list[tuple[float, float]] = []
     firing = unmatched = 0
     for at, value in received:
         alert = orjson.loads(value)
@@ -535,6 +563,8 @@ async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
             unmatched += 1  # multi-account alerts, or tripped by a sweep
             continue
         latencies.append(at - sent)
+        samples.append((round(sent - t0, 3), round(at - sent, 4)))
+    samples.sort()
     latencies.sort()
     return {
         "rate_events_per_s": round(rate), "events": n, "achieved_rate": round(n / send_s),
@@ -542,6 +572,7 @@ async def _latency(bootstrap: str, settings: Any, data: Data, rate: float,
         "p50_ms": round(_pct(latencies, 50) * 1000, 1) if latencies else None,
         "p99_ms": round(_pct(latencies, 99) * 1000, 1) if latencies else None,
         "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        "samples": samples,
     }
 
 
@@ -714,44 +745,54 @@ def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
         results["data"]["producer_msgs_per_s"] = round(rate)
         # seconds each section waited for the broker to go quiet first
         settled: dict[str, float] = results.setdefault("settle_s", {})
+        # and how many topics of earlier sections it deleted before that
+        dropped: dict[str, int] = results.setdefault("dropped_topics", {})
         if "raw" in sections:
             settled["raw"] = settle(broker)
             say("bench: (1) raw aiokafka consume + orjson ...")
             results["raw"] = phase_raw(ctx, single_settings.events_topic, data.events)
         if "noop" in sections:
+            dropped["noop"] = drop_topics(broker.bootstrap, ())
             settled["noop"] = settle(broker)
             say("bench: (2) no-op Faust agent ...")
             results["noop"] = phase_worker(ctx, "benchmarks.noop_agent", "noop",
                                            data.single, data.events)
         if "single" in sections:
+            dropped["single"] = drop_topics(broker.bootstrap, ())
             settled["single"] = settle(broker)
             say("bench: (3) distillwatch worker, single-event messages ...")
             results["single"] = phase_worker(ctx, "streams.cli", "single", data.single,
                                              data.events)
         if "batched" in sections:
+            dropped["batched"] = drop_topics(broker.bootstrap, ())
             settled["batched"] = settle(broker)
             say("bench: (4) distillwatch worker, batched messages ...")
             results["batched"] = phase_worker(ctx, "streams.cli", "batched", data.batched,
                                               data.events)
         if "replay" in sections:
+            dropped["replay"] = drop_topics(broker.bootstrap, ())
             settled["replay"] = settle(broker)
             say("bench: (5) replay ...")
             results["replay"] = phase_replay(ctx, data)
         if "detectors" in sections:
+            dropped["detectors"] = drop_topics(broker.bootstrap, ())
             settled["detectors"] = settle(broker)
             say("bench: (5b) detectors alone (in memory) ...")
             results["detectors"] = phase_detectors(ctx, data)
         if "latency" in sections:
+            dropped["latency"] = drop_topics(broker.bootstrap, ())
             settled["latency"] = settle(broker)
             rate = profile.latency_rate or (
                 results.get("single", {}).get("events_per_s") or 2000) / 2
             say(f"bench: (6) event → alert latency at {rate:,.0f} events/s ...")
             results["latency"] = phase_latency(ctx, data, rate)
         if "memory" in sections:
+            dropped["memory"] = drop_topics(broker.bootstrap, ())
             settled["memory"] = settle(broker)
             say("bench: (7) memory per account ...")
             results["memory"] = phase_memory(ctx)
         if "scaleout" in sections:
+            dropped["scaleout"] = drop_topics(broker.bootstrap, ())
             settled["scaleout"] = settle(broker)
             say("bench: (8) one vs two workers (batched messages) ...")
             results["scaleout"] = phase_scaleout(ctx, data)

@@ -84,6 +84,16 @@ def _create_topic(
         admin.close()
 
 
+def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        admin.delete_topics(names, timeout_ms=30000)
+    finally:
+        admin.close()
+
+
 def _partition_count(bootstrap: str, topic: str) -> int | None:
     from kafka import KafkaConsumer
 
@@ -604,6 +614,55 @@ def check_fetch_max_wait(broker: EmbeddedBroker) -> Result:
         return _fail(f"{type(exc).__name__}: {exc}")
 
 
+async def _persist_cost(bootstrap: str, stored_mb: int, seconds: float, pid: int) -> Result:
+    from aiokafka import AIOKafkaProducer
+
+    def cpu_s() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    bulk, trickle = f"mx-bulk-{_uid()}", f"mx-trickle-{_uid()}"
+    _create_topic(bootstrap, bulk, partitions=4)
+    _create_topic(bootstrap, trickle)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        sends = [await producer.send(bulk, b"x" * 1000, partition=i % 4)
+                 for i in range(stored_mb * 1000)]
+        await asyncio.gather(*sends)
+        await asyncio.sleep(3)  # whatever the bulk load itself set off
+        c0, t0 = cpu_s(), time.monotonic()
+        while time.monotonic() - t0 < seconds:  # one small record every 0.1 s
+            await (await producer.send(trickle, b"tick"))
+            await asyncio.sleep(0.1)
+        share = (cpu_s() - c0) / (time.monotonic() - t0)
+    finally:
+        await producer.stop()
+        # a broker shared with other checks or tests must not keep paying for it
+        _delete_topics(bootstrap, [bulk, trickle])
+    detail = (f"holding {stored_mb} MB, a trickle of 10 small records/s cost the broker "
+              f"{share:.0%} of a core (bound {PERSIST_BOUND:.0%})")
+    if share > PERSIST_BOUND:
+        return _fail(detail + ": the persistence cost grows with what the broker holds, so "
+                     "keep retention short on the embedded broker", cpu_share=round(share, 3))
+    return _ok(detail, cpu_share=round(share, 3))
+
+
+#: broker CPU share a trickle of writes may cost while 100 MB are stored
+PERSIST_BOUND = 0.2
+
+
+def check_persist_cost(broker: EmbeddedBroker) -> Result:
+    """Small writes cost about the same whatever the broker already stores."""
+    if broker.pid is None:
+        return _fail("broker process unknown")
+    try:
+        return _run_async(_persist_cost(broker.bootstrap, 100, 5.0, broker.pid), 90)
+    except Exception as exc:  # noqa: BLE001
+        return _fail(f"{type(exc).__name__}: {exc}")
+
+
 def check_group_join_time(broker: EmbeddedBroker) -> Result:
     """Consumer-group join and rebalance time with the embedded session settings."""
     try:
@@ -974,6 +1033,7 @@ CHECKS: dict[str, Callable[[EmbeddedBroker], Result]] = {
     "aiokafka_autocommit_rebalance": check_aiokafka_autocommit_rebalance,
     "fetch_size_limit": check_fetch_size_limit,
     "fetch_max_wait": check_fetch_max_wait,
+    "persist_cost": check_persist_cost,
     "topic_partitions": check_topic_partitions,
     "restart_persistence": check_restart_persistence,
     "compaction": check_compaction,

@@ -106,6 +106,16 @@ class Settings:
     #: a partition whose committed offset stays put this long while the worker
     #: reads past it is reported (``commit_stalled``, a gauge on /metrics)
     commit_stall_s: float = 60.0
+    #: ``retention.ms`` of the events and summaries topics when this service
+    #: creates them (0: the broker's default; existing topics are left alone).
+    #: ``distillwatch run`` uses 900 s: the embedded broker rewrites all it
+    #: holds up to once a second, so its CPU grows with what it keeps
+    topic_retention_s: float = 0.0
+    #: ``segment.ms`` of every topic this service creates (0: the broker's
+    #: default, 7 days on Kafka). Retention and compaction only drop closed
+    #: segments: on the embedded broker, under steady writes, nothing was ever
+    #: dropped without it. ``distillwatch run`` uses 60 s
+    topic_segment_s: float = 0.0
     #: a fetch that brings no records waits out the rest of this interval
     #: before the next (streams.fetch_pacing): a broker that answers empty
     #: fetches at once, as the embedded one does, must not make the consumer
@@ -146,6 +156,9 @@ class Settings:
                      "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("topic_retention_s", "topic_segment_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.empty_fetch_interval_s <= 1:
             raise ConfigError(
                 f"empty_fetch_interval_s must be in [0, 1], got {self.empty_fetch_interval_s!r}"

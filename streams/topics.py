@@ -29,17 +29,25 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     )
     try:
         existing = set(admin.list_topics())
+        # high-volume topics the worker reads once; compacted state topics and
+        # the alerts and dead letters keep the broker's defaults
+        common: dict[str, str] = {}
+        if settings.topic_segment_s > 0:
+            common["segment.ms"] = str(int(settings.topic_segment_s * 1000))
+        bulk = dict(common)
+        if settings.topic_retention_s > 0:
+            bulk["retention.ms"] = str(int(settings.topic_retention_s * 1000))
+        compact = {**common, "cleanup.policy": "compact"}
         wanted = [
-            (settings.events_topic, settings.partitions, {}),
-            (settings.alerts_topic, settings.partitions, {}),
-            (settings.dlq_topic, settings.partitions, {}),
-            (changelog_topic(settings), settings.partitions, {"cleanup.policy": "compact"}),
+            (settings.events_topic, settings.partitions, bulk),
+            (settings.alerts_topic, settings.partitions, common),
+            (settings.dlq_topic, settings.partitions, common),
+            (changelog_topic(settings), settings.partitions, compact),
         ]
         if settings.clusters_enabled:
             wanted += [
-                (settings.summaries_topic, settings.partitions, {}),
-                (cluster_changelog_topic(settings), settings.partitions,
-                 {"cleanup.policy": "compact"}),
+                (settings.summaries_topic, settings.partitions, bulk),
+                (cluster_changelog_topic(settings), settings.partitions, compact),
             ]
         new = [
             NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)

@@ -74,12 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         say(f"distillwatch run: starting the embedded broker ({broker.kind}) ...")
         broker.start()
         # the embedded broker's persistence cost grows with what it holds
-        # (README, broker matrix): the demo keeps 15 minutes of traffic, and
-        # closes segments every minute so that retention and the changelogs'
+        # (README, broker matrix): the demo keeps 5 minutes of traffic, and
+        # closes segments every 30 s so that retention and the changelogs'
         # compaction can drop anything at all
         settings = base.with_(broker=broker.url, data_dir=str(workdir),
-                              topic_retention_s=base.topic_retention_s or 900.0,
-                              topic_segment_s=base.topic_segment_s or 60.0)
+                              topic_retention_s=base.topic_retention_s or 300.0,
+                              topic_segment_s=base.topic_segment_s or 30.0)
         ensure_topics(settings)
         env = {**os.environ, "DISTILLWATCH_BROKER": broker.url,
                "DISTILLWATCH_DATA_DIR": str(workdir), "DISTILLWATCH_LOG_FORMAT": "json"}

@@ -108,13 +108,13 @@ class Settings:
     commit_stall_s: float = 60.0
     #: ``retention.ms`` of the events and summaries topics when this service
     #: creates them (0: the broker's default; existing topics are left alone).
-    #: ``distillwatch run`` uses 900 s: the embedded broker rewrites all it
+    #: ``distillwatch run`` uses 300 s: the embedded broker rewrites all it
     #: holds up to once a second, so its CPU grows with what it keeps
     topic_retention_s: float = 0.0
     #: ``segment.ms`` of every topic this service creates (0: the broker's
     #: default, 7 days on Kafka). Retention and compaction only drop closed
     #: segments: on the embedded broker, under steady writes, nothing was ever
-    #: dropped without it. ``distillwatch run`` uses 60 s
+    #: dropped without it. ``distillwatch run`` uses 30 s
     topic_segment_s: float = 0.0
     #: a fetch that brings no records waits out the rest of this interval
     #: before the next (streams.fetch_pacing): a broker that answers empty

@@ -144,7 +144,7 @@ KNOWN_NOIDA_GAPS = [
         "persist_cost", {},
         "noida-db 0.2.3 persists by rewriting everything it stores to one file, up to once "
         "a second while anything changes: its CPU grows with what it holds (distillwatch run "
-        "keeps 15 minutes of events and summaries on it; the benchmark deletes old topics).",
+        "keeps 5 minutes of events and summaries on it; the benchmark deletes old topics).",
         id="persist_cost"),
 ]
 

@@ -176,15 +176,16 @@ def drop_topics(bootstrap: str, keep: tuple[str, ...] = ()) -> int:
     would not happen on Kafka."""
     from kafka import KafkaAdminClient
 
+    from streams.topics import delete_topics
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
         doomed = [t for t in admin.list_topics()
                   if not t.startswith(keep) and not t.startswith("__")]
-        if doomed:
-            admin.delete_topics(doomed, timeout_ms=30_000)
-        return len(doomed)
     finally:
         admin.close()
+    delete_topics(bootstrap, doomed)
+    return len(doomed)
 
 
 # ---------------------------------------------------------------- processes ---
@@ -194,15 +195,6 @@ def _free_port() -> int:
     from streams.broker import free_port
 
     return free_port()
-
-
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (None when gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class Proc:
@@ -241,7 +233,9 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the worker process so far."""
-        cpu = _cpu_s(self.proc.pid)
+        from streams.broker import cpu_seconds
+
+        cpu = cpu_seconds(self.proc.pid)
         return float("nan") if cpu is None else cpu
 
     def check_alive(self) -> None:
@@ -698,18 +692,20 @@ def settle(broker: Any, idle_share: float = 0.15, max_wait_s: float = 20.0) -> f
     0.5 s), at most ``max_wait_s``; the seconds waited.
 
     The embedded broker keeps working after a section ends (seen: a full core
-    for 10+ s after the batched and scale-out sections, compacting the state
-    changelogs), and a section that starts then shares the 2 cores with it:
+    for 10+ s after the batched and scale-out sections, rewriting its data
+    file: see :func:`drop_topics`), and a section that starts then shares the 2 cores with it:
     the latency section's p99 went from 0.57-0.77 s alone to 1.08 s right
     after the others."""
+    from streams.broker import cpu_seconds
+
     pid = getattr(broker, "pid", None)
     start = time.monotonic()
     if not pid:
         return 0.0
     while time.monotonic() - start < max_wait_s:
-        c0 = _cpu_s(pid)
+        c0 = cpu_seconds(pid)
         time.sleep(0.5)
-        c1 = _cpu_s(pid)
+        c1 = cpu_seconds(pid)
         if c0 is None or c1 is None or (c1 - c0) / 0.5 < idle_share:
             break
     return round(time.monotonic() - start, 1)
@@ -743,57 +739,55 @@ def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
         single_settings = ctx.topics(single_name)
         rate = produce(broker.bootstrap, single_settings.events_topic, data.single)
         results["data"]["producer_msgs_per_s"] = round(rate)
-        # seconds each section waited for the broker to go quiet first
+        # before each section: delete the earlier sections' topics (not before
+        # raw, which reads the data topic), then wait for a quiet broker;
+        # both recorded per section
         settled: dict[str, float] = results.setdefault("settle_s", {})
-        # and how many topics of earlier sections it deleted before that
         dropped: dict[str, int] = results.setdefault("dropped_topics", {})
+
+        def prepare(section: str) -> None:
+            if section != "raw":
+                dropped[section] = drop_topics(broker.bootstrap)
+            settled[section] = settle(broker)
         if "raw" in sections:
-            settled["raw"] = settle(broker)
+            prepare("raw")
             say("bench: (1) raw aiokafka consume + orjson ...")
             results["raw"] = phase_raw(ctx, single_settings.events_topic, data.events)
         if "noop" in sections:
-            dropped["noop"] = drop_topics(broker.bootstrap, ())
-            settled["noop"] = settle(broker)
+            prepare("noop")
             say("bench: (2) no-op Faust agent ...")
             results["noop"] = phase_worker(ctx, "benchmarks.noop_agent", "noop",
                                            data.single, data.events)
         if "single" in sections:
-            dropped["single"] = drop_topics(broker.bootstrap, ())
-            settled["single"] = settle(broker)
+            prepare("single")
             say("bench: (3) distillwatch worker, single-event messages ...")
             results["single"] = phase_worker(ctx, "streams.cli", "single", data.single,
                                              data.events)
         if "batched" in sections:
-            dropped["batched"] = drop_topics(broker.bootstrap, ())
-            settled["batched"] = settle(broker)
+            prepare("batched")
             say("bench: (4) distillwatch worker, batched messages ...")
             results["batched"] = phase_worker(ctx, "streams.cli", "batched", data.batched,
                                               data.events)
         if "replay" in sections:
-            dropped["replay"] = drop_topics(broker.bootstrap, ())
-            settled["replay"] = settle(broker)
+            prepare("replay")
             say("bench: (5) replay ...")
             results["replay"] = phase_replay(ctx, data)
         if "detectors" in sections:
-            dropped["detectors"] = drop_topics(broker.bootstrap, ())
-            settled["detectors"] = settle(broker)
+            prepare("detectors")
             say("bench: (5b) detectors alone (in memory) ...")
             results["detectors"] = phase_detectors(ctx, data)
         if "latency" in sections:
-            dropped["latency"] = drop_topics(broker.bootstrap, ())
-            settled["latency"] = settle(broker)
+            prepare("latency")
             rate = profile.latency_rate or (
                 results.get("single", {}).get("events_per_s") or 2000) / 2
             say(f"bench: (6) event → alert latency at {rate:,.0f} events/s ...")
             results["latency"] = phase_latency(ctx, data, rate)
         if "memory" in sections:
-            dropped["memory"] = drop_topics(broker.bootstrap, ())
-            settled["memory"] = settle(broker)
+            prepare("memory")
             say("bench: (7) memory per account ...")
             results["memory"] = phase_memory(ctx)
         if "scaleout" in sections:
-            dropped["scaleout"] = drop_topics(broker.bootstrap, ())
-            settled["scaleout"] = settle(broker)
+            prepare("scaleout")
             say("bench: (8) one vs two workers (batched messages) ...")
             results["scaleout"] = phase_scaleout(ctx, data)
     finally:

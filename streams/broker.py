@@ -45,6 +45,16 @@ ENV_TANSU_BIN = "CALF_TANSU_BIN"
 PERSISTENT = {"noida": True, "tansu": False}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (None when it is
+    gone): how the benchmark and the broker matrix see the broker's cost."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

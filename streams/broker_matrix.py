@@ -84,16 +84,6 @@ def _create_topic(
         admin.close()
 
 
-def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-    try:
-        admin.delete_topics(names, timeout_ms=30000)
-    finally:
-        admin.close()
-
-
 def _partition_count(bootstrap: str, topic: str) -> int | None:
     from kafka import KafkaConsumer
 
@@ -617,9 +607,14 @@ def check_fetch_max_wait(broker: EmbeddedBroker) -> Result:
 async def _persist_cost(bootstrap: str, stored_mb: int, seconds: float, pid: int) -> Result:
     from aiokafka import AIOKafkaProducer
 
+    from streams.broker import cpu_seconds
+    from streams.topics import delete_topics
+
     def cpu_s() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        used = cpu_seconds(pid)
+        if used is None:
+            raise RuntimeError("the broker process is gone")
+        return used
 
     bulk, trickle = f"mx-bulk-{_uid()}", f"mx-trickle-{_uid()}"
     _create_topic(bootstrap, bulk, partitions=4)
@@ -640,7 +635,7 @@ async def _persist_cost(bootstrap: str, stored_mb: int, seconds: float, pid: int
     finally:
         await producer.stop()
         # a broker shared with other checks or tests must not keep paying for it
-        _delete_topics(bootstrap, [bulk, trickle])
+        delete_topics(bootstrap, [bulk, trickle])
     detail = (f"holding {stored_mb} MB, a trickle of 10 small records/s cost the broker "
               f"{share:.0%} of a core (bound {PERSIST_BOUND:.0%})")
     if share > PERSIST_BOUND:

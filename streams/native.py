@@ -104,7 +104,7 @@ def build(verbose: bool = False) -> bool:
         "sources": sources,
         "built_s": round(took, 1),
     }, indent=1, sort_keys=True))
-    old = PACKAGE / f"_native-old-{staging.name}"
+    old = staging.with_name(f"{staging.name}-old")
     if TARGET.exists():
         TARGET.rename(old)
     staging.rename(TARGET)

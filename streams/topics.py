@@ -61,6 +61,21 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
         admin.close()
 
 
+def delete_topics(bootstrap: str, names: list[str], timeout_s: float = 30.0) -> None:
+    """Delete topics (tests and benchmarks on the embedded broker, whose
+    persistence cost grows with everything it holds: README, broker matrix)."""
+    from kafka import KafkaAdminClient
+
+    if not names:
+        return
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap,
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        admin.delete_topics(names, timeout_ms=int(timeout_s * 1000))
+    finally:
+        admin.close()
+
+
 def kafka_python_security(settings: Settings) -> dict[str, object]:
     """kafka-python keyword arguments for the configured SASL/TLS settings."""
     out: dict[str, object] = {"security_protocol": settings.security_protocol}

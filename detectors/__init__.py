@@ -8,7 +8,8 @@ sources run as they are. :data:`NATIVE` tells which:
 
 - ``"on"``: the compiled modules are in use;
 - ``"absent"``: never built, or the build failed;
-- ``"stale"``: a source changed since the build (rebuild with ``make``);
+- ``"stale"``: a source (``*.py`` or a C kernel ``*.c``) changed, appeared
+  or went since the build (rebuild with ``make``);
 - ``"incompatible"``: built for another interpreter;
 - ``"off"``: turned off with ``DISTILLWATCH_NATIVE=0`` (an import switch for
   comparing the two, the one place this package reads the environment).
@@ -35,9 +36,16 @@ def _choose() -> str:
         return "absent"
     if meta.get("cache_tag") != sys.implementation.cache_tag:
         return "incompatible"
-    for name, digest in meta.get("sources", {}).items():
+    sources = meta.get("sources", {})
+    # every source of the package must be in the build: a new module or C
+    # kernel since then makes it stale too
+    if set(sources) != {p.name for p in here.glob("*.py") if p.name != "__init__.py"} | {
+        p.name for p in here.glob("*.c")
+    }:
+        return "stale"
+    for name, digest in sources.items():
         try:
-            current = hashlib.sha256((here / f"{name}.py").read_bytes()).hexdigest()
+            current = hashlib.sha256((here / name).read_bytes()).hexdigest()
         except OSError:
             return "stale"
         if current != digest:

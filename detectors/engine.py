@@ -67,7 +67,7 @@ from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
 from detectors.state import AccountState
-from detectors.text import TextTopics, fingerprint_topic, prompt_features
+from detectors.text import TextTopics, fingerprint_topic, prompt_features, topic_words
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
 
@@ -304,7 +304,7 @@ class Detector:
         prompt = event.prompt
         tid = 0
         if prompt is not None:
-            head, tail, elicit, words = prompt_features(prompt, self._fp_chars)
+            head, tail, elicit, head_text = prompt_features(prompt, self._fp_chars)
             ring = state.ring
             state.txt_short += ws
             state.txt_long += wl
@@ -320,7 +320,7 @@ class Detector:
             pos += 2
             state.ring_pos = 0 if pos >= len(ring) else pos
             if topic is None:
-                tid = self.text_topics.assign(words)
+                tid = self.text_topics.assign(topic_words(head_text))
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)
 

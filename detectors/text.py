@@ -15,6 +15,12 @@ near-duplicate. This is a normalised-skeleton hash, chosen over SimHash/MinHash
 because it costs two C-level hashes instead of one per shingle, which keeps the
 detector above 50k events/s in pure Python.
 
+Speed. ``make`` compiles this module with mypyc and builds the C kernels of
+``_textscan.c`` (normalise a window and look its words up in one pass; search
+the marker phrases), which take the prompt features from 11 to 3.6 µs per
+event on the benchmark data. Without them the Python below gives the same
+results; :data:`TEXT_SCAN` says which runs.
+
 Reasoning elicitation. A compiled pattern for the phrasing public reports
 describe (Anthropic, Feb 2026: "imagine and articulate the internal reasoning
 behind a completed response ... step by step"; rubric-based grading, the model
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import string
 import zlib
+from collections.abc import Callable
 from typing import Final
 
 HEAD_CHARS = 320
@@ -127,8 +134,76 @@ def is_elicitation(words: list[bytes], text: bytes) -> bool:
     return False
 
 
-def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[bytes]]:
-    """Head fingerprint, tail fingerprint, elicitation flag and the head words.
+# The vocabulary of the window scan: the strong words first, then the triggers
+# that only gate the phrase search (the two sets are disjoint).
+_SCAN_VOCAB: Final = tuple(sorted(_ELICIT_WORDS)) + tuple(sorted(_ELICIT_TRIGGERS - _ELICIT_WORDS))
+_SCAN_STRONG: Final = len(_ELICIT_WORDS)
+
+_ScanFn = Callable[[bytes, bytes, bytes, tuple[bytes, ...], int], tuple[bytes, int]]
+_FindFn = Callable[[bytes, tuple[bytes, ...]], bool]
+try:  # the C kernels, when ``python -m streams.native build`` compiled them
+    from detectors import _textscan
+
+    _C_SCAN: _ScanFn | None = _textscan.scan
+    _C_FIND: _FindFn | None = _textscan.find_any
+except ImportError:
+    _C_SCAN = None
+    _C_FIND = None
+
+#: whether the window scan runs in C (``detectors/_textscan.c``) or in Python
+TEXT_SCAN: Final = "c" if _C_SCAN is not None else "python"
+
+
+def scan_window(data: bytes) -> tuple[bytes, int]:
+    """Normalised text of a UTF-8 window and how its words bear on elicitation.
+
+    The text is :func:`normalized_words` joined by single spaces. The level is
+    2 when a word is an elicitation word on its own (``rubric``), 1 when a
+    word only makes a marker phrase worth looking for (``step``), else 0.
+    The C kernel and this Python give the same results (pinned by
+    tests/test_detectors_core.py on hostile input).
+
+    >>> scan_window("Grade the RUBRIC, step 2!".encode())
+    (b'grade the rubric step', 2)
+    >>> scan_window(b"  think  it over ")
+    (b'think it over', 1)
+    >>> scan_window(b"rubrics")
+    (b'rubrics', 0)
+    """
+    if _C_SCAN is not None:
+        return _C_SCAN(data, _NORM, _DIGITS, _SCAN_VOCAB, _SCAN_STRONG)
+    words = data.translate(_NORM, _DIGITS).split()
+    level = 0
+    if not _ELICIT_ANY.isdisjoint(words):
+        level = 1 if _ELICIT_WORDS.isdisjoint(words) else 2
+    return b" ".join(words), level
+
+
+def find_any(text: bytes, needles: tuple[bytes, ...]) -> bool:
+    """Whether any of ``needles`` occurs in ``text`` (C kernel when compiled).
+
+    >>> find_any(b"think step by step", _ELICIT_PHRASES), find_any(b"steps", _ELICIT_PHRASES)
+    (True, False)
+    """
+    if _C_FIND is not None:
+        return _C_FIND(text, needles)
+    for needle in needles:
+        if needle in text:
+            return True
+    return False
+
+
+def topic_words(text: bytes) -> list[bytes]:
+    """The words of a normalised head text that :meth:`TextTopics.assign` reads.
+
+    >>> topic_words(b"how do i reverse a list")
+    [b'how', b'do', b'i', b'reverse', b'a', b'list']
+    """
+    return text.split(None, TextTopics.WORDS)[: TextTopics.WORDS]
+
+
+def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, bytes]:
+    """Head fingerprint, tail fingerprint, elicitation flag and the head text.
 
     The fingerprints hash the first and the last ``span`` bytes of the
     normalised text (bytes rather than words, so that scripts written without
@@ -136,7 +211,8 @@ def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[b
     least ``span`` normalised characters share a head or a tail fingerprint; an
     app's short fixed instruction followed by varied content does not. The
     fingerprints are never 0. Elicitation is looked for in the first and last
-    ``HEAD_CHARS`` characters.
+    ``HEAD_CHARS`` characters. The head text is the normalised first
+    ``HEAD_CHARS`` characters (:func:`topic_words` splits it for topics).
 
     >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
     >>> t += "step by step, then output JSON. Question: "
@@ -149,56 +225,35 @@ def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, list[b
     >>> c[0] == d[0]
     False
     >>> prompt_features("")[2:]
-    (False, [])
+    (False, b'')
     """
     # Same result as normalising with :func:`normalized_words` and asking
     # :func:`is_elicitation` (pinned by tests/test_detectors_core.py against
-    # that reference), in fewer passes: one translate does case folding and
-    # punctuation, set look-ups stop at the first hit, and the marker phrases
-    # are searched in head and tail separately (no marker contains " | ").
+    # that reference), in fewer passes: one scan per window does case folding,
+    # punctuation and the word look-ups, and the marker phrases are searched
+    # in head and tail separately (no marker contains " | ").
     if len(prompt) > HEAD_CHARS:
-        head_words = prompt[:HEAD_CHARS].encode("utf-8", "surrogatepass").translate(
-            _NORM, _DIGITS
-        ).split()
-        tail_words = prompt[-TAIL_CHARS:].encode("utf-8", "surrogatepass").translate(
-            _NORM, _DIGITS
-        ).split()
-        head_text = b" ".join(head_words)
-        tail_text = b" ".join(tail_words)
-        elicit = False
-        if not (_ELICIT_ANY.isdisjoint(head_words) and _ELICIT_ANY.isdisjoint(tail_words)):
-            if not (_ELICIT_WORDS.isdisjoint(head_words) and _ELICIT_WORDS.isdisjoint(tail_words)):
-                elicit = True
-            else:
-                for phrase in _ELICIT_PHRASES:
-                    if phrase in head_text or phrase in tail_text:
-                        elicit = True
-                        break
-        if not elicit and not prompt.isascii():
-            for marker in _ELICIT_CJK:
-                if marker in head_text or marker in tail_text:
-                    elicit = True
-                    break
+        head_text, level = scan_window(prompt[:HEAD_CHARS].encode("utf-8", "surrogatepass"))
+        tail_text, tail_level = scan_window(
+            prompt[-TAIL_CHARS:].encode("utf-8", "surrogatepass")
+        )
+        if tail_level > level:
+            level = tail_level
     else:
-        head_words = prompt.encode("utf-8", "surrogatepass").translate(_NORM, _DIGITS).split()
-        tail_text = head_text = b" ".join(head_words)
-        elicit = False
-        if not _ELICIT_ANY.isdisjoint(head_words):
-            if not _ELICIT_WORDS.isdisjoint(head_words):
-                elicit = True
-            else:
-                for phrase in _ELICIT_PHRASES:
-                    if phrase in head_text:
-                        elicit = True
-                        break
-        if not elicit and not prompt.isascii():
-            for marker in _ELICIT_CJK:
-                if marker in head_text:
-                    elicit = True
-                    break
+        head_text, level = scan_window(prompt.encode("utf-8", "surrogatepass"))
+        tail_text = head_text
+    elicit = level == 2
+    if level == 1:
+        elicit = find_any(head_text, _ELICIT_PHRASES) or (
+            tail_text is not head_text and find_any(tail_text, _ELICIT_PHRASES)
+        )
+    if not elicit and not prompt.isascii():
+        elicit = find_any(head_text, _ELICIT_CJK) or (
+            tail_text is not head_text and find_any(tail_text, _ELICIT_CJK)
+        )
     head = zlib.crc32(head_text[:span]) or 1
     tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
-    return head, tail, elicit, head_words
+    return head, tail, elicit, head_text
 
 
 _STOP = frozenset(
@@ -236,6 +291,8 @@ class TextTopics:
     __slots__ = ("max_topics", "max_words", "_vocab", "_n")
 
     FLAG: Final = 0x80000000
+    #: how many leading words of a prompt's head vote
+    WORDS: Final = 24
 
     def __init__(self, max_topics: int = 64, max_words: int = 50_000) -> None:
         self.max_topics = max_topics
@@ -244,7 +301,7 @@ class TextTopics:
         self._n = 0
 
     def assign(self, words: list[bytes]) -> int:
-        content = [w for w in words[:24] if len(w) > 2 and w not in _STOP][:12]
+        content = [w for w in words[: self.WORDS] if len(w) > 2 and w not in _STOP][:12]
         vocab = self._vocab
         votes: dict[int, int] = {}
         for w in content:

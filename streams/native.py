@@ -10,10 +10,15 @@ Python sources stay the reference, every test passes on either, and
     python -m streams.native build     # make does this (make run, make test)
     python -m streams.native status
 
+It also builds the hand-written C kernels ``detectors/*.c`` (the prompt
+scan of ``detectors/text.py``: 11 → 3.6 µs per event), which the Python
+sources use when they are importable.
+
 ``build`` compiles a snapshot of ``detectors/*.py`` in ``build/native`` and
 installs the extension modules in ``detectors/_native/`` with a manifest of
-the sources' SHA-256. ``detectors/__init__.py`` puts that folder first on the
-package's import path only when every hash still matches, so an edited source
+the sources' SHA-256 (``*.py`` and ``*.c``). ``detectors/__init__.py`` puts
+that folder first on the package's import path only when every hash still
+matches and no source came or went, so an edited source
 is never shadowed by an old compiled module: it runs as Python until the next
 build (``detectors.NATIVE`` says which, and the worker logs it at start).
 
@@ -44,18 +49,26 @@ GROUP = "detectors.native"
 MODULES = tuple(
     sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
 )
+#: hand-written C kernels, built beside the mypyc modules (``_textscan.c``
+#: becomes ``detectors._textscan``)
+C_SOURCES = tuple(sorted(p.name for p in PACKAGE.glob("*.c")))
 
 _SETUP = """
 import sys
 from setuptools import setup
 from mypyc.build import mypycify
 
+from setuptools import Extension
+
 modules = sys.argv[1].split(",")
 GROUP = sys.argv[2]
+kernels = [c for c in sys.argv[3].split(",") if c]
 setup(
     name="distillwatch-native",
     ext_modules=mypycify(["detectors/" + m + ".py" for m in modules], group_name=GROUP,
-                         opt_level="3"),
+                         opt_level="3")
+    + [Extension("detectors." + c[:-2], ["detectors/" + c], extra_compile_args=["-O2"])
+       for c in kernels],
     script_args=["build_ext", "--build-lib", "out", "--build-temp", "tmp"],
 )
 """
@@ -72,17 +85,17 @@ def build(verbose: bool = False) -> bool:
     (work / "detectors").mkdir(parents=True)
     # a snapshot, so the manifest describes exactly what was compiled
     sources = {}
-    for name in ("__init__",) + MODULES:
-        src = PACKAGE / f"{name}.py"
-        (work / "detectors" / src.name).write_bytes(src.read_bytes())
-        if name != "__init__":
-            sources[name] = source_digest(work / "detectors" / src.name)
-    for extra in PACKAGE.glob("*.toml"):
+    for file in ("__init__.py",) + tuple(f"{m}.py" for m in MODULES) + C_SOURCES:
+        (work / "detectors" / file).write_bytes((PACKAGE / file).read_bytes())
+        if file != "__init__.py":
+            sources[file] = source_digest(work / "detectors" / file)
+    # config read at import, and the C kernels' type stubs for mypyc's type check
+    for extra in (*PACKAGE.glob("*.toml"), *PACKAGE.glob("*.pyi")):
         shutil.copy(extra, work / "detectors" / extra.name)
     (work / "setup.py").write_text(_SETUP)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "setup.py", ",".join(MODULES), GROUP], cwd=work,
+        [sys.executable, "setup.py", ",".join(MODULES), GROUP, ",".join(C_SOURCES)], cwd=work,
         capture_output=True, text=True,
     )
     took = time.monotonic() - started
@@ -111,7 +124,8 @@ def build(verbose: bool = False) -> bool:
     shutil.rmtree(old, ignore_errors=True)
     if verbose:
         print(proc.stdout[-2000:])
-    print(f"native: compiled {len(MODULES)} detector modules with mypyc in {took:.0f} s "
+    print(f"native: compiled {len(MODULES)} detector modules with mypyc and "
+          f"{len(C_SOURCES)} C kernel(s) in {took:.0f} s "
           f"({len(built)} extension files in {TARGET.relative_to(ROOT)})")
     return True
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river import drift
 
+from detectors import text
 from detectors.config import DetectorConfig
 from detectors.engine import Detector
 from detectors.errors import CorruptState, InvalidConfig
@@ -22,7 +23,7 @@ from detectors.replay import Replayer
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
 from detectors.state import AccountState
-from detectors.text import TextTopics, normalized_words, prompt_features
+from detectors.text import TextTopics, normalized_words, prompt_features, topic_words
 
 T0 = 1_772_409_600.0
 TEMPLATE = (
@@ -443,7 +444,47 @@ _PROMPT_ALPHABET = st.sampled_from(
 def test_prompt_features_match_reference(prompt: str, span: int) -> None:
     from tests.reference_detector import reference_prompt_features
 
-    assert prompt_features(prompt, span) == reference_prompt_features(prompt, span)
+    head, tail, elicit, head_text = prompt_features(prompt, span)
+    ref_head, ref_tail, ref_elicit, ref_words = reference_prompt_features(prompt, span)
+    assert (head, tail, elicit) == (ref_head, ref_tail, ref_elicit)
+    assert head_text == b" ".join(ref_words)
+    assert topic_words(head_text) == ref_words[: TextTopics.WORDS]
+
+
+def _scan_reference(data: bytes) -> tuple[bytes, int]:
+    words = data.translate(text._NORM, text._DIGITS).split()
+    if not text._ELICIT_WORDS.isdisjoint(words):
+        return b" ".join(words), 2
+    return b" ".join(words), 0 if text._ELICIT_TRIGGERS.isdisjoint(words) else 1
+
+
+_BYTES_ALPHABET = st.sampled_from(
+    [bytes([b]) for b in range(256)]
+    + [w + b" " for w in text._SCAN_VOCAB] + [b"step", b"STEP", b"Rubric", b"rubrics", b"  "]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_BYTES_ALPHABET, max_size=300).map(b"".join))
+def test_scan_window_matches_reference(data: bytes) -> None:
+    # any bytes, not only valid UTF-8: every whitespace, control and high byte,
+    # vocabulary words glued to punctuation and digits
+    assert text.scan_window(data) == _scan_reference(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BYTES_ALPHABET, max_size=120).map(b"".join),
+       st.lists(st.lists(_BYTES_ALPHABET, max_size=4).map(b"".join), max_size=6).map(tuple))
+def test_find_any_matches_reference(data: bytes, needles: tuple[bytes, ...]) -> None:
+    needles += text._ELICIT_PHRASES
+    assert text.find_any(data, needles) == any(n in data for n in needles)
+    assert text.find_any(data, ()) is False
+
+
+def test_text_scan_runs_in_c_when_compiled() -> None:
+    import detectors
+
+    assert text.TEXT_SCAN == ("c" if detectors.NATIVE == "on" else "python")
 
 
 # ----------------------------------------------- event time going backwards

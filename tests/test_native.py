@@ -70,7 +70,8 @@ def _choice(tree: Path, **env: str) -> str:
 
 def _manifest(pkg: Path) -> dict[str, object]:
     return {"cache_tag": sys.implementation.cache_tag,
-            "sources": {p.stem: native.source_digest(p) for p in sorted(pkg.glob("*.py"))
+            "sources": {p.name: native.source_digest(p)
+                        for p in sorted((*pkg.glob("*.py"), *pkg.glob("*.c")))
                         if p.name != "__init__.py"}}
 
 
@@ -84,6 +85,23 @@ def test_import_uses_the_build_only_when_every_source_matches(tmp_path):
     # one edited source: the whole build is ignored, the sources run
     engine = pkg / "engine.py"
     engine.write_text(engine.read_text() + "\n# edited after the build\n")
+    assert _choice(tmp_path) == "stale False"
+
+
+def test_import_calls_a_build_stale_when_the_set_of_sources_changed(tmp_path):
+    pkg = _package_copy(tmp_path, None)
+    manifest = _manifest(pkg)
+    assert "_textscan.c" in manifest["sources"]  # type: ignore[operator]
+    (pkg / "_native").mkdir()
+    path = pkg / "_native" / "manifest.json"
+    # a build from before the C kernel existed would run its scan in Python
+    # while claiming to be compiled
+    path.write_text(json.dumps({**manifest, "sources": {
+        k: v for k, v in manifest["sources"].items() if k != "_textscan.c"}}))  # type: ignore[attr-defined]
+    assert _choice(tmp_path) == "stale False"
+    path.write_text(json.dumps(manifest))
+    assert _choice(tmp_path) == "on True"
+    (pkg / "newmodule.py").write_text("X = 1\n")
     assert _choice(tmp_path) == "stale False"
 
 

@@ -1,0 +1,199 @@
+/* The C kernels of detectors/text.py's prompt scan (an optional accelerator).
+ *
+ * scan(data, table, delete, vocab, strong) -> (text, level)
+ *
+ *   text  == b" ".join(data.translate(table, delete).split())
+ *   level == 2 if a word of text is one of vocab[:strong],
+ *            1 if a word of text is one of vocab[strong:] (and none of the first),
+ *            0 otherwise
+ *
+ * find_any(text, needles) -> any(needle in text for needle in needles)
+ *
+ * exactly as the Python branch of detectors.text.scan_window and
+ * detectors.text.find_any compute them; the Python stays the reference
+ * (tests/test_detectors_core.py compares the two on hostile input). Why C: on
+ * a 320-byte window ``split`` creates ~50 bytes objects and the set look-up
+ * hashes each of them, and each marker phrase is its own ``in``. Here one
+ * pass writes the normalised text and looks each word up as it ends, with no
+ * objects created. Built by ``python -m streams.native build`` with the
+ * mypyc modules; without it the Python runs, with the same results.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The per-byte class table for (table, delete): the mapped byte, SPACE for
+ * whitespace after mapping, DROP for deleted bytes. The last pair's table is
+ * kept (with references, so the objects' addresses cannot be reused) because
+ * callers pass the same module constants every time. */
+#define DROP 0x100
+#define SPACE 0x200
+static PyObject *cached_table = NULL, *cached_delete = NULL;
+static uint16_t lut[256];
+
+static int
+is_space(unsigned char c)
+{
+    /* bytes.split() with no separator splits on these (Py_ISSPACE) */
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static void
+load_lut(PyObject *table, PyObject *delete)
+{
+    if (table == cached_table && delete == cached_delete) {
+        return;
+    }
+    const unsigned char *map = (const unsigned char *)PyBytes_AS_STRING(table);
+    for (int c = 0; c < 256; c++) {
+        lut[c] = is_space(map[c]) ? SPACE : map[c];
+    }
+    const unsigned char *del = (const unsigned char *)PyBytes_AS_STRING(delete);
+    for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(delete); i++) {
+        lut[del[i]] = DROP; /* translate deletes before it maps */
+    }
+    Py_INCREF(table);
+    Py_INCREF(delete);
+    Py_XDECREF(cached_table);
+    Py_XDECREF(cached_delete);
+    cached_table = table;
+    cached_delete = delete;
+}
+
+static PyObject *
+scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "scan(data, table, delete, vocab, strong)");
+        return NULL;
+    }
+    PyObject *data = args[0], *table = args[1], *delete = args[2], *vocab = args[3];
+    if (!PyBytes_CheckExact(data) || !PyBytes_CheckExact(table)
+        || !PyBytes_CheckExact(delete) || !PyTuple_CheckExact(vocab)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan: data, table and delete must be bytes, vocab a tuple");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(table) != 256) {
+        PyErr_SetString(PyExc_ValueError, "scan: table must be 256 bytes long");
+        return NULL;
+    }
+    Py_ssize_t strong = PyLong_AsSsize_t(args[4]);
+    if (strong == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* (first byte, length) of every vocabulary word: rejects almost every
+     * word of the text without a comparison */
+    Py_ssize_t nvocab = PyTuple_GET_SIZE(vocab);
+    uint32_t filter[256];
+    memset(filter, 0, sizeof filter);
+    for (Py_ssize_t v = 0; v < nvocab; v++) {
+        PyObject *word = PyTuple_GET_ITEM(vocab, v);
+        if (!PyBytes_CheckExact(word)) {
+            PyErr_SetString(PyExc_TypeError, "scan: vocab must hold bytes");
+            return NULL;
+        }
+        Py_ssize_t wl = PyBytes_GET_SIZE(word);
+        if (wl > 0) {
+            filter[(unsigned char)PyBytes_AS_STRING(word)[0]] |= 1u << (wl < 31 ? wl : 31);
+        }
+    }
+    load_lut(table, delete);
+
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(data);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t len = 0, word = -1; /* word: where the current word starts */
+    int level = 0;
+    /* one pass: write the normalised text; at each word's end look it up */
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        unsigned int c = i < n ? lut[src[i]] : SPACE;
+        if (c == DROP) {
+            continue;
+        }
+        if (c == SPACE) {
+            if (word >= 0) {
+                Py_ssize_t wl = len - word;
+                if (level < 2 && (filter[dst[word]] & (1u << (wl < 31 ? wl : 31)))) {
+                    for (Py_ssize_t v = 0; v < nvocab; v++) {
+                        PyObject *w = PyTuple_GET_ITEM(vocab, v);
+                        if (PyBytes_GET_SIZE(w) == wl
+                            && memcmp(PyBytes_AS_STRING(w), dst + word, (size_t)wl) == 0) {
+                            int hit = v < strong ? 2 : 1;
+                            if (hit > level) {
+                                level = hit;
+                            }
+                            break;
+                        }
+                    }
+                }
+                word = -1;
+            }
+            continue;
+        }
+        if (word < 0) {
+            if (len) {
+                dst[len++] = ' ';
+            }
+            word = len;
+        }
+        dst[len++] = (unsigned char)c;
+    }
+    if (_PyBytes_Resize(&out, len) < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(Ni)", out, level);
+}
+
+/* find_any(text, needles) -> bool: any(needle in text for needle in needles) */
+static PyObject *
+find_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "find_any(text: bytes, needles: tuple of bytes)");
+        return NULL;
+    }
+    const char *text = PyBytes_AS_STRING(args[0]);
+    size_t n = (size_t)PyBytes_GET_SIZE(args[0]);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
+        PyObject *needle = PyTuple_GET_ITEM(args[1], i);
+        if (!PyBytes_CheckExact(needle)) {
+            PyErr_SetString(PyExc_TypeError, "find_any: needles must hold bytes");
+            return NULL;
+        }
+        if (memmem(text, n, PyBytes_AS_STRING(needle), (size_t)PyBytes_GET_SIZE(needle))) {
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
+     "scan(data, table, delete, vocab, strong) -> (text, level); see detectors/text.py"},
+    {"find_any", (PyCFunction)(void (*)(void))find_any, METH_FASTCALL,
+     "find_any(text, needles) -> bool: whether any needle occurs in text"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_textscan",
+    "C kernel of detectors.text's window scan (optional; same results as the Python).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__textscan(void)
+{
+    return PyModule_Create(&module);
+}

@@ -7,8 +7,10 @@ tuning shows is what production does.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,29 @@ from detectors.schema import Event
 from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
+
+
+#: young-generation collection threshold while a replay runs (CPython's is 700)
+REPLAY_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def batch_gc(threshold0: int = REPLAY_GC_THRESHOLD) -> Iterator[None]:
+    """Collect the young generation less often while a replay runs.
+
+    Replay allocates dozens of short-lived objects per event (decoded JSON,
+    the event, floats) and makes almost no reference cycles, so with the
+    default threshold of 700 allocations CPython's collector ran every few
+    events, to free nothing. Measured on the benchmark data: one process
+    40.0k → 42.8k events/s. Forked replay children inherit the setting.
+    Restored on exit; the live worker keeps the default.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(threshold0, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass
@@ -79,6 +104,24 @@ def replay_files(
     """Replay log files. ``jobs > 1`` splits the partitions across that many
     processes (:mod:`streams.parallel_replay`) with identical output; it needs
     ``on_event`` to be None (the callback reads in-process state)."""
+    with batch_gc():
+        return _replay_files(paths, config, partitions=partitions, lateness_s=lateness_s,
+                             sweep_interval_s=sweep_interval_s, show_progress=show_progress,
+                             on_event=on_event, max_prompt_chars=max_prompt_chars, jobs=jobs)
+
+
+def _replay_files(
+    paths: Iterable[str | Path],
+    config: Mapping[str, Any] | None,
+    *,
+    partitions: int,
+    lateness_s: float,
+    sweep_interval_s: float,
+    show_progress: bool | None,
+    on_event: Callable[[Event, Replayer], None] | None,
+    max_prompt_chars: int,
+    jobs: int,
+) -> ReplayResult:
     if jobs > 1 and on_event is None:
         from streams.parallel_replay import replay_files_parallel
 

@@ -77,3 +77,30 @@ def test_replay_cli_jobs(logs: list[Path], tmp_path: Path, capsys) -> None:  # t
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0]
     assert "2 bad line(s)" in capsys.readouterr().out
+
+
+def test_replay_collects_the_young_generation_less_often_and_restores_it(
+    logs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from detectors.replay import Replayer
+    from streams import replay as replay_mod
+
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    real = Replayer.process
+
+    def spy(self: Replayer, event):  # type: ignore[no-untyped-def]
+        if not during:
+            during.append(gc.get_threshold())
+        return real(self, event)
+
+    monkeypatch.setattr(Replayer, "process", spy)
+    replay_files(logs, partitions=4, show_progress=False)
+    assert during == [(replay_mod.REPLAY_GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
+    # restored when the replay fails, too
+    with pytest.raises(FileNotFoundError):
+        replay_files([logs[0].with_name("missing.jsonl")], show_progress=False)
+    assert gc.get_threshold() == before

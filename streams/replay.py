@@ -22,7 +22,6 @@ from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
 
-
 #: young-generation collection threshold while a replay runs (CPython's is 700)
 REPLAY_GC_THRESHOLD = 50_000
 

@@ -26,14 +26,19 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The per-byte class table for (table, delete): the mapped byte, SPACE for
- * whitespace after mapping, DROP for deleted bytes. The last pair's table is
- * kept (with references, so the objects' addresses cannot be reused) because
- * callers pass the same module constants every time. */
+/* Tables derived from the arguments, kept for the last (table, delete,
+ * vocab) seen, with references so the objects' addresses cannot be reused,
+ * because callers pass the same module constants every time:
+ * - lut: per input byte, the mapped byte, SPACE for whitespace after
+ *   mapping, or DROP for a deleted byte;
+ * - filter: per first byte, a bit per length (capped at 31) of the
+ *   vocabulary words, which rejects almost every word of a text without a
+ *   comparison. */
 #define DROP 0x100
 #define SPACE 0x200
-static PyObject *cached_table = NULL, *cached_delete = NULL;
+static PyObject *cached_table = NULL, *cached_delete = NULL, *cached_vocab = NULL;
 static uint16_t lut[256];
+static uint32_t filter[256];
 
 static int
 is_space(unsigned char c)
@@ -43,9 +48,9 @@ is_space(unsigned char c)
 }
 
 static void
-load_lut(PyObject *table, PyObject *delete)
+load_tables(PyObject *table, PyObject *delete, PyObject *vocab)
 {
-    if (table == cached_table && delete == cached_delete) {
+    if (table == cached_table && delete == cached_delete && vocab == cached_vocab) {
         return;
     }
     const unsigned char *map = (const unsigned char *)PyBytes_AS_STRING(table);
@@ -56,12 +61,23 @@ load_lut(PyObject *table, PyObject *delete)
     for (Py_ssize_t i = 0; i < PyBytes_GET_SIZE(delete); i++) {
         lut[del[i]] = DROP; /* translate deletes before it maps */
     }
+    memset(filter, 0, sizeof filter);
+    for (Py_ssize_t v = 0; v < PyTuple_GET_SIZE(vocab); v++) {
+        PyObject *word = PyTuple_GET_ITEM(vocab, v);
+        Py_ssize_t wl = PyBytes_GET_SIZE(word);
+        if (wl > 0) {
+            filter[(unsigned char)PyBytes_AS_STRING(word)[0]] |= 1u << (wl < 31 ? wl : 31);
+        }
+    }
     Py_INCREF(table);
     Py_INCREF(delete);
+    Py_INCREF(vocab);
     Py_XDECREF(cached_table);
     Py_XDECREF(cached_delete);
+    Py_XDECREF(cached_vocab);
     cached_table = table;
     cached_delete = delete;
+    cached_vocab = vocab;
 }
 
 static PyObject *
@@ -87,23 +103,16 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (strong == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    /* (first byte, length) of every vocabulary word: rejects almost every
-     * word of the text without a comparison */
     Py_ssize_t nvocab = PyTuple_GET_SIZE(vocab);
-    uint32_t filter[256];
-    memset(filter, 0, sizeof filter);
-    for (Py_ssize_t v = 0; v < nvocab; v++) {
-        PyObject *word = PyTuple_GET_ITEM(vocab, v);
-        if (!PyBytes_CheckExact(word)) {
-            PyErr_SetString(PyExc_TypeError, "scan: vocab must hold bytes");
-            return NULL;
-        }
-        Py_ssize_t wl = PyBytes_GET_SIZE(word);
-        if (wl > 0) {
-            filter[(unsigned char)PyBytes_AS_STRING(word)[0]] |= 1u << (wl < 31 ? wl : 31);
+    if (vocab != cached_vocab) {
+        for (Py_ssize_t v = 0; v < nvocab; v++) {
+            if (!PyBytes_CheckExact(PyTuple_GET_ITEM(vocab, v))) {
+                PyErr_SetString(PyExc_TypeError, "scan: vocab must hold bytes");
+                return NULL;
+            }
         }
     }
-    load_lut(table, delete);
+    load_tables(table, delete, vocab);
 
     Py_ssize_t n = PyBytes_GET_SIZE(data);
     const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(data);

@@ -55,10 +55,8 @@ C_SOURCES = tuple(sorted(p.name for p in PACKAGE.glob("*.c")))
 
 _SETUP = """
 import sys
-from setuptools import setup
+from setuptools import Extension, setup
 from mypyc.build import mypycify
-
-from setuptools import Extension
 
 modules = sys.argv[1].split(",")
 GROUP = sys.argv[2]

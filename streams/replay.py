@@ -88,6 +88,7 @@ def replay_events(
     return alerts, replayer
 
 
+@batch_gc()
 def replay_files(
     paths: Iterable[str | Path],
     config: Mapping[str, Any] | None = None,
@@ -103,24 +104,6 @@ def replay_files(
     """Replay log files. ``jobs > 1`` splits the partitions across that many
     processes (:mod:`streams.parallel_replay`) with identical output; it needs
     ``on_event`` to be None (the callback reads in-process state)."""
-    with batch_gc():
-        return _replay_files(paths, config, partitions=partitions, lateness_s=lateness_s,
-                             sweep_interval_s=sweep_interval_s, show_progress=show_progress,
-                             on_event=on_event, max_prompt_chars=max_prompt_chars, jobs=jobs)
-
-
-def _replay_files(
-    paths: Iterable[str | Path],
-    config: Mapping[str, Any] | None,
-    *,
-    partitions: int,
-    lateness_s: float,
-    sweep_interval_s: float,
-    show_progress: bool | None,
-    on_event: Callable[[Event, Replayer], None] | None,
-    max_prompt_chars: int,
-    jobs: int,
-) -> ReplayResult:
     if jobs > 1 and on_event is None:
         from streams.parallel_replay import replay_files_parallel
 

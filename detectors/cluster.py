@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice
 from operator import attrgetter, itemgetter, not_
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -248,12 +248,23 @@ def _summary_problem(s: AccountSummary) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True)
+#: the field names of :class:`AccountSummary`, in order
+SUMMARY_FIELDS: Final = (
+    "account_id", "ts", "first_ts", "keys", "top_topics", "fps", "template", "elicitation",
+    "flatness", "rate", "score", "events",
+)
+
+
 class AccountSummary:
     """What stage 2 learns about one account, at one point in event time.
 
     ``fps`` are the distinct prompt fingerprints of the account's recent
     prompts (those repeated within the account first), never prompt text.
+
+    A value object (nothing changes it after it is made; ``==`` and ``hash``
+    by value). Not a frozen dataclass, for the reason given at
+    :class:`detectors.schema.Event`: the worker builds one per summary and
+    decodes one per summaries-partition it is sent to.
 
     >>> s = AccountSummary("a", 1e9 + 60, 1e9, ("pay:pm_1",), (("coding/go", 0.9),),
     ...                    (7, 9), 0.5, 0.25, 0.1, 2.5, 0.4, 12)
@@ -261,18 +272,71 @@ class AccountSummary:
     True
     """
 
+    __slots__ = SUMMARY_FIELDS
+
     account_id: str
     ts: float
     first_ts: float
     keys: tuple[str, ...]
-    top_topics: tuple[tuple[str, float], ...] = ()
-    fps: tuple[int, ...] = ()
-    template: float = 0.0
-    elicitation: float = 0.0
-    flatness: float = 0.0
-    rate: float = 0.0
-    score: float = 0.0
-    events: int = 0
+    top_topics: tuple[tuple[str, float], ...]
+    fps: tuple[int, ...]
+    template: float
+    elicitation: float
+    flatness: float
+    rate: float
+    score: float
+    events: int
+
+    def __init__(
+        self,
+        account_id: str,
+        ts: float,
+        first_ts: float,
+        keys: tuple[str, ...],
+        top_topics: tuple[tuple[str, float], ...] = (),
+        fps: tuple[int, ...] = (),
+        template: float = 0.0,
+        elicitation: float = 0.0,
+        flatness: float = 0.0,
+        rate: float = 0.0,
+        score: float = 0.0,
+        events: int = 0,
+    ) -> None:
+        self.account_id = account_id
+        self.ts = ts
+        self.first_ts = first_ts
+        self.keys = keys
+        self.top_topics = top_topics
+        self.fps = fps
+        self.template = template
+        self.elicitation = elicitation
+        self.flatness = flatness
+        self.rate = rate
+        self.score = score
+        self.events = events
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.account_id, self.ts, self.first_ts, self.keys, self.top_topics, self.fps,
+                self.template, self.elicitation, self.flatness, self.rate, self.score,
+                self.events)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AccountSummary):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, AccountSummary):
+            return NotImplemented
+        return self._values() != other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={v!r}" for n, v in zip(SUMMARY_FIELDS, self._values(),
+                                                       strict=True))
+        return f"AccountSummary({shown})"
 
     def to_json(self) -> dict[str, Any]:
         return {

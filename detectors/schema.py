@@ -8,10 +8,8 @@ a reason a producer team can act on.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -40,23 +38,99 @@ _STR_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+#: the field names of :class:`Event`, in order
+EVENT_FIELDS: Final = (
+    "ts", "account_id", "request_id", "model", "topic", "prompt", "input_tokens",
+    "output_tokens", "org_id", "api_key_id", "ip", "user_agent", "payment_fingerprint",
+)
+
+
 class Event:
-    """One API request, normalized. ``ts`` is event time in epoch seconds."""
+    """One API request, normalized. ``ts`` is event time in epoch seconds.
+
+    A value object: nothing in distillwatch changes an event after
+    :func:`parse_event` made it (compare with ``==``; it hashes by value).
+
+    Not a frozen dataclass, on purpose: a frozen dataclass's ``__init__`` is
+    generated Python that sets each of the 13 fields through
+    ``object.__setattr__`` even when the module is compiled (1.6 µs, once
+    per event, ~6% of a batched worker's time); this one compiles to C.
+
+    >>> Event(1e9, "a", topic="math") == Event(1e9, "a", topic="math")
+    True
+    >>> Event(1e9, "a", topic="math")
+    Event(ts=1000000000.0, account_id='a', topic='math')
+    """
+
+    __slots__ = EVENT_FIELDS
 
     ts: float
     account_id: str
-    request_id: str | None = None
-    model: str | None = None
-    topic: str | None = None
-    prompt: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    org_id: str | None = None
-    api_key_id: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    payment_fingerprint: str | None = None
+    request_id: str | None
+    model: str | None
+    topic: str | None
+    prompt: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    org_id: str | None
+    api_key_id: str | None
+    ip: str | None
+    user_agent: str | None
+    payment_fingerprint: str | None
+
+    def __init__(
+        self,
+        ts: float,
+        account_id: str,
+        request_id: str | None = None,
+        model: str | None = None,
+        topic: str | None = None,
+        prompt: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        org_id: str | None = None,
+        api_key_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        payment_fingerprint: str | None = None,
+    ) -> None:
+        self.ts = ts
+        self.account_id = account_id
+        self.request_id = request_id
+        self.model = model
+        self.topic = topic
+        self.prompt = prompt
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.org_id = org_id
+        self.api_key_id = api_key_id
+        self.ip = ip
+        self.user_agent = user_agent
+        self.payment_fingerprint = payment_fingerprint
+
+    def _values(self) -> tuple[Any, ...]:
+        return (self.ts, self.account_id, self.request_id, self.model, self.topic,
+                self.prompt, self.input_tokens, self.output_tokens, self.org_id,
+                self.api_key_id, self.ip, self.user_agent, self.payment_fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._values() != other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        # absent optional fields are left out: an event is mostly Nones
+        shown = [f"{n}={v!r}" for n, v in zip(EVENT_FIELDS, self._values(), strict=True)
+                 if v is not None or n in ("ts", "account_id")]
+        return f"Event({', '.join(shown)})"
 
 
 def parse_ts(value: Any) -> float:
@@ -225,10 +299,6 @@ def decode_message(
             raise InvalidEvent(f"batch of {len(value)} events exceeds limit of {max_batch}")
         return value
     return [value]
-
-
-#: the field names of :class:`Event`, in order
-EVENT_FIELDS = tuple(f.name for f in dataclass_fields(Event))
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

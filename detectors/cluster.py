@@ -50,8 +50,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, compress, islice
-from operator import attrgetter, itemgetter, not_
+from itertools import chain, islice
 from typing import Any, Final
 
 import orjson
@@ -786,20 +785,6 @@ class Cluster:
         return c
 
 
-# field getters for the C-level loops over a cluster's members
-_H = attrgetter("h")
-_FIRST_TS = attrgetter("first_ts")
-_LAST_TS = attrgetter("last_ts")
-_TOP = attrgetter("top")
-_TOP_SHARE = attrgetter("top_share")
-_TEMPLATE = attrgetter("template")
-_ELICITATION = attrgetter("elicitation")
-_FLATNESS = attrgetter("flatness")
-_RATE = attrgetter("rate")
-_SCORE = attrgetter("score")
-_KEYS = attrgetter("keys")
-_SECOND = itemgetter(1)
-
 # clusters with more sampled members keep fingerprint buckets (Cluster._buckets)
 _BUCKETS_FROM = 32
 
@@ -1054,7 +1039,7 @@ class ClusterDetector:
         evict = c._evict
         if evict is None:
             # the largest hash, and the first member (in sample order) carrying it
-            hs = list(map(_H, members.values()))
+            hs = [m.h for m in members.values()]
             top_h = max(hs)
             evict = c._evict = (top_h, next(islice(members, hs.index(top_h), None)))
         if h >= evict[0]:
@@ -1100,7 +1085,7 @@ class ClusterDetector:
             # no fingerprint is shared, without looking at the members' fps
             n = len(members)
             need = max(self.min_members, math.ceil(self.shared_fp_share * n))
-            if max(buckets) < need and min(map(_LAST_TS, members.values())) >= since:
+            if max(buckets) < need and min([m.last_ts for m in members.values()]) >= since:
                 return [], {"active_sampled": n}
         active = [(a, m) for a, m in members.items() if m.last_ts >= since]
         info: dict[str, Any] = {"active_sampled": len(active)}
@@ -1122,7 +1107,7 @@ class ClusterDetector:
             # Sharing the key and a topic mix is what organisations do too: without
             # a template fingerprint in common there is no coordinated core.
             return [], info
-        core = list(compress(active, map(not_, map(shared.isdisjoint, fps))))
+        core = [am for am, f in zip(active, fps, strict=True) if not shared.isdisjoint(f)]
         info["shared_templates"] = sorted(f"{fp:08x}" for fp in shared)[:8]
         return core, info
 
@@ -1136,21 +1121,26 @@ class ClusterDetector:
         ev: dict[str, Any] = {"members": total, "core_members": est_core, **info}
         if n_core < self.min_members:
             return 0.0, ev, []
-        ms = list(map(_SECOND, core))
+        # comprehensions over the typed list, not map(attrgetter): compiled,
+        # they read the members' fields natively (no generic getattr per item)
+        ms: list[Member] = [m for _, m in core]
         k = float(n_core)
         kind = c.kind
         fp_share = n_core / n_active if "shared_templates" in info else 0.0
-        tops = Counter(filter(None, map(_TOP, ms)))  # members with a top topic
+        tops: dict[str, int] = {}  # members with a top topic, in member order
+        for m in ms:
+            if m.top:
+                tops[m.top] = tops.get(m.top, 0) + 1
         topic_agree = max(tops.values()) / k if tops else 0.0
         # medians: a few strong attackers must not make a mixed group look alike
-        mean_top = _median_of(list(map(_TOP_SHARE, ms)))
-        elic = _median_of(list(map(_ELICITATION, ms)))
-        tmpl = _median_of(list(map(_TEMPLATE, ms)))
-        flat = _median_of(list(map(_FLATNESS, ms)))
-        own = _median_of(list(map(_SCORE, ms)))
-        agg_rate = sum(map(_RATE, ms)) / k * est_core
+        mean_top = _median_of([m.top_share for m in ms])
+        elic = _median_of([m.elicitation for m in ms])
+        tmpl = _median_of([m.template for m in ms])
+        flat = _median_of([m.flatness for m in ms])
+        own = _median_of([m.score for m in ms])
+        agg_rate = sum([m.rate for m in ms]) / k * est_core
         start, unknown = self._stream_start, self.start_unknown_s
-        known = sorted([x for x in map(_FIRST_TS, ms) if x - start >= unknown])
+        known = sorted([m.first_ts for m in ms if m.first_ts - start >= unknown])
         sync = 0.0
         if len(known) >= self.min_members:
             med = known[len(known) // 2]
@@ -1198,7 +1188,7 @@ class ClusterDetector:
                 "shared_keys": _shared_keys(ms, c.key),
             }
         )
-        return score, ev, sorted(a for a, _ in core)
+        return score, ev, sorted([a for a, _ in core])
 
     def _score_and_alert(self, c: Cluster, s: AccountSummary, h: int) -> list[Alert]:
         t = s.ts
@@ -1437,8 +1427,11 @@ def _by_count_then_name(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def _shared_keys(members: Sequence[Member], own: str, limit: int = 8) -> list[str]:
-    counts = Counter(chain.from_iterable(map(_KEYS, members)))
+def _shared_keys(members: list[Member], own: str, limit: int = 8) -> list[str]:
+    counts: dict[str, int] = {}
+    for m in members:
+        for key in m.keys:
+            counts[key] = counts.get(key, 0) + 1
     need = max(2, math.ceil(len(members) / 2))
     keys = [k for k, n in counts.items() if n >= need or k == own]
     if own not in keys:

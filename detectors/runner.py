@@ -111,7 +111,7 @@ class PartitionRunner:
                 if self._due.get(account_id) == bucket:
                     del self._due[account_id]
                     due.add(account_id)
-        return sorted(a for a in due if a in self.states)
+        return sorted([a for a in due if a in self.states])
 
     def sweep(self) -> list[Alert]:
         """Resolve quiet episodes and expire idle accounts at the watermark."""

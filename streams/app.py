@@ -224,43 +224,49 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             # a checkpoint writing state holds every event until it has committed
             if checkpointer.paused:
                 await checkpointer.wait()
-            started = perf()
-            message = stream.current_event.message
-            outcome = processor.handle(
-                message.value, message.key, message.topic, message.partition, message.offset
-            )
-            stats["events"] += outcome.events
-            metrics.events_processed += outcome.events
-            for dead in outcome.dead:
-                stats["rejected"] += 1
-                metrics.rejected(dead.reason)
-                log.warning(
-                    "event_rejected", reason=dead.reason, topic=dead.topic,
-                    partition=dead.partition, offset=dead.offset, item=dead.item,
+            # an event applied but not yet acknowledged must not be checkpointed
+            checkpointer.enter()
+            try:
+                message = stream.current_event.message
+                started = perf()
+                outcome = processor.handle(
+                    message.value, message.key, message.topic, message.partition, message.offset
                 )
-                await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
-            for alert in outcome.alerts:
-                stats["alerts"] += 1
-                metrics.alert(alert.detector, alert.severity, alert.status)
-                log.info(
-                    "alert_emitted", alert_id=alert.alert_id, dedup_key=alert.dedup_key,
-                    status=alert.status, severity=alert.severity, score=round(alert.score, 3),
-                    partition=message.partition, offset=message.offset,
-                )
-                record = alert.to_record(emitted_at=clock())
-                recent_alerts.append(record)
-                await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
-            if outcome.summaries and batcher is not None:
-                # each summary goes to the partition of every linkage key, so
-                # the cluster agent of that partition sees every account that
-                # shares the key; buffered, one message per partition
-                full = False
-                for summary in outcome.summaries:
-                    full = batcher.add(summary) or full
-                stats["summaries"] += len(outcome.summaries)
-                if full:
-                    flush_summaries()
-            metrics.latency.observe(perf() - started)
+                stats["events"] += outcome.events
+                metrics.events_processed += outcome.events
+                for dead in outcome.dead:
+                    stats["rejected"] += 1
+                    metrics.rejected(dead.reason)
+                    log.warning(
+                        "event_rejected", reason=dead.reason, topic=dead.topic,
+                        partition=dead.partition, offset=dead.offset, item=dead.item,
+                    )
+                    await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
+                for alert in outcome.alerts:
+                    stats["alerts"] += 1
+                    metrics.alert(alert.detector, alert.severity, alert.status)
+                    log.info(
+                        "alert_emitted", alert_id=alert.alert_id, dedup_key=alert.dedup_key,
+                        status=alert.status, severity=alert.severity, score=round(alert.score, 3),
+                        partition=message.partition, offset=message.offset,
+                    )
+                    record = alert.to_record(emitted_at=clock())
+                    recent_alerts.append(record)
+                    await alerts_topic.send(key=alert.dedup_key.encode(),
+                                            value=orjson.dumps(record))
+                if outcome.summaries and batcher is not None:
+                    # each summary goes to the partition of every linkage key, so
+                    # the cluster agent of that partition sees every account that
+                    # shares the key; buffered, one message per partition
+                    full = False
+                    for summary in outcome.summaries:
+                        full = batcher.add(summary) or full
+                    stats["summaries"] += len(outcome.summaries)
+                    if full:
+                        flush_summaries()
+                metrics.latency.observe(perf() - started)
+            finally:
+                checkpointer.leave()
 
     def flush_summaries() -> None:
         """Hand the buffered summaries to the producer: one message per
@@ -281,16 +287,20 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             async for _ in stream:
                 if checkpointer.paused:
                     await checkpointer.wait()
-                message = stream.current_event.message
-                for alert in clusters.handle(message.value, message.key, message.partition):
-                    await send_alert(alert, message.partition, message.offset)
-                for reason, item in clusters.take_rejects():
-                    stats["summaries_rejected"] += 1
-                    metrics.rejected(f"summary: {reason}")  # its own label: not an event
-                    dead = DeadLetter(reason, message.value, message.key, message.topic,
-                                      message.partition, message.offset, item)
-                    await dlq_topic.send(key=message.key,
-                                         value=orjson.dumps(dead.to_record(clock())))
+                checkpointer.enter()
+                try:
+                    message = stream.current_event.message
+                    for alert in clusters.handle(message.value, message.key, message.partition):
+                        await send_alert(alert, message.partition, message.offset)
+                    for reason, item in clusters.take_rejects():
+                        stats["summaries_rejected"] += 1
+                        metrics.rejected(f"summary: {reason}")  # its own label: not an event
+                        dead = DeadLetter(reason, message.value, message.key, message.topic,
+                                          message.partition, message.offset, item)
+                        await dlq_topic.send(key=message.key,
+                                             value=orjson.dumps(dead.to_record(clock())))
+                finally:
+                    checkpointer.leave()
 
     account_changelog = table.changelog_topic.get_topic_name()
     cluster_changelog = (cluster_table.changelog_topic.get_topic_name()

@@ -4,8 +4,13 @@ Every commit (the checkpoint timer's, and the ones Faust makes by itself on
 shutdown or after an agent error) goes through :meth:`Checkpointer.commit`:
 
 1. the agents are paused at their next event (:meth:`Checkpointer.wait`,
-   awaited at the top of every agent iteration), so no event is applied and
-   no offset acknowledged while the state is written: the offsets Faust then
+   awaited at the top of every agent iteration), and an agent that is in the
+   middle of an event (applied to the state, its alerts still being sent) is
+   waited for (:meth:`Checkpointer.applying`): Faust acknowledges an event
+   only after the agent's body returns, so collecting state during those
+   sends would store an event whose offset the commit does not cover, and a
+   restart would apply it a second time. So no event is half-way and no
+   offset acknowledged while the state is written: the offsets Faust then
    commits cover exactly the state sent;
 2. the changed state is collected (synchronously) and sent straight to the
    Kafka client, and every record's acknowledgement is awaited, bounded by
@@ -60,6 +65,10 @@ class Checkpointer:
         self.clock = clock
         self._open = asyncio.Event()
         self._open.set()
+        #: agents between :meth:`wait` and the end of their event's body
+        self._applying = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._lock = asyncio.Lock()
         #: records of a checkpoint whose commit was skipped, sent again first
         self._unacked: dict[tuple[str, int, bytes], bytes | None] = {}
@@ -75,6 +84,19 @@ class Checkpointer:
         if not self._open.is_set():
             await self._open.wait()
 
+    def enter(self) -> None:
+        """An agent starts applying an event (call after :meth:`wait`, and
+        :meth:`leave` in a ``finally`` when the body is done): a commit collects
+        state only when no agent is in between. Plain calls, not a context
+        manager: this runs once per message."""
+        self._applying += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._applying -= 1
+        if not self._applying:
+            self._idle.set()
+
     async def commit(self, commit: Callable[[], Awaitable[Any]]) -> bool:
         """Write the state, then run ``commit`` (Faust's), with the agents
         paused; raises :class:`ProducerStalled` (commit skipped) when the
@@ -84,6 +106,13 @@ class Checkpointer:
             started = self.clock()
             pending: dict[tuple[str, int, bytes], bytes | None] = {}
             try:
+                if not self._idle.is_set():
+                    try:
+                        await asyncio.wait_for(self._idle.wait(), self.timeout_s)
+                    except TimeoutError:
+                        raise ProducerStalled(
+                            f"an agent did not finish its event within {self.timeout_s:g}s "
+                            "(its sends are stuck); commit skipped") from None
                 pending = self._unacked
                 for topic, partition, key, value in self.collect():
                     # a newer value of a key replaces a resent one

@@ -128,3 +128,65 @@ def test_concurrent_commits_run_one_after_the_other():
         assert not overlap and not cp.paused and len(client.sent) == 2
 
     asyncio.run(run())
+
+
+def test_commit_waits_for_an_agent_in_the_middle_of_an_event():
+    """Faust acknowledges an event only after the agent's body returns, and
+    the body awaits its alert sends after applying the event. State collected
+    during those sends would hold an event the commit does not cover (applied
+    twice after a restart): the commit waits until the agent leaves it."""
+    async def run() -> None:
+        applied: list[int] = []  # events in the hot state
+        acked: list[int] = []  # events Faust acknowledged (the commit covers these)
+        seen: list[tuple[list[int], list[int]]] = []  # (state collected, offsets committed)
+
+        def collect() -> list[Any]:
+            seen.append((list(applied), []))
+            return [("cl", 0, b"k", str(len(applied)).encode())]
+
+        cp = Checkpointer(collect, FakeClient().send, timeout_s=5)
+
+        async def agent() -> None:
+            for i in range(3):
+                if cp.paused:
+                    await cp.wait()
+                cp.enter()
+                try:
+                    applied.append(i)
+                    await asyncio.sleep(0.05)  # its alerts are being sent
+                finally:
+                    cp.leave()
+                acked.append(i)  # Faust's ack, right after the body
+
+        async def commit() -> bool:
+            seen[-1][1].extend(acked)
+            return True
+
+        task = asyncio.create_task(agent())
+        await asyncio.sleep(0.01)  # the agent is inside event 0
+        assert await cp.commit(commit) is True
+        assert seen == [([0], [0])]  # not ([0], []): state and offsets agree
+        await task
+        assert applied == acked == [0, 1, 2]
+
+    asyncio.run(run())
+
+
+def test_an_agent_stuck_inside_an_event_skips_the_commit():
+    async def run() -> None:
+        collected: list[int] = []
+        cp = Checkpointer(lambda: collected.append(1) or [], FakeClient().send, timeout_s=0.1)
+        cp.enter()  # e.g. an alert send that never completes
+        commits: list[int] = []
+
+        async def commit() -> bool:
+            commits.append(1)
+            return True
+
+        with pytest.raises(ProducerStalled, match="did not finish its event within 0.1s"):
+            await cp.commit(commit)
+        assert collected == [] and commits == [] and not cp.paused
+        cp.leave()
+        assert await cp.commit(commit) is True and collected == [1] and commits == [1]
+
+    asyncio.run(run())

@@ -8,7 +8,7 @@ import base64
 import struct
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -58,13 +58,18 @@ class DeadLetter:
         }
 
 
-@dataclass(slots=True)
 class Outcome:
-    alerts: list[Alert] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-    events: int = 0
-    #: account summaries for the cluster stage (detectors.cluster.AccountSummary)
-    summaries: list[Any] = field(default_factory=list)
+    """What one message produced. A plain class: one is made per message,
+    and a dataclass's default factories cost more than the assignments."""
+
+    __slots__ = ("alerts", "dead", "events", "summaries")
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self.dead: list[DeadLetter] = []
+        self.events = 0
+        #: account summaries for the cluster stage (detectors.cluster.AccountSummary)
+        self.summaries: list[Any] = []
 
 
 class StreamProcessor:
@@ -202,8 +207,7 @@ class StreamProcessor:
             out.dead.append(DeadLetter(exc.reason, value, key, topic, partition, offset))
             self.rejected += 1
             return out
-        batch = len(items) > 1 or (value is not None and value.lstrip()[:1] == b"[")
-        runner = self.runner(partition)
+        runner = self.runners.get(partition) or self.runner(partition)
         for index, item in enumerate(items):
             try:
                 event = parse_event(item, max_prompt_chars=self.max_prompt_chars)
@@ -213,10 +217,8 @@ class StreamProcessor:
                         "keyed by account_id so that each account reaches one partition)"
                     )
             except InvalidEvent as exc:
-                raw = orjson.dumps(item) if batch else value
-                out.dead.append(DeadLetter(
-                    exc.reason, raw, key, topic, partition, offset, index if batch else None
-                ))
+                raw, at = _dead_item(value, items, index, item)
+                out.dead.append(DeadLetter(exc.reason, raw, key, topic, partition, offset, at))
                 self.rejected += 1
                 continue
             try:
@@ -225,11 +227,9 @@ class StreamProcessor:
                 # The account's hot state may be half-updated: drop it, so the
                 # account resumes from its last checkpoint on its next event.
                 runner.evict([event.account_id])
-                raw = orjson.dumps(item) if batch else value
+                raw, at = _dead_item(value, items, index, item)
                 reason = f"detector error: {type(exc).__name__}: {str(exc)[:200]}"
-                out.dead.append(DeadLetter(
-                    reason, raw, key, topic, partition, offset, index if batch else None
-                ))
+                out.dead.append(DeadLetter(reason, raw, key, topic, partition, offset, at))
                 self.rejected += 1
                 self.failed += 1
                 if self.on_detector_error is not None:
@@ -257,6 +257,16 @@ class StreamProcessor:
             meta = _META_HEADER.pack(runner.watermark, runner._next_sweep)
             records.append((partition, meta_key(partition), meta + runner.detector.snapshot()))
         return records
+
+
+def _dead_item(value: bytes | None, items: list[Any], index: int,
+               item: Any) -> tuple[bytes | None, int | None]:
+    """What to dead-letter for one bad item, and its index: the item alone
+    when the message is a batch (a JSON array, even of one), else the
+    message's original bytes."""
+    if len(items) > 1 or (value is not None and value.lstrip()[:1] == b"["):
+        return orjson.dumps(item), index
+    return value, None
 
 
 def alert_bytes(alert: Alert, clock: Callable[[], float] = time.time) -> bytes:

@@ -34,7 +34,7 @@ Sources: Anthropic, "Detecting and preventing distillation attacks" (Feb
 coordinated timing, one narrow capability; SynchroTrap (CCS 2014) and
 CopyCatch (WWW 2013) for synchronized, lockstep groups.
 
->>> from detectors.schema import Event
+>>> from detectors.schema import Event, ValueObject
 >>> ip_prefix("203.0.113.77"), ip_prefix("2001:db8:abcd:12::1"), ip_prefix("nope")
 ('203.0.113.0/24', '2001:db8:abcd::/48', None)
 """
@@ -59,7 +59,7 @@ from mypy_extensions import mypyc_attr
 from detectors.alerts import MAX_ACCOUNTS_LISTED, Alert, dedup_key, make_alert_id, severity_for
 from detectors.errors import CorruptState
 from detectors.partitioning import PartitionCache
-from detectors.schema import Event
+from detectors.schema import Event, ValueObject
 
 __all__ = [
     "AccountSummary",
@@ -257,16 +257,14 @@ SUMMARY_FIELDS: Final = (
 )
 
 
-class AccountSummary:
+class AccountSummary(ValueObject):
     """What stage 2 learns about one account, at one point in event time.
 
     ``fps`` are the distinct prompt fingerprints of the account's recent
     prompts (those repeated within the account first), never prompt text.
 
-    A value object (nothing changes it after it is made; ``==`` and ``hash``
-    by value). Not a frozen dataclass, for the reason given at
-    :class:`detectors.schema.Event`: the worker builds one per summary and
-    decodes one per summaries-partition it is sent to.
+    A value object (:class:`detectors.schema.ValueObject`): the worker builds
+    one per summary and decodes one per summaries partition it is sent to.
 
     >>> s = AccountSummary("a", 1e9 + 60, 1e9, ("pay:pm_1",), (("coding/go", 0.9),),
     ...                    (7, 9), 0.5, 0.25, 0.1, 2.5, 0.4, 12)
@@ -275,6 +273,7 @@ class AccountSummary:
     """
 
     __slots__ = SUMMARY_FIELDS
+    FIELDS = SUMMARY_FIELDS
 
     account_id: str
     ts: float
@@ -321,24 +320,6 @@ class AccountSummary:
         return (self.account_id, self.ts, self.first_ts, self.keys, self.top_topics, self.fps,
                 self.template, self.elicitation, self.flatness, self.rate, self.score,
                 self.events)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AccountSummary):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __ne__(self, other: object) -> bool:
-        if not isinstance(other, AccountSummary):
-            return NotImplemented
-        return self._values() != other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={v!r}" for n, v in zip(SUMMARY_FIELDS, self._values(),
-                                                       strict=True))
-        return f"AccountSummary({shown})"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import orjson
 
@@ -38,6 +38,46 @@ _STR_FIELDS = (
 )
 
 
+class ValueObject:
+    """Base of the compiled value classes (:class:`Event`,
+    :class:`detectors.cluster.AccountSummary`): ``==`` and ``hash`` over
+    ``_values()``, ``repr`` over ``FIELDS`` (fields that are None left out).
+
+    They are plain classes rather than frozen dataclasses because a
+    dataclass's generated ``__init__`` stays Python even when the module is
+    compiled, and a frozen one sets each field through ``object.__setattr__``
+    (1.5-1.6 us per object, made once per event or summary).
+    """
+
+    __slots__ = ()
+
+    #: the field names, in ``_values()`` order
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, ValueObject)
+        return self._values() == other._values()
+
+    def __ne__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, ValueObject)
+        return self._values() != other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = [f"{n}={v!r}" for n, v in zip(self.FIELDS, self._values(), strict=True)
+                 if v is not None]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
 #: the field names of :class:`Event`, in order
 EVENT_FIELDS: Final = (
     "ts", "account_id", "request_id", "model", "topic", "prompt", "input_tokens",
@@ -45,16 +85,11 @@ EVENT_FIELDS: Final = (
 )
 
 
-class Event:
+class Event(ValueObject):
     """One API request, normalized. ``ts`` is event time in epoch seconds.
 
-    A value object: nothing in distillwatch changes an event after
-    :func:`parse_event` made it (compare with ``==``; it hashes by value).
-
-    Not a frozen dataclass, on purpose: a frozen dataclass's ``__init__`` is
-    generated Python that sets each of the 13 fields through
-    ``object.__setattr__`` even when the module is compiled (1.6 µs, once
-    per event, ~6% of a batched worker's time); this one compiles to C.
+    A value object (:class:`ValueObject`): nothing in distillwatch changes an
+    event after :func:`parse_event` made it.
 
     >>> Event(1e9, "a", topic="math") == Event(1e9, "a", topic="math")
     True
@@ -63,6 +98,7 @@ class Event:
     """
 
     __slots__ = EVENT_FIELDS
+    FIELDS = EVENT_FIELDS
 
     ts: float
     account_id: str
@@ -112,25 +148,6 @@ class Event:
         return (self.ts, self.account_id, self.request_id, self.model, self.topic,
                 self.prompt, self.input_tokens, self.output_tokens, self.org_id,
                 self.api_key_id, self.ip, self.user_agent, self.payment_fingerprint)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Event):
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __ne__(self, other: object) -> bool:
-        if not isinstance(other, Event):
-            return NotImplemented
-        return self._values() != other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        # absent optional fields are left out: an event is mostly Nones
-        shown = [f"{n}={v!r}" for n, v in zip(EVENT_FIELDS, self._values(), strict=True)
-                 if v is not None or n in ("ts", "account_id")]
-        return f"Event({', '.join(shown)})"
 
 
 def parse_ts(value: Any) -> float:

@@ -34,7 +34,7 @@ Sources: Anthropic, "Detecting and preventing distillation attacks" (Feb
 coordinated timing, one narrow capability; SynchroTrap (CCS 2014) and
 CopyCatch (WWW 2013) for synchronized, lockstep groups.
 
->>> from detectors.schema import Event, ValueObject
+>>> from detectors.schema import Event
 >>> ip_prefix("203.0.113.77"), ip_prefix("2001:db8:abcd:12::1"), ip_prefix("nope")
 ('203.0.113.0/24', '2001:db8:abcd::/48', None)
 """

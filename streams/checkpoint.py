@@ -6,7 +6,7 @@ shutdown or after an agent error) goes through :meth:`Checkpointer.commit`:
 1. the agents are paused at their next event (:meth:`Checkpointer.wait`,
    awaited at the top of every agent iteration), and an agent that is in the
    middle of an event (applied to the state, its alerts still being sent) is
-   waited for (:meth:`Checkpointer.applying`): Faust acknowledges an event
+   waited for (:meth:`Checkpointer.enter`, ``leave``): Faust acknowledges an event
    only after the agent's body returns, so collecting state during those
    sends would store an event whose offset the commit does not cover, and a
    restart would apply it a second time. So no event is half-way and no

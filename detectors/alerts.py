@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from detectors.schema import format_ts
 
-SEVERITIES = ("info", "warning", "error", "critical")
-STATUSES = ("firing", "resolved")
-MAX_SUMMARY = 120
-MAX_ACCOUNTS_LISTED = 50
+SEVERITIES: Final = ("info", "warning", "error", "critical")
+STATUSES: Final = ("firing", "resolved")
+MAX_SUMMARY: Final = 120
+MAX_ACCOUNTS_LISTED: Final = 50
 
 
 def dedup_key(detector: str, subject: str) -> str:

@@ -74,9 +74,9 @@ __all__ = [
     "topic_signature",
 ]
 
-KINDS = ("pay", "ip", "org", "ua", "tmpl", "lsh")
-_VERSION = 1
-_U64 = float(2**64)
+KINDS: Final = ("pay", "ip", "org", "ua", "tmpl", "lsh")
+_VERSION: Final = 1
+_U64: Final = float(2**64)
 
 
 # ------------------------------------------------------------------ linkage ---
@@ -176,7 +176,7 @@ def topic_signature(
 
 
 _SIGNATURES: dict[tuple[Any, ...], tuple[str, ...]] = {}
-_SIGNATURES_MAX = 4096
+_SIGNATURES_MAX: Final = 4096
 
 
 def linkage_keys(
@@ -211,9 +211,9 @@ def linkage_keys(
 # ------------------------------------------------------------------ summary ---
 
 
-_MAX_SUMMARY_KEYS = 64
-_MAX_SUMMARY_ITEMS = 64
-_MAX_SUMMARY_STR = 1024
+_MAX_SUMMARY_KEYS: Final = 64
+_MAX_SUMMARY_ITEMS: Final = 64
+_MAX_SUMMARY_STR: Final = 1024
 
 
 def _unit(x: float) -> bool:
@@ -549,7 +549,7 @@ class HyperLogLog:
         total = 0.0
         zeros = 0
         for r in iter(self._reg):  # (mypyc cannot loop over a bytearray directly)
-            total += 2.0**-r
+            total += math.pow(2.0, -r)
             if r == 0:
                 zeros += 1
         est = alpha * m * m / total
@@ -1168,7 +1168,7 @@ class ClusterDetector:
                 "median_top_share": round(mean_top, 4),
                 "top_topics": sorted(tops.items(), key=_by_count_then_name)[:3],
                 "aggregate_rate_per_min": round(agg_rate, 2),
-                "population_rate_per_min": round(2.0**self._pop_log_rate, 3),
+                "population_rate_per_min": round(math.pow(2.0, self._pop_log_rate), 3),
                 "shared_keys": _shared_keys(ms, c.key),
             }
         )

@@ -56,7 +56,7 @@ unit of evidence removes a constant fraction of the remaining doubt.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -71,14 +71,14 @@ from detectors.text import TextTopics, fingerprint_topic, prompt_features, topic
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
 
-_LN2 = math.log(2.0)
-_LOG24 = math.log(24.0)
-_REBASE = 40.0  # rebase scaled weights beyond 2**40
-_EXACT_EVERY = 256  # recompute incremental entropies exactly this often
-_IA_ALPHA = 0.1
-_IA_KEEP = 1.0 - _IA_ALPHA
-_SNAPSHOT_VERSION = 1
-_MAX_TOPIC_NAMES = 4096
+_LN2: Final = math.log(2.0)
+_LOG24: Final = math.log(24.0)
+_REBASE: Final = 40.0  # rebase scaled weights beyond 2**40
+_EXACT_EVERY: Final = 256  # recompute incremental entropies exactly this often
+_IA_ALPHA: Final = 0.1
+_IA_KEEP: Final = 1.0 - _IA_ALPHA
+_SNAPSHOT_VERSION: Final = 1
+_MAX_TOPIC_NAMES: Final = 4096
 
 REASONS = (
     "template",
@@ -255,7 +255,6 @@ class Detector:
         alerts: list[Alert] = []
         if state.episode_start and t - state.last_hot >= self._quiet:
             alerts.append(self._resolve(state, state.last_hot + self._quiet))
-        log = math.log
 
         # ---- scaled weights
         ref = state.ref
@@ -264,8 +263,8 @@ class Detector:
             self._rebase(state, t)
             ref = t
             e_s = 0.0
-        ws = 2.0**e_s
-        wl = 2.0 ** ((t - ref) * self._inv_hl)
+        ws = math.pow(2.0, e_s)
+        wl = math.pow(2.0, (t - ref) * self._inv_hl)
 
         # ---- timing
         last_ts = state.last_ts
@@ -290,7 +289,7 @@ class Detector:
         old = hours[h]
         new = old + wl
         hours[h] = new
-        state.t_hours += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+        state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
         r_short = state.r_short + ws
         state.r_short = r_short
         state.r_long += wl
@@ -337,10 +336,10 @@ class Detector:
                 j = -1
                 own = 0.0
             s_long = state.s_long
-            state.sur_short += ws * -log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
+            state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
             mix = self.pop_mix  # TopicMix.log_prob, inlined
             a = mix.smoothing * mix._w
-            state.ce_short += ws * -log(
+            state.ce_short += ws * -math.log(
                 (mix._c.get(tid, 0.0) + a) / (mix._total + a * (len(mix._c) + 1))
             )
             if j < 0:
@@ -352,12 +351,12 @@ class Detector:
             old = w_s[j]
             new = old + ws
             w_s[j] = new
-            state.t_short += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+            state.t_short += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
             state.s_short += ws
             old = w_l[j]
             new = old + wl
             w_l[j] = new
-            state.t_long += new * log(new) - (old * log(old) if old > 0.0 else 0.0)
+            state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
             state.s_long = s_long + wl
             if n % _EXACT_EVERY == 0:
                 _exact_sums(state)
@@ -367,11 +366,11 @@ class Detector:
         cnt_s = s_short / ws  # decayed topic events (short)
         hn_s = 0.0
         if s_short > 0.0:
-            hn_s = (log(s_short) - state.t_short / s_short) / self._log_k
+            hn_s = (math.log(s_short) - state.t_short / s_short) / self._log_k
             hn_s = 0.0 if hn_s < 0.0 else (1.0 if hn_s > 1.0 else hn_s)
         age = t - state.first_ts
         # decayed count per minute over the window, bias-corrected for young accounts
-        win = self._win_s * (1.0 - 2.0 ** (-age * self._inv_hs)) if age > 0.0 else 0.0
+        win = self._win_s * (1.0 - math.pow(2.0, -age * self._inv_hs)) if age > 0.0 else 0.0
         if win < self._min_win:
             win = self._min_win
         rate = 60.0 * r_short / ws / win
@@ -444,7 +443,7 @@ class Detector:
                 s_timing = 1.0 - (x - lo) / (hi - lo)
         r_long = state.r_long
         if age >= cfg.flat_min_age_s and r_long > 0.0:
-            x = (log(r_long) - state.t_hours / r_long) / _LOG24  # hour-of-day flatness
+            x = (math.log(r_long) - state.t_hours / r_long) / _LOG24  # hour-of-day flatness
             x = x if x < 1.0 else 1.0
             x = x if x > 0.0 else 0.0
             lo = cfg.flat_lo
@@ -471,7 +470,7 @@ class Detector:
                 s_vol = (x - vol_lo) / (vol_hi - vol_lo)
         tok_short = state.tok_short
         if tok_short > 0.0 and s_vol < 1.0:
-            w = self._win_s * (1.0 - 2.0 ** (-age / self._hs)) if age > 0.0 else 0.0
+            w = self._win_s * (1.0 - math.pow(2.0, -age / self._hs)) if age > 0.0 else 0.0
             if w < self._min_win:
                 w = self._min_win
             tok_rate = 60.0 * (tok_short / ws) / w
@@ -487,7 +486,7 @@ class Detector:
                     s_vol = x
         s_drift = 0.0
         if n >= cfg.established_events and age >= cfg.established_age_s:
-            w = self._win_l * (1.0 - 2.0 ** (-age / self._hl)) if age > 0.0 else 0.0
+            w = self._win_l * (1.0 - math.pow(2.0, -age / self._hl)) if age > 0.0 else 0.0
             if w < self._min_win:
                 w = self._min_win
             base = 60.0 * (r_long / wl) / w
@@ -505,7 +504,7 @@ class Detector:
             if cnt_s >= cfg.min_topic_events:
                 s_l = state.s_long
                 x = state.sur_short / s_short - (
-                    log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
+                    math.log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
                 )
                 lo = cfg.novelty_lo
                 hi = cfg.novelty_hi
@@ -554,7 +553,7 @@ class Detector:
 
     def _rate(self, count: float, age: float, win: float, half_life: float) -> float:
         """Decayed count per minute, corrected for an account younger than the window."""
-        w = win * (1.0 - 2.0 ** (-age / half_life)) if age > 0.0 else 0.0
+        w = win * (1.0 - math.pow(2.0, -age / half_life)) if age > 0.0 else 0.0
         if w < self.config.min_rate_window_s:
             w = self.config.min_rate_window_s
         return 60.0 * count / w
@@ -566,8 +565,8 @@ class Detector:
         return 0.0 if h < 0.0 else (1.0 if h > 1.0 else h)
 
     def _rebase(self, state: AccountState, t: float) -> None:
-        fs = 2.0 ** (-(t - state.ref) * self._inv_hs)
-        fl = 2.0 ** (-(t - state.ref) * self._inv_hl)
+        fs = math.pow(2.0, -(t - state.ref) * self._inv_hs)
+        fl = math.pow(2.0, -(t - state.ref) * self._inv_hl)
         state.ref = t
         for name in ("r_short", "tok_short", "txt_short", "tmpl_short", "elic_short",
                      "ce_short", "sur_short"):
@@ -632,8 +631,8 @@ class Detector:
         """Current features of an account (as of its last event, or ``t``)."""
         cfg = self.config
         t = state.last_ts if t is None else max(t, state.last_ts)
-        ws = 2.0 ** ((t - state.ref) * self._inv_hs)
-        wl = 2.0 ** ((t - state.ref) * self._inv_hl)
+        ws = math.pow(2.0, (t - state.ref) * self._inv_hs)
+        wl = math.pow(2.0, (t - state.ref) * self._inv_hl)
         age = t - state.first_ts
         rate = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
         base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
@@ -698,7 +697,7 @@ class Detector:
         """
         cfg = self.config
         t = state.last_ts if t is None else max(t, state.last_ts)
-        ws = 2.0 ** ((t - state.ref) * self._inv_hs)
+        ws = math.pow(2.0, (t - state.ref) * self._inv_hs)
         rate = self._rate(state.r_short / ws, t - state.first_ts, self._win_s,
                           cfg.short_half_life_s)
         top: list[tuple[str, float]] = []

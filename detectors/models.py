@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any
+from typing import Any, Final
 
-_LN2 = math.log(2.0)
+_LN2: Final = math.log(2.0)
 # Rebase scaled (lazily decayed) weights once they exceed 2**_REBASE_EXP.
-_REBASE_EXP = 40.0
+_REBASE_EXP: Final = 40.0
 
 
 class PageHinkley:
@@ -272,7 +272,7 @@ class DecayedQuantiles:
         if e > _REBASE_EXP or not self._total:
             self._rebase(t)
             e = 0.0
-        w = weight * 2.0**e
+        w = weight * math.pow(2.0, e)
         self._w[int(self._pos(x))] += w
         self._total += w
         self._since += 1
@@ -280,7 +280,7 @@ class DecayedQuantiles:
             self._refresh()
 
     def _rebase(self, t: float) -> None:
-        f = 2.0 ** (-(t - self._ref) / self.half_life_s)
+        f = math.pow(2.0, -(t - self._ref) / self.half_life_s)
         self._w = [v * f for v in self._w]
         self._total = sum(self._w)
         self._ref = t
@@ -330,7 +330,7 @@ class DecayedQuantiles:
         frac = (q - below) / span if span > 0 else 0.5
         frac = min(max(frac, 0.0), 1.0)
         pos = self._a + (i + frac) * (self._b - self._a) / self.bins
-        return 2.0**pos if self.log else pos
+        return math.pow(2.0, pos) if self.log else pos
 
     @property
     def total(self) -> float:
@@ -384,12 +384,12 @@ class TopicMix:
     def update(self, topic: int, t: float) -> None:
         e = (t - self._ref) / self.half_life_s
         if e > _REBASE_EXP or not self._total:
-            f = 2.0 ** (-e)
+            f = math.pow(2.0, -e)
             self._c = {k: v * f for k, v in self._c.items()}
             self._total = sum(self._c.values())
             self._ref = t
             e = 0.0
-        w = self._w = 2.0**e
+        w = self._w = math.pow(2.0, e)
         c = self._c
         c[topic] = c.get(topic, 0.0) + w
         self._total += w
@@ -406,7 +406,7 @@ class TopicMix:
 
     def mass(self, t: float) -> float:
         """Decayed total weight at event time ``t`` (in observations)."""
-        return float(self._total * 2.0 ** (-(t - self._ref) / self.half_life_s))
+        return float(self._total * math.pow(2.0, -(t - self._ref) / self.half_life_s))
 
     def top(self, k: int) -> list[tuple[int, float]]:
         total = self._total or 1.0

@@ -17,16 +17,16 @@ from detectors.errors import InvalidEvent
 
 # Accepted event-time range: 2000-01-01 .. 2100-01-01 (epoch seconds). Anything
 # outside is a producer bug (seconds sent as microseconds, zeroed clocks).
-MIN_TS = 946_684_800.0
-MAX_TS = 4_102_444_800.0
+MIN_TS: Final = 946_684_800.0
+MAX_TS: Final = 4_102_444_800.0
 # Epoch numbers above this are taken as milliseconds (1e11 s is year 5138).
-_MS_THRESHOLD = 1e11
+_MS_THRESHOLD: Final = 1e11
 
-MAX_ID_CHARS = 256
-MAX_FIELD_CHARS = 1024
-MAX_TOKENS = 10_000_000
+MAX_ID_CHARS: Final = 256
+MAX_FIELD_CHARS: Final = 1024
+MAX_TOKENS: Final = 10_000_000
 
-_STR_FIELDS = (
+_STR_FIELDS: Final = (
     "request_id",
     "model",
     "topic",

@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from typing import Any
+from typing import Any, Final
 
 from detectors.errors import CorruptState
 from detectors.models import PageHinkley
 
-VERSION = 2
+VERSION: Final = 2
 
 # Float slots, in encoding order.
 FLOATS: tuple[str, ...] = (
@@ -64,9 +64,9 @@ FLOATS: tuple[str, ...] = (
 )
 INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model")
 
-_HEAD = struct.Struct("<BH")
-_NUMS = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
-_PH = struct.Struct("<7d")
+_HEAD: Final = struct.Struct("<BH")
+_NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
+_PH: Final = struct.Struct("<7d")
 
 
 class AccountState:
@@ -270,6 +270,6 @@ def _load(arr: array[Any], data: bytes, pos: int) -> int:
     return pos + size
 
 
-_BIG = struct.pack("=H", 1) != struct.pack("<H", 1)
+_BIG: Final = struct.pack("=H", 1) != struct.pack("<H", 1)
 if array("I").itemsize != 4:  # pragma: no cover - exotic platforms
     raise ImportError("detectors.state needs a 4-byte array('I')")

@@ -34,31 +34,31 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
-HEAD_CHARS = 320
-TAIL_CHARS = 320
+HEAD_CHARS: Final = 320
+TAIL_CHARS: Final = 320
 
 # Normalisation works on UTF-8 bytes: ``bytes.translate`` with a 256-byte table
 # is several times faster than ``str.translate`` with a dict. Non-ASCII bytes
 # pass through unchanged (no case folding outside ASCII).
-_PUNCT = string.punctuation.encode()
-_TABLE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
-_DIGITS = string.digits.encode()
+_PUNCT: Final = string.punctuation.encode()
+_TABLE: Final = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
+_DIGITS: Final = string.digits.encode()
 # the same, with ASCII upper case folded in (``bytes.lower`` folds only ASCII)
-_NORM = bytes.maketrans(
+_NORM: Final = bytes.maketrans(
     _PUNCT + string.ascii_uppercase.encode(),
     b" " * len(_PUNCT) + string.ascii_lowercase.encode(),
 )
 
 # Reasoning elicitation: single-word markers (checked as a set), phrases that
 # need their neighbours, and markers in scripts written without spaces.
-_ELICIT_WORDS = frozenset(
+_ELICIT_WORDS: Final = frozenset(
     w.encode()
     for w in (
         "reasoning rubric grader grading razonamiento raciocínio raisonnement"
         " рассуждений рассуждения"
     ).split()
 )
-_ELICIT_PHRASES = tuple(
+_ELICIT_PHRASES: Final = tuple(
     p.encode()
     for p in (
         "step by step",
@@ -77,12 +77,12 @@ _ELICIT_PHRASES = tuple(
         "шаг за шагом",
     )
 )
-_ELICIT_TRIGGERS = frozenset(
+_ELICIT_TRIGGERS: Final = frozenset(
     w.encode()
     for w in "step chain thought think show scale reward grade paso passo étape шаг".split()
 )
-_ELICIT_ANY = _ELICIT_WORDS | _ELICIT_TRIGGERS
-_ELICIT_CJK = tuple(p.encode() for p in ("一步一步", "逐步", "推理", "思考过程", "段階的"))
+_ELICIT_ANY: Final = _ELICIT_WORDS | _ELICIT_TRIGGERS
+_ELICIT_CJK: Final = tuple(p.encode() for p in ("一步一步", "逐步", "推理", "思考过程", "段階的"))
 
 
 def _crc(data: bytes) -> int:
@@ -141,14 +141,20 @@ _SCAN_STRONG: Final = len(_ELICIT_WORDS)
 
 _ScanFn = Callable[[bytes, bytes, bytes, tuple[bytes, ...], int], tuple[bytes, int]]
 _FindFn = Callable[[bytes, tuple[bytes, ...]], bool]
-try:  # the C kernels, when ``python -m streams.native build`` compiled them
-    from detectors import _textscan
 
-    _C_SCAN: _ScanFn | None = _textscan.scan
-    _C_FIND: _FindFn | None = _textscan.find_any
-except ImportError:
-    _C_SCAN = None
-    _C_FIND = None
+
+def _kernels() -> tuple[_ScanFn | None, _FindFn | None]:
+    """The C kernels, when ``python -m streams.native build`` compiled them."""
+    try:
+        from detectors import _textscan
+    except ImportError:
+        return None, None
+    return _textscan.scan, _textscan.find_any
+
+
+# Final: the compiled module reads them as C statics, not from the module dict
+_C_SCAN: Final = _kernels()[0]
+_C_FIND: Final = _kernels()[1]
 
 #: whether the window scan runs in C (``detectors/_textscan.c``) or in Python
 TEXT_SCAN: Final = "c" if _C_SCAN is not None else "python"
@@ -256,7 +262,7 @@ def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, bytes]
     return head, tail, elicit, head_text
 
 
-_STOP = frozenset(
+_STOP: Final = frozenset(
     w.encode()
     for w in (
         "the a an and or of to in on for with is are be this that it as at by from what how"

@@ -66,7 +66,7 @@ from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
-from detectors.state import AccountState
+from detectors.state import AccountState, argmin, find, maximum
 from detectors.text import TextTopics, fingerprint_topic, prompt_features, topic_words
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
@@ -307,7 +307,7 @@ class Detector:
             ring = state.ring
             state.txt_short += ws
             state.txt_long += wl
-            if head in ring or tail in ring:
+            if find(ring, head) >= 0 or find(ring, tail) >= 0:
                 state.tmpl_short += ws
                 state.tmpl_long += wl
             if elicit:
@@ -329,12 +329,8 @@ class Detector:
             w_s = state.w_short
             w_l = state.w_long
             # own-history surprise (before counting this event) and population cross-entropy
-            try:
-                j = ids.index(tid)
-                own = w_l[j]
-            except ValueError:
-                j = -1
-                own = 0.0
+            j = find(ids, tid)
+            own = w_l[j] if j >= 0 else 0.0
             s_long = state.s_long
             state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
             mix = self.pop_mix  # TopicMix.log_prob, inlined
@@ -343,10 +339,9 @@ class Detector:
                 (mix._c.get(tid, 0.0) + a) / (mix._total + a * (len(mix._c) + 1))
             )
             if j < 0:
-                if 0 in ids:
-                    j = ids.index(0)
-                else:  # space-saving: the lightest slot takes the new topic, keeping its weight
-                    j = w_l.index(min(w_l))
+                j = find(ids, 0)
+                if j < 0:  # space-saving: the lightest slot takes the new topic, keeping its weight
+                    j = argmin(w_l)
                 ids[j] = tid
             old = w_s[j]
             new = old + ws
@@ -412,7 +407,7 @@ class Detector:
         s_sweep = 0.0
         s_narrow = 0.0
         if cnt_s >= cfg.min_topic_events:
-            x = max(state.w_short) / s_short
+            x = maximum(state.w_short) / s_short
             lo = cfg.narrow_lo
             hi = cfg.narrow_hi
             if x <= lo:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
+from collections.abc import Callable
 from typing import Any, Final
 
 from detectors.errors import CorruptState
@@ -250,6 +251,64 @@ class AccountState:
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state
+
+
+# Look-ups in AccountState's small arrays, per event (Detector.process). The
+# array module answers ``x in arr`` or ``min(arr)`` by creating an object per
+# item it compares; the C kernels (detectors/_arrays.c) compare in place and
+# give the same results (tests/test_detectors_core.py, for arrays without NaN).
+_FindFn = Callable[["array[int]", int], int]
+_ArgminFn = Callable[["array[float]"], int]
+_MaximumFn = Callable[["array[float]"], float]
+
+
+def _kernels() -> tuple[_FindFn | None, _ArgminFn | None, _MaximumFn | None]:
+    try:
+        from detectors import _arrays
+    except ImportError:
+        return None, None, None
+    return _arrays.find, _arrays.argmin, _arrays.maximum
+
+
+_C_FIND: Final = _kernels()[0]
+_C_ARGMIN: Final = _kernels()[1]
+_C_MAXIMUM: Final = _kernels()[2]
+
+
+def find(arr: array[int], value: int) -> int:
+    """Index of the first item of ``arr`` equal to ``value``, else -1.
+
+    >>> find(array("I", [5, 7, 7]), 7), find(array("I", [5]), 6), find(array("I", [5]), -1)
+    (1, -1, -1)
+    """
+    if _C_FIND is not None:
+        return _C_FIND(arr, value)
+    try:
+        return arr.index(value)
+    except ValueError:
+        return -1
+
+
+def argmin(arr: array[float]) -> int:
+    """Index of the first smallest item of a non-empty ``arr``.
+
+    >>> argmin(array("d", [2.0, 0.5, 0.5]))
+    1
+    """
+    if _C_ARGMIN is not None:
+        return _C_ARGMIN(arr)
+    return arr.index(min(arr))
+
+
+def maximum(arr: array[float]) -> float:
+    """The largest item of a non-empty ``arr``.
+
+    >>> maximum(array("d", [2.0, 0.5, 3.5]))
+    3.5
+    """
+    if _C_MAXIMUM is not None:
+        return _C_MAXIMUM(arr)
+    return max(arr)
 
 
 def _le(arr: array[int] | array[float]) -> bytes:

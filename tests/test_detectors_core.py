@@ -487,6 +487,58 @@ def test_text_scan_runs_in_c_when_compiled() -> None:
     assert text.TEXT_SCAN == ("c" if detectors.NATIVE == "on" else "python")
 
 
+# ----------------------------------------- AccountState's array look-ups
+# detectors.state.find / argmin / maximum against what the array module says
+# (the C kernels of detectors/_arrays.c when compiled, else the Python itself)
+_U32 = st.integers(0, 2**32 - 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_U32, st.sampled_from([0, 1, 2**32 - 1])), max_size=64),
+       st.one_of(_U32, st.integers(-2**70, 2**70)))
+def test_array_find_matches_the_array_module(items: list[int], value: int) -> None:
+    from array import array
+
+    from detectors.state import find
+
+    arr = array("I", items)
+    expected = arr.index(value) if value in arr else -1
+    assert find(arr, value) == expected
+    for i, item in enumerate(items):  # every item, also repeated ones: the first index
+        assert find(arr, item) == items.index(item) <= i
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=False), st.sampled_from([0.0, -0.0, 1.0])),
+                min_size=1, max_size=64))
+def test_array_argmin_and_maximum_match_the_array_module(items: list[float]) -> None:
+    from array import array
+
+    from detectors.state import argmin, maximum
+
+    arr = array("d", items)
+    assert argmin(arr) == arr.index(min(arr))
+    top = maximum(arr)
+    assert top == max(arr) and math.copysign(1.0, top) == math.copysign(1.0, max(arr))
+
+
+def test_array_kernels_run_in_c_when_compiled_and_refuse_other_arrays() -> None:
+    from array import array
+
+    import detectors
+    from detectors import state
+
+    assert (state._C_FIND is not None) == (detectors.NATIVE == "on")
+    if state._C_FIND is None or state._C_ARGMIN is None or state._C_MAXIMUM is None:
+        return
+    with pytest.raises(TypeError, match=r"array\('I'\)"):
+        state._C_FIND(array("i", [1]), 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"array\('d'\)"):
+        state._C_ARGMIN(array("f", [1.0]))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        state._C_MAXIMUM(array("d"))
+
+
 # ----------------------------------------------- event time going backwards
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(-400 * 86_400.0, 400 * 86_400.0, allow_nan=False),

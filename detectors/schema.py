@@ -241,12 +241,14 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
     """
     if type(obj) is not dict:
         raise InvalidEvent(f"event: expected JSON object, got {_json_type(obj)}")
-    get = obj.get
-    account_id = get("account_id")
+    # typed, so the compiled module looks keys up with PyDict_GetItem rather
+    # than calling ``obj.get`` through the interpreter
+    d: dict[str, Any] = obj
+    account_id = d.get("account_id")
     if type(account_id) is not str or not 0 < len(account_id) <= MAX_ID_CHARS \
             or not account_id.isprintable() or account_id.isspace():
         _check_account_id(account_id)
-    value = get("ts")
+    value = d.get("ts")
     # hot path: epoch seconds as a number in range
     if (type(value) is float or type(value) is int) and MIN_TS <= value < MAX_TS:
         ts = float(value)
@@ -255,17 +257,17 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
     # Optional strings: one pass, the slow checker only when something is off.
     fields: list[Any] = []
     for name in _STR_FIELDS:
-        v = get(name)
+        v = d.get(name)
         if v is not None and (type(v) is not str or len(v) > MAX_FIELD_CHARS):
             v = _opt_str(obj, name, MAX_FIELD_CHARS)
         fields.append(v)
-    prompt = get("prompt")
+    prompt = d.get("prompt")
     if prompt is not None and (type(prompt) is not str or len(prompt) > max_prompt_chars):
         prompt = _opt_str(obj, "prompt", max_prompt_chars)
-    tin = get("input_tokens")
+    tin = d.get("input_tokens")
     if tin is not None and (type(tin) is not int or not 0 <= tin <= MAX_TOKENS):
         tin = _opt_tokens(obj, "input_tokens")
-    tout = get("output_tokens")
+    tout = d.get("output_tokens")
     if tout is not None and (type(tout) is not int or not 0 <= tout <= MAX_TOKENS):
         tout = _opt_tokens(obj, "output_tokens")
     request_id, model, topic, org_id, api_key_id, ip, user_agent, payment = fields

@@ -481,6 +481,28 @@ def test_find_any_matches_reference(data: bytes, needles: tuple[bytes, ...]) -> 
     assert text.find_any(data, ()) is False
 
 
+# the marker phrases, their cut-off starts and ends, and bytes around them:
+# texts where the one-pass search of the C kernel sees a needle's first four
+# bytes without the rest, a needle at the very end, or one split by a byte
+_PHRASE_PARTS = st.sampled_from(
+    [p[:k] for p in text._ELICIT_PHRASES + text._ELICIT_CJK for k in (2, 4, 5, len(p) - 1)]
+    + list(text._ELICIT_PHRASES + text._ELICIT_CJK) + [b" ", b"x", b"\xc3", b"\x00"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PHRASE_PARTS, max_size=40).map(b"".join),
+       st.lists(st.lists(_PHRASE_PARTS, min_size=1, max_size=3).map(b"".join), max_size=5)
+       .map(tuple))
+def test_find_any_one_pass_search_matches_reference(data: bytes,
+                                                     extra: tuple[bytes, ...]) -> None:
+    # needles of 4+ bytes take the hashed one-pass search (the module's own
+    # tuples, and fresh ones); a shorter needle anywhere takes the memmem loop
+    for needles in (text._ELICIT_PHRASES, text._ELICIT_CJK,
+                    tuple(n for n in extra if len(n) >= 4), extra + text._ELICIT_PHRASES):
+        assert text.find_any(data, needles) == any(n in data for n in needles), needles
+
+
 def test_text_scan_runs_in_c_when_compiled() -> None:
     import detectors
 

@@ -108,3 +108,59 @@ def test_batched_messages(broker, worker_factory):
     dead = consume_until(broker, worker.dlq_topic, lambda rs: len(rs) >= 1, 10)
     assert len(dead) == 1 and dead[0]["source"]["item"] == 1
     assert dead[0]["reason"] == "account_id: missing"
+
+
+def test_compressed_record_batches(broker, worker_factory):
+    """Producers on real clusters compress their record batches. Every codec
+    Kafka defines is decoded: before aiokafka's codecs were installed, one lz4
+    batch crashed the worker's fetcher (UnsupportedCodecError) and the worker
+    exited. The attack is split over four producers, one per codec, into the
+    same topic; every event counts and the account still alerts."""
+    import asyncio
+    import json
+    import urllib.request
+
+    from aiokafka import AIOKafkaProducer
+
+    worker = worker_factory().start()
+    worker.wait_log("partitions_assigned", timeout=45)
+    attack = extractor_events("squeezer", n=800)
+    codecs = ("gzip", "snappy", "lz4", "zstd")
+
+    async def send(codec: str, messages: list[tuple[bytes, bytes]]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20,
+                                    compression_type=codec)
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send(worker.events_topic, key=key, value=value)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    share = len(attack) // len(codecs)
+    for i, codec in enumerate(codecs):  # in order: the account's events arrive in time order
+        asyncio.run(send(codec, attack[i * share:(i + 1) * share]))
+
+    alerts = consume_until(
+        broker, worker.alerts_topic,
+        lambda rs: any(r.get("account_id") == "squeezer" for r in rs), timeout=15,
+    )
+    assert any(r.get("account_id") == "squeezer" for r in alerts), worker.log_tail()
+    url = f"http://127.0.0.1:{worker.env['DISTILLWATCH_WEB_PORT']}/health"
+    deadline = time.monotonic() + 15
+    health: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                health = json.loads(response.read())
+        except OSError:  # a worker that died: the assertions below show its log
+            if worker.proc is not None and worker.proc.poll() is not None:
+                break
+        if health.get("events") == len(attack):
+            break
+        time.sleep(0.3)
+    assert health.get("events") == len(attack), (health, worker.log_tail())
+    assert health.get("rejected") == 0
+    assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
+    assert "UnsupportedCodecError" not in worker.log_tail(200)

@@ -71,6 +71,7 @@ __all__ = [
     "account_hash",
     "ip_prefix",
     "linkage_keys",
+    "shared_fingerprints",
     "topic_signature",
 ]
 
@@ -80,6 +81,45 @@ _U64: Final = float(2**64)
 
 
 # ------------------------------------------------------------------ linkage ---
+
+
+def _shared_kernel() -> Callable[[list[tuple[int, ...]], int], list[int] | None] | None:
+    """The C kernel, when ``python -m streams.native build`` compiled it."""
+    try:
+        from detectors import _fpcount
+    except ImportError:
+        return None
+    return _fpcount.shared
+
+
+# Final: the compiled module reads it as a C static, not from the module dict
+_C_SHARED: Final = _shared_kernel()
+
+
+def shared_fingerprints(fps: list[tuple[int, ...]], need: int) -> set[int]:
+    """The fingerprints carried at least ``need`` times over ``fps``.
+
+    Every occurrence counts. The C kernel (``detectors/_fpcount.c``) counts
+    without creating an object per fingerprint; this Python is the reference
+    (tests/test_cluster.py compares the two).
+
+    >>> sorted(shared_fingerprints([(1, 2), (2, 3), (2, 1)], 2))
+    [1, 2]
+    >>> shared_fingerprints([(1, 2), (3,)], 2)
+    set()
+    """
+    if _C_SHARED is not None:
+        found = _C_SHARED(fps, need)
+        if found is not None:  # None: a value it does not take (the Python does)
+            return set(found)
+    carried = sum(map(len, fps))
+    # A fingerprint carried ``need`` times repeats ``need - 1`` times: with
+    # fewer repeats among all carried fingerprints, none is shared (the
+    # common case; a set is cheaper than counting).
+    if carried - len(set(chain.from_iterable(fps))) < need - 1:
+        return set()
+    counts = Counter(chain.from_iterable(fps))
+    return {fp for fp, n in counts.items() if n >= need}
 
 
 def account_hash(account_id: str) -> int:
@@ -1079,14 +1119,7 @@ class ClusterDetector:
             return active, info
         need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
         fps = [m.fps for _, m in active]
-        carried = sum(map(len, fps))
-        # A fingerprint carried ``need`` times repeats ``need - 1`` times: with
-        # fewer repeats among all carried fingerprints, none is shared (the
-        # common case; a set is cheaper than counting).
-        if carried - len(set(chain.from_iterable(fps))) < need - 1:
-            return [], info
-        counts = Counter(chain.from_iterable(fps))
-        shared = {fp for fp, n in counts.items() if n >= need}
+        shared = shared_fingerprints(fps, need)
         if not shared:
             # Sharing the key and a topic mix is what organisations do too: without
             # a template fingerprint in common there is no coordinated core.

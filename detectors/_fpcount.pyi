@@ -1,0 +1,3 @@
+# The C kernel's signature (detectors/_fpcount.c); see
+# detectors.cluster.shared_fingerprints.
+def shared(seqs: list[tuple[int, ...]], need: int, /) -> list[int] | None: ...

@@ -47,7 +47,6 @@ static Py_ssize_t bucket_start[257];
 static Py_ssize_t order[MAX_VOCAB];
 static const char *vocab_ptr[MAX_VOCAB];
 static Py_ssize_t vocab_len[MAX_VOCAB];
-static int vocab_bucketed = 0;
 
 static int
 is_space(unsigned char c)
@@ -80,28 +79,26 @@ load_tables(PyObject *table, PyObject *delete, PyObject *vocab)
         }
     }
     /* counting sort of the non-empty words by first byte (an empty word never
-     * matches: words found in a text are never empty) */
-    vocab_bucketed = nvocab <= MAX_VOCAB;
-    if (vocab_bucketed) {
-        Py_ssize_t count[256] = {0};
-        for (Py_ssize_t v = 0; v < nvocab; v++) {
-            PyObject *word = PyTuple_GET_ITEM(vocab, v);
-            vocab_ptr[v] = PyBytes_AS_STRING(word);
-            vocab_len[v] = PyBytes_GET_SIZE(word);
-            if (vocab_len[v] > 0) {
-                count[(unsigned char)vocab_ptr[v][0]]++;
-            }
+     * matches: words found in a text are never empty); scan() refused a
+     * vocabulary of more than MAX_VOCAB words */
+    Py_ssize_t count[256] = {0};
+    for (Py_ssize_t v = 0; v < nvocab; v++) {
+        PyObject *word = PyTuple_GET_ITEM(vocab, v);
+        vocab_ptr[v] = PyBytes_AS_STRING(word);
+        vocab_len[v] = PyBytes_GET_SIZE(word);
+        if (vocab_len[v] > 0) {
+            count[(unsigned char)vocab_ptr[v][0]]++;
         }
-        bucket_start[0] = 0;
-        for (int c = 0; c < 256; c++) {
-            bucket_start[c + 1] = bucket_start[c] + count[c];
-        }
-        Py_ssize_t fill[256];
-        memcpy(fill, bucket_start, sizeof fill);
-        for (Py_ssize_t v = 0; v < nvocab; v++) {
-            if (vocab_len[v] > 0) {
-                order[fill[(unsigned char)vocab_ptr[v][0]]++] = v;
-            }
+    }
+    bucket_start[0] = 0;
+    for (int c = 0; c < 256; c++) {
+        bucket_start[c + 1] = bucket_start[c] + count[c];
+    }
+    Py_ssize_t fill[256];
+    memcpy(fill, bucket_start, sizeof fill);
+    for (Py_ssize_t v = 0; v < nvocab; v++) {
+        if (vocab_len[v] > 0) {
+            order[fill[(unsigned char)vocab_ptr[v][0]]++] = v;
         }
     }
     Py_INCREF(table);
@@ -139,6 +136,10 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t nvocab = PyTuple_GET_SIZE(vocab);
+    if (nvocab > MAX_VOCAB) {
+        PyErr_Format(PyExc_ValueError, "scan: vocab of at most %d words", MAX_VOCAB);
+        return NULL;
+    }
     if (vocab != cached_vocab) {
         for (Py_ssize_t v = 0; v < nvocab; v++) {
             if (!PyBytes_CheckExact(PyTuple_GET_ITEM(vocab, v))) {
@@ -184,28 +185,14 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_ssize_t wl = len - word;
         if (level < 2 && (filter[dst[word]] & (1u << (wl < 31 ? wl : 31)))) {
-            if (vocab_bucketed) {
-                for (Py_ssize_t k = bucket_start[dst[word]]; k < bucket_start[dst[word] + 1]; k++) {
-                    Py_ssize_t v = order[k];
-                    if (vocab_len[v] == wl && memcmp(vocab_ptr[v], dst + word, (size_t)wl) == 0) {
-                        int hit = v < strong ? 2 : 1;
-                        if (hit > level) {
-                            level = hit;
-                        }
-                        break;
+            for (Py_ssize_t k = bucket_start[dst[word]]; k < bucket_start[dst[word] + 1]; k++) {
+                Py_ssize_t v = order[k];
+                if (vocab_len[v] == wl && memcmp(vocab_ptr[v], dst + word, (size_t)wl) == 0) {
+                    int hit = v < strong ? 2 : 1;
+                    if (hit > level) {
+                        level = hit;
                     }
-                }
-            } else {
-                for (Py_ssize_t v = 0; v < nvocab; v++) {
-                    PyObject *w = PyTuple_GET_ITEM(vocab, v);
-                    if (PyBytes_GET_SIZE(w) == wl
-                        && memcmp(PyBytes_AS_STRING(w), dst + word, (size_t)wl) == 0) {
-                        int hit = v < strong ? 2 : 1;
-                        if (hit > level) {
-                            level = hit;
-                        }
-                        break;
-                    }
+                    break;
                 }
             }
         }

@@ -507,6 +507,11 @@ def test_text_scan_runs_in_c_when_compiled() -> None:
     import detectors
 
     assert text.TEXT_SCAN == ("c" if detectors.NATIVE == "on" else "python")
+    if text._C_SCAN is not None:  # its word tables hold at most 256 words
+        many = tuple(bytes([119, 97 + i // 26, 97 + i % 26]) for i in range(257))  # b"waa"...
+        with pytest.raises(ValueError, match="at most 256"):
+            text._C_SCAN(b"wab", text._NORM, text._DIGITS, many, 0)
+        assert text._C_SCAN(b"Wab, x", text._NORM, text._DIGITS, many[:256], 0) == (b"wab x", 1)
 
 
 # ----------------------------------------- AccountState's array look-ups

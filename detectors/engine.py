@@ -257,6 +257,10 @@ class Detector:
             alerts.append(self._resolve(state, state.last_hot + self._quiet))
 
         # ---- scaled weights
+        # math.pow(2.0, x), not 2.0 ** x: typeshed types float ** float as Any,
+        # and compiled, every sum an Any touches is a boxed PyNumber call (the
+        # same C pow either way, so the same bits); likewise math.log is
+        # called directly, never through a local
         ref = state.ref
         e_s = (t - ref) * self._inv_hs
         if e_s > _REBASE:

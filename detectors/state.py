@@ -270,9 +270,10 @@ def _kernels() -> tuple[_FindFn | None, _ArgminFn | None, _MaximumFn | None]:
     return _arrays.find, _arrays.argmin, _arrays.maximum
 
 
-_C_FIND: Final = _kernels()[0]
-_C_ARGMIN: Final = _kernels()[1]
-_C_MAXIMUM: Final = _kernels()[2]
+_KERNELS: Final = _kernels()
+_C_FIND: Final = _KERNELS[0]
+_C_ARGMIN: Final = _KERNELS[1]
+_C_MAXIMUM: Final = _KERNELS[2]
 
 
 def find(arr: array[int], value: int) -> int:

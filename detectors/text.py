@@ -153,8 +153,9 @@ def _kernels() -> tuple[_ScanFn | None, _FindFn | None]:
 
 
 # Final: the compiled module reads them as C statics, not from the module dict
-_C_SCAN: Final = _kernels()[0]
-_C_FIND: Final = _kernels()[1]
+_KERNELS: Final = _kernels()
+_C_SCAN: Final = _KERNELS[0]
+_C_FIND: Final = _KERNELS[1]
 
 #: whether the window scan runs in C (``detectors/_textscan.c``) or in Python
 TEXT_SCAN: Final = "c" if _C_SCAN is not None else "python"

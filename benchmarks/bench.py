@@ -318,16 +318,23 @@ def wait_ready(procs: list[Proc], timeout: float = 60.0) -> None:
 
 
 def measure_rate(procs: list[Proc], total: int, timeout: float,
-                 interval: float = 0.05) -> dict[str, Any]:
+                 interval: float = 0.05, broker_pid: int | None = None) -> dict[str, Any]:
     """Poll ``/health`` until the workers together report ``total`` events.
 
     Besides wall-clock events/s, reports events per CPU-second of the workers
     (user + system time over the same window): on a shared, loaded machine
-    that figure moves much less than the wall-clock one.
+    that figure moves much less than the wall-clock one. With ``broker_pid``,
+    also the cores the workers and the broker used in the window: on a small
+    machine the broker's share is what the workers cannot have.
     """
+    from streams.broker import cpu_seconds
+
+    def broker_cpu() -> float:
+        return (cpu_seconds(broker_pid) or 0.0) if broker_pid else 0.0
+
     deadline = time.monotonic() + timeout
     first: tuple[float, int] | None = None
-    cpu0 = 0.0
+    cpu0 = broker0 = 0.0
     last_zero = time.monotonic()
     last_check = 0.0
     count = 0
@@ -337,23 +344,28 @@ def measure_rate(procs: list[Proc], total: int, timeout: float,
         count = sum(counts)
         if first is None and count == 0:
             last_zero = now
-            cpu0 = sum(p.cpu_seconds() for p in procs)
+            cpu0, broker0 = sum(p.cpu_seconds() for p in procs), broker_cpu()
         if first is None and 0 < count < total:
             first = (now, count)
-            cpu0 = sum(p.cpu_seconds() for p in procs)
+            cpu0, broker0 = sum(p.cpu_seconds() for p in procs), broker_cpu()
         if count >= total:
             if first is None:
                 # all of it between two polls (tiny data, fast worker): time it
                 # from the last reading that showed nothing (a lower bound)
                 first = (last_zero, 0)
             cpu = sum(p.cpu_seconds() for p in procs) - cpu0
+            broker = broker_cpu() - broker0
             elapsed = now - first[0]
             done = count - first[1]
             rate = done / elapsed if elapsed > 0 else float("nan")
-            return {"events": total, "seconds": round(elapsed, 3),
-                    "events_per_s": round(rate) if rate == rate else None,
-                    "events_per_cpu_s": round(done / cpu) if cpu > 0 else None,
-                    "cpu_s": round(cpu, 2), "per_worker": counts}
+            out = {"events": total, "seconds": round(elapsed, 3),
+                   "events_per_s": round(rate) if rate == rate else None,
+                   "events_per_cpu_s": round(done / cpu) if cpu > 0 else None,
+                   "cpu_s": round(cpu, 2), "per_worker": counts}
+            if broker_pid and elapsed > 0:
+                out["worker_cores"] = round(cpu / elapsed, 2)
+                out["broker_cores"] = round(broker / elapsed, 2)
+            return out
         if now - last_check > 1.0:
             for p in procs:
                 p.check_alive()
@@ -414,7 +426,7 @@ def phase_worker(ctx: Ctx, module: str, kind: str, messages: list[tuple[bytes, b
     produce(ctx.broker.bootstrap, settings.events_topic, messages)
     proc = ctx.start(module, name)
     try:
-        out = measure_rate([proc], total, _timeout(total))
+        out = measure_rate([proc], total, _timeout(total), broker_pid=ctx.broker.pid)
         health = proc.health() or {}
         out.update(messages=len(messages), alerts=health.get("alerts"),
                    rejected=health.get("rejected"), topic=settings.events_topic)
@@ -672,7 +684,8 @@ def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
                                                  "logs": [str(p.log_path) for p in procs]})
                     continue
                 produce(ctx.broker.bootstrap, settings.events_topic, messages)
-                out[str(n_workers)] = measure_rate(procs, total, _timeout(total))
+                out[str(n_workers)] = measure_rate(procs, total, _timeout(total),
+                                                   broker_pid=ctx.broker.pid)
                 break
             finally:
                 for p in procs:
@@ -918,8 +931,10 @@ def table(r: dict[str, Any]) -> str:
     so = r.get("scaleout") or {}
     if so:
         for w in ("1", "2"):
-            add("8", f"{w} worker{'s' if w == '2' else ''} in one group, batched msgs",
-                so.get(w) or {})
+            m = so.get(w) or {}
+            cores = (f" ({m['worker_cores']} cores, broker {m['broker_cores']})"
+                     if "broker_cores" in m else "")
+            add("8", f"{w} worker{'s' if w == '2' else ''} in one group, batched msgs{cores}", m)
         rows.append(("8", "two workers ÷ one (wall)", f"{so.get('ratio')}×", "", "", "", "",
                      "≥ 1.6×"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]

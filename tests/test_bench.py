@@ -28,6 +28,10 @@ def test_bench_tiny_produces_all_sections(tmp_path):
     assert set(results["memory"]) == {"200", "1000"}
     scaled = events * profile.scaleout_copies
     assert results["scaleout"]["1"]["events"] == results["scaleout"]["2"]["events"] == scaled
+    # the cores the workers and the broker used in each timed window
+    for section in (results["batched"], results["scaleout"]["2"]):
+        assert section["worker_cores"] >= 0 and section["broker_cores"] >= 0
+    assert "broker" in [line for line in table(results).splitlines() if "2 workers" in line][0]
     assert sum(results["scaleout"]["2"]["per_worker"]) >= scaled
     assert set(assess(results)) == set(results["targets"])
     text = table(results)

@@ -23,7 +23,10 @@ and then measures, on that broker and that data:
    event; latency = alert readable on the alerts topic − tripping event sent;
 7. ``memory``   resident memory per tracked account at 10k and 100k accounts
    (``benchmarks.memory.measure`` in a fresh subprocess each);
-8. ``scaleout`` one vs two workers (same group) sharing the partitions.
+8. ``scaleout`` one vs two workers (same group) sharing the partitions: the
+   data published first, the workers started together (one group
+   generation, checked), median of ``Profile.scaleout_repeats`` interleaved
+   runs of each (:func:`phase_scaleout`).
 
 Workers are measured by polling their ``/health`` ``events`` counter: rate =
 (events after the first non-zero reading) / (time from that reading to the
@@ -90,6 +93,12 @@ class Profile:
     #: copy under its own account ids): a timed window of a few seconds is
     #: mostly noise and start-up skew between two workers
     scaleout_copies: int = 4
+    #: codec of the scale-out data (see :func:`phase_scaleout`); None: none
+    scaleout_compression: str | None = "zstd"
+    #: runs of each worker count in the scale-out phase (the median is
+    #: reported): on 2 cores shared by two workers, the broker and this
+    #: process, single runs of the same count differed by up to 30%
+    scaleout_repeats: int = 5
     #: events/s of the latency section; None: half of the single-event maximum
     latency_rate: float | None = None
 
@@ -100,7 +109,7 @@ class Profile:
     @classmethod
     def quick(cls) -> Profile:
         return cls(hours=0.25, accounts=200, repeats=1, latency_max_events=6_000,
-                   memory_accounts=(2_000, 10_000), scaleout_copies=1)
+                   memory_accounts=(2_000, 10_000), scaleout_copies=1, scaleout_repeats=1)
 
 
 # --------------------------------------------------------------------- data ---
@@ -138,12 +147,14 @@ def generate(profile: Profile, workdir: Path) -> Data:
                 len(events), replay_file, keys, events)
 
 
-async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
+                   compression: str | None = None) -> float:
     """Send as fast as possible; returns messages/s."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10,
-                                max_batch_size=512 * 1024, acks="all")
+                                max_batch_size=512 * 1024, acks="all",
+                                compression_type=compression)
     await producer.start()
     try:
         t0 = time.perf_counter()
@@ -160,8 +171,9 @@ async def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes
         await producer.stop()
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    return asyncio.run(_produce(bootstrap, topic, messages))
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
+            compression: str | None = None) -> float:
+    return asyncio.run(_produce(bootstrap, topic, messages, compression))
 
 
 def drop_topics(bootstrap: str, keep: tuple[str, ...] = ()) -> int:
@@ -659,37 +671,97 @@ def replicate(messages: list[tuple[bytes, bytes]], copies: int) -> list[tuple[by
     return out
 
 
+def _scaleout_run(ctx: Ctx, messages: list[tuple[bytes, bytes]], total: int,
+                  n_workers: int) -> dict[str, Any]:
+    """One timed run: publish the data to a fresh topic with no other data on
+    the broker, wait for a quiet broker, then start ``n_workers`` workers at
+    once and time them from the first event any of them processed to the last.
+
+    Started together, the workers join one group generation, so nothing is
+    revoked inside the window; ``assignments`` (each worker's count from
+    ``/health``) shows it."""
+    drop_topics(ctx.broker.bootstrap)
+    settle(ctx.broker)
+    name = _name(f"scale{n_workers}")
+    settings = ctx.topics(name)
+    produce(ctx.broker.bootstrap, settings.events_topic, messages,
+            ctx.profile.scaleout_compression)
+    settle(ctx.broker)
+    procs = [ctx.start("streams.cli", name, tag=f"-{i}") for i in range(n_workers)]
+    try:
+        # start-up (~3 s) is outside the window but inside this bound
+        out = measure_rate(procs, total, 60.0 + total / 2000, broker_pid=ctx.broker.pid)
+        out["assignments"] = [(p.health() or {}).get("assignments") for p in procs]
+        out["logs"] = [str(p.log_path) for p in procs]
+        return out
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _clean(run: dict[str, Any]) -> bool:
+    """Every worker joined once (no rebalance in the window) and took part."""
+    return (all(a == 1 for a in run.get("assignments") or [None])
+            and all(n > 0 for n in run.get("per_worker") or [0]))
+
+
 def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
-    """1 then 2 workers in one group: start, wait until every partition is
-    assigned and no rebalance runs, then publish the batched data
-    (``Profile.scaleout_copies`` times over)."""
+    """1 and 2 workers in one group over the same data: the batched messages
+    ``Profile.scaleout_copies`` times over, published before the workers start
+    (``Profile.scaleout_compression``), ``Profile.scaleout_repeats`` runs of each,
+    interleaved (1, 2, 1, 2, ...); the median run of each and the ratio of the
+    medians.
+
+    Why the data goes first and the broker holds nothing else: the embedded
+    broker rewrites all it holds up to once a second while anything changes
+    (:func:`drop_topics`), so data still arriving, or an earlier run's topic,
+    costs it cores the workers then cannot have. Why compressed: the same
+    rewrite costs in proportion to the bytes held (4 copies are 120 MB raw,
+    25 MB lz4, 21 MB zstd, which also decodes fastest here: 0.5 µs per event
+    against 0.8), and producers commonly compress; the worker reads every
+    codec. A run in which a worker was assigned partitions twice (a
+    rebalance inside the window) or got none is recorded under
+    ``join_failures`` and run again, up to 3 attempts; if none is clean, the
+    last is kept with ``clean: false``."""
     copies = max(1, ctx.profile.scaleout_copies)
     messages = replicate(data.batched, copies)
     total = data.batched_events * copies
-    out: dict[str, Any] = {"join_failures": [], "events": total}
-    for n_workers in (1, 2):
-        for _attempt in range(2):
-            # Seen on the embedded broker: a worker's aiokafka group coordinator
-            # dies on a malformed-looking response during a two-member join
-            # ("unpack requires a buffer of 2 bytes") and that worker never
-            # gets partitions. Record it and retry once with a fresh group.
-            name = _name(f"scale{n_workers}")
-            settings = ctx.topics(name)
-            procs = [ctx.start("streams.cli", name, tag=f"-{i}") for i in range(n_workers)]
-            try:
+    out: dict[str, Any] = {"join_failures": [], "events": total, "copies": copies,
+                           "compression": ctx.profile.scaleout_compression}
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for _ in range(max(1, ctx.profile.scaleout_repeats)):
+        for n_workers in (1, 2):
+            last: dict[str, Any] | None = None
+            for _attempt in range(3):
                 try:
-                    wait_ready(procs, timeout=45)
+                    run = _scaleout_run(ctx, messages, total, n_workers)
                 except TimeoutError as exc:
-                    out["join_failures"].append({"workers": n_workers, "error": str(exc),
-                                                 "logs": [str(p.log_path) for p in procs]})
+                    # seen on the embedded broker: a worker's group coordinator
+                    # dies on a malformed-looking response during a two-member
+                    # join ("unpack requires a buffer of 2 bytes")
+                    out["join_failures"].append({"workers": n_workers, "error": str(exc)})
                     continue
-                produce(ctx.broker.bootstrap, settings.events_topic, messages)
-                out[str(n_workers)] = measure_rate(procs, total, _timeout(total),
-                                                   broker_pid=ctx.broker.pid)
-                break
-            finally:
-                for p in procs:
-                    p.stop()
+                run["clean"] = _clean(run)
+                if run["clean"]:
+                    runs[n_workers].append(run)
+                    break
+                last = run
+                out["join_failures"].append({k: run.get(k) for k in
+                                             ("assignments", "per_worker", "logs")}
+                                            | {"workers": n_workers})
+            else:
+                if last is not None:  # measured, with a rebalance inside: kept, flagged
+                    runs[n_workers].append(last)
+    for n_workers, done in runs.items():
+        if not done:
+            continue
+        ranked = sorted(done, key=lambda r: r.get("events_per_s") or 0)
+        best = dict(ranked[(len(ranked) - 1) // 2])
+        best["runs"] = [{k: r.get(k) for k in ("events_per_s", "events_per_cpu_s", "seconds",
+                                              "worker_cores", "broker_cores", "per_worker",
+                                              "clean")}
+                        for r in done]
+        out[str(n_workers)] = best
     one = (out.get("1") or {}).get("events_per_s")
     two = (out.get("2") or {}).get("events_per_s")
     out["ratio"] = round(two / one, 2) if one and two else None
@@ -934,7 +1006,12 @@ def table(r: dict[str, Any]) -> str:
             m = so.get(w) or {}
             cores = (f" ({m['worker_cores']} cores, broker {m['broker_cores']})"
                      if "broker_cores" in m else "")
-            add("8", f"{w} worker{'s' if w == '2' else ''} in one group, batched msgs{cores}", m)
+            data = f"batched ×{so.get('copies', 1)}"
+            if so.get("compression"):
+                data += f" {so['compression']}"
+            if m.get("clean") is False:
+                data += ", a rebalance in the window"
+            add("8", f"{w} worker{'s' if w == '2' else ''} in one group, {data}{cores}", m)
         rows.append(("8", "two workers ÷ one (wall)", f"{so.get('ratio')}×", "", "", "", "",
                      "≥ 1.6×"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]

@@ -177,7 +177,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
-             "commits_skipped": 0}
+             "commits_skipped": 0, "assignments": 0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -437,6 +437,10 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         else:  # a Faust without the buffer this guards: commits flush as Faust does
             log.warning("producer_buffer_unknown", producer=type(app.producer).__name__)
         mine = sorted(tp.partition for tp in assigned if tp.topic == settings.events_topic)
+        # one per group generation this worker joined: 1 after start-up, each
+        # more is a rebalance (a member joined, left or was expelled)
+        stats["assignments"] += 1
+        metrics.assignments += 1
         log.info("partitions_assigned", partitions=mine)
 
     @app.on_partitions_revoked.connect

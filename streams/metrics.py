@@ -48,6 +48,7 @@ class Metrics:
     def __init__(self) -> None:
         self.events_processed = 0
         self.events_rejected: dict[str, int] = {}
+        self.assignments = 0
         self.alerts: dict[tuple[str, str, str], int] = {}
         self.latency = Histogram()
         self.checkpoint_pause = Histogram(CHECKPOINT_BUCKETS)
@@ -87,6 +88,9 @@ class Metrics:
                "Messages or batch items sent to the dead-letter topic, by reason.")
         for reason, n in sorted(self.events_rejected.items()):
             sample("distillwatch_events_rejected_total", {"reason": reason}, n)
+        family("distillwatch_partition_assignments_total", "counter",
+               "Partition assignments received: 1 after start-up, each more a rebalance.")
+        sample("distillwatch_partition_assignments_total", {}, self.assignments)
         family("distillwatch_alerts_total", "counter", "Alerts emitted.")
         for (det, sev, status), n in sorted(self.alerts.items()):
             sample("distillwatch_alerts_total",

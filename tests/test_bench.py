@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 def test_bench_tiny_produces_all_sections(tmp_path):
     profile = Profile(hours=0.05, accounts=40, repeats=1, latency_max_events=400,
-                      memory_accounts=(200, 1000), partitions=4)
+                      memory_accounts=(200, 1000), partitions=4, scaleout_repeats=1)
     results = run(profile, say=lambda _: None, workdir=tmp_path / "bench")
     for section in SECTIONS:
         assert section in results, section
@@ -33,6 +33,11 @@ def test_bench_tiny_produces_all_sections(tmp_path):
         assert section["worker_cores"] >= 0 and section["broker_cores"] >= 0
     assert "broker" in [line for line in table(results).splitlines() if "2 workers" in line][0]
     assert sum(results["scaleout"]["2"]["per_worker"]) >= scaled
+    # both workers took part, each joined once: no rebalance inside the window
+    so = results["scaleout"]
+    assert so["1"]["assignments"] == [1] and so["2"]["assignments"] == [1, 1]
+    assert all(n > 0 for n in so["2"]["per_worker"])
+    assert so["compression"] == profile.scaleout_compression and so["copies"] == 4
     assert set(assess(results)) == set(results["targets"])
     text = table(results)
     for n in ("1", "2", "3", "4", "5", "5b", "6", "7", "8"):
@@ -67,3 +72,50 @@ def test_worker_sections_report_the_median_run(monkeypatch):
     assert len(calls) == 2  # before the second and the third run
     row = [line for line in table({"single": out}).splitlines() if "full detection" in line]
     assert "median of 3" in row[0]
+
+
+def test_scaleout_reports_medians_and_reruns_a_rebalanced_run(monkeypatch):
+    # runs interleave 1, 2, 1, 2, ...; a run in which a worker was assigned
+    # twice (a rebalance in the window) or got nothing is recorded and run
+    # again; the ratio is of the two medians (no broker: the runs are canned)
+    from benchmarks import bench
+
+    def run(rate, assignments, per_worker):
+        return {"events_per_s": rate, "events_per_cpu_s": rate, "seconds": 1.0,
+                "assignments": assignments, "per_worker": per_worker}
+
+    canned = iter([
+        run(50, [1], [9]), run(80, [1, 1], [4, 5]),
+        run(40, [1], [9]), run(99, [2, 1], [4, 5]), run(90, [1, 1], [5, 4]),
+        run(60, [1], [9]), run(85, [1, 0], [9, 0]), run(70, [1, 1], [4, 5]),
+        # a fourth round in which no two-worker run is clean: the last is kept
+        run(55, [1], [9]), run(71, [2, 1], [4, 5]), run(72, [1, 2], [4, 5]),
+        run(73, [2, 2], [4, 5]),
+    ])
+    seen = []
+
+    def fake(ctx, messages, total, n_workers):
+        seen.append(n_workers)
+        return next(canned)
+
+    monkeypatch.setattr(bench, "_scaleout_run", fake)
+    monkeypatch.setattr(bench, "replicate", lambda messages, copies: messages)
+
+    class Ctx:
+        profile = Profile(hours=0.05, accounts=40, scaleout_repeats=4)
+
+    class Data:
+        batched: list = []
+        batched_events = 9
+
+    out = bench.phase_scaleout(Ctx(), Data())  # type: ignore[arg-type]
+    assert seen == [1, 2, 1, 2, 2, 1, 2, 2, 1, 2, 2, 2]
+    assert [r["events_per_s"] for r in out["1"]["runs"]] == [50, 40, 60, 55]
+    assert [r["events_per_s"] for r in out["2"]["runs"]] == [80, 90, 70, 73]
+    assert [r["clean"] for r in out["2"]["runs"]] == [True, True, True, False]
+    assert out["1"]["events_per_s"] == 50 and out["2"]["events_per_s"] == 73
+    assert out["ratio"] == 1.46
+    assert [f["assignments"] for f in out["join_failures"]] == [[2, 1], [1, 0], [2, 1], [1, 2],
+                                                                [2, 2]]
+    rows = [line for line in table({"scaleout": out}).splitlines() if "in one group" in line]
+    assert all("median of 4" in row for row in rows)

@@ -45,6 +45,7 @@ def test_views_on_a_live_worker(broker, worker_factory):
     status, _, body = _get(port, "/health")
     health = json.loads(body)
     assert status == 200 and health["status"] == "ok" and health["events"] == 950
+    assert health["assignments"] == 1  # one worker, no rebalance
 
     status, ctype, text = _get(port, "/metrics")
     assert status == 200 and ctype.startswith("text/plain")
@@ -54,6 +55,7 @@ def test_views_on_a_live_worker(broker, worker_factory):
     assert 'distillwatch_processing_seconds_bucket{le="+Inf"}' in text
     assert "distillwatch_consumer_lag{partition=" in text
     assert "distillwatch_accounts_tracked " in text
+    assert "distillwatch_partition_assignments_total 1" in text
 
     status, _, body = _get(port, "/accounts/harvester-web/")
     account = json.loads(body)

@@ -432,10 +432,13 @@ def _timeout(total: int, floor_rate: float = 300.0) -> float:
 
 def phase_worker(ctx: Ctx, module: str, kind: str, messages: list[tuple[bytes, bytes]],
                  total: int) -> dict[str, Any]:
-    """Pre-load a fresh topic, start one worker, time it through all events."""
+    """Pre-load a fresh topic, wait for a quiet broker (it rewrites what it
+    was just sent: :func:`settle`), start one worker, time it through all
+    events."""
     name = _name(kind)
     settings = ctx.topics(name)
     produce(ctx.broker.bootstrap, settings.events_topic, messages)
+    settle(ctx.broker)
     proc = ctx.start(module, name)
     try:
         out = measure_rate([proc], total, _timeout(total), broker_pid=ctx.broker.pid)

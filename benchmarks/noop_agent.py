@@ -2,8 +2,9 @@
 
 Same Faust settings as the service (:func:`streams.app.faust_config`), same
 topic declaration and the same iteration as the ``detect`` agent (``async for _
-in stream``), but the body only counts. ``GET /health`` reports ``{"events": n}`` like
-the real worker, so the benchmark measures both the same way.
+in stream``), but the body only counts. ``GET /health`` reports ``events`` and the
+``first_message_at`` / ``last_message_at`` stamps like the real worker, so the
+benchmark measures both the same way.
 
     DISTILLWATCH_BROKER=kafka://127.0.0.1:9092 python -m benchmarks.noop_agent
 """
@@ -11,6 +12,7 @@ the real worker, so the benchmark measures both the same way.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from streams.logs import configure_logging
 from streams.settings import Settings
 
 
-def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, int]]:
+def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, float]]:
     app = faust.App(settings.app_id, **faust_config(settings))
     # the service's consumer settings, empty-fetch pacing included
     pace_empty_fetches(settings.empty_fetch_interval_s)
@@ -31,12 +33,17 @@ def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, int]]:
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
-    stats = {"events": 0}
+    # the worker's message timestamps too: the benchmark times both by them
+    stats = {"events": 0, "first_message_at": 0.0, "last_message_at": 0.0}
+    clock = time.time
 
     @app.agent(topic, name="detect")
     async def detect(stream: Any) -> None:
         async for _ in stream:
+            if not stats["first_message_at"]:
+                stats["first_message_at"] = clock()
             stats["events"] += 1
+            stats["last_message_at"] = clock()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

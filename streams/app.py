@@ -177,7 +177,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
-             "commits_skipped": 0, "assignments": 0}
+             "commits_skipped": 0, "assignments": 0,
+             # wall clock (unix s): this worker began its first message, and
+             # finished its latest one (a stale last_message_at on a worker
+             # with lag is a stuck worker; the benchmark times workers by them)
+             "first_message_at": 0.0, "last_message_at": 0.0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
 
@@ -227,6 +231,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             # an event applied but not yet acknowledged must not be checkpointed
             checkpointer.enter()
             try:
+                if not stats["first_message_at"]:
+                    stats["first_message_at"] = clock()
                 message = stream.current_event.message
                 started = perf()
                 outcome = processor.handle(
@@ -265,6 +271,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     if full:
                         flush_summaries()
                 metrics.latency.observe(perf() - started)
+                stats["last_message_at"] = clock()
             finally:
                 checkpointer.leave()
 

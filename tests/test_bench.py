@@ -38,6 +38,9 @@ def test_bench_tiny_produces_all_sections(tmp_path):
     assert so["1"]["assignments"] == [1] and so["2"]["assignments"] == [1, 1]
     assert all(n > 0 for n in so["2"]["per_worker"])
     assert so["compression"] == profile.scaleout_compression and so["copies"] == 4
+    # workers are timed by their own stamps (the polled rate is kept beside it)
+    for section in (results["noop"], results["single"], results["batched"], so["2"]):
+        assert section["timed_by"] == "worker stamps" and section["polled_events_per_s"] > 0
     assert set(assess(results)) == set(results["targets"])
     text = table(results)
     for n in ("1", "2", "3", "4", "5", "5b", "6", "7", "8"):
@@ -119,3 +122,15 @@ def test_scaleout_reports_medians_and_reruns_a_rebalanced_run(monkeypatch):
                                                                 [2, 2]]
     rows = [line for line in table({"scaleout": out}).splitlines() if "in one group" in line]
     assert all("median of 4" in row for row in rows)
+
+
+def test_stamped_rate_spans_all_workers_and_needs_every_stamp():
+    from benchmarks.bench import stamped_rate
+
+    a = {"events": 60, "first_message_at": 100.0, "last_message_at": 101.5}
+    b = {"events": 40, "first_message_at": 100.5, "last_message_at": 102.0}
+    assert stamped_rate([a, b], 100) == 50.0  # 100 events over 100.0 .. 102.0
+    idle = {"events": 0, "first_message_at": 0.0, "last_message_at": 0.0}
+    assert stamped_rate([a, idle], 60) == 40.0  # a worker with no events does not count
+    assert stamped_rate([{"events": 5}], 5) is None  # an agent without stamps: polled instead
+    assert stamped_rate([{"events": 5, "first_message_at": 3.0, "last_message_at": 3.0}], 5) is None

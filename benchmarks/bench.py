@@ -1035,6 +1035,10 @@ def table(r: dict[str, Any]) -> str:
             m = so.get(w) or {}
             cores = (f" ({m['worker_cores']} cores, broker {m['broker_cores']})"
                      if "broker_cores" in m else "")
+            split = m.get("per_worker") or []
+            if len(split) > 1 and sum(split):
+                # the partitions' data is not even: the busiest worker sets the end
+                cores = cores[:-1] + f"; busiest worker {max(split) / sum(split):.0%})"
             data = f"batched ×{so.get('copies', 1)}"
             if so.get("compression"):
                 data += f" {so['compression']}"

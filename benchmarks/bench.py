@@ -489,11 +489,16 @@ def phase_worker_median(ctx: Ctx, module: str, kind: str, messages: list[tuple[b
         if i:
             between()
         runs.append(phase_worker(ctx, module, kind, messages, total))
+    return median_run(runs, ("events_per_s", "polled_events_per_s", "events_per_cpu_s",
+                             "seconds"))
+
+
+def median_run(runs: list[dict[str, Any]], keep: tuple[str, ...]) -> dict[str, Any]:
+    """The run with the median events/s (the lower one of an even count),
+    with ``keep`` of every run, in order, under ``runs``."""
     ranked = sorted(runs, key=lambda r: r.get("events_per_s") or 0)
     out = dict(ranked[(len(ranked) - 1) // 2])
-    out["runs"] = [{k: r.get(k) for k in ("events_per_s", "polled_events_per_s",
-                                          "events_per_cpu_s", "seconds")}
-                   for r in runs]
+    out["runs"] = [{k: r.get(k) for k in keep} for r in runs]
     return out
 
 
@@ -719,7 +724,8 @@ def _scaleout_run(ctx: Ctx, messages: list[tuple[bytes, bytes]], total: int,
     procs = [ctx.start("streams.cli", name, tag=f"-{i}") for i in range(n_workers)]
     try:
         # start-up (~3 s) is outside the window but inside this bound
-        out = measure_rate(procs, total, 60.0 + total / 2000, broker_pid=ctx.broker.pid)
+        out = measure_rate(procs, total, _timeout(total, floor_rate=2000.0),
+                           broker_pid=ctx.broker.pid)
         out["assignments"] = [(p.health() or {}).get("assignments") for p in procs]
         out["logs"] = [str(p.log_path) for p in procs]
         return out
@@ -782,15 +788,10 @@ def phase_scaleout(ctx: Ctx, data: Data) -> dict[str, Any]:
                 if last is not None:  # measured, with a rebalance inside: kept, flagged
                     runs[n_workers].append(last)
     for n_workers, done in runs.items():
-        if not done:
-            continue
-        ranked = sorted(done, key=lambda r: r.get("events_per_s") or 0)
-        best = dict(ranked[(len(ranked) - 1) // 2])
-        best["runs"] = [{k: r.get(k) for k in ("events_per_s", "polled_events_per_s",
-                                              "events_per_cpu_s", "seconds", "worker_cores",
-                                              "broker_cores", "per_worker", "clean")}
-                        for r in done]
-        out[str(n_workers)] = best
+        if done:
+            out[str(n_workers)] = median_run(done, (
+                "events_per_s", "polled_events_per_s", "events_per_cpu_s", "seconds",
+                "worker_cores", "broker_cores", "per_worker", "clean"))
     one = (out.get("1") or {}).get("events_per_s")
     two = (out.get("2") or {}).get("events_per_s")
     out["ratio"] = round(two / one, 2) if one and two else None
@@ -1033,12 +1034,14 @@ def table(r: dict[str, Any]) -> str:
     if so:
         for w in ("1", "2"):
             m = so.get(w) or {}
-            cores = (f" ({m['worker_cores']} cores, broker {m['broker_cores']})"
-                     if "broker_cores" in m else "")
+            notes = []
+            if "broker_cores" in m:
+                notes.append(f"{m['worker_cores']} cores, broker {m['broker_cores']}")
             split = m.get("per_worker") or []
             if len(split) > 1 and sum(split):
                 # the partitions' data is not even: the busiest worker sets the end
-                cores = cores[:-1] + f"; busiest worker {max(split) / sum(split):.0%})"
+                notes.append(f"busiest worker {max(split) / sum(split):.0%}")
+            cores = f" ({'; '.join(notes)})" if notes else ""
             data = f"batched ×{so.get('copies', 1)}"
             if so.get("compression"):
                 data += f" {so['compression']}"

@@ -76,6 +76,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); "
         f"{firing} firing / {len(result.alerts) - firing} resolved alerts -> {args.alerts_out}\n"
     )
+    if result.stages is not None and st.events:
+        out.write(result.stages.line(st.events)
+                  + (f", {jobs} processes: CPU time\n" if jobs > 1 else "\n"))
     if st.bad or st.late:
         out.write(f"{st.bad} bad line(s), {st.late} event(s) beyond the {args.lateness:.0f}s "
                   "lateness allowance (processed on arrival)\n")
@@ -89,6 +92,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "accounts_tracked": result.accounts, "elapsed_s": round(result.elapsed_s, 3),
         "events_per_s": round(result.events_per_s, 1),
     }
+    if result.stages is not None:
+        metrics["stages"] = result.stages.report(st.events, result.elapsed_s if jobs == 1 else None)
+        metrics["stages"]["processes"] = jobs
     if args.labels:
         from simulator.evaluate import format_table, score_alerts
 

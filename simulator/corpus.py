@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -107,6 +108,22 @@ def pool(
         if len(sel) >= 8:
             return tuple(sel)
     return tuple(base)
+
+
+_SENT = re.compile(r"(?<=[.?!。？！])\s*")
+
+
+@cache
+def sentences(role: str, lang: str) -> tuple[str, ...]:
+    """Sentences of one pool's prompts in one language (real text, recombined by
+    benign accounts so that a small corpus does not make them repeat themselves)."""
+    out = []
+    for p in pool(role, lang):
+        for sent in _SENT.split(p.text):
+            sent = sent.strip()
+            if 12 <= len(sent) <= 400 and "\n" not in sent:
+                out.append(sent)
+    return tuple(out)
 
 
 @cache

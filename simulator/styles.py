@@ -70,16 +70,25 @@ def _noise(rng: random.Random, text: str) -> str:
 
 
 def human_text(rng: random.Random, acct: Account, topic: str, lang: str | None = None) -> str:
-    """A benign user's prompt on ``topic``: one real question, sometimes with a
-    follow-up turn or a second question of the same kind (a small corpus must
-    not make one heavy account repeat itself more than real users do)."""
+    """A benign user's prompt on ``topic``: one real question, often with a
+    real sentence of another prompt before or after it (context a user adds),
+    sometimes a follow-up question. Recombining real text keeps a small
+    corpus from making one heavy account repeat itself more than real users do."""
     if acct.text != "real" and (lang or "en") == "en":
         return T.benign_prompt(rng, topic)
     lang = lang or pick_lang(rng, acct)
-    p = corpus_prompt(rng, "benign", lang, topic)
+    if rng.random() < 0.4:  # the upstream topic label is noisy: any question of the language
+        p = corpus_prompt(rng, "benign", lang, cats=())
+    else:
+        p = corpus_prompt(rng, "benign", lang, topic)
     text = p.text
+    sents = C.sentences("benign", lang)
     r = rng.random()
-    if r < 0.35:
+    if sents and r < 0.5:
+        text = f"{T.ch(rng, sents)} {text}"
+    elif sents and r < 0.75:
+        text = f"{text} {T.ch(rng, sents)}"
+    if rng.random() < 0.25:
         q = corpus_prompt(rng, "benign", lang, topic)
         if q.id != p.id:
             text = f"{text}\n\n{q.text}"

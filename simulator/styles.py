@@ -268,6 +268,16 @@ def shared_frame(rng: random.Random, acct: Account, b: Behaviour) -> Drawn:
     return topic, b.params["frame"].replace("{q}", payload), True
 
 
+def pivot(rng: random.Random, acct: Account, b: Behaviour) -> Drawn:
+    """A slow pivot: with probability ``share`` a raw attack-pool question on
+    the target topic, otherwise the account's ordinary traffic."""
+    if rng.random() < b.params["share"]:
+        topic = b.params["target"]
+        return topic, attack_question(rng, acct, topic), True
+    topic = b.pick_topic(rng)
+    return topic, human_text(rng, acct, topic), rng.random() < 0.05
+
+
 STYLES: dict[str, Callable[[random.Random, Any, Any], Drawn]] = {
     "reseller": reseller,
     "wrapper": wrapper,
@@ -279,5 +289,6 @@ STYLES: dict[str, Callable[[random.Random, Any, Any], Drawn]] = {
     "paraphrase_cot": paraphrase_cot,
     "affixed": affixed,
     "shared_frame": shared_frame,
+    "pivot": pivot,
 }
 

@@ -168,6 +168,8 @@ def build_slow_pivot(rng: random.Random, acct: Account, tl: Timeline, p: Evasion
     """Established and broad; over ``pivot_hours`` the mix moves, hour by hour,
     to raw attack-pool questions on one high-value topic while the rate grows."""
     build_regular(rng, acct, tl, median=6.0, join_prob=0.0)
+    broad = Behaviour(*topic_mix(rng, rng.randint(5, 12)), "human")
+    acct.phases = [[(tl.t0, broad)]]
     start = rng.uniform(tl.frac(0.2), tl.frac(0.5))
     span = rng.uniform(*p.pivot_hours) * HOUR
     rate = log_uniform(rng, *p.pivot_rate)

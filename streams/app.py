@@ -39,6 +39,8 @@ from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
 from streams.summary_batch import SummaryBatcher
 from streams.web import register_views
+from streams.web_auth import WebGuard
+from streams.web_auth import middleware as web_auth_middleware
 
 log = structlog.get_logger("distillwatch.worker")
 
@@ -59,6 +61,12 @@ def faust_credentials(settings: Settings) -> Any:
             mechanism=settings.sasl_mechanism,
         )
     return faust.SSLCredentials(context)
+
+
+def web_middleware(settings: Settings) -> Any:
+    guard = WebGuard(settings.web_token.get_secret_value(), settings.allowed_hosts)
+    return web_auth_middleware(
+        guard, lambda **kw: log.warning("web_request_refused", **kw))
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -83,6 +91,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
+        # Host allowlist, bearer token, POST-only changes (streams/web_auth.py)
+        "web_application_options": {"middlewares": [web_middleware(settings)]},
         # table_route compares this with the owner's URL to decide "same node"
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "datadir": f"{settings.data_dir}/faust",

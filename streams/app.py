@@ -28,7 +28,7 @@ from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
-from streams.detection import AccountState, detector_factory
+from streams.detection import AccountState, detector_factory, response_policy
 from streams.errors import ProducerStalled
 from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
@@ -148,6 +148,13 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
+    actions_topic = app.topic(
+        settings.actions_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    # response actions proposed from alerts: the same pure mapping replay uses
+    policy = response_policy(settings.detector_mapping()) if settings.actions_enabled else None
     # Keyed like the events topic, same partition count: an account's state
     # and its events live on the same partition number.
     table = app.Table(
@@ -187,7 +194,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
-             "commits_skipped": 0, "assignments": 0,
+             "commits_skipped": 0, "assignments": 0, "actions": 0,
              # wall clock (unix s): this worker began its first message, and
              # finished its latest one (a stale last_message_at on a worker
              # with lag is a stuck worker; the benchmark times workers by them)
@@ -227,6 +234,21 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         record = alert.to_record(emitted_at=clock())
         recent_alerts.append(record)
         await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
+        await send_actions(record)
+
+    async def send_actions(record: dict[str, Any]) -> None:
+        """Proposals (and automatic decisions) for one alert, after the alert:
+        at-least-once like it, with deterministic ids."""
+        if policy is None:
+            return
+        for action in policy.propose(record):
+            stats["actions"] += 1
+            data = action["data"]
+            log.info("action_" + ("decided" if action["type"].endswith("decided")
+                                   else "proposed"),
+                     action_id=data["action_id"], action=data["action"],
+                     subject=action["subject"], mode=data.get("mode"))
+            await actions_topic.send(key=action["subject"].encode(), value=orjson.dumps(action))
 
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
@@ -270,6 +292,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     recent_alerts.append(record)
                     await alerts_topic.send(key=alert.dedup_key.encode(),
                                             value=orjson.dumps(record))
+                    await send_actions(record)
                 if outcome.summaries and batcher is not None:
                     # each summary goes to the partition of every linkage key, so
                     # the cluster agent of that partition sees every account that

@@ -63,6 +63,22 @@ class Settings:
     events_topic: str = "api-requests"
     alerts_topic: str = "distillwatch-alerts"
     dlq_topic: str = "distillwatch-dlq"
+    #: proposed response actions and every decision on them (append-only
+    #: audit trail, key = subject; detectors/response.py, docs/response.md)
+    actions_topic: str = "distillwatch-actions"
+    #: propose actions from alerts (the ``[actions]`` policy of the detector TOML)
+    actions_enabled: bool = True
+    #: indicators shared by other providers (compacted, key = indicator id);
+    #: the detectors count a match as evidence (detectors/watchlist.py)
+    watchlist_topic: str = "distillwatch-watchlist"
+    #: the worker re-reads the watchlist topic this often (wall-clock seconds)
+    watchlist_refresh_s: float = 30.0
+    #: the sharing community's HMAC key: payment and client fingerprints are
+    #: exported, and matched, only as HMAC-SHA256(key, value). The same value
+    #: at every member; never logged
+    sharing_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: names the key in exported indicators, so a rotation can be told apart
+    sharing_key_id: str = "community-1"
     #: account summaries for coordinated (multi-account) detection, key = linkage
     #: key; empty means ``<app_id>-summaries``: an internal topic of this app, so
     #: two apps on one cluster never read each other's summaries (or disagree on
@@ -164,7 +180,8 @@ class Settings:
         for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
                      "commit_stall_s",
                      "session_timeout_s",
-                     "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
+                     "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s",
+                     "watchlist_refresh_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("topic_retention_s", "topic_segment_s"):
@@ -212,8 +229,8 @@ class Settings:
             if name not in types:
                 raise ConfigError(f"unknown setting {name!r}")
             if value is not None:
-                values[name] = SecretStr(value) if name in ("sasl_password", "web_token") and \
-                    isinstance(value, str) else value
+                secret = name in ("sasl_password", "web_token", "sharing_key")
+                values[name] = SecretStr(value) if secret and isinstance(value, str) else value
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:

@@ -44,6 +44,11 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             (settings.dlq_topic, settings.partitions, common),
             (changelog_topic(settings), settings.partitions, compact),
         ]
+        # the audit trail is kept (never compacted); the watchlist is a table
+        wanted += [
+            (settings.actions_topic, settings.partitions, common),
+            (settings.watchlist_topic, 1, compact),
+        ]
         if settings.clusters_enabled:
             wanted += [
                 (settings.summaries_topic, settings.partitions, bulk),

@@ -9,6 +9,7 @@ from typing import Any
 from detectors.engine import AccountState, Detector, DetectorConfig
 from detectors.errors import InvalidConfig
 from detectors.response import InvalidPolicy, ResponsePolicy
+from detectors.watchlist import Watchlist
 from streams.errors import ConfigError
 
 __all__ = ["AccountState", "detector_factory", "detector_config"]
@@ -41,6 +42,16 @@ def response_policy(mapping: Mapping[str, Any] | None) -> ResponsePolicy:
         raise ConfigError(f"detector config: {exc}") from None
 
 
-def detector_factory(mapping: Mapping[str, Any] | None) -> Callable[[], Detector]:
+def detector_factory(mapping: Mapping[str, Any] | None,
+                     watchlist: Watchlist | None = None) -> Callable[[], Detector]:
+    """Detectors for the config; with ``watchlist``, every one consults it
+    (one object shared by all partitions: a refresh reaches them all)."""
     config = detector_config(mapping)  # validate once, up front
-    return lambda: Detector(config)
+
+    def make() -> Detector:
+        detector = Detector(config)
+        if watchlist is not None:
+            detector.watchlist = watchlist
+        return detector
+
+    return make

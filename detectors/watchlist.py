@@ -143,6 +143,19 @@ class Watchlist:
         self.size = len(self._entries)
         return True
 
+    def load(self, records: Sequence[Mapping[str, Any]]) -> int:
+        """Replace every entry with ``records``; the number usable here."""
+        self._entries.clear()
+        self._index.clear()
+        self._nets = []
+        self._has = set()
+        self.size = 0
+        usable = 0
+        for record in records:
+            if self.upsert(record):
+                usable += 1
+        return usable
+
     def remove(self, rid: str) -> None:
         entry = self._entries.pop(rid, None)
         if entry is None:

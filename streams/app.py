@@ -11,6 +11,7 @@ state; events after it are processed again and yield the same alert ids.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import ssl
 import time
@@ -32,6 +33,7 @@ from streams.detection import AccountState, detector_factory, response_policy
 from streams.errors import ProducerStalled
 from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
+from streams.indicators import read_watchlist, watchlist_for
 from streams.metrics import Metrics
 from streams.offsets import CommitWatch
 from streams.offsets import install as install_offset_rule
@@ -194,7 +196,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
-             "commits_skipped": 0, "assignments": 0, "actions": 0,
+             "commits_skipped": 0, "assignments": 0, "actions": 0, "watchlist_entries": 0,
              # wall clock (unix s): this worker began its first message, and
              # finished its latest one (a stale last_message_at on a worker
              # with lag is a stuck worker; the benchmark times workers by them)
@@ -205,8 +207,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     def on_corrupt(account_id: str, reason: str) -> None:
         log.warning("state_corrupt", account_id=account_id, reason=reason)
 
+    # indicators shared by other providers: one object for every partition's
+    # detector, refilled from the watchlist topic by watchlist_refresh below
+    watchlist = watchlist_for(settings)
     processor = StreamProcessor(
-        detector_factory(settings.detector_mapping()),
+        detector_factory(settings.detector_mapping(), watchlist),
         AccountState,
         lookup=lambda key: table.data.get(key),
         scan=lambda partition: table_partition(table, partition, settings.partitions),
@@ -434,6 +439,26 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     @app.timer(interval=settings.checkpoint_interval_s)
     async def checkpoint_timer() -> None:
         await checkpoint()
+
+    @app.task
+    async def watchlist_refresh() -> None:
+        """Re-read the compacted watchlist topic now and every
+        ``watchlist_refresh_s``; the swap happens between two events (the
+        agents and this task share one event loop)."""
+        loop = asyncio.get_running_loop()
+        last = None
+        while True:
+            try:
+                records = await loop.run_in_executor(None, read_watchlist, settings)
+            except Exception as exc:  # noqa: BLE001 - keep the previous entries
+                log.warning("watchlist_read_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                usable = watchlist.load(records)  # no await inside: atomic for the agents
+                stats["watchlist_entries"] = watchlist.size
+                if (len(records), usable) != last:
+                    log.info("watchlist_loaded", entries=len(records), usable=usable)
+                    last = (len(records), usable)
+            await asyncio.sleep(settings.watchlist_refresh_s)
 
     if batcher is not None:
 

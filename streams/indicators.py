@@ -97,7 +97,8 @@ def validate_bundle(text: str) -> None:
 
     result = validate_string(text, ValidationOptions(version="2.1"))
     if not result.is_valid:
-        errors = [f"{r.object_id}: {e}" for r in result.object_results for e in r.errors]
+        parts = getattr(result, "object_results", None) or [result]
+        errors = [f"{getattr(r, 'object_id', '')}: {e}" for r in parts for e in r.errors]
         raise InvalidBundle("stix2-validator: " + "; ".join(errors[:20]))
 
 
@@ -113,6 +114,9 @@ def export_bundle(alerts: Iterable[Mapping[str, Any]], settings: Settings, *,
     text = bundle.serialize(pretty=True)
     validate_bundle(text)
     return text
+
+
+PULLED_TYPES = "indicator,marking-definition,campaign,relationship,identity"
 
 
 def _collection(url: str, collection: str, user: str | None) -> Any:
@@ -141,6 +145,10 @@ def pull(url: str, collection: str, cursor: str | None = None,
     newest = cursor
     kwargs: dict[str, Any] = {"added_after": cursor} if cursor else {}
     manifest_kwargs = dict(kwargs)
+    # only what the watchlist reads (medallion 3.0 also fails on objects with
+    # a "version" property, such as an extension-definition: it takes it for
+    # a timestamp)
+    kwargs["type"] = PULLED_TYPES
     while True:
         page = col.get_manifest(**manifest_kwargs)
         for entry in page.get("objects", []):

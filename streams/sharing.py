@@ -115,7 +115,8 @@ class _Found:
         self.detectors.add(str(alert.get("detector")))
         details = alert.get("details") if isinstance(alert.get("details"), Mapping) else {}
         assert isinstance(details, Mapping)
-        for r in details.get("reasons") or []:
+        reasons = details.get("reasons")
+        for r in reasons if isinstance(reasons, list) else []:
             if isinstance(r, str) and _REASON.match(r):
                 self.reasons.add(r)
         self.alert_ids.add(str(alert.get("alert_id")))
@@ -161,7 +162,8 @@ def build_bundle(
         if not isinstance(cluster_key, str) or ":" not in cluster_key \
                 or alert.get("account_id") is not None:
             continue
-        keys = [cluster_key] + [k for k in details.get("shared_keys") or []
+        shared_keys = details.get("shared_keys")
+        keys = [cluster_key] + [k for k in (shared_keys if isinstance(shared_keys, list) else [])
                                 if isinstance(k, str) and ":" in k]
         campaign_id = stix_id("campaign", str(alert.get("dedup_key")),
                               str(alert.get("episode_start")))
@@ -188,9 +190,11 @@ def build_bundle(
         t = parse_ts(str(alert.get("ts")))
         if since is not None and t < since:
             continue
-        if "template" not in (details.get("reasons") or []):
+        reasons = details.get("reasons")
+        fps = details.get("prompt_fingerprints")
+        if not isinstance(reasons, list) or "template" not in reasons or not isinstance(fps, list):
             continue
-        for fp in details.get("prompt_fingerprints") or []:
+        for fp in fps:
             shared = _shared_value("tmpl", str(fp), key)
             if shared is None:
                 continue
@@ -212,9 +216,11 @@ def build_bundle(
         iid = stix_id("indicator", kind, key_id if kind != "ip" else "", value)
         facts: dict[str, Any] = {
             "extension_type": "property-extension", "kind": kind,
-            "detectors": sorted(f.detectors), "reasons": sorted(f.reasons),
+            "detectors": sorted(f.detectors),
             "accounts_observed": f.accounts, "alerts": len(f.alert_ids),
         }
+        if f.reasons:  # STIX forbids empty lists
+            facts["reasons"] = sorted(f.reasons)
         if kind != "ip":
             facts.update(key_id=key_id, hmac_sha256=value)
         else:

@@ -184,8 +184,10 @@ class Watchlist:
     def _best(self, index: str, t: float) -> tuple[float, str]:
         best = 0.0
         best_id = ""
-        for rid, (w, start, until) in self._index.get(index, {}).items():
-            if start - 3600.0 <= t <= until and w > best:  # an hour of clock skew
+        # valid_from is not a lower bound: replaying older logs against what
+        # was shared since is a retro-hunt; only expired indicators stop counting
+        for rid, (w, _start, until) in self._index.get(index, {}).items():
+            if t <= until and w > best:
                 best = w
                 best_id = rid
         return best, best_id

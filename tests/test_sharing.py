@@ -139,7 +139,10 @@ def test_a_match_alone_does_not_fire_but_lowers_the_bar():
 
 
 def test_taxii_round_trip_on_a_local_medallion(tmp_path, monkeypatch):
-    text, objects = bundle_objects([cluster_alert(), account_alert()])
+    many = [dict(cluster_alert(key=f"ip:10.{i}.0.0/24"), dedup_key=f"cluster:{i}")
+            for i in range(40)]  # > 100 objects: the pull follows "next" pages
+    text, objects = bundle_objects([cluster_alert(), account_alert(), *many])
+    assert len(objects) > 150
     monkeypatch.setenv("DISTILLWATCH_TAXII_PASSWORD", PASSWORD)
     with medallion(tmp_path) as root:
         status = publish(json.loads(text), root, COLLECTION, USER)

@@ -210,7 +210,7 @@ def read_watchlist(settings: Settings) -> list[dict[str, Any]]:
                     try:
                         value = orjson.loads(m.value) if m.value is not None else None
                     except orjson.JSONDecodeError:
-                        continue  # counted by the caller as not loaded
+                        continue  # not an entry: the worker logs entries vs usable
                     latest[m.key] = value if isinstance(value, dict) else None
     finally:
         consumer.close()

@@ -125,6 +125,14 @@ class _Found:
             self.campaigns.add(campaign)
 
 
+def _time_of(alert: Mapping[str, Any], field: str = "ts") -> float | None:
+    """An alert's time, or None for a record that is not a distillwatch alert."""
+    try:
+        return parse_ts(str(alert.get(field)))
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def build_bundle(
     alerts: Iterable[Mapping[str, Any]], *, key: bytes, key_id: str, tlp: str = "amber",
     since: float | None = None, valid_days: float = 30.0, producer: str = "distillwatch",
@@ -152,8 +160,8 @@ def build_bundle(
     firing = [a for a in alerts if a.get("status") == "firing"]
     members: dict[str, str] = {}  # account id -> campaign id (cluster alerts' members)
     for alert in firing:
-        t = parse_ts(str(alert.get("ts")))
-        if since is not None and t < since:
+        t = _time_of(alert)
+        if t is None or (since is not None and t < since):
             continue
         details = alert.get("details")
         if not isinstance(details, Mapping):
@@ -167,7 +175,7 @@ def build_bundle(
                                 if isinstance(k, str) and ":" in k]
         campaign_id = stix_id("campaign", str(alert.get("dedup_key")),
                               str(alert.get("episode_start")))
-        start = parse_ts(str(alert.get("episode_start", alert.get("ts"))))
+        start = _time_of(alert, "episode_start") or t
         c = campaigns.setdefault(campaign_id, {"first": start, "last": t, "score": 0.0,
                                                "accounts": 0})
         c["last"] = max(c["last"], t)
@@ -187,8 +195,8 @@ def build_bundle(
         details = alert.get("details")
         if not isinstance(account, str) or not isinstance(details, Mapping):
             continue
-        t = parse_ts(str(alert.get("ts")))
-        if since is not None and t < since:
+        t = _time_of(alert)
+        if t is None or (since is not None and t < since):
             continue
         reasons = details.get("reasons")
         fps = details.get("prompt_fingerprints")

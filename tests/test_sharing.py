@@ -159,3 +159,14 @@ def test_taxii_round_trip_on_a_local_medallion(tmp_path, monkeypatch):
     out = tmp_path / "bundle.json"
     out.write_text(text)
     assert load_watchlist_file(str(out)) == watchlist_records(objects)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["status", "ts", "details", "accounts",
+                                                 "episode_start", "score", "account_id"]),
+                                st.one_of(st.text(max_size=10), st.integers(), st.none(),
+                                          st.just("firing"), st.just({"cluster_key": 5}))),
+                max_size=5))
+def test_records_that_are_not_alerts_are_skipped(junk):
+    _, objects = bundle_objects([*junk, cluster_alert()])
+    assert sum(o["type"] == "indicator" for o in objects) == 4  # pay, ip, ua, tmpl

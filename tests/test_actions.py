@@ -205,3 +205,18 @@ def test_live_harvester_proposed_approved_by_cli_and_throttled(broker, worker_fa
             else:
                 os.environ[k] = v
     assert orjson.dumps(records).find(b"articulate") < 0  # no prompt text
+
+
+def test_replay_proposes_the_same_actions_as_the_worker(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(v for _, v in extractor_events("harvester-replay",
+                                                                  start=T0)) + b"\n")
+    alerts, actions = tmp_path / "alerts.jsonl", tmp_path / "actions.jsonl"
+    assert main(["replay", str(events), "--alerts-out", str(alerts), "--actions-out",
+                 str(actions), "--no-progress", "--jobs", "1"]) == 0
+    records = [json.loads(x) for x in actions.read_text().splitlines()]
+    validate(records)
+    policy = ResponsePolicy.from_mapping({})
+    expected = [r for a in alerts.read_text().splitlines()
+                for r in policy.propose(json.loads(a))]
+    assert records == expected and {r["data"]["action"] for r in records} >= {"throttle"}

@@ -120,3 +120,18 @@ def test_views_beyond_loopback_need_the_token(broker, worker_factory):
     log = worker.log_path.read_text()
     assert TOKEN not in log
     assert "web_request_refused" in log
+
+
+def test_compose_wires_the_token_from_an_env_file():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    worker = yaml.safe_load((root / "docker" / "compose.yaml").read_text())["services"]["worker"]
+    assert worker["environment"]["DISTILLWATCH_WEB_HOST"] == "0.0.0.0"
+    assert "DISTILLWATCH_WEB_TOKEN" not in worker["environment"]  # never in the file itself
+    assert worker["env_file"] == ["distillwatch.env"]
+    example = (root / "docker" / "distillwatch.env.example").read_text()
+    assert "DISTILLWATCH_WEB_TOKEN=" in example and "openssl rand" in example
+    assert "docker/distillwatch.env" in (root / ".gitignore").read_text()

@@ -490,6 +490,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     )
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])
+    metrics.gauge("distillwatch_watchlist_entries",
+                  "Shared indicators the detectors can match (watchlist topic, usable here).",
+                  lambda: [({}, float(watchlist.size))])
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:

@@ -142,6 +142,11 @@ def test_campaign_to_actions_to_sharing_to_earlier_detection(broker, worker_fact
     second.start()
     loaded = second.wait_log("watchlist_loaded", timeout=45)
     assert loaded["usable"] == len(indicators)
+    import urllib.request
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{second.env['DISTILLWATCH_WEB_PORT']}/metrics")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert f"distillwatch_watchlist_entries {float(len(indicators))}" in resp.read().decode()
     second.wait_log("partitions_assigned", timeout=45)
     produce(broker, second.events_topic, messages)
     alerts_2 = drain(second, second.alerts_topic, len(messages), broker)

@@ -55,8 +55,18 @@ def community_key(settings: Settings) -> bytes:
 
 
 def watchlist_for(settings: Settings) -> Watchlist:
+    """An empty watchlist holding the community key, weighted by the
+    ``[sharing]`` table of the detector TOML (``weight``, ``cap``)."""
     key = settings.sharing_key.get_secret_value()
-    return Watchlist({settings.sharing_key_id: key.encode()} if key else {})
+    table = settings.detector_mapping().get("sharing") or {}
+    unknown = set(table) - {"weight", "cap"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [sharing]: {sorted(unknown)}; allowed: cap, weight")
+    try:
+        return Watchlist({settings.sharing_key_id: key.encode()} if key else {},
+                         weight=float(table.get("weight", 1.0)), cap=float(table.get("cap", 2.0)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[sharing]: {exc}") from None
 
 
 def parse_since(text: str | None, now: float) -> float | None:

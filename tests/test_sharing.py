@@ -170,3 +170,17 @@ def test_taxii_round_trip_on_a_local_medallion(tmp_path, monkeypatch):
 def test_records_that_are_not_alerts_are_skipped(junk):
     _, objects = bundle_objects([*junk, cluster_alert()])
     assert sum(o["type"] == "indicator" for o in objects) == 4  # pay, ip, ua, tmpl
+
+
+def test_sharing_table_weights_the_watchlist(tmp_path):
+    from streams.errors import ConfigError
+    from streams.indicators import watchlist_for
+    from streams.settings import Settings
+
+    toml = tmp_path / "d.toml"
+    toml.write_text("[sharing]\nweight = 0.5\ncap = 1.0\n")
+    w = watchlist_for(Settings(detector_config=str(toml)))
+    assert (w.weight, w.cap) == (0.5, 1.0)
+    toml.write_text("[sharing]\nweigth = 0.5\n")
+    with pytest.raises(ConfigError, match="weigth"):
+        watchlist_for(Settings(detector_config=str(toml)))

@@ -220,3 +220,16 @@ def test_replay_proposes_the_same_actions_as_the_worker(tmp_path):
     expected = [r for a in alerts.read_text().splitlines()
                 for r in policy.propose(json.loads(a))]
     assert records == expected and {r["data"]["action"] for r in records} >= {"throttle"}
+
+
+@given(st.floats(min_value=1.0e9, max_value=2.0e9, allow_nan=False),
+       st.floats(min_value=0.0, max_value=1.0e5, allow_nan=False))
+def test_a_lift_names_the_firing_alert_of_its_episode(start, length):
+    from detectors.alerts import Alert
+
+    fields = dict(detector="account", severity="error", score=0.95, episode_start=start,
+                  summary="s", details={}, account_id="acct-9")
+    firing = Alert(status="firing", ts=start, **fields)
+    resolved = Alert(status="resolved", ts=start + length, **{**fields, "severity": "info"})
+    lift = ResponsePolicy.from_mapping({}).propose(resolved.to_record())
+    assert lift[0]["data"]["revokes_alert_id"] == firing.alert_id

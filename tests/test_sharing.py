@@ -54,8 +54,9 @@ def bundle_objects(alerts, **kw):
 
 def test_bundle_validates_and_shares_only_hashes_and_networks():
     text, objects = bundle_objects([cluster_alert(), account_alert()])
-    result = validate_string(text, ValidationOptions(version="2.1"))
-    assert result.is_valid, [e for r in result.object_results for e in r.errors]
+    # valid even in strict mode (every warning an error): no warnings at all
+    result = validate_string(text, ValidationOptions(version="2.1", strict=True))
+    assert result.is_valid, (result.errors, result.warnings)
     indicators = [o for o in objects if o["type"] == "indicator"]
     kinds = sorted(o["extensions"][next(iter(o["extensions"]))]["kind"] for o in indicators)
     assert kinds == ["ip", "pay", "tmpl", "tmpl", "tmpl", "ua"]  # org and lsh stay home

@@ -19,6 +19,7 @@ from detectors.alerts import Alert
 from detectors.cluster import SummaryEmitter
 from detectors.replay import Replayer
 from detectors.schema import Event
+from detectors.watchlist import Watchlist
 from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
@@ -74,10 +75,11 @@ def replay_events(
     on_event: Callable[[Event, Replayer], None] | None = None,
     progress: Progress | None = None,
     times: StageTimes | None = None,
+    watchlist: Watchlist | None = None,
 ) -> tuple[list[Alert], Replayer]:
     """Replay ``events``; with ``times``, the stages of every ``times.every``-th
     event are timed (:mod:`streams.stages`)."""
-    replayer = Replayer(detector_factory(config), partitions, sweep_interval_s,
+    replayer = Replayer(detector_factory(config, watchlist), partitions, sweep_interval_s,
                         summary_emitter=None if times is None else TimedSummarizer(
                             SummaryEmitter(), times))
     every = 0
@@ -121,13 +123,15 @@ def replay_files(
     max_prompt_chars: int = 200_000,
     jobs: int = 1,
     stage_every: int = 16,
+    watchlist: Watchlist | None = None,
 ) -> ReplayResult:
     """Replay log files. ``jobs > 1`` splits the partitions across that many
     processes (:mod:`streams.parallel_replay`) with identical output; it needs
-    ``on_event`` to be None (the callback reads in-process state).
+    ``on_event`` to be None (the callback reads in-process state), and runs in
+    this process with a ``watchlist`` (shared indicators, as the live worker).
     ``stage_every``: time the stages of one event in this many
     (:mod:`streams.stages`; 0: not at all)."""
-    if jobs > 1 and on_event is None:
+    if jobs > 1 and on_event is None and watchlist is None:
         from streams.parallel_replay import replay_files_parallel
 
         times = StageTimes(stage_every) if stage_every else None
@@ -145,7 +149,7 @@ def replay_files(
                            max_prompt_chars=max_prompt_chars, times=times)
     alerts, replayer = replay_events(
         events, config, partitions=partitions, sweep_interval_s=sweep_interval_s,
-        on_event=on_event, progress=progress, times=times,
+        on_event=on_event, progress=progress, times=times, watchlist=watchlist,
     )
     elapsed = time.perf_counter() - started
     progress.close()

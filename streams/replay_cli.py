@@ -60,14 +60,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ConfigError(f"--jobs must be >= 0, got {args.jobs}")
     jobs = args.jobs or min(os.cpu_count() or 1, args.partitions)
+    watchlist = None
+    if args.watchlist:
+        from streams.indicators import load_watchlist_file, watchlist_for
+
+        watchlist = watchlist_for(Settings.load())  # the community key from the environment
+        usable = watchlist.load(load_watchlist_file(args.watchlist))
+        sys.stderr.write(f"watchlist: {usable} usable shared indicators from {args.watchlist}\n")
     result = replay_files(
         args.files, config, partitions=args.partitions, lateness_s=args.lateness,
         sweep_interval_s=settings.sweep_interval_s,
         show_progress=None if args.progress is None else args.progress,
-        jobs=jobs,
+        jobs=jobs, watchlist=watchlist,
     )
     records = [a.to_record() for a in result.alerts]
     write_jsonl(args.alerts_out, records)
+    if args.actions_out:
+        from streams.detection import response_policy
+
+        policy = response_policy(config)  # the same pure mapping the worker applies
+        write_jsonl(args.actions_out, [x for r in records for x in policy.propose(r)])
     st = result.stats
     firing = sum(1 for a in result.alerts if a.status == "firing")
     out = sys.stdout
@@ -76,9 +88,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); "
         f"{firing} firing / {len(result.alerts) - firing} resolved alerts -> {args.alerts_out}\n"
     )
+    procs = jobs if result.replayer is None else 1  # (a watchlist replays in one process)
     if result.stages is not None and st.events:
         out.write(result.stages.line(st.events)
-                  + (f", {jobs} processes: CPU time\n" if jobs > 1 else "\n"))
+                  + (f", {procs} processes: CPU time\n" if procs > 1 else "\n"))
     if st.bad or st.late:
         out.write(f"{st.bad} bad line(s), {st.late} event(s) beyond the {args.lateness:.0f}s "
                   "lateness allowance (processed on arrival)\n")
@@ -93,8 +106,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "events_per_s": round(result.events_per_s, 1),
     }
     if result.stages is not None:
-        metrics["stages"] = result.stages.report(st.events, result.elapsed_s if jobs == 1 else None)
-        metrics["stages"]["processes"] = jobs
+        metrics["stages"] = result.stages.report(st.events,
+                                                 result.elapsed_s if procs == 1 else None)
+        metrics["stages"]["processes"] = procs
     if args.labels:
         from simulator.evaluate import format_table, score_alerts
 
@@ -139,6 +153,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--alerts-out", required=True, metavar="PATH", help="alerts as JSONL")
     p.add_argument("--config", metavar="PATH", help="detector TOML (as the live service)")
+    p.add_argument("--watchlist", metavar="PATH",
+                   help="shared indicators (indicators pull --out JSONL, or a STIX bundle); "
+                        "hashed ones need DISTILLWATCH_SHARING_KEY")
+    p.add_argument("--actions-out", metavar="PATH",
+                   help="the response actions the policy would propose, as JSONL")
     p.add_argument("--labels", metavar="PATH", help="attack labels JSONL for metrics")
     p.add_argument("--truth", metavar="PATH",
                    help="all accounts with their kinds (simulator output) for per-kind FP")

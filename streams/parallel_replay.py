@@ -63,9 +63,8 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
     try:
         factory = detector_factory(config)
         times = StageTimes(stage_every) if stage_every else None
-        emitter: Any = SummaryEmitter()
-        if times is not None:
-            emitter = TimedSummarizer(emitter, times)
+        emitter = SummaryEmitter()
+        timed_emitter = TimedSummarizer(emitter, times) if times is not None else None
         runners = {p: PartitionRunner(factory(), sweep_interval_s=sweep_interval_s,
                                       summarizer=emitter)
                    for p in range(partitions) if p % jobs == k}
@@ -86,7 +85,11 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
                 mine += 1
                 if every and mine % every == 0:
                     assert times is not None
-                    found = times.timed_event(runner.process, event)
+                    runner.summarizer = timed_emitter  # for this event only
+                    try:
+                        found = times.timed_event(runner.process, event)
+                    finally:
+                        runner.summarizer = emitter
                 else:
                     found = runner.process(event)
                 for alert in found:

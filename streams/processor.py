@@ -112,9 +112,13 @@ class StreamProcessor:
         self.on_detector_error = on_detector_error
         #: sampled per-stage timings (streams.stages), None: not timed
         self.times = times
-        if times is not None and summarizer is not None:
-            summarizer = TimedSummarizer(summarizer, times)
+        self._every = times.every if times is not None else 0
+        self._n_messages = self._n_events = 0
         self.summarizer = summarizer
+        # swapped into a runner for its sampled events only (a wrapper call
+        # on every event would cost more than the timing)
+        self._timed_summarizer = (TimedSummarizer(summarizer, times)
+                                  if times is not None and summarizer is not None else None)
         self.failed = 0
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
@@ -206,7 +210,11 @@ class StreamProcessor:
     ) -> Outcome:
         out = Outcome()
         times = self.times
-        sampled = times is not None and times.line_sampled()
+        every = self._every
+        sampled = False
+        if every:
+            self._n_messages += 1
+            sampled = self._n_messages % every == 0
         if sampled:
             assert times is not None
             t0 = times.clock()
@@ -223,7 +231,10 @@ class StreamProcessor:
             times.add("decode", times.clock() - t0)
         runner = self.runners.get(partition) or self.runner(partition)
         for index, item in enumerate(items):
-            timed = times is not None and times.event_sampled()
+            timed = False
+            if every:
+                self._n_events += 1
+                timed = self._n_events % every == 0
             try:
                 if timed:
                     assert times is not None
@@ -245,7 +256,12 @@ class StreamProcessor:
             try:
                 if timed:
                     assert times is not None
-                    out.alerts.extend(times.timed_event(runner.process, event))
+                    if self._timed_summarizer is not None:
+                        runner.summarizer = self._timed_summarizer
+                    try:
+                        out.alerts.extend(times.timed_event(runner.process, event))
+                    finally:
+                        runner.summarizer = self.summarizer
                 else:
                     out.alerts.extend(runner.process(event))
             except Exception as exc:  # a detector bug must not stop the stream

@@ -115,8 +115,9 @@ def insert_mid(rng: random.Random, text: str, phrase: str) -> str:
     cuts = [i + 1 for i, c in enumerate(text[:-1]) if c in ".?!。？！\n" and 0 < i < len(text) - 2]
     if not cuts:
         words = text.split(" ")
-        if len(words) < 3:
-            return f"{text} {phrase} {text}"
+        if len(words) < 2:  # no spaces (Chinese, Japanese, Thai): any character boundary
+            i = rng.randint(1, max(1, len(text) - 1))
+            return f"{text[:i]} {phrase} {text[i:]}"
         k = rng.randint(1, len(words) - 1)
         return " ".join(words[:k]) + f" {phrase} " + " ".join(words[k:])
     i = T.ch(rng, cuts)

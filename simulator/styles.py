@@ -71,23 +71,31 @@ def _noise(rng: random.Random, text: str) -> str:
 
 def human_text(rng: random.Random, acct: Account, topic: str, lang: str | None = None) -> str:
     """A benign user's prompt on ``topic``: one real question, often with a
-    real sentence of another prompt before or after it (context a user adds),
+    real sentence of another prompt or of a pasted answer before or after it,
     sometimes a follow-up question. Recombining real text keeps a small
     corpus from making one heavy account repeat itself more than real users do."""
     if acct.text != "real" and (lang or "en") == "en":
         return T.benign_prompt(rng, topic)
     lang = lang or pick_lang(rng, acct)
-    if rng.random() < 0.4:  # the upstream topic label is noisy: any question of the language
-        p = corpus_prompt(rng, "benign", lang, cats=())
-    else:
-        p = corpus_prompt(rng, "benign", lang, topic)
+    cats = () if rng.random() < 0.4 else None  # the topic label is noisy: any question
+    recent = acct.recent
+    for _ in range(4):  # a person does not ask the same question again minutes later
+        p = corpus_prompt(rng, "benign", lang, topic, cats)
+        if p.id not in recent:
+            break
+    recent.append(p.id)
+    while len(recent) > 64:
+        recent.popleft()
     text = p.text
     sents = C.sentences("benign", lang)
     r = rng.random()
-    if sents and r < 0.5:
-        text = f"{T.ch(rng, sents)} {text}"
-    elif sents and r < 0.75:
-        text = f"{text} {T.ch(rng, sents)}"
+    if sents and r < 0.8:
+        for _ in range(4):
+            sent = T.ch(rng, sents)
+            if sent not in recent:
+                break
+        recent.append(sent)
+        text = f"{sent} {text}" if r < 0.6 else f"{text} {sent}"
     if rng.random() < 0.25:
         q = corpus_prompt(rng, "benign", lang, topic)
         if q.id != p.id:

@@ -115,11 +115,16 @@ _SENT = re.compile(r"(?<=[.?!。？！])\s*")
 
 @cache
 def sentences(role: str, lang: str) -> tuple[str, ...]:
-    """Sentences of one pool's prompts in one language (real text, recombined by
-    benign accounts so that a small corpus does not make them repeat themselves)."""
+    """Real sentences in one language: those of one pool's prompts, plus (for
+    the benign pool) those of the reference answers, which users paste as
+    context. Benign accounts recombine them with questions so that a small
+    corpus does not make them repeat themselves."""
+    texts = [p.text for p in pool(role, lang)]
+    if role == "benign":
+        texts += [a["text"] for a in answers() if a["lang"] == lang]
     out = []
-    for p in pool(role, lang):
-        for sent in _SENT.split(p.text):
+    for text in texts:
+        for sent in _SENT.split(text):
             sent = sent.strip()
             if 12 <= len(sent) <= 400 and "\n" not in sent:
                 out.append(sent)

@@ -7,7 +7,7 @@ account summary, on the events that emit one) and ``cluster`` (the cluster
 stage over those summaries, its sweeps included).
 
 Reading the clock costs about 50 ns, a few percent of an event if every stage
-of every event were timed (callgrind: +3-4%), so only every ``every``-th unit
+of every event were timed, so only every ``every``-th unit
 is (16: about +1.5%): every
 ``every``-th line or message for ``decode`` (with the validation of its
 items), every ``every``-th event for the others. The totals are the sampled

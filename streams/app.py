@@ -247,7 +247,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                         "event_rejected", reason=dead.reason, topic=dead.topic,
                         partition=dead.partition, offset=dead.offset, item=dead.item,
                     )
-                    await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
+                    await dlq_topic.send(key=dead.key, value=orjson.dumps(
+                        dead.to_record(clock(), settings.dlq_payload)))
                 for alert in outcome.alerts:
                     stats["alerts"] += 1
                     metrics.alert(alert.detector, alert.severity, alert.status)
@@ -305,7 +306,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                         dead = DeadLetter(reason, message.value, message.key, message.topic,
                                           message.partition, message.offset, item)
                         await dlq_topic.send(key=message.key,
-                                             value=orjson.dumps(dead.to_record(clock())))
+                                             value=orjson.dumps(dead.to_record(
+                                                 clock(), settings.dlq_payload)))
                 finally:
                     checkpointer.leave()
 

@@ -18,6 +18,7 @@ from detectors.alerts import Alert
 from detectors.errors import CorruptState, InvalidEvent
 from detectors.runner import PartitionRunner
 from detectors.schema import decode_message, format_ts, parse_event
+from streams.coverage import ContentCoverage
 
 # Table key under which each partition keeps its runner position and its
 # population models. Account ids are printable, so this can never collide.
@@ -109,7 +110,7 @@ def redact_payload(value: bytes | None) -> dict[str, Any] | None:
     >>> r = redact_payload(b'{"account_id": "a1", "prompt": "secret plan", "n": 3}')
     >>> r["json"]["account_id"], r["json"]["n"], r["json"]["prompt"]["len"]
     ('a1', 3, 11)
-    >>> redact_payload(b"\xff not json")["json"] is None
+    >>> redact_payload(b"<not json>")["json"] is None
     True
     """
     if value is None:
@@ -179,6 +180,8 @@ class StreamProcessor:
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
         self.rejected = 0
+        #: share of events with prompt/topic, blind partitions (streams.coverage)
+        self.coverage = ContentCoverage()
 
     # -- partitions -----------------------------------------------------------
     def runner(self, partition: int) -> PartitionRunner:
@@ -259,6 +262,7 @@ class StreamProcessor:
         """
         for p in partitions:
             self.runners.pop(p, None)
+            self.coverage.forget(p)
 
     # -- messages -------------------------------------------------------------
     def handle(
@@ -287,6 +291,8 @@ class StreamProcessor:
                 out.dead.append(DeadLetter(exc.reason, raw, key, topic, partition, offset, at))
                 self.rejected += 1
                 continue
+            self.coverage.observe(partition, event.ts, prompt=event.prompt is not None,
+                                  topic=event.topic is not None)
             try:
                 out.alerts.extend(runner.process(event))
             except Exception as exc:  # a detector bug must not stop the stream

@@ -76,6 +76,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); "
         f"{firing} firing / {len(result.alerts) - firing} resolved alerts -> {args.alerts_out}\n"
     )
+    if st.events:
+        prompt_share = st.with_prompt / st.events
+        topic_share = st.with_topic / st.events
+        out.write(f"content: prompt on {prompt_share:.1%} of events, topic on {topic_share:.1%}"
+                  + (" (no content: most families cannot fire; see docs/privacy.md)"
+                     if not st.with_prompt and not st.with_topic else "") + "\n")
     if st.bad or st.late:
         out.write(f"{st.bad} bad line(s), {st.late} event(s) beyond the {args.lateness:.0f}s "
                   "lateness allowance (processed on arrival)\n")
@@ -88,6 +94,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "alerts_firing": firing, "alerts_resolved": len(result.alerts) - firing,
         "accounts_tracked": result.accounts, "elapsed_s": round(result.elapsed_s, 3),
         "events_per_s": round(result.events_per_s, 1),
+        "prompt_share": round(st.with_prompt / st.events, 4) if st.events else None,
+        "topic_share": round(st.with_topic / st.events, 4) if st.events else None,
     }
     if args.labels:
         from simulator.evaluate import format_table, score_alerts

@@ -238,8 +238,8 @@ class SeasonalSeriesScorer:
                  "suppress", "season_slots", "_recent", "_n", "_mean", "_var", "_alpha", "_ph",
                  "_since_shift", "_profile", "_scale")
 
-    def __init__(self, half_life: float = 48.0, z_lo: float = 3.0, z_hi: float = 6.0,
-                 clip_z: float = 3.0, ph_threshold: float = 20.0, shift_hold: int = 6,
+    def __init__(self, half_life: float = 100.0, z_lo: float = 3.0, z_hi: float = 6.0,
+                 clip_z: float = 2.0, ph_threshold: float = 20.0, shift_hold: int = 6,
                  warmup: int = 12, log: bool = True,
                  season_half_life_s: float = 7 * _DAY, weekly: bool = True,
                  season_min_weight: float = 2.0, suppress: float = 0.9997,

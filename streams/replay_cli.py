@@ -94,6 +94,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out.write(f"content: prompt on {prompt_share:.1%} of events, topic on {topic_share:.1%}"
                   + (" (no content: most families cannot fire; see docs/privacy.md)"
                      if not st.with_prompt and not st.with_topic else "") + "\n")
+    procs = jobs if result.replayer is None else 1  # (a watchlist replays in one process)
+    if result.stages is not None and st.events:
+        out.write(result.stages.line(st.events)
+                  + (f", {procs} processes: CPU time\n" if procs > 1 else "\n"))
     if st.bad or st.late:
         out.write(f"{st.bad} bad line(s), {st.late} event(s) beyond the {args.lateness:.0f}s "
                   "lateness allowance (processed on arrival)\n")
@@ -109,6 +113,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "prompt_share": round(st.with_prompt / st.events, 4) if st.events else None,
         "topic_share": round(st.with_topic / st.events, 4) if st.events else None,
     }
+    if result.stages is not None:
+        metrics["stages"] = result.stages.report(st.events,
+                                                 result.elapsed_s if procs == 1 else None)
+        metrics["stages"]["processes"] = procs
     if args.labels:
         from simulator.evaluate import format_table, score_alerts
 

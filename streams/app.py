@@ -61,8 +61,12 @@ def faust_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context)
 
 
-def faust_config(settings: Settings) -> dict[str, Any]:
+def faust_config(settings: Settings, client_id: str = "") -> dict[str, Any]:
+    """Faust's settings. ``client_id`` names this process in the consumer group
+    (streams.liveness: DescribeGroups shows it, heartbeats are keyed by it)."""
+    extra = {"broker_client_id": client_id} if client_id else {}
     return {
+        **extra,
         "broker": settings.broker,
         "broker_credentials": faust_credentials(settings),
         "store": "memory://",
@@ -119,9 +123,10 @@ class Service:
     checkpointer: Checkpointer | None = None
 
 
-def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
+def build_service(settings: Settings, clock: Callable[[], float] = time.time,
+                  client_id: str = "") -> Service:
     """Create the Faust app and everything attached to it."""
-    app = faust.App(settings.app_id, **faust_config(settings))
+    app = faust.App(settings.app_id, **faust_config(settings, client_id))
     pace_empty_fetches(settings.empty_fetch_interval_s)
     events_topic = app.topic(
         settings.events_topic,

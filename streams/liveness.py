@@ -76,12 +76,14 @@ class MemberWatch:
     Time is an input (monotonic seconds of this process).
 
     >>> w = MemberWatch(own="dwlive-a", timeout_s=10.0, interval_s=2.0)
+    >>> members = [("m-a", "dwlive-a"), ("m-b", "dwlive-b"), ("m-x", "other-client")]
     >>> for t in range(0, 30, 2):
     ...     w.heard("dwlive-a", float(t))
     ...     w.heard("dwlive-b", float(t)) if t < 6 else None
-    >>> members = [("m-a", "dwlive-a"), ("m-b", "dwlive-b"), ("m-x", "other-client")]
-    >>> w.dead(members, 28.0)
-    ['m-b']
+    ...     if w.dead(members, float(t)):
+    ...         break
+    >>> t, w.dead(members, float(t))  # b last heard at t=4; dead after 10 s more
+    (16, ['m-b'])
     >>> MemberWatch("dwlive-a", 10.0, 2.0).dead(members, 28.0)  # own heartbeats never seen
     []
     """

@@ -12,6 +12,7 @@ state; events after it are processed again and yield the same alert ids.
 from __future__ import annotations
 
 import math
+import socket
 import ssl
 import time
 from collections import deque
@@ -26,9 +27,11 @@ import structlog
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
+from detectors.schema import format_ts
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
+from streams.dlq_alarm import DeadLetterAlarm
 from streams.errors import ProducerStalled
 from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
@@ -121,6 +124,8 @@ class Service:
     #: summaries waiting to be sent to the summaries topic (None without clusters)
     summary_batcher: SummaryBatcher | None = None
     checkpointer: Checkpointer | None = None
+    #: the dead-letter alarm (None when ``dlq_alarm_share`` is 0)
+    dlq_alarm: DeadLetterAlarm | None = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time,
@@ -189,6 +194,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
              "first_message_at": 0.0, "last_message_at": 0.0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
+    # one window per worker slot: a producer that breaks every event breaks
+    # them on every partition, and on-call wants one alert for it
+    dlq_alarm = (DeadLetterAlarm(f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}",
+                                 settings.dlq_alarm_share, settings.dlq_alarm_window)
+                 if settings.dlq_alarm_share > 0 else None)
 
     def on_corrupt(account_id: str, reason: str) -> None:
         log.warning("state_corrupt", account_id=account_id, reason=reason)
@@ -223,6 +233,20 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         recent_alerts.append(record)
         await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
 
+    async def send_pipeline_alert(record: dict[str, Any]) -> None:
+        assert dlq_alarm is not None
+        record["emitted_at"] = format_ts(clock())
+        stats["alerts"] += 1
+        metrics.alert(record["detector"], record["severity"], record["status"])
+        if record["status"] == "firing":
+            log.error("dead_letter_alarm", alert_id=record["alert_id"],
+                      dedup_key=record["dedup_key"], reason=dlq_alarm.reason())
+        else:
+            log.warning("dead_letter_alarm_resolved", alert_id=record["alert_id"],
+                        dedup_key=record["dedup_key"], reason=dlq_alarm.reason())
+        recent_alerts.append(record)
+        await alerts_topic.send(key=record["dedup_key"].encode(), value=orjson.dumps(record))
+
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
         perf = time.perf_counter
@@ -253,6 +277,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                         partition=dead.partition, offset=dead.offset, item=dead.item,
                     )
                     await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
+                if dlq_alarm is not None:
+                    changed = dlq_alarm.observe(outcome.events, len(outcome.dead),
+                                                message.timestamp,
+                                                [d.reason for d in outcome.dead])
+                    if changed is not None:
+                        await send_pipeline_alert(changed)
                 for alert in outcome.alerts:
                     stats["alerts"] += 1
                     metrics.alert(alert.detector, alert.severity, alert.status)
@@ -435,6 +465,14 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         "although the worker read past it.",
         lambda: [({}, float(len(commit_watch.stalled())))],
     )
+    if dlq_alarm is not None:
+        metrics.gauge("distillwatch_dead_letter_share",
+                      "Share of the last dlq_alarm_window events that were dead-lettered.",
+                      lambda: [({}, dlq_alarm.current_share)])
+        metrics.gauge("distillwatch_dead_letter_alarm",
+                      "1 while the dead-letter share is past dlq_alarm_share (a pipeline "
+                      "alert is firing and /ready says not ready).",
+                      lambda: [({}, 1.0 if dlq_alarm.firing else 0.0)])
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])
 
@@ -473,6 +511,6 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         )
 
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts, clusters, cluster_table, batcher, checkpointer)
+                      recent_alerts, clusters, cluster_table, batcher, checkpointer, dlq_alarm)
     register_views(app, service)
     return service

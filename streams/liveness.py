@@ -179,21 +179,25 @@ class LivenessThread:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Stop heartbeating; leave a tombstone so compaction drops our key."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop heartbeating; leave a tombstone so compaction drops our key.
+        Bounded (a few seconds at most, also with the broker gone): it runs
+        inside the worker's shutdown."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # stuck on the broker: leave it to the exit
+                return
         producer = self._clients.get("producer")
         if producer is not None:
             try:
                 producer.send(self.topic, key=self.incarnation.encode(), value=None)
-                producer.flush(2)
+                producer.flush(1)
             except Exception:  # noqa: BLE001 - best effort on the way out
                 pass
-        for client in self._clients.values():
+        for name, client in self._clients.items():
             try:
-                client.close()
+                client.close(1) if name == "producer" else client.close()
             except Exception:  # noqa: BLE001
                 pass
         self._clients.clear()

@@ -17,9 +17,9 @@ Here every worker does it for its group, through the broker only:
   everybody's heartbeats back;
 * a member whose incarnation carries this module's marker and whose heartbeats
   this worker has not *seen arrive* for ``liveness_timeout_s`` is removed from
-  the group (LeaveGroup on its behalf, as ``kafka-consumer-groups
-  --remove-members`` does); the group then rebalances its partitions onto the
-  living.
+  the group (LeaveGroup on its behalf, as Kafka's AdminClient
+  ``removeMembersFromConsumerGroup`` does); the group then rebalances its
+  partitions onto the living.
 
 Why it cannot remove a live member (:class:`MemberWatch` holds the rules):
 staleness is measured on this worker's own monotonic clock from when it saw

@@ -46,14 +46,21 @@ def test_wrong_path_refuses_then_the_base_url_delivers_every_alert(broker, alert
     caplog.set_level(logging.INFO, logger="distillwatch.forward")
     alerts = _alerts(6)
     topic = _publish(broker, alerts)
+    import time
+
+    refused = []
     for wrong in (f"{alertmanager.base_url}/api/v1/alert", f"{alertmanager.base_url}/alerts",
                   f"http://127.0.0.1:{alertmanager.port}/api/v2/alert"):
+        started = time.monotonic()
         assert _forward(broker, topic, wrong) == 3, wrong
+        refused.append(time.monotonic() - started)
         assert group_offsets(broker.bootstrap, f"g-{topic}", topic)[0] == 0
     assert "refusing to start" in capsys.readouterr().out
     assert not any(alertmanager.received().values())
 
+    started = time.monotonic()
     assert _forward(broker, topic, alertmanager.base_url) == 0
+    took = time.monotonic() - started
     assert "alertmanager_url_completed" in caplog.text and "/api/v2/alerts" in caplog.text
     assert group_offsets(broker.bootstrap, f"g-{topic}", topic) == (len(alerts), len(alerts))
     firing = {a["alert_id"] for a in alerts if a["status"] == "firing"}
@@ -63,6 +70,9 @@ def test_wrong_path_refuses_then_the_base_url_delivers_every_alert(broker, alert
     received = alertmanager.received()
     assert received.get("firing") == len(firing), received
     assert received.get("resolved") == len(alerts) - len(firing), received
+    print(f"\nforward to a real Alertmanager: wrong paths refused (exit 3, nothing committed) "
+          f"in {max(refused):.2f}s at most; the base URL delivered all {len(alerts)} alerts "
+          f"(run of --duration 3: {took:.1f}s)")
 
 
 def test_wrong_credentials_refuse_to_start(broker, tmp_path, monkeypatch):

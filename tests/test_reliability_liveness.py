@@ -129,6 +129,8 @@ def test_restart_under_another_web_port_resumes_with_every_alert(worker_factory,
                         lambda rs: wanted <= {a["alert_id"] for a in rs}, timeout=20)
     missing = wanted - {a["alert_id"] for a in got}
     assert not missing, f"alerts lost: {missing}"
+    # the same ids as the reference, no other (repeats of an id are duplicates)
+    assert {a["alert_id"] for a in got} == wanted
     print(f"\nrestart under another web port ({port} -> {new_port}) after kill -9 at "
           f"{committed}/{end} committed: assigned {assigned_s:.1f}s, caught up "
           f"{resumed_s:.1f}s after the restart; {len(wanted)} reference alert ids all present")

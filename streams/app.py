@@ -278,9 +278,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                     )
                     await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
                 if dlq_alarm is not None:
-                    changed = dlq_alarm.observe(outcome.events, len(outcome.dead),
-                                                message.timestamp,
-                                                [d.reason for d in outcome.dead])
+                    changed = dlq_alarm.observe(
+                        outcome.events, len(outcome.dead), message.timestamp,
+                        [d.reason for d in outcome.dead] if outcome.dead else None)
                     if changed is not None:
                         await send_pipeline_alert(changed)
                 for alert in outcome.alerts:

@@ -196,11 +196,19 @@ class Forwarder:
             base = parts.path[: -len(ALERTMANAGER_PATH)] if parts.path.endswith(
                 ALERTMANAGER_PATH) else ""
             ready = urllib.parse.urlunsplit(parts._replace(path=base + "/-/ready", query=""))
-            self._request(ready, None, method="GET")
+            checked = "GET /-/ready and an empty POST of the alerts URL"
+            try:
+                self._request(ready, None, method="GET")
+            except TargetMisconfigured as exc:
+                if exc.status != 404:
+                    raise
+                # a proxy may expose the API only: the POST below decides
+                log.warning("alertmanager_ready_not_found", url=redact_url(ready))
+                checked = "an empty POST of the alerts URL (/-/ready not found)"
             # an empty list is a valid request that creates nothing: it proves
             # the alerts path and the credentials
             self._request(self.url, b"[]")
-            return "GET /-/ready and an empty POST of the alerts URL"
+            return checked
         if self.target == "pagerduty":
             assert self.routing_key is not None
             body = orjson.dumps({"routing_key": self.routing_key.get_secret_value(),

@@ -65,3 +65,12 @@ def test_invalid_parameters_fail_in_the_constructor():
         DeadLetterAlarm("w", share=0.0)
     with pytest.raises(ValueError):
         DeadLetterAlarm("w", window=5)
+
+
+def test_pipeline_alerts_are_named_as_such_on_call():
+    from streams.oncall import alertmanager_alert, pagerduty_event
+
+    record = DeadLetterAlarm("dw@h:1", window=100).record("firing", 5.0)
+    assert alertmanager_alert(record)["labels"]["alertname"] == "DistillwatchPipeline"
+    assert alertmanager_alert(record)["labels"]["subject"] == "pipeline:dw@h:1"
+    assert pagerduty_event(record, "R" * 32)["payload"]["class"] == "pipeline"

@@ -29,6 +29,7 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
     deadline = time.monotonic() + 120
     alert_line = re.compile(r"FIRING\s+\w+\s+\S+:harvest-\d+\s+score=")
     buf = b""
+    children: set[int] = set()
     try:
         while time.monotonic() < deadline and not any(alert_line.search(x) for x in lines):
             if proc.poll() is not None:
@@ -39,6 +40,7 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
                 *done, buf = buf.split(b"\n")
                 lines += [d.decode(errors="replace") for d in done]
         assert any(alert_line.search(x) for x in lines), "\n".join(lines)
+        children = _descendants(proc.pid)  # the broker and the worker
         # Ctrl-C in a terminal signals the whole foreground process group
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)
@@ -52,9 +54,9 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    # nothing left behind: no broker or worker from this run is still alive
-    leftovers = subprocess.run(["pgrep", "-f", "distillwatch-run-"], capture_output=True,
-                               text=True).stdout.split()
+    # nothing left behind: no broker or worker of this run is still alive (its own
+    # processes: `pgrep -f distillwatch-run-` also saw other users' runs)
+    leftovers = [pid for pid in children if _alive(pid)]
     assert not leftovers, leftovers
 
 

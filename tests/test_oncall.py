@@ -213,3 +213,25 @@ def test_tail_filters_and_renders(broker, capsys):
         assert json.loads(line)["account_id"] == "acct-1"
     finally:
         del os.environ["DISTILLWATCH_ALERTS_TOPIC"]
+
+
+def test_forwarder_counters_are_served_on_loopback(server):
+    import urllib.request
+
+    from streams.broker import free_port
+    from streams.forward import TargetMisconfigured, serve_metrics
+
+    fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
+    server.answers = [405]
+    with pytest.raises(TargetMisconfigured):
+        fwd.handle(record())
+    port = free_port()
+    metrics = serve_metrics(port, fwd)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        metrics.shutdown()
+        metrics.server_close()
+    assert "distillwatch_forward_misconfigured_total 1" in text
+    assert "distillwatch_forward_delivered_total 0" in text

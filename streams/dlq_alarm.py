@@ -80,6 +80,17 @@ class DeadLetterAlarm:
         """Count one message's outcome (``good`` events processed, ``bad``
         dead-lettered) at Kafka timestamp ``ts``. Returns the alert record
         when the alarm fires or resolves, else None."""
+        if not bad and not self._bad:
+            # the common case, once per message: a window of good events only
+            # is one segment, and it cannot fire (nor be firing: at 0 it resolved)
+            if good:
+                total = min(self.window, self._total + good)
+                if self._segments:
+                    self._segments[0][1] = total
+                else:
+                    self._segments.append([False, total])
+                self._total = total
+            return None
         if good:
             self._push(False, good)
         if bad:

@@ -1,9 +1,9 @@
 """A real Prometheus Alertmanager on a free loopback port, for tests.
 
 The Debian package ``prometheus-alertmanager`` (``.ci/run`` installs it when it
-is missing). Use the ``alertmanager`` fixture (import it into a test module:
-``from tests.alertmanager_server import alertmanager  # noqa: F401``) or
-:class:`AlertmanagerServer` directly. Clustering is off, state lives in a
+is missing). Use the ``alertmanager`` fixture (``tests/conftest.py`` makes it
+available to every test) or :class:`AlertmanagerServer` directly (e.g. with a
+``web_config`` for basic auth). Clustering is off, state lives in a
 temporary directory, and every wait has a bound.
 """
 

@@ -11,13 +11,13 @@ import orjson
 import pytest
 
 from streams.cli import main
-from tests.alertmanager_server import AlertmanagerServer, alertmanager, alertmanager_binary
+from tests.alertmanager_server import AlertmanagerServer, alertmanager_binary
 from tests.conftest import produce
 from tests.reliability import group_offsets, wait_until
 from tests.test_oncall import T0, record
 
 pytestmark = pytest.mark.integration
-__all__ = ["alertmanager"]  # the fixture, used by name
+# the `alertmanager` fixture comes from tests/conftest.py (tests/alertmanager_server.py)
 
 
 def _alerts(n: int) -> list[dict]:

@@ -28,10 +28,17 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
     sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + 120
     alert_line = re.compile(r"FIRING\s+\w+\s+\S+:harvest-\d+\s+score=")
+    # issue 22: the demo harvester's proposed response action, with how to approve it
+    action_line = re.compile(r"-> proposed action throttle \S+ on account:harvest-\d+")
+
+    def seen() -> bool:
+        return (any(alert_line.search(x) for x in lines)
+                and any(action_line.search(x) for x in lines))
+
     buf = b""
     children: set[int] = set()
     try:
-        while time.monotonic() < deadline and not any(alert_line.search(x) for x in lines):
+        while time.monotonic() < deadline and not seen():
             if proc.poll() is not None:
                 break
             for _ in sel.select(timeout=1):
@@ -39,7 +46,7 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
                 buf += chunk
                 *done, buf = buf.split(b"\n")
                 lines += [d.decode(errors="replace") for d in done]
-        assert any(alert_line.search(x) for x in lines), "\n".join(lines)
+        assert seen(), "\n".join(lines)
         children = _descendants(proc.pid)  # the broker and the worker
         # Ctrl-C in a terminal signals the whole foreground process group
         started = time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import ssl
 import time
 from collections import deque
@@ -27,9 +28,11 @@ import structlog
 from detectors.alerts import Alert
 from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
+from detectors.schema import format_ts
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory, response_policy
+from streams.dlq_alarm import DeadLetterAlarm
 from streams.errors import ProducerStalled
 from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
@@ -72,8 +75,12 @@ def web_middleware(settings: Settings) -> Any:
         guard, lambda **kw: log.warning("web_request_refused", **kw))
 
 
-def faust_config(settings: Settings) -> dict[str, Any]:
+def faust_config(settings: Settings, client_id: str = "") -> dict[str, Any]:
+    """Faust's settings. ``client_id`` names this process in the consumer group
+    (streams.liveness: DescribeGroups shows it, heartbeats are keyed by it)."""
+    extra = {"broker_client_id": client_id} if client_id else {}
     return {
+        **extra,
         "broker": settings.broker,
         "broker_credentials": faust_credentials(settings),
         "store": "memory://",
@@ -130,11 +137,14 @@ class Service:
     #: summaries waiting to be sent to the summaries topic (None without clusters)
     summary_batcher: SummaryBatcher | None = None
     checkpointer: Checkpointer | None = None
+    #: the dead-letter alarm (None when ``dlq_alarm_share`` is 0)
+    dlq_alarm: DeadLetterAlarm | None = None
 
 
-def build_service(settings: Settings, clock: Callable[[], float] = time.time) -> Service:
+def build_service(settings: Settings, clock: Callable[[], float] = time.time,
+                  client_id: str = "") -> Service:
     """Create the Faust app and everything attached to it."""
-    app = faust.App(settings.app_id, **faust_config(settings))
+    app = faust.App(settings.app_id, **faust_config(settings, client_id))
     pace_empty_fetches(settings.empty_fetch_interval_s)
     events_topic = app.topic(
         settings.events_topic,
@@ -207,6 +217,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
              "first_message_at": 0.0, "last_message_at": 0.0}
     metrics = Metrics()
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
+    # one window per worker slot: a producer that breaks every event breaks
+    # them on every partition, and on-call wants one alert for it
+    dlq_alarm = (DeadLetterAlarm(f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}",
+                                 settings.dlq_alarm_share, settings.dlq_alarm_window)
+                 if settings.dlq_alarm_share > 0 else None)
 
     def on_corrupt(account_id: str, reason: str) -> None:
         log.warning("state_corrupt", account_id=account_id, reason=reason)
@@ -261,6 +276,20 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                      subject=action["subject"], mode=data.get("mode"))
             await actions_topic.send(key=action["subject"].encode(), value=orjson.dumps(action))
 
+    async def send_pipeline_alert(record: dict[str, Any]) -> None:
+        assert dlq_alarm is not None
+        record["emitted_at"] = format_ts(clock())
+        stats["alerts"] += 1
+        metrics.alert(record["detector"], record["severity"], record["status"])
+        if record["status"] == "firing":
+            log.error("dead_letter_alarm", alert_id=record["alert_id"],
+                      dedup_key=record["dedup_key"], reason=dlq_alarm.reason())
+        else:
+            log.warning("dead_letter_alarm_resolved", alert_id=record["alert_id"],
+                        dedup_key=record["dedup_key"], reason=dlq_alarm.reason())
+        recent_alerts.append(record)
+        await alerts_topic.send(key=record["dedup_key"].encode(), value=orjson.dumps(record))
+
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
         perf = time.perf_counter
@@ -298,6 +327,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     )
                     await dlq_topic.send(key=dead.key, value=orjson.dumps(
                         dead.to_record(clock(), settings.dlq_payload)))
+                if dlq_alarm is not None:
+                    changed = dlq_alarm.observe(
+                        outcome.events, len(outcome.dead), message.timestamp,
+                        [d.reason for d in outcome.dead] if outcome.dead else None)
+                    if changed is not None:
+                        await send_pipeline_alert(changed)
                 for alert in outcome.alerts:
                     stats["alerts"] += 1
                     metrics.alert(alert.detector, alert.severity, alert.status)
@@ -502,6 +537,14 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         "although the worker read past it.",
         lambda: [({}, float(len(commit_watch.stalled())))],
     )
+    if dlq_alarm is not None:
+        metrics.gauge("distillwatch_dead_letter_share",
+                      "Share of the last dlq_alarm_window events that were dead-lettered.",
+                      lambda: [({}, dlq_alarm.current_share)])
+        metrics.gauge("distillwatch_dead_letter_alarm",
+                      "1 while the dead-letter share is past dlq_alarm_share (a pipeline "
+                      "alert is firing and /ready says not ready).",
+                      lambda: [({}, 1.0 if dlq_alarm.firing else 0.0)])
     metrics.gauge(
         "distillwatch_content_share",
         "Share of processed events that carry the field (prompt, topic) since start.",
@@ -556,6 +599,6 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
 
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts, clusters, cluster_table, batcher, checkpointer)
+                      recent_alerts, clusters, cluster_table, batcher, checkpointer, dlq_alarm)
     register_views(app, service)
     return service

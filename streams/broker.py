@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from streams.errors import BrokerUnavailable, ConfigError
+from streams.lifeline import die_with_parent
 
 KINDS = ("noida", "tansu")
 DEFAULT_KIND = "noida"
@@ -166,6 +167,7 @@ class EmbeddedBroker:
         data_dir: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
         log_path: str | os.PathLike[str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -182,6 +184,9 @@ class EmbeddedBroker:
         self._failed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
+        #: the broker is SIGKILLed by the kernel when this process dies
+        #: (streams.lifeline; ``distillwatch run``); start() from the main thread
+        self.die_with_parent = die_with_parent
 
     @property
     def persistent(self) -> bool:
@@ -240,6 +245,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal is ours to forward, not the broker's
+            preexec_fn=die_with_parent() if self.die_with_parent else None,
         )
         self.wait_ready(timeout)
         return self

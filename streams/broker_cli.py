@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         stop_requested.append(signum)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    broker = EmbeddedBroker(kind=kind, port=port, data_dir=data_dir, host=host)
+    # a foreground broker goes with this command, however it dies (streams.lifeline)
+    broker = EmbeddedBroker(kind=kind, port=port, data_dir=data_dir, host=host,
+                            die_with_parent=True)
     try:
         try:
             broker.start()

@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Embedded broker + worker + built-in traffic, alerts printed as they fire."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    from streams.broker import EmbeddedBroker
+    from streams.broker import EmbeddedBroker, free_port
+    from streams.lifeline import die_with_parent, port_owner
     from streams.render import alert_line
     from streams.topics import ensure_topics
     from streams.traffic import TrafficSource
@@ -69,7 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     say = lambda text: print(text, flush=True)  # noqa: E731
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    broker = EmbeddedBroker(kind=base.embedded_broker, data_dir=workdir / "broker")
+    # the broker and the worker die with this process however it dies
+    # (streams.lifeline): a hard-killed `run` left both running (issue 21)
+    broker = EmbeddedBroker(kind=base.embedded_broker, data_dir=workdir / "broker",
+                            die_with_parent=True)
     worker: subprocess.Popen[bytes] | None = None
     traffic: TrafficSource | None = None
     alerts_seen = 0
@@ -84,17 +88,25 @@ def cmd_run(args: argparse.Namespace) -> int:
                               topic_retention_s=base.topic_retention_s or 300.0,
                               topic_segment_s=base.topic_segment_s or 30.0)
         ensure_topics(settings)
+        web_port = base.web_port
+        taken_by = port_owner(web_port)
+        if taken_by:
+            web_port = free_port(base.web_host)
+            say(f"  port {base.web_port} is taken by {taken_by}; "
+                f"the worker's web views use port {web_port} instead")
         env = {**os.environ, "DISTILLWATCH_BROKER": broker.url,
-               "DISTILLWATCH_DATA_DIR": str(workdir), "DISTILLWATCH_LOG_FORMAT": "json"}
+               "DISTILLWATCH_DATA_DIR": str(workdir), "DISTILLWATCH_LOG_FORMAT": "json",
+               "DISTILLWATCH_WEB_PORT": str(web_port)}
         if args.config:
             env["DISTILLWATCH_DETECTOR_CONFIG"] = str(Path(args.config).resolve())
         log_path = workdir / "worker.log"
         say(f"  broker  {broker.bootstrap}   worker log  {log_path}")
+        say(f"  alerts page  http://{base.web_host}:{web_port}/alerts/")
         with open(log_path, "ab") as log_file:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"], env=env,
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent(),
             )
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
         traffic = TrafficSource(lambda k, v: producer.send(settings.events_topic, key=k, value=v))
@@ -114,6 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 break
             if worker.poll() is not None:
                 say(f"worker exited with {worker.returncode}; see {log_path}")
+                taken_by = port_owner(web_port)
+                if taken_by:
+                    say(f"  (port {web_port} is now held by {taken_by})")
                 return 1
             for message in consumer:
                 if message.topic == settings.actions_topic:

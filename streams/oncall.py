@@ -53,7 +53,7 @@ def pagerduty_event(record: dict[str, Any], routing_key: str,
             "timestamp": record.get("ts"),
             "component": "distillwatch",
             "group": record.get("detector", ""),
-            "class": "distillation",
+            "class": "pipeline" if record.get("detector") == "pipeline" else "distillation",
             "custom_details": {
                 "alert_id": record.get("alert_id"),
                 "score": record.get("score"),
@@ -82,7 +82,9 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
     ('DistillationSuspected', '2026-02-23T10:00:00.000Z', '2026-02-23T11:00:00.000Z')
     """
     labels = {
-        "alertname": "DistillationSuspected",
+        # a pipeline alert (streams.dlq_alarm) is about the service, not an account
+        "alertname": "DistillwatchPipeline" if record.get("detector") == "pipeline"
+        else "DistillationSuspected",
         "detector": str(record.get("detector", "")),
         "dedup_key": str(record["dedup_key"]),
         "subject": subject(record),

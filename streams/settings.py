@@ -162,6 +162,20 @@ class Settings:
     #: fetches at once, as the embedded one does, must not make the consumer
     #: spin; never waits on a broker that long-polls; 0 turns it off; in [0, 1]
     empty_fetch_interval_s: float = 0.01
+    #: group liveness (streams.liveness): a member of the worker's consumer
+    #: group whose heartbeats (written every ``liveness_interval_s`` to the
+    #: compacted topic ``<app_id>-liveness``) have not arrived for this long is
+    #: removed from the group, so its partitions go to the living. The embedded
+    #: broker never expires a dead member; on Kafka the session timeout (6 s)
+    #: acts first. 0 turns it off
+    liveness_timeout_s: float = 12.0
+    liveness_interval_s: float = 2.0
+    #: dead-letter alarm (streams.dlq_alarm): when more than this share of the
+    #: last ``dlq_alarm_window`` events was dead-lettered, the worker emits a
+    #: ``pipeline`` alert and /ready says not ready; it resolves at half the
+    #: share. 0 turns it off
+    dlq_alarm_share: float = 0.05
+    dlq_alarm_window: int = 1000
     # real clusters
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
@@ -209,6 +223,16 @@ class Settings:
             raise ConfigError(
                 f"empty_fetch_interval_s must be in [0, 1], got {self.empty_fetch_interval_s!r}"
             )
+        if self.liveness_timeout_s < 0 or not self.liveness_interval_s > 0:
+            raise ConfigError("liveness_timeout_s must be >= 0 and liveness_interval_s > 0")
+        if 0 < self.liveness_timeout_s < 3 * self.liveness_interval_s:
+            raise ConfigError(
+                f"liveness_timeout_s ({self.liveness_timeout_s}) must be at least 3 x "
+                f"liveness_interval_s ({self.liveness_interval_s}), or 0 (off)")
+        if not 0 <= self.dlq_alarm_share < 1:
+            raise ConfigError(f"dlq_alarm_share must be in [0, 1), got {self.dlq_alarm_share!r}")
+        if self.dlq_alarm_window < 10:
+            raise ConfigError(f"dlq_alarm_window must be >= 10, got {self.dlq_alarm_window!r}")
         flush_s = self.summary_flush_interval_s
         if not 0 < flush_s <= 10:
             raise ConfigError(f"summary_flush_interval_s must be in (0, 10], got {flush_s!r}")

@@ -18,6 +18,11 @@ def cluster_changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-cluster-state-changelog"
 
 
+def liveness_topic(settings: Settings) -> str:
+    """Heartbeats of the app's workers (streams.liveness)."""
+    return f"{settings.app_id}-liveness"
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; existing ones are left as they are."""
     from kafka import KafkaAdminClient
@@ -50,6 +55,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             (settings.dlq_topic, settings.partitions, dead),
             (changelog_topic(settings), settings.partitions, compact),
         ]
+        if settings.liveness_timeout_s > 0:
+            # a few hundred bytes per worker: compacted, and its segments close
+            # every minute so that compaction (and the embedded broker) can drop
+            # old heartbeats whatever the other topics' settings
+            wanted.append((liveness_topic(settings), 1,
+                           {"cleanup.policy": "compact", "segment.ms": "60000"}))
         # the audit trail is kept (never compacted; 400 days rather than the
         # broker's default week: decisions are reviewed long after); the
         # watchlist is a table

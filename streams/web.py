@@ -87,7 +87,15 @@ def register_views(app: faust.App, service: Any) -> None:
         consumer = app.consumer if app.producer is not None else None
         assigned = bool(consumer and consumer.assignment())
         is_ready = assigned and not app.rebalancing
-        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+        body: dict[str, Any] = {"ready": is_ready}
+        if not is_ready:
+            body["reason"] = "rebalancing" if assigned else "no partitions assigned"
+        alarm = getattr(service, "dlq_alarm", None)
+        if alarm is not None and alarm.firing:
+            # detection is starved: a load balancer or on-call should know
+            is_ready = False
+            body.update(ready=False, reason=alarm.reason())
+        return web.json(body, status=200 if is_ready else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Request) -> Response:

@@ -19,6 +19,7 @@ import structlog
 import detectors
 from streams.app import build_service
 from streams.errors import BrokerUnavailable
+from streams.liveness import LivenessThread, incarnation_id
 from streams.logs import configure_logging
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -117,7 +118,16 @@ def run_worker(settings: Settings) -> int:
              detectors_native=detectors.NATIVE)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     wait_for_broker(settings)
-    service = build_service(settings)
+    liveness: LivenessThread | None = None
+    client_id = ""
+    if settings.liveness_timeout_s > 0:
+        client_id = incarnation_id()
+        # heartbeats start before the join: a join that waits for a dead member
+        # is exactly what the thread resolves
+        liveness = LivenessThread(settings, client_id).start()
+        log.info("liveness_started", incarnation=client_id,
+                 timeout_s=settings.liveness_timeout_s, interval_s=settings.liveness_interval_s)
+    service = build_service(settings, client_id=client_id)
     worker = BoundedWorker(
         service.app,
         loglevel=settings.log_level,
@@ -130,4 +140,7 @@ def run_worker(settings: Settings) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        if liveness is not None:
+            liveness.stop()
     return 0

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.alertmanager_server import alertmanager  # noqa: F401 - a fixture for every test
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

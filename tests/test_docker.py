@@ -20,7 +20,7 @@ import yaml
 
 from streams.cli import build_parser
 from streams.settings import Settings
-from streams.topics import changelog_topic, cluster_changelog_topic
+from streams.topics import changelog_topic, cluster_changelog_topic, liveness_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -104,6 +104,9 @@ def test_topic_init_matches_the_worker_settings(compose):
     assert created.get(s.summaries_topic) == "8"
     assert created.get(cluster_changelog_topic(s)) == "8"
     assert "cleanup.policy=compact" in script.split(cluster_changelog_topic(s))[1].splitlines()[0]
+    # group liveness (streams.liveness): one partition, compacted
+    assert created.get(liveness_topic(s)) == "1"
+    assert "cleanup.policy=compact" in script.split(liveness_topic(s))[1].splitlines()[0]
     env = compose["x-distillwatch"]["environment"]
     assert env["DISTILLWATCH_PARTITIONS"] == "8"
 

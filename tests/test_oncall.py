@@ -45,6 +45,11 @@ class Recorder(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the forwarder's start-up check (Alertmanager /-/ready)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
         server: Recorder = self.server  # type: ignore[assignment]
@@ -101,15 +106,32 @@ def test_forwarder_retries_then_delivers_once(server):
     assert fwd.handle(rec) and fwd.handle(rec)  # the second is a duplicate
     assert [r["status"] for r in server.requests] == [503, 500, 202]
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 1.2  # exponential backoff
-    assert fwd.counts == {"delivered": 1, "duplicates": 1, "rejected": 0, "retries": 2}
+    assert fwd.counts == {"delivered": 1, "duplicates": 1, "rejected": 0, "retries": 2,
+                          "dead_lettered": 0, "misconfigured": 0}
     assert server.requests[-1]["headers"]["Idempotency-Key"] == rec["alert_id"]
 
 
-def test_forwarder_does_not_retry_permanent_rejections(server):
-    server.answers = [400]
-    fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
-    assert fwd.handle(record())
-    assert len(server.requests) == 1 and fwd.counts["rejected"] == 1
+def test_forwarder_does_not_retry_per_alert_rejections(server):
+    from streams.forward import DeliveryRejected
+
+    for status in (400, 413, 422):
+        server.answers = [status]
+        fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
+        with pytest.raises(DeliveryRejected) as info:
+            fwd.handle(record())
+        assert info.value.status == status and fwd.counts["rejected"] == 1
+    assert len(server.requests) == 3
+
+
+def test_wrong_url_or_credentials_stop_delivery(server):
+    from streams.forward import TargetMisconfigured
+
+    for status in (401, 403, 404, 405, 410):
+        server.answers = [status]
+        fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
+        with pytest.raises(TargetMisconfigured, match=f"HTTP {status}"):
+            fwd.handle(record())
+        assert fwd.counts["misconfigured"] == 1 and fwd.counts["delivered"] == 0
 
 
 def test_pagerduty_needs_a_routing_key():
@@ -130,13 +152,46 @@ def test_forward_from_the_alerts_topic_commits_after_delivery(broker, server):
     args = ["forward", "--to", "alertmanager", "--url", server.url, "--broker", broker.url,
             "--topic", topic, "--group", f"g-{topic}", "--duration", "4"]
     assert main(args) == 0
-    bodies = [r["body"][0] for r in server.requests]
+    assert server.requests[0]["body"] == []  # the start-up check: an empty list of alerts
+    bodies = [r["body"][0] for r in server.requests if r["body"]]
     assert len(bodies) == 3  # the repeated alert_id was delivered once
     assert [b["labels"]["subject"] for b in bodies] == ["acct-1", "acct-2", "acct-1"]
     assert "endsAt" in bodies[2]
     # a restarted forwarder resumes after the committed offsets: nothing is sent again
     assert main(args) == 0
-    assert len(server.requests) == 3
+    assert len([r for r in server.requests if r["body"]]) == 3
+    # the record that is not an alert went to the forwarder's dead-letter topic
+    from tests.conftest import consume_until
+
+    dead = consume_until(broker, f"{topic}-forward-dlq", lambda rs: len(rs) >= 1, timeout=10)
+    assert len(dead) == 1 and dead[0]["reason"].startswith("unreadable")
+
+
+@pytest.mark.integration
+def test_a_misconfigured_target_stops_delivery_without_committing(broker, server):
+    """The start-up check passes, then every alert gets 405: the forwarder
+    exits 3 at the first one and commits nothing; per-alert rejections (422)
+    go to the forwarder's dead-letter topic and delivery goes on."""
+    from tests.reliability import group_offsets
+
+    topic = f"alerts-{uuid.uuid4().hex[:8]}"
+    msgs = [record(f"acct-{i}") for i in range(4)]
+    produce(broker, topic, [(m["dedup_key"].encode(), orjson.dumps(m)) for m in msgs])
+    group = f"g-{topic}"
+    args = ["forward", "--to", "alertmanager", "--url", server.url, "--broker", broker.url,
+            "--topic", topic, "--group", group, "--duration", "4"]
+    server.answers = [200, 405]  # the probe's empty POST, then the first alert
+    assert main(args) == 3
+    assert group_offsets(broker.bootstrap, group, topic)[0] == 0
+    server.answers = [200, 422]  # the probe, then the first alert is refused
+    assert main(args) == 0
+    assert group_offsets(broker.bootstrap, group, topic) == (4, 4)
+    from tests.conftest import consume_until
+
+    dead = consume_until(broker, f"{topic}-forward-dlq", lambda rs: len(rs) >= 1, timeout=10)
+    assert [d["status"] for d in dead] == [422]
+    assert orjson.loads(__import__("base64").b64decode(dead[0]["value_b64"]))["alert_id"] \
+        == msgs[0]["alert_id"]
 
 
 @pytest.mark.integration
@@ -158,3 +213,25 @@ def test_tail_filters_and_renders(broker, capsys):
         assert json.loads(line)["account_id"] == "acct-1"
     finally:
         del os.environ["DISTILLWATCH_ALERTS_TOPIC"]
+
+
+def test_forwarder_counters_are_served_on_loopback(server):
+    import urllib.request
+
+    from streams.broker import free_port
+    from streams.forward import TargetMisconfigured, serve_metrics
+
+    fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
+    server.answers = [405]
+    with pytest.raises(TargetMisconfigured):
+        fwd.handle(record())
+    port = free_port()
+    metrics = serve_metrics(port, fwd)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        metrics.shutdown()
+        metrics.server_close()
+    assert "distillwatch_forward_misconfigured_total 1" in text
+    assert "distillwatch_forward_delivered_total 0" in text

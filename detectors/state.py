@@ -7,8 +7,8 @@ passes; the true decayed value at ``t`` is ``stored / 2**((t - ref) / half_life)
 large. Shares (topic shares, template share, ...) are ratios of sums with the
 same scale and need no correction at all.
 
-Layout: about 40 float slots, four small ``array`` buffers (topic ids and their
-short/long weights, hour-of-day weights, the template ring) and two
+Layout: about 50 float slots, five small ``array`` buffers (topic ids and their
+short/long weights, hour-of-day weights, the template ring of 16-byte sketches) and two
 :class:`~detectors.models.PageHinkley` detectors: about 2.5 KB resident.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Final
 from detectors.errors import CorruptState
 from detectors.models import PageHinkley
 
-VERSION: Final = 2
+VERSION: Final = 3
 
 # Float slots, in encoding order.
 FLOATS: tuple[str, ...] = (
@@ -62,7 +62,20 @@ FLOATS: tuple[str, ...] = (
     "score",
     "last_pop",
     "drift_ts",
+    # content-free counts (short window): output and input tokens, requests
+    # carrying a limit and those that hit it, carrying thinking and with it on,
+    # carrying a model (when flagship models are configured) and on a flagship
+    "out_short",
+    "inp_short",
+    "lim_short",
+    "sat_short",
+    "thn_short",
+    "think_short",
+    "mdl_short",
+    "flag_short",
 )
+#: the content-free short-window sums (rebased with the other short sums)
+META_SHORT: Final = FLOATS[-8:]
 INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model")
 
 _HEAD: Final = struct.Struct("<BH")
@@ -115,6 +128,14 @@ class AccountState:
     score: float
     last_pop: float
     drift_ts: float
+    out_short: float
+    inp_short: float
+    lim_short: float
+    sat_short: float
+    thn_short: float
+    think_short: float
+    mdl_short: float
+    flag_short: float
     n: int
     ring_pos: int
     drift_dir: int
@@ -144,12 +165,15 @@ class AccountState:
         self.txt_short = self.tmpl_short = self.elic_short = self.txt_long = self.tmpl_long = 0.0
         self.elic_long = self.ia_mean = self.ia_var = self.episode_start = self.last_hot = 0.0
         self.peak_score = self.score = self.last_pop = self.drift_ts = 0.0
+        self.out_short = self.inp_short = self.lim_short = self.sat_short = 0.0
+        self.thn_short = self.think_short = self.mdl_short = self.flag_short = 0.0
         self.n = self.ring_pos = self.drift_dir = self.model = 0
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))
         self.hours = array("d", bytes(8 * 24))
-        self.ring = array("I", bytes(8 * ring))
+        # template ring: four 32-bit sketch words per prompt
+        self.ring = array("I", bytes(16 * ring))
         self.ph_entropy = ph_entropy or PageHinkley(mode="both")
         self.ph_volume = ph_volume or PageHinkley(mode="both")
 
@@ -179,7 +203,7 @@ class AccountState:
                 *[getattr(self, f) for f in FLOATS],
                 *[getattr(self, i) for i in INTS],
                 len(self.ids),
-                len(self.ring) // 2,
+                len(self.ring) // 4,
             ),
             _le(self.ids),
             _le(self.w_short),
@@ -231,7 +255,7 @@ class AccountState:
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
-        expected = pos + 4 * k + 16 * k + 8 * 24 + 8 * ring + 2 * _PH.size
+        expected = pos + 4 * k + 16 * k + 8 * 24 + 16 * ring + 2 * _PH.size
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"

@@ -258,6 +258,22 @@ _IDIOMS: Final = (
 
 
 _KEY_LENGTHS: Final = (3, 4, 5, 6)
+_MARKS_RE: Final = re.compile(r"[\u0300-\u036f]")
+
+
+def _strip_marks(text: str) -> str:
+    """Latin, Greek and Cyrillic words without their accents (``explícame`` is
+    ``explicame``), so an accent a writer adds or drops does not hide a stem;
+    other scripts' combining marks are left alone.
+
+    >>> _strip_marks("explícame détaille ё")
+    'explicame detaille е'
+    """
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
+
+
 
 
 def _prefix_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], ...]:
@@ -267,7 +283,7 @@ def _prefix_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], ...]:
     tables: list[dict[str, list[tuple[str, str]]]] = [{} for _ in _KEY_LENGTHS]
     for cls, words in _CONCEPTS.items():
         for w in words.split():
-            w = unicodedata.normalize("NFKC", w).casefold()
+            w = _strip_marks(unicodedata.normalize("NFKC", w).casefold())
             i = min(len(w), _KEY_LENGTHS[-1]) - _KEY_LENGTHS[0]
             tables[i].setdefault(w[: _KEY_LENGTHS[i]], []).append((w, cls))
     return tuple({k: tuple(v) for k, v in t.items()} for t in tables)
@@ -301,6 +317,8 @@ def elicitation(text: str, words: list[str] | None = None) -> bool:
         words = _WORD_RE.findall(text)
     seen = ""
     distinct = set(words)
+    if not text.isascii():
+        distinct = {_strip_marks(w) for w in distinct}
     for i, length in enumerate(_KEY_LENGTHS):
         keys = _PREFIX_KEYS[i].intersection([w[:length] for w in distinct])
         if keys:

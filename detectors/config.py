@@ -19,7 +19,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "windows": ("short_half_life_s", "long_half_life_s", "min_rate_window_s"),
     "topics": ("max_tracked_topics", "max_text_topics", "max_vocabulary"),
     "text": (
-        "scan_chars", "template_ring", "template_agree", "template_varied_max", "min_prompts",
+        "scan_chars", "template_ring", "template_agree", "template_shared_min",
+        "template_varied_max", "min_prompts",
     ),
     "population": (
         "population_half_life_s",
@@ -118,6 +119,7 @@ _INT_FIELDS = frozenset(
         "scan_chars",
         "template_ring",
         "template_agree",
+        "template_shared_min",
         "template_varied_max",
         "population_max_topics",
         "ph_min_instances",
@@ -240,7 +242,8 @@ class DetectorConfig:
     # [text]
     scan_chars: int = 2048
     template_ring: int = 8
-    template_agree: int = 10
+    template_agree: int = 6
+    template_shared_min: int = 12
     template_varied_max: int = 24
     min_prompts: float = 4.0
     # [population]

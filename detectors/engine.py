@@ -130,7 +130,8 @@ class Detector:
         self._quiet = cfg.quiet_period_s
         self._scan = cfg.scan_chars
         self._agree = cfg.template_agree
-        self._varied = cfg.template_varied_max * SKETCH_BINS
+        self._varied = float(cfg.template_varied_max)
+        self._shared_min = float(cfg.template_shared_min)
         self._flagship = tuple(cfg.flagship_models)
         self._solo = cfg.elicitation_alone
         self._not_solo = 1.0 - cfg.elicitation_alone
@@ -546,13 +547,15 @@ class Detector:
 
         A prompt *repeats a template* when its sketch agrees with one of the
         account's last ``template_ring`` prompts in at least ``template_agree``
-        of 16 bins (Jaccard about 0.6 or more) and the part that differs is
-        small: at most ``template_varied_max`` shingles, i.e. a short slot
-        in a fixed template. A fixed wrapper around long, varied content (RAG,
-        app instructions) agrees in many bins too, but differs in more
-        shingles than that: it is the app's wrapper, not a harvest template.
+        of 16 bins, the part they share is at least ``template_shared_min``
+        shingles (a fixed instruction, not two short prompts that both say
+        "how do i") and the part that differs is small: at most
+        ``template_varied_max`` shingles, i.e. a short slot in a fixed template.
+        A fixed wrapper around long, varied content (RAG, app instructions)
+        agrees in many bins too, but differs in more shingles than that: it is
+        the app's wrapper, not a harvest template.
         """
-        sk, size, elicit, terms = prompt_features(prompt, self._scan)
+        sk, size, elicit, terms, low = prompt_features(prompt, self._scan)
         s0, s1, s2, s3 = sk
         ring = state.ring
         best = 0
@@ -563,9 +566,14 @@ class Detector:
                     best = a
         state.txt_short += ws
         state.txt_long += wl
-        if best >= self._agree and (SKETCH_BINS - best) * size <= self._varied:
-            state.tmpl_short += ws
-            state.tmpl_long += wl
+        if best >= self._agree:
+            # shingles shared with the closest recent prompt and its own others,
+            # from the Jaccard estimate (taking the two prompts' sizes as equal)
+            j = best / SKETCH_BINS
+            shared = 2.0 * j * size / (1.0 + j)
+            if shared >= self._shared_min and size - shared <= self._varied:
+                state.tmpl_short += ws
+                state.tmpl_long += wl
         if elicit:
             state.elic_short += ws
             state.elic_long += wl
@@ -574,6 +582,11 @@ class Detector:
         ring[pos + 1] = s1
         ring[pos + 2] = s2
         ring[pos + 3] = s3
+        anchors = state.anchors  # the same layout: four per prompt
+        anchors[pos] = low[0]
+        anchors[pos + 1] = low[1]
+        anchors[pos + 2] = low[2]
+        anchors[pos + 3] = low[3]
         pos += 4
         state.ring_pos = 0 if pos >= len(ring) else pos
         if infer_topic:
@@ -843,7 +856,7 @@ class Detector:
             out["elicitation_share"] = round(state.elic_short / state.txt_short, 4)
             out["template_repetition_baseline"] = round(state.tmpl_long / state.txt_long, 4)
             out["elicitation_share_baseline"] = round(state.elic_long / state.txt_long, 4)
-            out["prompt_fingerprints"] = sorted({f"{fp:08x}" for fp in state.ring if fp})[:8]
+            out["prompt_fingerprints"] = sorted({f"{fp:08x}" for fp in state.anchors if fp})[:8]
         if state.inp_short > 0.0:
             out["output_input_ratio"] = round(state.out_short / state.inp_short, 3)
         if state.lim_short > 0.0:

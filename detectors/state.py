@@ -95,6 +95,7 @@ class AccountState:
         "w_long",
         "hours",
         "ring",
+        "anchors",
         "ph_entropy",
         "ph_volume",
     )
@@ -145,6 +146,7 @@ class AccountState:
     w_long: array[float]
     hours: array[float]
     ring: array[int]
+    anchors: array[int]
     ph_entropy: PageHinkley
     ph_volume: PageHinkley
 
@@ -174,6 +176,9 @@ class AccountState:
         self.hours = array("d", bytes(8 * 24))
         # template ring: four 32-bit sketch words per prompt
         self.ring = array("I", bytes(16 * ring))
+        # the four smallest shingle hashes of each of those prompts (bottom-k);
+        # those that recur are the account's template fingerprints (cluster stage)
+        self.anchors = array("I", bytes(16 * ring))
         self.ph_entropy = ph_entropy or PageHinkley(mode="both")
         self.ph_volume = ph_volume or PageHinkley(mode="both")
 
@@ -210,6 +215,7 @@ class AccountState:
             _le(self.w_long),
             _le(self.hours),
             _le(self.ring),
+            _le(self.anchors),
             _PH.pack(*self.ph_entropy.state()),
             _PH.pack(*self.ph_volume.state()),
         ]
@@ -255,7 +261,7 @@ class AccountState:
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
-        expected = pos + 4 * k + 16 * k + 8 * 24 + 16 * ring + 2 * _PH.size
+        expected = pos + 4 * k + 16 * k + 8 * 24 + 32 * ring + 2 * _PH.size
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
@@ -272,6 +278,7 @@ class AccountState:
         pos = _load(state.w_long, data, pos)
         pos = _load(state.hours, data, pos)
         pos = _load(state.ring, data, pos)
+        pos = _load(state.anchors, data, pos)
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state

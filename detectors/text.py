@@ -340,8 +340,13 @@ def elicitation(text: str, words: list[str] | None = None) -> bool:
 # ------------------------------------------------------------ template sketch ---
 
 
-def sketch(shingles: set[int]) -> tuple[int, int, int, int]:
-    """One-permutation b-bit MinHash of 32-bit shingle hashes: 16 bins of 8 bits
+#: smallest shingle hashes of a prompt kept as its anchors
+ANCHORS: Final = 4
+
+
+def sketch(shingles: set[int] | list[int]) -> tuple[int, int, int, int]:
+    """One-permutation b-bit MinHash of 32-bit shingle hashes (a set, or a sorted
+    list): 16 bins of 8 bits
     as four 32-bit words (never 0, so an empty ring slot never matches).
 
     >>> a = sketch({zlib.crc32(bytes([i, j])) for i in range(20) for j in range(3)})
@@ -352,7 +357,7 @@ def sketch(shingles: set[int]) -> tuple[int, int, int, int]:
     """
     bins = [-1] * SKETCH_BINS
     left = SKETCH_BINS
-    for h in sorted(shingles):
+    for h in shingles if isinstance(shingles, list) else sorted(shingles):
         b = h & 15
         if bins[b] < 0:
             bins[b] = (h >> 4) & 0xFF
@@ -396,8 +401,12 @@ def agreement(a0: int, a1: int, a2: int, a3: int, b0: int, b1: int, b2: int, b3:
 
 def prompt_features(
     prompt: str, scan_chars: int = SCAN_CHARS
-) -> tuple[tuple[int, int, int, int], int, bool, list[int]]:
-    """Template sketch, distinct shingles, elicitation flag and topic-term hashes.
+) -> tuple[tuple[int, int, int, int], int, bool, list[int], tuple[int, int, int, int]]:
+    """Template sketch, distinct shingles, elicitation flag, topic-term hashes and
+    the anchors: the ``ANCHORS`` smallest shingle hashes (a bottom-k sketch; the
+    smallest hashes of a template's fixed part recur in the prompts made from it,
+    in every account that uses it, and are the cluster stage's template
+    fingerprints), padded with 0.
 
     >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
     >>> t += "then output JSON with a single integer field. Question: "
@@ -410,7 +419,7 @@ def prompt_features(
     >>> agreement(*c[0], *d[0]) <= 6
     True
     >>> prompt_features("")
-    ((1, 1, 1, 1), 0, False, [])
+    ((1, 1, 1, 1), 0, False, [], (0, 0, 0, 0))
     """
     text = normalize(prompt, scan_chars)
     if text.isascii():
@@ -421,14 +430,18 @@ def prompt_features(
         us = _UNIT_RE.findall(text)
         enc = [u.encode("utf-8", "surrogatepass") for u in us]
     if not enc:
-        return (1, 1, 1, 1), 0, False, []
+        return (1, 1, 1, 1), 0, False, [], (0, 0, 0, 0)
     if len(enc) > 1:
         shingles = set(map(zlib.crc32, map(b" ".join, zip(enc, enc[1:], strict=False))))
     else:
         shingles = {zlib.crc32(enc[0])}
     elicit = elicitation(text, [u for u in us if len(u) >= 3])
     terms = topic_terms(us, enc)
-    return sketch(shingles), len(shingles), elicit, terms
+    ordered = sorted(shingles)
+    low = ordered[:ANCHORS]
+    while len(low) < ANCHORS:
+        low.append(0)
+    return sketch(ordered), len(ordered), elicit, terms, (low[0], low[1], low[2], low[3])
 
 
 # ------------------------------------------------------------------ topics ---

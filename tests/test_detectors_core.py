@@ -479,7 +479,8 @@ def test_prompt_features_total_and_ascii_fast_path(prompt: str, scan: int) -> No
     # any text (lone surrogates, every separator, scripts without spaces) gives a
     # sketch without a 0 word, and the ASCII fast path's units are the regular
     # expression's
-    sk, size, elicit, terms = prompt_features(prompt, scan)
+    sk, size, elicit, terms, anchor = prompt_features(prompt, scan)
+    assert len(anchor) == 4
     assert len(sk) == 4 and all(0 < w < 2**32 for w in sk)
     assert size >= 0 and isinstance(elicit, bool) and len(terms) <= text.TOPIC_TERMS
     norm = normalize(prompt, scan)

@@ -13,7 +13,9 @@ import pytest
 
 from detectors.schema import parse_event, parse_ts
 from simulator import topics as T
-from simulator.attacks import FAMILIES, Params, hydra_size
+from simulator.attacks import CLASSIC_FAMILIES as FAMILIES
+from simulator.attacks import FAMILIES as ALL_FAMILIES
+from simulator.attacks import Params, hydra_size
 from simulator.core import MODEL_NEW, MODELS_BASE
 from simulator.population import BENIGN_KINDS
 from simulator.simulate import parse_attacks, simulate, write_events
@@ -113,7 +115,9 @@ def test_event_time_order_and_schema(events: list[dict[str, Any]]) -> None:
 def test_parse_attacks() -> None:
     assert parse_attacks("none", 100) == {}
     assert parse_attacks("sweep:4,hydra:0", 100) == {"sweep": 4}
-    assert set(parse_attacks("all", 1000)) == set(FAMILIES)
+    assert set(parse_attacks("all", 1000)) == set(FAMILIES)  # the classic mix's default
+    assert set(parse_attacks("all", 1000, "production")) == set(ALL_FAMILIES)
+    assert parse_attacks("plain_harvest:3", 100) == {"plain_harvest": 3}
     with pytest.raises(ValueError):
         parse_attacks("ddos", 100)
 

@@ -178,6 +178,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
              "commits_skipped": 0, "assignments": 0,
+             # what the detector can see: events carrying a prompt / a topic
+             "events_with_prompt": 0, "events_with_topic": 0,
              # wall clock (unix s): this worker began its first message, and
              # finished its latest one (a stale last_message_at on a worker
              # with lag is a stuck worker; the benchmark times workers by them)
@@ -240,6 +242,17 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 )
                 stats["events"] += outcome.events
                 metrics.events_processed += outcome.events
+                stats["events_with_prompt"] = processor.with_prompt
+                stats["events_with_topic"] = processor.with_topic
+                if outcome.blind is not None:
+                    part, span, count = outcome.blind
+                    log.warning(
+                        "partition_without_content", partition=part,
+                        event_time_s=round(span, 1), events=count,
+                        hint="events carry no prompt and no topic: only content-free "
+                        "evidence (tokens, max_tokens, thinking, model, timing, linkage) "
+                        "can fire; see docs/detection.md",
+                    )
                 for dead in outcome.dead:
                     stats["rejected"] += 1
                     metrics.rejected(dead.reason)
@@ -432,6 +445,18 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     )
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])
+
+    def content_share() -> list[tuple[dict[str, str], float]]:
+        n = max(1, processor.processed)
+        return [({"field": "prompt"}, processor.with_prompt / n),
+                ({"field": "topic"}, processor.with_topic / n)]
+
+    metrics.gauge(
+        "distillwatch_events_content_share",
+        "Share of processed events carrying a prompt / a topic; near 0 means only "
+        "content-free evidence can fire (docs/detection.md).",
+        content_share,
+    )
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:

@@ -58,11 +58,16 @@ class DeadLetter:
         }
 
 
+#: event-time seconds of events without prompt or topic after which a
+#: partition is reported (a warning log, once per stretch)
+BLIND_AFTER_S = 3600.0
+
+
 class Outcome:
     """What one message produced. A plain class: one is made per message,
     and a dataclass's default factories cost more than the assignments."""
 
-    __slots__ = ("alerts", "dead", "events", "summaries")
+    __slots__ = ("alerts", "dead", "events", "summaries", "blind")
 
     def __init__(self) -> None:
         self.alerts: list[Alert] = []
@@ -70,6 +75,9 @@ class Outcome:
         self.events = 0
         #: account summaries for the cluster stage (detectors.cluster.AccountSummary)
         self.summaries: list[Any] = []
+        #: ``(partition, event-time seconds without content, events)`` when a
+        #: partition has just passed an hour of events without prompt or topic
+        self.blind: tuple[int, float, int] | None = None
 
 
 class StreamProcessor:
@@ -113,6 +121,12 @@ class StreamProcessor:
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
         self.rejected = 0
+        #: events that carried a prompt / a topic (what the detector can see)
+        self.with_prompt = 0
+        self.with_topic = 0
+        # per partition: event time of the first event since the last one with
+        # content, events since, and whether that stretch was reported
+        self._blind: dict[int, list[float]] = {}
 
     # -- partitions -----------------------------------------------------------
     def runner(self, partition: int) -> PartitionRunner:
@@ -236,10 +250,31 @@ class StreamProcessor:
                     self.on_detector_error(event.account_id, exc)
                 continue
             out.events += 1
+            if event.prompt is not None or event.topic is not None:
+                if event.prompt is not None:
+                    self.with_prompt += 1
+                if event.topic is not None:
+                    self.with_topic += 1
+                self._blind.pop(partition, None)
+            else:
+                self._note_blind(out, partition, event.ts)
         if runner.summaries:
             out.summaries = runner.take_summaries()
         self.processed += out.events
         return out
+
+    def _note_blind(self, out: Outcome, partition: int, ts: float) -> None:
+        """Count an event without prompt or topic; report a partition once per
+        stretch when an hour of event time has passed without content (only
+        content-free evidence can fire there: see docs/detection.md)."""
+        b = self._blind.get(partition)
+        if b is None:
+            self._blind[partition] = [ts, 1.0, 0.0]
+            return
+        b[1] += 1.0
+        if not b[2] and ts - b[0] >= BLIND_AFTER_S:
+            b[2] = 1.0
+            out.blind = (partition, ts - b[0], int(b[1]))
 
     # -- checkpoints ----------------------------------------------------------
     def checkpoint(self) -> list[tuple[int, bytes, bytes | None]]:

@@ -122,3 +122,24 @@ def test_detector_bug_dead_letters_the_event_and_keeps_going():
     assert out[1].dead[0].reason.startswith("detector error: ZeroDivisionError")
     assert out[1].dead[0].value == bad
     assert errors == [("a", "ZeroDivisionError")]
+
+
+def test_blindness_is_counted_and_reported_once_per_stretch():
+    # metadata-only events: the processor counts what it can see and reports a
+    # partition once an hour of event time has passed without prompt or topic
+    proc = make()
+    t0 = 1771840800.0
+    meta = [(b"m", orjson.dumps({"ts": t0 + 60.0 * i, "account_id": "m", "model": "x",
+                                 "input_tokens": 10, "output_tokens": 900}))
+            for i in range(130)]
+    reports = []
+    for offset, (key, value) in enumerate(meta):
+        out = proc.handle(value, key, "events", 2, offset)
+        if out.blind is not None:
+            reports.append(out.blind)
+    assert proc.processed == 130 and proc.with_prompt == proc.with_topic == 0
+    assert len(reports) == 1 and reports[0][0] == 2 and reports[0][1] >= 3600.0
+    # content resets the stretch
+    out = proc.handle(orjson.dumps({"ts": t0 + 9000.0, "account_id": "m", "prompt": "hi"}),
+                      b"m", "events", 2, 200)
+    assert out.blind is None and proc.with_prompt == 1

@@ -99,6 +99,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_harvest",
         "w_fresh",
         "elicitation_alone",
+        "template_alone",
         "generic_floor",
         "specific_full",
         "fire_threshold",
@@ -151,6 +152,7 @@ _UNIT_FIELDS = frozenset(
         "flat_hi",
         "generic_floor",
         "elicitation_alone",
+        "template_alone",
         "saturation_lo",
         "saturation_hi",
         "thinking_lo",
@@ -319,6 +321,7 @@ class DetectorConfig:
     w_drift: float = 0.8
     w_harvest: float = 1.0
     w_fresh: float = 0.6
+    template_alone: float = 0.3
     elicitation_alone: float = 0.5
     generic_floor: float = 0.35
     specific_full: float = 1.0

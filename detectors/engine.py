@@ -555,7 +555,7 @@ class Detector:
         agrees in many bins too, but differs in more shingles than that: it is
         the app's wrapper, not a harvest template.
         """
-        sk, size, elicit, terms, low = prompt_features(prompt, self._scan)
+        sk, size, elicit, terms, anchor = prompt_features(prompt, self._scan)
         s0, s1, s2, s3 = sk
         ring = state.ring
         best = 0
@@ -566,12 +566,14 @@ class Detector:
                     best = a
         state.txt_short += ws
         state.txt_long += wl
+        repeat = False
         if best >= self._agree:
             # shingles shared with the closest recent prompt and its own others,
             # from the Jaccard estimate (taking the two prompts' sizes as equal)
             j = best / SKETCH_BINS
             shared = 2.0 * j * size / (1.0 + j)
             if shared >= self._shared_min and size - shared <= self._varied:
+                repeat = True
                 state.tmpl_short += ws
                 state.tmpl_long += wl
         if elicit:
@@ -582,11 +584,9 @@ class Detector:
         ring[pos + 1] = s1
         ring[pos + 2] = s2
         ring[pos + 3] = s3
-        anchors = state.anchors  # the same layout: four per prompt
-        anchors[pos] = low[0]
-        anchors[pos + 1] = low[1]
-        anchors[pos + 2] = low[2]
-        anchors[pos + 3] = low[3]
+        # the anchor of a template repeat only: an account's recurring anchors are
+        # its template fingerprints for the cluster stage (0: not a repeat)
+        state.anchors[pos >> 2] = anchor if repeat else 0
         pos += 4
         state.ring_pos = 0 if pos >= len(ring) else pos
         if infer_topic:
@@ -690,10 +690,13 @@ class Detector:
           rare topics as often as common ones).
         * Fresh: an account first seen after the partition's first
           ``fresh_unknown_s`` and younger than ``fresh_age_s``.
-        * Stable: an established account whose long-term template and
-          elicitation shares are at least half its current ones, without a
-          burst or drift: its templates and reasoning requests are its normal
-          business and count at ``1 - stable_discount``.
+        * Stable: an established account (``established_events`` and
+          ``established_age_s``, or active since the partition's first
+          ``fresh_unknown_s`` and watched that long: its history predates the
+          stream) whose long-term template and elicitation shares are at least
+          half its current ones, without a burst or drift: its templates and
+          reasoning requests are its normal business and count at
+          ``1 - stable_discount``.
         """
         cfg = self.config
         if s_sweep > 0.0:
@@ -704,7 +707,12 @@ class Detector:
         first = state.first_ts
         if first - self._start >= cfg.fresh_unknown_s and age < cfg.fresh_age_s:
             s_fresh = 1.0
-        established = state.n >= cfg.established_events and age >= cfg.established_age_s
+        # established: long enough history; or active since the partition began
+        # (its history predates what we saw) and watched for fresh_unknown_s
+        established = state.n >= cfg.established_events and (
+            age >= cfg.established_age_s
+            or (first - self._start < cfg.fresh_unknown_s and age >= cfg.fresh_unknown_s)
+        )
         if established and s_vol < 0.5 and s_drift < 0.5 and state.txt_long > 0.0:
             txt, txt_l = state.txt_short, state.txt_long
             stable = 1.0 - cfg.stable_discount
@@ -721,8 +729,17 @@ class Detector:
         # a new account harvesting at volume: heavy traffic from an account
         # first seen minutes ago is specific, not generic, evidence
         s_new_heavy = s_fresh * s_vol
+        # a template alone is an app's (one product, one prompt skeleton); it is
+        # a harvest's when it carries reasoning requests, harvest-shaped
+        # outputs, a sweep, or comes from a new account at volume
+        ctx = s_elic if s_elic > s_harvest else s_harvest
+        if s_new_heavy > ctx:
+            ctx = s_new_heavy
+        if s_sweep > ctx:
+            ctx = s_sweep
+        s_tmpl_eff = s_tmpl * (cfg.template_alone + (1.0 - cfg.template_alone) * ctx)
         z_content = (
-            cfg.w_template * s_tmpl
+            cfg.w_template * s_tmpl_eff
             + cfg.w_elicitation * s_elic_eff
             + cfg.w_sweep * s_sweep
             + cfg.w_harvest * s_harvest

@@ -176,9 +176,9 @@ class AccountState:
         self.hours = array("d", bytes(8 * 24))
         # template ring: four 32-bit sketch words per prompt
         self.ring = array("I", bytes(16 * ring))
-        # the four smallest shingle hashes of each of those prompts (bottom-k);
+        # the anchor of each of those prompts that repeated a template (else 0);
         # those that recur are the account's template fingerprints (cluster stage)
-        self.anchors = array("I", bytes(16 * ring))
+        self.anchors = array("I", bytes(4 * ring))
         self.ph_entropy = ph_entropy or PageHinkley(mode="both")
         self.ph_volume = ph_volume or PageHinkley(mode="both")
 
@@ -261,7 +261,7 @@ class AccountState:
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
-        expected = pos + 4 * k + 16 * k + 8 * 24 + 32 * ring + 2 * _PH.size
+        expected = pos + 4 * k + 16 * k + 8 * 24 + 20 * ring + 2 * _PH.size
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"

@@ -340,8 +340,8 @@ def elicitation(text: str, words: list[str] | None = None) -> bool:
 # ------------------------------------------------------------ template sketch ---
 
 
-#: smallest shingle hashes of a prompt kept as its anchors
-ANCHORS: Final = 4
+#: smallest shingle hashes of a prompt that make its anchor
+ANCHORS: Final = 3
 
 
 def sketch(shingles: set[int] | list[int]) -> tuple[int, int, int, int]:
@@ -401,12 +401,14 @@ def agreement(a0: int, a1: int, a2: int, a3: int, b0: int, b1: int, b2: int, b3:
 
 def prompt_features(
     prompt: str, scan_chars: int = SCAN_CHARS
-) -> tuple[tuple[int, int, int, int], int, bool, list[int], tuple[int, int, int, int]]:
+) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]:
     """Template sketch, distinct shingles, elicitation flag, topic-term hashes and
-    the anchors: the ``ANCHORS`` smallest shingle hashes (a bottom-k sketch; the
-    smallest hashes of a template's fixed part recur in the prompts made from it,
-    in every account that uses it, and are the cluster stage's template
-    fingerprints), padded with 0.
+    the anchor: a hash of the prompt's ``ANCHORS`` smallest shingle hashes (a
+    bottom-k sketch). Prompts made from one template have the same anchor when
+    those smallest hashes all fall in its fixed part, in every account that uses
+    the template, random affixes or not; two unrelated prompts have it only if
+    they share all of them, so shingles common to everyone ("of the") do not
+    link accounts. Never 0.
 
     >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
     >>> t += "then output JSON with a single integer field. Question: "
@@ -419,7 +421,7 @@ def prompt_features(
     >>> agreement(*c[0], *d[0]) <= 6
     True
     >>> prompt_features("")
-    ((1, 1, 1, 1), 0, False, [], (0, 0, 0, 0))
+    ((1, 1, 1, 1), 0, False, [], 1)
     """
     text = normalize(prompt, scan_chars)
     if text.isascii():
@@ -430,7 +432,7 @@ def prompt_features(
         us = _UNIT_RE.findall(text)
         enc = [u.encode("utf-8", "surrogatepass") for u in us]
     if not enc:
-        return (1, 1, 1, 1), 0, False, [], (0, 0, 0, 0)
+        return (1, 1, 1, 1), 0, False, [], 1
     if len(enc) > 1:
         shingles = set(map(zlib.crc32, map(b" ".join, zip(enc, enc[1:], strict=False))))
     else:
@@ -438,10 +440,8 @@ def prompt_features(
     elicit = elicitation(text, [u for u in us if len(u) >= 3])
     terms = topic_terms(us, enc)
     ordered = sorted(shingles)
-    low = ordered[:ANCHORS]
-    while len(low) < ANCHORS:
-        low.append(0)
-    return sketch(ordered), len(ordered), elicit, terms, (low[0], low[1], low[2], low[3])
+    anchor = zlib.crc32(b"".join([h.to_bytes(4, "little") for h in ordered[:ANCHORS]])) or 1
+    return sketch(ordered), len(ordered), elicit, terms, anchor
 
 
 # ------------------------------------------------------------------ topics ---

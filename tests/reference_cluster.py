@@ -943,7 +943,7 @@ class ClusterDetector:
             "shared_template": _ramp(fp_share, 0.3, 0.7),
             "one_topic": (0.0 if kind == "lsh" else _ramp(topic_agree, 0.6, 0.9))
             * _ramp(mean_top, 0.25, 0.6),
-            "elicitation": _ramp(elic, 0.05, 0.3),
+            "elicitation": _ramp(elic, 0.1, 0.4),
             "template": _ramp(tmpl, 0.2, 0.6),
             "synchronized": _ramp(sync, 0.6, 0.9),
             "round_the_clock": _ramp(flat, 0.75, 0.92),

@@ -68,6 +68,7 @@ from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
 from detectors.state import META_SHORT, AccountState, argmin, find, maximum
 from detectors.text import SKETCH_BINS, TextTopics, agreement, fingerprint_topic, prompt_features
+from detectors.watchlist import Watchlist, mark_alert
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
 
@@ -144,6 +145,9 @@ class Detector:
         }
         self._topic_ids: dict[str, int] = {}
         self._topic_names: dict[int, str] = {}
+        #: indicators shared by other providers (detectors/watchlist.py); set
+        #: by the service or replay, shared by the partitions' detectors
+        self.watchlist: Watchlist | None = None
         self._reset_population(0.0)
 
     # ------------------------------------------------------------ population
@@ -512,9 +516,14 @@ class Detector:
                     s_drift = (x - lo) / (hi - lo)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and 0.5 > s_drift:
                 s_drift = 0.5
+        # indicators shared by other providers (dw/response's hook): the
+        # account's template fingerprints are its anchors (those the cluster
+        # stage links accounts by)
+        watch = self.watchlist
+        s_shared = watch.evidence(event, state.anchors) if watch is not None and watch.size else 0.0
         score, terms = self._combine(
             state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
-            s_drift,
+            s_drift, s_shared,
         )
 
         # ---- lifecycle
@@ -528,7 +537,10 @@ class Detector:
             state.episode_start = t
             state.last_hot = t
             state.peak_score = score
-            alerts.append(self._fire(state, t, score, terms))
+            fired = self._fire(state, t, score, terms)
+            if s_shared > 0.0 and watch is not None:
+                fired = mark_alert(fired, watch.matched, s_shared)
+            alerts.append(fired)
 
         # ---- population learning (clean accounts only)
         if not state.episode_start and score < cfg.population_clean_score_max:
@@ -680,6 +692,7 @@ class Detector:
         s_vol: float,
         s_narrow: float,
         s_drift: float,
+        s_shared: float = 0.0,
     ) -> tuple[float, tuple[float, ...]]:
         """The score from the evidence terms, weighed with the account's context.
 
@@ -750,7 +763,7 @@ class Detector:
         # only content evidence opens the gate: round-the-clock apps are machine-timed too
         x = z_content / cfg.specific_full
         gate = self._floor + self._not_floor * (x if x < 1.0 else 1.0)
-        z = z_spec + z_gen * gate
+        z = z_spec + z_gen * gate + s_shared
         score = 1.0 - math.exp(-z)
         return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift,
                        s_harvest, s_new_heavy)

@@ -87,6 +87,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "fresh_age_s",
         "fresh_unknown_s",
         "stable_discount",
+        "grading_ratio_log2",
     ),
     "score": (
         "w_template",
@@ -311,6 +312,7 @@ class DetectorConfig:
     fresh_age_s: float = 7200.0
     fresh_unknown_s: float = 3600.0
     stable_discount: float = 0.7
+    grading_ratio_log2: float = -1.0
     # [score]
     w_template: float = 1.5
     w_elicitation: float = 1.0
@@ -362,7 +364,8 @@ class DetectorConfig:
             elif name in _NONNEG_FIELDS:
                 if value < 0:
                     raise InvalidConfig(f"{name} must be >= 0, got {value!r}")
-            elif name not in ("burst_log2_lo", "burst_log2_hi", "novelty_lo", "novelty_hi"):
+            elif name not in ("burst_log2_lo", "burst_log2_hi", "novelty_lo", "novelty_hi",
+                              "grading_ratio_log2", "ratio_log2_lo", "ratio_log2_hi"):
                 if not value > 0:
                     raise InvalidConfig(f"{name} must be > 0, got {value!r}")
         if self.max_tracked_topics < 2 or self.max_tracked_topics > 64:

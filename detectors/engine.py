@@ -733,6 +733,12 @@ class Detector:
                 s_tmpl *= stable
             if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
                 s_elic *= stable
+        # grading whose outputs are much shorter than its inputs consumes scores
+        # (an LLM-as-judge pipeline), it does not harvest written-out reasoning
+        if s_elic > 0.0 and state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
+            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+            if x < cfg.grading_ratio_log2:
+                s_elic *= 1.0 - cfg.stable_discount
         # elicitation alone (a human who likes "step by step") is weaker than
         # elicitation in templated, heavy or new traffic
         ctx = s_vol if s_vol > s_tmpl else s_tmpl

@@ -20,6 +20,7 @@ import bisect
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,6 +276,7 @@ class Account:
     sweep_queue: list[str] = field(default_factory=list)
     counter: int = 0
     queue: list[Any] = field(default_factory=list)
+    recent: deque[str] = field(default_factory=deque)  # a benign user's last questions
 
     def is_attack_event(self, ts: float, source: int) -> bool:
         return source in self.attack_sources and ts >= self.attack_from

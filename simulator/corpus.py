@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -107,6 +108,27 @@ def pool(
         if len(sel) >= 8:
             return tuple(sel)
     return tuple(base)
+
+
+_SENT = re.compile(r"(?<=[.?!。？！])\s*")
+
+
+@cache
+def sentences(role: str, lang: str) -> tuple[str, ...]:
+    """Real sentences in one language: those of one pool's prompts, plus (for
+    the benign pool) those of the reference answers, which users paste as
+    context. Benign accounts recombine them with questions so that a small
+    corpus does not make them repeat themselves."""
+    texts = [p.text for p in pool(role, lang)]
+    if role == "benign":
+        texts += [a["text"] for a in answers() if a["lang"] == lang]
+    out = []
+    for text in texts:
+        for sent in _SENT.split(text):
+            sent = sent.strip()
+            if 12 <= len(sent) <= 400 and "\n" not in sent:
+                out.append(sent)
+    return tuple(out)
 
 
 @cache

@@ -917,7 +917,6 @@ def evaluate_seeds(
         "events": sum(p["run"]["events"] for p in per_seed.values()),
     }
     for p in per_seed.values():
-        p.pop("delays", None)
         p.pop("table", None)
     report = {"run": run, "seeds": per_seed, "summary": summary, "table": table}
     if out is not None:
@@ -934,7 +933,23 @@ def evaluate_seeds(
     return report
 
 
+def summarize_files(paths: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """Merge the per-seed results of several ``evaluate --seeds ... --json``
+    files (e.g. one seed per run, run apart) into one summary and table."""
+    per_seed: dict[int, Any] = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            rep = orjson.loads(f.read())
+        for seed, one in rep["seeds"].items():
+            if int(seed) in per_seed:
+                raise ValueError(f"seed {seed} appears twice ({path})")
+            per_seed[int(seed)] = one
+    summary = summarize_seeds(dict(sorted(per_seed.items())))
+    return summary, format_summary(summary)
+
+
 __all__ = [
+    "summarize_files",
     "score_alerts",
     "quantile",
     "RuleConfig",

@@ -166,20 +166,22 @@ def build_cover_extractor(rng: random.Random, acct: Account, tl: Timeline, p: Ev
 def build_slow_pivot(rng: random.Random, acct: Account, tl: Timeline, p: EvasionParams
                      ) -> Account:
     """Established and broad; over ``pivot_hours`` the mix moves, hour by hour,
-    to one high-value topic with templated-free raw questions while the rate grows."""
+    to raw attack-pool questions on one high-value topic while the rate grows."""
     build_regular(rng, acct, tl, median=6.0, join_prob=0.0)
+    broad = Behaviour(*topic_mix(rng, rng.randint(5, 12)), "human")
+    acct.phases = [[(tl.t0, broad)]]
     start = rng.uniform(tl.frac(0.2), tl.frac(0.5))
     span = rng.uniform(*p.pivot_hours) * HOUR
     rate = log_uniform(rng, *p.pivot_rate)
     acct.times = [x for x in acct.times if x[0] < start]
     base = acct.phases[0][0][1]
-    target, _ = _narrow_high_value(rng, 1)
+    (target,), _ = _narrow_high_value(rng, 1)
     steps = max(2, int(span // HOUR))
     phases = []
     for i in range(steps + 1):
-        f = i / steps
-        w = [x * (1.0 - f) for x in base.weights] + [sum(base.weights) * max(f, 0.05) * 3.0]
-        phases.append((start + f * span, Behaviour(base.topics + target, tuple(w), "human")))
+        share = 0.9 * i / steps  # hour by hour towards the target capability
+        phases.append((start + span * i / steps, Behaviour(
+            base.topics, base.weights, "pivot", params={"target": target, "share": share})))
     tz = acct.tz
 
     def r(t: float) -> float:

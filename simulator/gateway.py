@@ -49,7 +49,7 @@ def fingerprint(rng: random.Random) -> str:
 
 def benign_gateway(rng: random.Random, *, app: bool = False, long_form: bool = False) -> Gateway:
     """A plausible benign client profile; apps set a system prompt and fixed limits."""
-    choices = (256, 512, 1024, 2048, 4096, 8192, 16000)
+    choices = (256, 512, 1024, 2048, 4096, 8192, 16000, 32000)
     k = rng.randint(1, 3)
     picks = tuple(sorted(rng.sample(choices[2:] if long_form else choices, k)))
     return Gateway(

@@ -111,6 +111,7 @@ class _Events:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for a in self.accounts:
             a.sweep_queue, a.counter, a.queue = [], 0, []
+            a.recent.clear()
         return merge_events(self.accounts, self.seed, self.drop_topic, self.drop_fields)
 
     def __len__(self) -> int:

@@ -70,16 +70,33 @@ def _noise(rng: random.Random, text: str) -> str:
 
 
 def human_text(rng: random.Random, acct: Account, topic: str, lang: str | None = None) -> str:
-    """A benign user's prompt on ``topic``: one real question, sometimes with a
-    follow-up turn or a second question of the same kind (a small corpus must
-    not make one heavy account repeat itself more than real users do)."""
+    """A benign user's prompt on ``topic``: one real question, often with a
+    real sentence of another prompt or of a pasted answer before or after it,
+    sometimes a follow-up question. Recombining real text keeps a small
+    corpus from making one heavy account repeat itself more than real users do."""
     if acct.text != "real" and (lang or "en") == "en":
         return T.benign_prompt(rng, topic)
     lang = lang or pick_lang(rng, acct)
-    p = corpus_prompt(rng, "benign", lang, topic)
+    cats = () if rng.random() < 0.4 else None  # the topic label is noisy: any question
+    recent = acct.recent
+    for _ in range(4):  # a person does not ask the same question again minutes later
+        p = corpus_prompt(rng, "benign", lang, topic, cats)
+        if p.id not in recent:
+            break
+    recent.append(p.id)
+    while len(recent) > 64:
+        recent.popleft()
     text = p.text
+    sents = C.sentences("benign", lang)
     r = rng.random()
-    if r < 0.35:
+    if sents and r < 0.8:
+        for _ in range(4):
+            sent = T.ch(rng, sents)
+            if sent not in recent:
+                break
+        recent.append(sent)
+        text = f"{sent} {text}" if r < 0.6 else f"{text} {sent}"
+    if rng.random() < 0.25:
         q = corpus_prompt(rng, "benign", lang, topic)
         if q.id != p.id:
             text = f"{text}\n\n{q.text}"
@@ -106,8 +123,9 @@ def insert_mid(rng: random.Random, text: str, phrase: str) -> str:
     cuts = [i + 1 for i, c in enumerate(text[:-1]) if c in ".?!。？！\n" and 0 < i < len(text) - 2]
     if not cuts:
         words = text.split(" ")
-        if len(words) < 3:
-            return f"{text} {phrase} {text}"
+        if len(words) < 2:  # no spaces (Chinese, Japanese, Thai): any character boundary
+            i = rng.randint(1, max(1, len(text) - 1))
+            return f"{text[:i]} {phrase} {text[i:]}"
         k = rng.randint(1, len(words) - 1)
         return " ".join(words[:k]) + f" {phrase} " + " ".join(words[k:])
     i = T.ch(rng, cuts)
@@ -259,6 +277,16 @@ def shared_frame(rng: random.Random, acct: Account, b: Behaviour) -> Drawn:
     return topic, b.params["frame"].replace("{q}", payload), True
 
 
+def pivot(rng: random.Random, acct: Account, b: Behaviour) -> Drawn:
+    """A slow pivot: with probability ``share`` a raw attack-pool question on
+    the target topic, otherwise the account's ordinary traffic."""
+    if rng.random() < b.params["share"]:
+        topic = b.params["target"]
+        return topic, attack_question(rng, acct, topic), True
+    topic = b.pick_topic(rng)
+    return topic, human_text(rng, acct, topic), rng.random() < 0.05
+
+
 STYLES: dict[str, Callable[[random.Random, Any, Any], Drawn]] = {
     "reseller": reseller,
     "wrapper": wrapper,
@@ -270,5 +298,6 @@ STYLES: dict[str, Callable[[random.Random, Any, Any], Drawn]] = {
     "paraphrase_cot": paraphrase_cot,
     "affixed": affixed,
     "shared_frame": shared_frame,
+    "pivot": pivot,
 }
 

@@ -18,7 +18,10 @@ from detectors.errors import InvalidConfig
 SECTIONS: dict[str, tuple[str, ...]] = {
     "windows": ("short_half_life_s", "long_half_life_s", "min_rate_window_s"),
     "topics": ("max_tracked_topics", "max_text_topics", "max_vocabulary"),
-    "text": ("fingerprint_chars", "template_ring", "min_prompts"),
+    "text": (
+        "scan_chars", "template_ring", "template_agree", "template_shared_min",
+        "template_varied_max", "min_prompts",
+    ),
     "population": (
         "population_half_life_s",
         "population_sample_interval_s",
@@ -73,6 +76,20 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "flat_min_age_s",
         "novelty_lo",
         "novelty_hi",
+        "sweep_excess_lo",
+        "sweep_excess_hi",
+        "ratio_log2_lo",
+        "ratio_log2_hi",
+        "saturation_lo",
+        "saturation_hi",
+        "thinking_lo",
+        "thinking_hi",
+        "flagship_lo",
+        "flagship_hi",
+        "fresh_age_s",
+        "fresh_unknown_s",
+        "stable_discount",
+        "grading_ratio_log2",
     ),
     "score": (
         "w_template",
@@ -82,7 +99,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_volume",
         "w_narrow",
         "w_drift",
+        "w_harvest",
+        "w_fresh",
         "elicitation_alone",
+        "template_alone",
         "generic_floor",
         "specific_full",
         "fire_threshold",
@@ -92,6 +112,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "severity_critical",
     ),
     "lifecycle": ("quiet_period_s", "idle_ttl_s"),
+    "models": ("flagship_models",),
 }
 
 _INT_FIELDS = frozenset(
@@ -99,8 +120,11 @@ _INT_FIELDS = frozenset(
         "max_tracked_topics",
         "max_text_topics",
         "max_vocabulary",
-        "fingerprint_chars",
+        "scan_chars",
         "template_ring",
+        "template_agree",
+        "template_shared_min",
+        "template_varied_max",
         "population_max_topics",
         "ph_min_instances",
         "established_events",
@@ -131,6 +155,14 @@ _UNIT_FIELDS = frozenset(
         "flat_hi",
         "generic_floor",
         "elicitation_alone",
+        "template_alone",
+        "saturation_lo",
+        "saturation_hi",
+        "thinking_lo",
+        "thinking_hi",
+        "flagship_lo",
+        "flagship_hi",
+        "stable_discount",
         "fire_threshold",
         "hot_threshold",
         "severity_warning",
@@ -147,6 +179,8 @@ _NONNEG_FIELDS = frozenset(
         "w_volume",
         "w_narrow",
         "w_drift",
+        "w_harvest",
+        "w_fresh",
         "prior_weight",
         "population_min_mass",
         "min_prompts",
@@ -175,6 +209,11 @@ _ORDERED = (
     ("regular_cv_lo", "regular_cv_hi"),
     ("flat_lo", "flat_hi"),
     ("novelty_lo", "novelty_hi"),
+    ("sweep_excess_lo", "sweep_excess_hi"),
+    ("ratio_log2_lo", "ratio_log2_hi"),
+    ("saturation_lo", "saturation_hi"),
+    ("thinking_lo", "thinking_hi"),
+    ("flagship_lo", "flagship_hi"),
     ("hot_threshold", "fire_threshold"),
     ("severity_warning", "severity_error"),
     ("severity_error", "severity_critical"),
@@ -207,8 +246,11 @@ class DetectorConfig:
     max_text_topics: int = 64
     max_vocabulary: int = 50_000
     # [text]
-    fingerprint_chars: int = 80
+    scan_chars: int = 2048
     template_ring: int = 8
+    template_agree: int = 6
+    template_shared_min: int = 12
+    template_varied_max: int = 24
     min_prompts: float = 4.0
     # [population]
     population_half_life_s: float = 21_600.0
@@ -262,6 +304,20 @@ class DetectorConfig:
     flat_min_age_s: float = 72_000.0
     novelty_lo: float = 1.0
     novelty_hi: float = 3.0
+    sweep_excess_lo: float = 0.3
+    sweep_excess_hi: float = 1.0
+    ratio_log2_lo: float = 2.0
+    ratio_log2_hi: float = 4.0
+    saturation_lo: float = 0.3
+    saturation_hi: float = 0.7
+    thinking_lo: float = 0.5
+    thinking_hi: float = 0.95
+    flagship_lo: float = 0.9
+    flagship_hi: float = 0.99
+    fresh_age_s: float = 7200.0
+    fresh_unknown_s: float = 3600.0
+    stable_discount: float = 0.7
+    grading_ratio_log2: float = -1.0
     # [score]
     w_template: float = 1.5
     w_elicitation: float = 1.0
@@ -270,6 +326,9 @@ class DetectorConfig:
     w_volume: float = 1.0
     w_narrow: float = 0.8
     w_drift: float = 0.8
+    w_harvest: float = 1.0
+    w_fresh: float = 0.6
+    template_alone: float = 0.3
     elicitation_alone: float = 0.5
     generic_floor: float = 0.35
     specific_full: float = 1.0
@@ -281,11 +340,21 @@ class DetectorConfig:
     # [lifecycle]
     quiet_period_s: float = 900.0
     idle_ttl_s: float = 86_400.0
+    # [models]
+    flagship_models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             name = f.name
             value = getattr(self, name)
+            if name == "flagship_models":
+                if not isinstance(value, tuple) or not all(
+                    isinstance(v, str) and v for v in value
+                ):
+                    raise InvalidConfig(
+                        f"flagship_models must be a list of non-empty strings, got {value!r}"
+                    )
+                continue
             if name in _INT_FIELDS:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise InvalidConfig(f"{name} must be an integer >= 1, got {value!r}")
@@ -300,13 +369,16 @@ class DetectorConfig:
             elif name in _NONNEG_FIELDS:
                 if value < 0:
                     raise InvalidConfig(f"{name} must be >= 0, got {value!r}")
-            elif name not in ("burst_log2_lo", "burst_log2_hi", "novelty_lo", "novelty_hi"):
+            elif name not in ("burst_log2_lo", "burst_log2_hi", "novelty_lo", "novelty_hi",
+                              "grading_ratio_log2", "ratio_log2_lo", "ratio_log2_hi"):
                 if not value > 0:
                     raise InvalidConfig(f"{name} must be > 0, got {value!r}")
         if self.max_tracked_topics < 2 or self.max_tracked_topics > 64:
             raise InvalidConfig(
                 f"max_tracked_topics must be in 2..64, got {self.max_tracked_topics!r}"
             )
+        if self.template_agree > 16:
+            raise InvalidConfig(f"template_agree must be in 1..16, got {self.template_agree!r}")
         if self.template_ring > 64:
             raise InvalidConfig(f"template_ring must be in 1..64, got {self.template_ring!r}")
         for lo, hi in _ORDERED:
@@ -345,12 +417,16 @@ class DetectorConfig:
                     raise InvalidConfig(
                         f"unknown key '{section}.{key}'; allowed: {', '.join(keys)}"
                     )
+                if key == "flagship_models" and isinstance(value, list):
+                    value = tuple(value)
                 kwargs[key] = value
         return cls(**kwargs)
 
     def to_mapping(self) -> dict[str, dict[str, Any]]:
         """The nested structure :meth:`from_mapping` accepts (round-trips)."""
-        return {s: {k: getattr(self, k) for k in keys} for s, keys in SECTIONS.items()}
+        out = {s: {k: getattr(self, k) for k in keys} for s, keys in SECTIONS.items()}
+        out["models"]["flagship_models"] = list(self.flagship_models)
+        return out
 
 
 def _check_sections() -> None:

@@ -66,8 +66,8 @@ from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
-from detectors.state import AccountState, argmin, find, maximum
-from detectors.text import TextTopics, fingerprint_topic, prompt_features, topic_words
+from detectors.state import META_SHORT, AccountState, argmin, find, maximum
+from detectors.text import SKETCH_BINS, TextTopics, agreement, fingerprint_topic, prompt_features
 from detectors.watchlist import Watchlist, mark_alert
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
@@ -89,7 +89,11 @@ REASONS = (
     "volume",
     "narrow",
     "drift",
+    "harvest",
+    "fresh",
 )
+#: stop reasons that mean the output hit the request's limit
+_LIMIT_STOPS: Final = frozenset({"max_tokens", "length", "max_output_tokens", "token_limit"})
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -125,7 +129,11 @@ class Detector:
         self._hl = cfg.long_half_life_s
         self._min_win = cfg.min_rate_window_s
         self._quiet = cfg.quiet_period_s
-        self._fp_chars = cfg.fingerprint_chars
+        self._scan = cfg.scan_chars
+        self._agree = cfg.template_agree
+        self._varied = float(cfg.template_varied_max)
+        self._shared_min = float(cfg.template_shared_min)
+        self._flagship = tuple(cfg.flagship_models)
         self._solo = cfg.elicitation_alone
         self._not_solo = 1.0 - cfg.elicitation_alone
         self._floor = cfg.generic_floor
@@ -153,6 +161,9 @@ class Detector:
         self.pop_mix = TopicMix(half_life_s=h, max_topics=cfg.population_max_topics)
         self.text_topics = TextTopics(cfg.max_text_topics, cfg.max_vocabulary)
         self._seeded = False
+        self._start = 0.0  # event time of the partition's first event
+        self._pop_h = 0.0  # entropy (nats) of the population topic mix
+        self._pop_h_ts = -math.inf
         self._tmpl_lo = cfg.template_lo
         self._elic_lo = cfg.elicitation_lo
         self._vol_floor = 0.0
@@ -169,6 +180,7 @@ class Detector:
         self.pop_template.seed(cfg.prior_template_median, cfg.prior_template_p99, w, t)
         self.pop_elicitation.seed(cfg.prior_elicitation_median, cfg.prior_elicitation_p99, w, t)
         self._seeded = True
+        self._start = t
         self._refresh_bounds()
 
     def _refresh_bounds(self) -> None:
@@ -319,23 +331,8 @@ class Detector:
         prompt = event.prompt
         tid = 0
         if prompt is not None:
-            head, tail, elicit, head_text = prompt_features(prompt, self._fp_chars)
-            ring = state.ring
-            state.txt_short += ws
-            state.txt_long += wl
-            if find(ring, head) >= 0 or find(ring, tail) >= 0:
-                state.tmpl_short += ws
-                state.tmpl_long += wl
-            if elicit:
-                state.elic_short += ws
-                state.elic_long += wl
-            pos = state.ring_pos
-            ring[pos] = head
-            ring[pos + 1] = tail
-            pos += 2
-            state.ring_pos = 0 if pos >= len(ring) else pos
-            if topic is None:
-                tid = self.text_topics.assign(topic_words(head_text))
+            tid = self._prompt_update(state, prompt, topic is None, ws, wl)
+        self._meta_update(state, event, ws)
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)
 
@@ -549,21 +546,15 @@ class Detector:
                     s_drift = (x - lo) / (hi - lo)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and 0.5 > s_drift:
                 s_drift = 0.5
-        # elicitation alone (a human who likes "step by step") is weaker than
-        # elicitation in templated or heavy traffic
-        s_elic_eff = s_elic * (self._solo + self._not_solo * (s_vol if s_vol > s_tmpl else s_tmpl))
-        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
-        z_spec = z_content + cfg.w_timing * s_timing
-        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
-        # only content evidence opens the gate: round-the-clock apps are machine-timed too
-        x = z_content / cfg.specific_full
-        gate = self._floor + self._not_floor * (x if x < 1.0 else 1.0)
-        z = z_spec + z_gen * gate
+        # indicators shared by other providers (dw/response's hook): the
+        # account's template fingerprints are its anchors (those the cluster
+        # stage links accounts by)
         watch = self.watchlist
-        s_shared = watch.evidence(event, state.ring) if watch is not None and watch.size else 0.0
-        if s_shared > 0.0:
-            z += s_shared
-        score = 1.0 - math.exp(-z)
+        s_shared = watch.evidence(event, state.anchors) if watch is not None and watch.size else 0.0
+        score, terms = self._combine(
+            state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
+            s_drift, s_shared,
+        )
 
         # ---- lifecycle
         state.score = score
@@ -576,7 +567,6 @@ class Detector:
             state.episode_start = t
             state.last_hot = t
             state.peak_score = score
-            terms = (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
             fired = self._fire(state, t, score, terms)
             if s_shared > 0.0 and watch is not None:
                 fired = mark_alert(fired, watch.matched, s_shared)
@@ -590,6 +580,229 @@ class Detector:
                 state.last_pop = t
                 self._learn(state, t, ws, rate)
         return state, alerts
+
+    # ----------------------------------------------------- new evidence terms
+    def _prompt_update(
+        self, state: AccountState, prompt: str, infer_topic: bool, ws: float, wl: float
+    ) -> int:
+        """Template and elicitation counts of one prompt; its inferred topic (or 0).
+
+        A prompt *repeats a template* when its sketch agrees with one of the
+        account's last ``template_ring`` prompts in at least ``template_agree``
+        of 16 bins, the part they share is at least ``template_shared_min``
+        shingles (a fixed instruction, not two short prompts that both say
+        "how do i") and the part that differs is small: at most
+        ``template_varied_max`` shingles, i.e. a short slot in a fixed template.
+        A fixed wrapper around long, varied content (RAG, app instructions)
+        agrees in many bins too, but differs in more shingles than that: it is
+        the app's wrapper, not a harvest template.
+        """
+        sk, size, elicit, terms, anchor = prompt_features(prompt, self._scan)
+        s0, s1, s2, s3 = sk
+        ring = state.ring
+        best = 0
+        for i in range(0, len(ring), 4):
+            if ring[i]:
+                a = agreement(s0, s1, s2, s3, ring[i], ring[i + 1], ring[i + 2], ring[i + 3])
+                if a > best:
+                    best = a
+        state.txt_short += ws
+        state.txt_long += wl
+        repeat = False
+        if best >= self._agree:
+            # shingles shared with the closest recent prompt and its own others,
+            # from the Jaccard estimate (taking the two prompts' sizes as equal)
+            j = best / SKETCH_BINS
+            shared = 2.0 * j * size / (1.0 + j)
+            if shared >= self._shared_min and size - shared <= self._varied:
+                repeat = True
+                state.tmpl_short += ws
+                state.tmpl_long += wl
+        if elicit:
+            state.elic_short += ws
+            state.elic_long += wl
+        pos = state.ring_pos
+        ring[pos] = s0
+        ring[pos + 1] = s1
+        ring[pos + 2] = s2
+        ring[pos + 3] = s3
+        # the anchor of a template repeat only: an account's recurring anchors are
+        # its template fingerprints for the cluster stage (0: not a repeat)
+        state.anchors[pos >> 2] = anchor if repeat else 0
+        pos += 4
+        state.ring_pos = 0 if pos >= len(ring) else pos
+        if infer_topic:
+            return self.text_topics.assign(terms)
+        return 0
+
+    def _meta_update(self, state: AccountState, event: Event, ws: float) -> None:
+        """Content-free counts: output/input tokens, output at the request's
+        limit, thinking enabled, requests to a flagship model."""
+        out = event.output_tokens
+        inp = event.input_tokens
+        if out is not None and inp is not None:
+            state.out_short += ws * out
+            state.inp_short += ws * inp
+        limit = event.max_tokens
+        stop = event.stop_reason
+        if limit or stop is not None:
+            state.lim_short += ws
+            if (stop is not None and stop.lower() in _LIMIT_STOPS) or (
+                limit and out is not None and out >= 0.95 * limit
+            ):
+                state.sat_short += ws
+        thinking = event.thinking
+        if thinking is not None:
+            state.thn_short += ws
+            if thinking:
+                state.think_short += ws
+        model = event.model
+        if model is not None and self._flagship:
+            state.mdl_short += ws
+            if model.startswith(self._flagship):
+                state.flag_short += ws
+
+    def _population_entropy(self, t: float) -> float:
+        """Entropy (nats) of the population topic mix, recomputed at most once a
+        minute of event time (it moves on the population's half-life)."""
+        if t - self._pop_h_ts >= 60.0:
+            self._pop_h_ts = t
+            mix = self.pop_mix
+            total = mix._total
+            h = 0.0
+            if total > 0.0:
+                for c in mix._c.values():
+                    if c > 0.0:
+                        p = c / total
+                        h -= p * math.log(p)
+            self._pop_h = h
+        return self._pop_h
+
+    def _harvest(self, state: AccountState, ws: float) -> float:
+        """Content-free evidence of answer harvesting, in [0, 1]: the mean of the
+        indicators the events carry (at least two of them): long outputs for
+        short inputs, outputs at the request's limit, thinking enabled, only
+        the flagship model."""
+        cfg = self.config
+        need = cfg.min_prompts * ws
+        total = 0.0
+        have = 0
+        if state.inp_short > 0.0 and state.r_short >= need:
+            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+            total += _ramp(x, cfg.ratio_log2_lo, cfg.ratio_log2_hi)
+            have += 1
+        if state.lim_short >= need:
+            total += _ramp(state.sat_short / state.lim_short, cfg.saturation_lo,
+                           cfg.saturation_hi)
+            have += 1
+        if state.thn_short >= need:
+            total += _ramp(state.think_short / state.thn_short, cfg.thinking_lo,
+                           cfg.thinking_hi)
+            have += 1
+        if state.mdl_short >= need:
+            total += _ramp(state.flag_short / state.mdl_short, cfg.flagship_lo,
+                           cfg.flagship_hi)
+            have += 1
+        if have < 2:
+            return 0.0
+        return total / have
+
+    def _combine(
+        self,
+        state: AccountState,
+        t: float,
+        ws: float,
+        wl: float,
+        age: float,
+        cnt_s: float,
+        s_tmpl: float,
+        s_elic: float,
+        s_sweep: float,
+        s_timing: float,
+        s_vol: float,
+        s_narrow: float,
+        s_drift: float,
+        s_shared: float = 0.0,
+    ) -> tuple[float, tuple[float, ...]]:
+        """The score from the evidence terms, weighed with the account's context.
+
+        * A sweep counts only as far as the account's topics are *unlike the
+          population's natural mix*: its mean surprise under the population
+          mix exceeds the population's own entropy (a general-purpose account
+          draws topics the way the population does; a systematic sweep covers
+          rare topics as often as common ones).
+        * Fresh: an account first seen after the partition's first
+          ``fresh_unknown_s`` and younger than ``fresh_age_s``.
+        * Stable: an established account (``established_events`` and
+          ``established_age_s``, or active since the partition's first
+          ``fresh_unknown_s`` and watched that long: its history predates the
+          stream) whose long-term template and elicitation shares are at least
+          half its current ones, without a burst or drift: its templates and
+          reasoning requests are its normal business and count at
+          ``1 - stable_discount``.
+        """
+        cfg = self.config
+        if s_sweep > 0.0:
+            excess = state.ce_short / state.s_short - self._population_entropy(t)
+            s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
+        s_harvest = self._harvest(state, ws)
+        s_fresh = 0.0
+        first = state.first_ts
+        if first - self._start >= cfg.fresh_unknown_s and age < cfg.fresh_age_s:
+            s_fresh = 1.0
+        # established: long enough history; or active since the partition began
+        # (its history predates what we saw) and watched for fresh_unknown_s
+        established = state.n >= cfg.established_events and (
+            age >= cfg.established_age_s
+            or (first - self._start < cfg.fresh_unknown_s and age >= cfg.fresh_unknown_s)
+        )
+        if established and s_vol < 0.5 and s_drift < 0.5 and state.txt_long > 0.0:
+            txt, txt_l = state.txt_short, state.txt_long
+            stable = 1.0 - cfg.stable_discount
+            if state.tmpl_long / txt_l >= 0.5 * state.tmpl_short / txt:
+                s_tmpl *= stable
+            if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
+                s_elic *= stable
+        # grading whose outputs are much shorter than its inputs consumes scores
+        # (an LLM-as-judge pipeline), it does not harvest written-out reasoning
+        if s_elic > 0.0 and state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
+            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+            if x < cfg.grading_ratio_log2:
+                s_elic *= 1.0 - cfg.stable_discount
+        # elicitation alone (a human who likes "step by step") is weaker than
+        # elicitation in templated, heavy or new traffic
+        ctx = s_vol if s_vol > s_tmpl else s_tmpl
+        if s_fresh > ctx:
+            ctx = s_fresh
+        s_elic_eff = s_elic * (self._solo + self._not_solo * ctx)
+        # a new account harvesting at volume: heavy traffic from an account
+        # first seen minutes ago is specific, not generic, evidence
+        s_new_heavy = s_fresh * s_vol
+        # a template alone is an app's (one product, one prompt skeleton); it is
+        # a harvest's when it carries reasoning requests, harvest-shaped
+        # outputs, a sweep, or comes from a new account at volume
+        ctx = s_elic if s_elic > s_harvest else s_harvest
+        if s_new_heavy > ctx:
+            ctx = s_new_heavy
+        if s_sweep > ctx:
+            ctx = s_sweep
+        s_tmpl_eff = s_tmpl * (cfg.template_alone + (1.0 - cfg.template_alone) * ctx)
+        z_content = (
+            cfg.w_template * s_tmpl_eff
+            + cfg.w_elicitation * s_elic_eff
+            + cfg.w_sweep * s_sweep
+            + cfg.w_harvest * s_harvest
+            + cfg.w_fresh * s_new_heavy
+        )
+        z_spec = z_content + cfg.w_timing * s_timing
+        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
+        # only content evidence opens the gate: round-the-clock apps are machine-timed too
+        x = z_content / cfg.specific_full
+        gate = self._floor + self._not_floor * (x if x < 1.0 else 1.0)
+        z = z_spec + z_gen * gate + s_shared
+        score = 1.0 - math.exp(-z)
+        return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift,
+                       s_harvest, s_new_heavy)
 
     def _rate(self, count: float, age: float, win: float, half_life: float) -> float:
         """Decayed count per minute, corrected for an account younger than the window."""
@@ -609,7 +822,7 @@ class Detector:
         fl = math.pow(2.0, -(t - state.ref) * self._inv_hl)
         state.ref = t
         for name in ("r_short", "tok_short", "txt_short", "tmpl_short", "elic_short",
-                     "ce_short", "sur_short"):
+                     "ce_short", "sur_short", *META_SHORT):
             setattr(state, name, getattr(state, name) * fs)
         for name in ("r_long", "tok_long", "txt_long", "tmpl_long", "elic_long"):
             setattr(state, name, getattr(state, name) * fl)
@@ -710,7 +923,15 @@ class Detector:
             out["elicitation_share"] = round(state.elic_short / state.txt_short, 4)
             out["template_repetition_baseline"] = round(state.tmpl_long / state.txt_long, 4)
             out["elicitation_share_baseline"] = round(state.elic_long / state.txt_long, 4)
-            out["prompt_fingerprints"] = sorted({f"{fp:08x}" for fp in state.ring if fp})[:8]
+            out["prompt_fingerprints"] = sorted({f"{fp:08x}" for fp in state.anchors if fp})[:8]
+        if state.inp_short > 0.0:
+            out["output_input_ratio"] = round(state.out_short / state.inp_short, 3)
+        if state.lim_short > 0.0:
+            out["limit_hit_share"] = round(state.sat_short / state.lim_short, 4)
+        if state.thn_short > 0.0:
+            out["thinking_share"] = round(state.think_short / state.thn_short, 4)
+        if state.mdl_short > 0.0:
+            out["flagship_share"] = round(state.flag_short / state.mdl_short, 4)
         if state.n >= 3 and state.ia_mean > 0.0:
             out["interarrival_cv"] = round(math.sqrt(state.ia_var) / state.ia_mean, 4)
         if state.r_long > 0.0:
@@ -831,6 +1052,8 @@ class Detector:
                 "mix": self.pop_mix.to_json(),
                 "text_topics": self.text_topics.to_json(),
                 "topic_names": sorted(self._topic_names.items()),
+                "start": self._start,
+                "pop_entropy": [self._pop_h, self._pop_h_ts],
             }
         )
 
@@ -849,6 +1072,11 @@ class Detector:
             self.text_topics.load_json(obj["text_topics"])
             self._topic_names = {int(k): str(v) for k, v in obj["topic_names"]}
             self._seeded = bool(obj["seeded"])
+            self._start = float(obj.get("start", 0.0))
+            pop_h = obj.get("pop_entropy")
+            if pop_h is not None:
+                self._pop_h = float(pop_h[0])
+                self._pop_h_ts = float(pop_h[1]) if pop_h[1] is not None else -math.inf
             if self._seeded:
                 self._refresh_bounds()
         except CorruptState:

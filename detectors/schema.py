@@ -35,6 +35,8 @@ _STR_FIELDS: Final = (
     "ip",
     "user_agent",
     "payment_fingerprint",
+    "stop_reason",
+    "system_prompt_fingerprint",
 )
 
 
@@ -82,6 +84,7 @@ class ValueObject:
 EVENT_FIELDS: Final = (
     "ts", "account_id", "request_id", "model", "topic", "prompt", "input_tokens",
     "output_tokens", "org_id", "api_key_id", "ip", "user_agent", "payment_fingerprint",
+    "max_tokens", "stop_reason", "thinking", "system_prompt_fingerprint",
 )
 
 
@@ -113,6 +116,10 @@ class Event(ValueObject):
     ip: str | None
     user_agent: str | None
     payment_fingerprint: str | None
+    max_tokens: int | None
+    stop_reason: str | None
+    thinking: bool | None
+    system_prompt_fingerprint: str | None
 
     def __init__(
         self,
@@ -129,6 +136,10 @@ class Event(ValueObject):
         ip: str | None = None,
         user_agent: str | None = None,
         payment_fingerprint: str | None = None,
+        max_tokens: int | None = None,
+        stop_reason: str | None = None,
+        thinking: bool | None = None,
+        system_prompt_fingerprint: str | None = None,
     ) -> None:
         self.ts = ts
         self.account_id = account_id
@@ -143,11 +154,16 @@ class Event(ValueObject):
         self.ip = ip
         self.user_agent = user_agent
         self.payment_fingerprint = payment_fingerprint
+        self.max_tokens = max_tokens
+        self.stop_reason = stop_reason
+        self.thinking = thinking
+        self.system_prompt_fingerprint = system_prompt_fingerprint
 
     def _values(self) -> tuple[Any, ...]:
         return (self.ts, self.account_id, self.request_id, self.model, self.topic,
                 self.prompt, self.input_tokens, self.output_tokens, self.org_id,
-                self.api_key_id, self.ip, self.user_agent, self.payment_fingerprint)
+                self.api_key_id, self.ip, self.user_agent, self.payment_fingerprint,
+                self.max_tokens, self.stop_reason, self.thinking, self.system_prompt_fingerprint)
 
 
 def parse_ts(value: Any) -> float:
@@ -270,9 +286,15 @@ def parse_event(obj: Any, *, max_prompt_chars: int = 200_000) -> Event:
     tout = d.get("output_tokens")
     if tout is not None and (type(tout) is not int or not 0 <= tout <= MAX_TOKENS):
         tout = _opt_tokens(obj, "output_tokens")
-    request_id, model, topic, org_id, api_key_id, ip, user_agent, payment = fields
+    request_id, model, topic, org_id, api_key_id, ip, user_agent, payment, stop, sysfp = fields
+    limit = d.get("max_tokens")
+    if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_TOKENS):
+        limit = _opt_tokens(obj, "max_tokens")
+    thinking = d.get("thinking")
+    if thinking is not None and type(thinking) is not bool:
+        raise InvalidEvent(f"thinking: expected boolean, got {_json_type(thinking)}")
     return Event(ts, str(account_id), request_id, model, topic, prompt, tin, tout, org_id,
-                 api_key_id, ip, user_agent, payment)
+                 api_key_id, ip, user_agent, payment, limit, stop, thinking, sysfp)
 
 
 def _check_account_id(account_id: Any) -> None:

@@ -7,8 +7,8 @@ passes; the true decayed value at ``t`` is ``stored / 2**((t - ref) / half_life)
 large. Shares (topic shares, template share, ...) are ratios of sums with the
 same scale and need no correction at all.
 
-Layout: about 40 float slots, four small ``array`` buffers (topic ids and their
-short/long weights, hour-of-day weights, the template ring) and two
+Layout: about 50 float slots, five small ``array`` buffers (topic ids and their
+short/long weights, hour-of-day weights, the template ring of 16-byte sketches) and two
 :class:`~detectors.models.PageHinkley` detectors: about 2.5 KB resident.
 """
 
@@ -23,7 +23,9 @@ from typing import Any, Final
 from detectors.errors import CorruptState
 from detectors.models import PageHinkley
 
-VERSION: Final = 3
+# 4: version 3 (MinHash anchors, content-free sums) + the seasonal hour fields;
+# older states decode as corrupt and those accounts start over
+VERSION: Final = 4
 
 # Float slots, in encoding order.
 FLOATS: tuple[str, ...] = (
@@ -62,18 +64,28 @@ FLOATS: tuple[str, ...] = (
     "score",
     "last_pop",
     "drift_ts",
+    # content-free counts (short window): output and input tokens, requests
+    # carrying a limit and those that hit it, carrying thinking and with it on,
+    # carrying a model (when flagship models are configured) and on a flagship
+    "out_short",
+    "inp_short",
+    "lim_short",
+    "sat_short",
+    "thn_short",
+    "think_short",
+    "mdl_short",
+    "flag_short",
     # long weight of the current hour (also in ``hours``): the seasonal
     # profile is read without it
     "hour_w",
 )
+#: the content-free short-window sums (rebased with the other short sums)
+META_SHORT: Final = ("out_short", "inp_short", "lim_short", "sat_short", "thn_short",
+                     "think_short", "mdl_short", "flag_short")
 INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model", "hour_idx")
-# version 2 (before hour_w and hour_idx): still read, the two start at 0
-_V2_FLOATS: Final = len(FLOATS) - 1
-_V2_INTS: Final = len(INTS) - 1
 
 _HEAD: Final = struct.Struct("<BH")
 _NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
-_NUMS_V2: Final = struct.Struct("<" + "d" * _V2_FLOATS + "q" * _V2_INTS + "BB")
 _PH: Final = struct.Struct("<7d")
 
 
@@ -89,6 +101,7 @@ class AccountState:
         "w_long",
         "hours",
         "ring",
+        "anchors",
         "ph_entropy",
         "ph_volume",
     )
@@ -122,6 +135,14 @@ class AccountState:
     score: float
     last_pop: float
     drift_ts: float
+    out_short: float
+    inp_short: float
+    lim_short: float
+    sat_short: float
+    thn_short: float
+    think_short: float
+    mdl_short: float
+    flag_short: float
     hour_w: float
     n: int
     ring_pos: int
@@ -133,6 +154,7 @@ class AccountState:
     w_long: array[float]
     hours: array[float]
     ring: array[int]
+    anchors: array[int]
     ph_entropy: PageHinkley
     ph_volume: PageHinkley
 
@@ -153,12 +175,18 @@ class AccountState:
         self.txt_short = self.tmpl_short = self.elic_short = self.txt_long = self.tmpl_long = 0.0
         self.elic_long = self.ia_mean = self.ia_var = self.episode_start = self.last_hot = 0.0
         self.peak_score = self.score = self.last_pop = self.drift_ts = self.hour_w = 0.0
+        self.out_short = self.inp_short = self.lim_short = self.sat_short = 0.0
+        self.thn_short = self.think_short = self.mdl_short = self.flag_short = 0.0
         self.n = self.ring_pos = self.drift_dir = self.model = self.hour_idx = 0
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))
         self.hours = array("d", bytes(8 * 24))
-        self.ring = array("I", bytes(8 * ring))
+        # template ring: four 32-bit sketch words per prompt
+        self.ring = array("I", bytes(16 * ring))
+        # the anchor of each of those prompts that repeated a template (else 0);
+        # those that recur are the account's template fingerprints (cluster stage)
+        self.anchors = array("I", bytes(4 * ring))
         self.ph_entropy = ph_entropy or PageHinkley(mode="both")
         self.ph_volume = ph_volume or PageHinkley(mode="both")
 
@@ -188,13 +216,14 @@ class AccountState:
                 *[getattr(self, f) for f in FLOATS],
                 *[getattr(self, i) for i in INTS],
                 len(self.ids),
-                len(self.ring) // 2,
+                len(self.ring) // 4,
             ),
             _le(self.ids),
             _le(self.w_short),
             _le(self.w_long),
             _le(self.hours),
             _le(self.ring),
+            _le(self.anchors),
             _PH.pack(*self.ph_entropy.state()),
             _PH.pack(*self.ph_volume.state()),
         ]
@@ -228,38 +257,36 @@ class AccountState:
         if len(data) < _HEAD.size:
             raise CorruptState("cannot decode account state: truncated")
         version, n_aid = _HEAD.unpack_from(data, 0)
-        if version not in (2, VERSION):
+        if version != VERSION:
             raise CorruptState(f"unknown account state version {version!r}")
-        fmt = _NUMS if version == VERSION else _NUMS_V2
-        n_floats = len(FLOATS) if version == VERSION else _V2_FLOATS
-        n_ints = len(INTS) if version == VERSION else _V2_INTS
         pos = _HEAD.size
         aid = data[pos : pos + n_aid].decode("utf-8", "surrogatepass")
         pos += n_aid
-        if len(data) < pos + fmt.size:
+        if len(data) < pos + _NUMS.size:
             raise CorruptState("cannot decode account state: truncated")
-        nums = fmt.unpack_from(data, pos)
-        pos += fmt.size
+        nums = _NUMS.unpack_from(data, pos)
+        pos += _NUMS.size
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
-        expected = pos + 4 * k + 16 * k + 8 * 24 + 8 * ring + 2 * _PH.size
+        expected = pos + 4 * k + 16 * k + 8 * 24 + 20 * ring + 2 * _PH.size
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
             )
         state = cls(aid, 0.0, k, ring, ph_e, ph_v)
-        for name, value in zip(FLOATS[:n_floats], nums, strict=False):
+        for name, value in zip(FLOATS, nums, strict=False):
             if math.isnan(value):
                 raise CorruptState(f"cannot decode account state: {name} is NaN")
             setattr(state, name, value)
-        for name, value in zip(INTS[:n_ints], nums[n_floats:], strict=False):
+        for name, value in zip(INTS, nums[len(FLOATS) :], strict=False):
             setattr(state, name, value)
         pos = _load(state.ids, data, pos)
         pos = _load(state.w_short, data, pos)
         pos = _load(state.w_long, data, pos)
         pos = _load(state.hours, data, pos)
         pos = _load(state.ring, data, pos)
+        pos = _load(state.anchors, data, pos)
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state

@@ -1,88 +1,123 @@
-"""Prompt-text features: template fingerprints, reasoning elicitation, online topics.
+"""Prompt-text features: template sketches, reasoning elicitation, online topics.
 
 Everything here is deterministic across processes (``zlib.crc32``, never the
-salted built-in ``hash`` of a ``str``) and bounded in cost: only the first and
-last few hundred characters of a prompt are looked at, so a 200 kB prompt costs
-the same as a short one. No prompt text leaves this module: callers get 32-bit
-fingerprints and flags.
+salted built-in ``hash`` of a ``str``) and bounded in cost: a prompt longer than
+``2 * scan_chars`` characters is read as its first and last ``scan_chars``
+characters (default 2,048 each), so a 200 kB prompt costs the same as a 4 kB
+one, and anything in a prompt of up to 4 kB is seen wherever it sits. No
+prompt text leaves this module: callers get hashes, counts and flags.
 
-Template fingerprints. A prompt is normalised (lower case, digits removed,
-punctuation to spaces, whitespace collapsed) and the first and the last
-``words`` words are hashed separately. Prompts generated from one template share
-the template's fixed head or fixed tail while the slot in between varies, so a
-repeat of either fingerprint within an account's recent prompts marks a
-near-duplicate. This is a normalised-skeleton hash, chosen over SimHash/MinHash
-because it costs two C-level hashes instead of one per shingle, which keeps the
-detector above 50k events/s in pure Python.
+Normalisation (:func:`normalize`). Unicode NFKC (full-width forms, ligatures,
+compatibility characters fold to their plain letters) and full case folding
+(``"STRASSE"`` and ``"straße"`` agree; Greek, Cyrillic and Latin alike). ASCII
+prompts take a fast path with the same result (NFKC leaves ASCII unchanged and
+ASCII case folding is ``lower``).
 
-Speed. ``make`` compiles this module with mypyc and builds the C kernels of
-``_textscan.c`` (normalise a window and look its words up in one pass; search
-the marker phrases), which take the prompt features from 11 to 3.6 µs per
-event on the benchmark data. Without them the Python below gives the same
-results; :data:`TEXT_SCAN` says which runs.
+Units (:func:`units`). Words are runs of letters (digits and punctuation
+separate them and are dropped: slot values are usually numbers). Scripts written
+without spaces (Chinese, Japanese kana and kanji, Thai, Lao, Khmer, Myanmar)
+have no words to split on, so each of their characters is a unit and pairs of
+neighbouring units are the shingles: character bigrams, the standard
+segmentation-free representation for those scripts.
 
-Reasoning elicitation. A compiled pattern for the phrasing public reports
-describe (Anthropic, Feb 2026: "imagine and articulate the internal reasoning
-behind a completed response ... step by step"; rubric-based grading, the model
-as reward model; Google GTIG 2026: "reasoning trace coercion").
+Template sketch (:func:`prompt_features`). One-permutation b-bit MinHash of the
+prompt's shingles (neighbouring unit pairs): the shingle hashes are split into
+16 bins by their low 4 bits and each bin keeps 8 bits of its smallest hash
+(empty bins borrow the next non-empty bin, "densification"), 16 bytes per
+prompt, kept as four 32-bit words. Two prompts agree in each bin with
+probability about their Jaccard similarity, so a random word added at either
+end (an evasion of head/tail fingerprints) moves the estimate by a few per cent
+only. The caller also gets the number of distinct shingles, so that it can tell
+a *short varied slot in a long fixed template* (a harvest) from a *long varied
+content inside a fixed wrapper* (a RAG or wrapper app): the number of
+shingles two prompts do not share is ``(1 - J) * size``.
+
+Reasoning elicitation (:func:`elicitation`). Not a list of phrasings but a
+co-occurrence of *concepts*: a word for a reasoning process (reasoning,
+thought process, derivation, justification, étapes, рассуждение, 推理 ...)
+together with a word asking to reveal or write it out (explain, show, walk
+through, articulate, détaille, распиши, 说明 ...), or a grading word (rubric,
+grade, score, 评分 ...) together with the thing graded (answer, response,
+candidate, 回答 ...), anywhere in the scanned text, in any of about twenty
+languages; plus a few idioms that carry the whole request on their own
+("step by step", "chain of thought", 一步一步, шаг за шагом ...). A single
+word never counts ("rubric", "grading", "reasoning" alone are ordinary).
+The phrasing public reports describe: Anthropic, Feb 2026 ("imagine and
+articulate the internal reasoning behind a completed response ... step by
+step"; rubric-based grading, the model as a reward model); Google GTIG 2026
+("reasoning trace coercion", many non-English prompts).
+
+Topics (:class:`TextTopics`). Content units vote for the topic their hash was
+first seen with. The vocabulary holds 32-bit hashes, never words: the
+detector's snapshot (the state changelog) carries no prompt text.
 """
 
 from __future__ import annotations
 
-import string
+import re
+import unicodedata
 import zlib
-from collections.abc import Callable
 from typing import Final
 
-HEAD_CHARS: Final = 320
-TAIL_CHARS: Final = 320
+#: characters read at each end of a longer prompt
+SCAN_CHARS: Final = 2048
+#: bins of the template sketch (bytes per prompt)
+SKETCH_BINS: Final = 16
+#: 32-bit words of one sketch
+SKETCH_WORDS: Final = SKETCH_BINS // 4
 
-# Normalisation works on UTF-8 bytes: ``bytes.translate`` with a 256-byte table
-# is several times faster than ``str.translate`` with a dict. Non-ASCII bytes
-# pass through unchanged (no case folding outside ASCII).
-_PUNCT: Final = string.punctuation.encode()
-_TABLE: Final = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
-_DIGITS: Final = string.digits.encode()
-# the same, with ASCII upper case folded in (``bytes.lower`` folds only ASCII)
-_NORM: Final = bytes.maketrans(
-    _PUNCT + string.ascii_uppercase.encode(),
-    b" " * len(_PUNCT) + string.ascii_lowercase.encode(),
+# Scripts written without spaces: each character is a unit.
+_NOSPACE: Final = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u31f0-\u31ff"
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified
+    "\uf900-\ufaff"  # CJK compatibility
+)
+_UNIT_RE: Final = re.compile(f"[{_NOSPACE}]|[^\\W\\d_{_NOSPACE}]+")
+_WORD_RE: Final = re.compile(r"[^\W\d_]+")
+_NOSPACE_RE: Final = re.compile(f"[{_NOSPACE}]")
+# ASCII: every byte that is not a letter separates units (as _UNIT_RE does)
+_ASCII_SEP: Final = bytes(
+    b if (0x61 <= b <= 0x7A or 0x41 <= b <= 0x5A or b >= 0x80) else 0x20 for b in range(256)
 )
 
-# Reasoning elicitation: single-word markers (checked as a set), phrases that
-# need their neighbours, and markers in scripts written without spaces.
-_ELICIT_WORDS: Final = frozenset(
-    w.encode()
-    for w in (
-        "reasoning rubric grader grading razonamiento raciocínio raisonnement"
-        " рассуждений рассуждения"
-    ).split()
-)
-_ELICIT_PHRASES: Final = tuple(
-    p.encode()
-    for p in (
-        "step by step",
-        "chain of thought",
-        "thought process",
-        "think through",
-        "show your work",
-        "on a scale",
-        "reward model",
-        "grade the",
-        "grade this",
-        "grade each",
-        "paso a paso",
-        "passo a passo",
-        "étape par étape",
-        "шаг за шагом",
-    )
-)
-_ELICIT_TRIGGERS: Final = frozenset(
-    w.encode()
-    for w in "step chain thought think show scale reward grade paso passo étape шаг".split()
-)
-_ELICIT_ANY: Final = _ELICIT_WORDS | _ELICIT_TRIGGERS
-_ELICIT_CJK: Final = tuple(p.encode() for p in ("一步一步", "逐步", "推理", "思考过程", "段階的"))
+
+def normalize(prompt: str, scan_chars: int = SCAN_CHARS) -> str:
+    """NFKC + full case fold of the scanned part of a prompt.
+
+    >>> normalize("ＳＴＥＰ ﬁle Straße ΣΊΣΥΦΟΣ")
+    'step file strasse σίσυφοσ'
+    >>> len(normalize("x" * 10_000, 100))
+    201
+    """
+    if len(prompt) > 2 * scan_chars:
+        prompt = prompt[:scan_chars] + "\n" + prompt[-scan_chars:]
+    if prompt.isascii():
+        return prompt.lower()
+    return unicodedata.normalize("NFKC", prompt).casefold()
+
+
+def units(text: str) -> list[str]:
+    """Words of a normalised text; each character of a script without spaces.
+
+    >>> units("explain 12 steps: 一步一步 推理, then ok")
+    ['explain', 'steps', '一', '步', '一', '步', '推', '理', 'then', 'ok']
+    """
+    return _UNIT_RE.findall(text)
+
+
+def normalized_words(text: str) -> list[str]:
+    """Letters-only words of a prompt after :func:`normalize` (runs of a script
+    without spaces stay whole here; :func:`units` splits them).
+
+    >>> normalized_words("Solve #12: x+3 = 7, STEP-by-step!")
+    ['solve', 'x', 'step', 'by', 'step']
+    """
+    return _WORD_RE.findall(normalize(text))
 
 
 def _crc(data: bytes) -> int:
@@ -100,197 +135,382 @@ def fingerprint_topic(topic: str) -> int:
     return _crc(topic.encode("utf-8", "surrogatepass")) or 1
 
 
-def normalized_words(text: str) -> list[bytes]:
-    """ASCII lower case, digits dropped, punctuation to spaces, split on whitespace.
+# ------------------------------------------------------------ elicitation ---
+# Concept classes. Each entry is a word prefix (at least 3 characters) matched
+# at the start of a word, or, in scripts without spaces, a substring. Classes:
+#   R  a reasoning process or its parts       V  asking to reveal / write it out
+#   G  grading, scoring, judging              A  the thing being graded
+# An idiom (I) carries a whole request alone. Written from the concepts, in
+# English, Spanish, Portuguese, French, Italian, German, Dutch, Polish,
+# Russian, Ukrainian, Turkish, Indonesian, Vietnamese, Hindi, Arabic, Chinese,
+# Japanese, Korean and Thai; tests/test_text_unicode.py checks phrasings this
+# table was not written from.
+_CONCEPTS: Final = {
+    "R": (
+        "reasoning reasoned rationale thought thinking derivation deduction deductive"
+        " justification justify workings scratchpad logic inner monologue"
+        " razonamiento razonar pensamiento deducción justificación lógica"
+        " raciocínio raciocinar pensamento dedução justificativa"
+        " raisonnement raisonner pensée démarche déduction justification logique"
+        " ragionamento ragionare pensiero deduzione giustificazione"
+        " überlegung gedankengang denkprozess denkweise begründung herleitung"
+        " redenering redeneer gedachtegang afleiding"
+        " rozumowanie rozumowania uzasadnienie"
+        " рассужд размышлен мышлени обоснован логик"
+        " міркуван обґрунтуван"
+        " akıl düşünce gerekçe çıkarım"
+        " penalaran pemikiran alasan"
+        " तर्क विचार"
+        " استدلال تفكير منطق تبرير"
+    ),
+    "V": (
+        "explain explanation show walk detail describe articulate outline spell elaborate"
+        " verbalize verbalise reveal narrate expose trace unpack write"
+        " explica explicar explique muestra mostrar describe detalla desarrolla"
+        " mostre descreva detalhe demonstre"
+        " explique expliquer montre montrer détaille détailler décris décrire expose"
+        " spiega spiegare mostra descrivi dettaglia illustra"
+        " erkläre erklären erläutere erläutern zeige zeigen beschreibe beschreiben"
+        " darlegen"
+        " toon beschrijf"
+        " wyjaśnij pokaż opisz przedstaw"
+        " объясни объясните покажи покажите опиши опишите распиши распишите изложи"
+        " изложите приведи продемонстрируй поясни поясните"
+        " поясни поясніть поясни опиши покажи"
+        " açıkla göster anlat"
+        " jelaskan tunjukkan uraikan"
+        " समझाएं समझाइए बताएं दिखाएं"
+        " اشرح وضح اعرض اكتب"
+    ),
+    "G": (
+        "rubric grade grading grader score scoring rating evaluate evaluation assess"
+        " judge criteria criterion"
+        " rúbrica calificar califica puntúa puntuación evalúa"
+        " avalie avaliar pontuação nota"
+        " grille barème noter évaluer évalue"
+        " valuta valutare punteggio"
+        " bewerte bewerten benote punktzahl"
+        " beoordeel"
+        " oceń ocena"
+        " оцени оцените оценк балл критери"
+        " puanla değerlendir"
+        " قيم قيّم معايير"
+    ),
+    "A": (
+        "answer answers response responses candidate completion completions submission"
+        " solution"
+        " respuesta respuestas solución"
+        " resposta respostas"
+        " réponse réponses"
+        " risposta risposte"
+        " antwort antworten lösung"
+        " antwoord"
+        " odpowiedź"
+        " ответ ответы решение"
+        " cevap yanıt"
+        " jawaban"
+        " إجابة الإجابة"
+    ),
+}
+_NOSPACE_CONCEPTS: Final = {
+    "R": "推理 思路 思考 过程 過程 推論 推导 推導 考え方 理由 논리 추론 과정 사고 근거"
+    " เหตุผล ความคิด กระบวนการ",
+    "V": "解释 解釋 说明 說明 展示 写出 寫出 列出 説明 示して 書いて 解説 설명 보여 작성"
+    " อธิบาย แสดง",
+    "G": "评分 評分 打分 评估 評估 评价 評價 採点 評価 채점 평가 ประเมิน ให้คะแนน",
+    "A": "答案 回答 答え 解答 답변 คำตอบ",
+}
+_IDIOMS: Final = (
+    "step by step",
+    "chain of thought",
+    "stepwise",
+    "show your work",
+    "how you arrived",
+    "how you got there",
+    "think out loud",
+    "think aloud",
+    "show all your work",
+    "paso a paso",
+    "passo a passo",
+    "passo dopo passo",
+    "pas à pas",
+    "étape par étape",
+    "schritt für schritt",
+    "stap voor stap",
+    "krok po kroku",
+    "шаг за шагом",
+    "пошагово",
+    "крок за кроком",
+    "adım adım",
+    "langkah demi langkah",
+    "từng bước",
+    "चरण दर चरण",
+    "خطوة بخطوة",
+    "一步一步",
+    "一步步",
+    "逐步",
+    "段階的",
+    "ステップバイステップ",
+    "단계별",
+    "차근차근",
+    "ทีละขั้นตอน",
+)
 
-    >>> normalized_words("Solve #12: x+3 = 7, STEP-by-step!")
-    [b'solve', b'x', b'step', b'by', b'step']
+
+_KEY_LENGTHS: Final = (3, 4, 5, 6)
+_MARKS_RE: Final = re.compile(r"[\u0300-\u036f]")
+
+
+def _strip_marks(text: str) -> str:
+    """Latin, Greek and Cyrillic words without their accents (``explícame`` is
+    ``explicame``), so an accent a writer adds or drops does not hide a stem;
+    other scripts' combining marks are left alone.
+
+    >>> _strip_marks("explícame détaille ё")
+    'explicame detaille е'
     """
-    data = text.encode("utf-8", "surrogatepass").lower().translate(_TABLE, _DIGITS)
-    return data.split()
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
 
 
-def is_elicitation(words: list[bytes], text: bytes) -> bool:
-    """Whether normalised words ask for written-out reasoning or grading.
 
-    >>> w = normalized_words("Grade this answer, then explain STEP by step.")
-    >>> is_elicitation(w, b" ".join(w))
+
+def _prefix_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], ...]:
+    """Per key length (3..6): the first characters of each concept entry ->
+    ``(entry, class)`` pairs, so that a word is looked up four times, whatever
+    the entries' lengths."""
+    tables: list[dict[str, list[tuple[str, str]]]] = [{} for _ in _KEY_LENGTHS]
+    for cls, words in _CONCEPTS.items():
+        for w in words.split():
+            w = _strip_marks(unicodedata.normalize("NFKC", w).casefold())
+            i = min(len(w), _KEY_LENGTHS[-1]) - _KEY_LENGTHS[0]
+            tables[i].setdefault(w[: _KEY_LENGTHS[i]], []).append((w, cls))
+    return tuple({k: tuple(v) for k, v in t.items()} for t in tables)
+
+
+_PREFIXES: Final = _prefix_tables()
+_PREFIX_KEYS: Final = tuple(frozenset(t) for t in _PREFIXES)
+_NOSPACE_MARKERS: Final = tuple(
+    (m, cls) for cls, ms in _NOSPACE_CONCEPTS.items() for m in ms.split()
+)
+
+
+def elicitation(text: str, words: list[str] | None = None) -> bool:
+    """Whether a normalised text asks for written-out reasoning or for grading.
+
+    >>> elicitation(normalize("Grade this answer, then explain STEP by step."))
     True
-    >>> w = normalized_words("Summarize this email in three bullets.")
-    >>> is_elicitation(w, b" ".join(w))
+    >>> elicitation(normalize("Summarize this email in three bullets."))
     False
+    >>> elicitation(normalize("Our rubric for the essay contest is attached."))
+    False
+    >>> elicitation(normalize("Before the final line, spell out the reasoning you used."))
+    True
+    >>> elicitation(normalize("请详细说明你的推理"))
+    True
     """
-    hits = _ELICIT_ANY.intersection(words)
-    if hits:
-        if not _ELICIT_WORDS.isdisjoint(hits):
+    for idiom in _IDIOMS:
+        if idiom in text:
             return True
-        for phrase in _ELICIT_PHRASES:
-            if phrase in text:
-                return True
+    if words is None:
+        words = _WORD_RE.findall(text)
+    seen = ""
+    distinct = set(words)
     if not text.isascii():
-        for marker in _ELICIT_CJK:
-            if marker in text:
-                return True
-    return False
+        distinct = {_strip_marks(w) for w in distinct}
+    for i, length in enumerate(_KEY_LENGTHS):
+        keys = _PREFIX_KEYS[i].intersection([w[:length] for w in distinct])
+        if keys:
+            table = _PREFIXES[i]
+            for key in keys:
+                for entry, cls in table[key]:
+                    if cls not in seen:
+                        for w in distinct:
+                            if w.startswith(entry):
+                                seen += cls
+                                break
+    if not text.isascii():
+        for marker, cls in _NOSPACE_MARKERS:
+            if cls not in seen and marker in text:
+                seen += cls
+    return ("R" in seen and "V" in seen) or ("G" in seen and "A" in seen)
 
 
-# The vocabulary of the window scan: the strong words first, then the triggers
-# that only gate the phrase search (the two sets are disjoint).
-_SCAN_VOCAB: Final = tuple(sorted(_ELICIT_WORDS)) + tuple(sorted(_ELICIT_TRIGGERS - _ELICIT_WORDS))
-_SCAN_STRONG: Final = len(_ELICIT_WORDS)
-
-_ScanFn = Callable[[bytes, bytes, bytes, tuple[bytes, ...], int], tuple[bytes, int]]
-_FindFn = Callable[[bytes, tuple[bytes, ...]], bool]
+# ------------------------------------------------------------ template sketch ---
 
 
-def _kernels() -> tuple[_ScanFn | None, _FindFn | None]:
-    """The C kernels, when ``python -m streams.native build`` compiled them."""
-    try:
-        from detectors import _textscan
-    except ImportError:
-        return None, None
-    return _textscan.scan, _textscan.find_any
+#: smallest shingle hashes of a prompt that make its anchor
+ANCHORS: Final = 3
 
 
-# Final: the compiled module reads them as C statics, not from the module dict
-_KERNELS: Final = _kernels()
-_C_SCAN: Final = _KERNELS[0]
-_C_FIND: Final = _KERNELS[1]
+def sketch(shingles: set[int] | list[int]) -> tuple[int, int, int, int]:
+    """One-permutation b-bit MinHash of 32-bit shingle hashes (a set, or a sorted
+    list): 16 bins of 8 bits
+    as four 32-bit words (never 0, so an empty ring slot never matches).
 
-#: whether the window scan runs in C (``detectors/_textscan.c``) or in Python
-TEXT_SCAN: Final = "c" if _C_SCAN is not None else "python"
-
-
-def scan_window(data: bytes) -> tuple[bytes, int]:
-    """Normalised text of a UTF-8 window and how its words bear on elicitation.
-
-    The text is :func:`normalized_words` joined by single spaces. The level is
-    2 when a word is an elicitation word on its own (``rubric``), 1 when a
-    word only makes a marker phrase worth looking for (``step``), else 0.
-    The C kernel and this Python give the same results (pinned by
-    tests/test_detectors_core.py on hostile input).
-
-    >>> scan_window("Grade the RUBRIC, step 2!".encode())
-    (b'grade the rubric step', 2)
-    >>> scan_window(b"  think  it over ")
-    (b'think it over', 1)
-    >>> scan_window(b"rubrics")
-    (b'rubrics', 0)
+    >>> a = sketch({zlib.crc32(bytes([i, j])) for i in range(20) for j in range(3)})
+    >>> a == sketch({zlib.crc32(bytes([i, j])) for i in range(20) for j in range(3)})
+    True
+    >>> len(a), all(a)
+    (4, True)
     """
-    if _C_SCAN is not None:
-        return _C_SCAN(data, _NORM, _DIGITS, _SCAN_VOCAB, _SCAN_STRONG)
-    words = data.translate(_NORM, _DIGITS).split()
-    level = 0
-    if not _ELICIT_ANY.isdisjoint(words):
-        level = 1 if _ELICIT_WORDS.isdisjoint(words) else 2
-    return b" ".join(words), level
+    bins = [-1] * SKETCH_BINS
+    left = SKETCH_BINS
+    for h in shingles if isinstance(shingles, list) else sorted(shingles):
+        b = h & 15
+        if bins[b] < 0:
+            bins[b] = (h >> 4) & 0xFF
+            left -= 1
+            if not left:
+                break
+    if left == SKETCH_BINS:
+        return (1, 1, 1, 1)
+    if left:  # densify: an empty bin borrows the next non-empty bin's value
+        for i in range(SKETCH_BINS):
+            if bins[i] < 0:
+                j = (i + 1) % SKETCH_BINS
+                while bins[j] < 0:
+                    j = (j + 1) % SKETCH_BINS
+                bins[i] = bins[j]
+    words = [
+        (bins[4 * i] | bins[4 * i + 1] << 8 | bins[4 * i + 2] << 16 | bins[4 * i + 3] << 24) or 1
+        for i in range(SKETCH_WORDS)
+    ]
+    return words[0], words[1], words[2], words[3]
 
 
-def find_any(text: bytes, needles: tuple[bytes, ...]) -> bool:
-    """Whether any of ``needles`` occurs in ``text`` (C kernel when compiled).
+_LOW: Final = 0x01010101
 
-    >>> find_any(b"think step by step", _ELICIT_PHRASES), find_any(b"steps", _ELICIT_PHRASES)
-    (True, False)
+
+def agreement(a0: int, a1: int, a2: int, a3: int, b0: int, b1: int, b2: int, b3: int) -> int:
+    """How many of the 16 bins two sketches share (an estimate of 16 x Jaccard).
+
+    >>> agreement(0x01020304, 5, 6, 7, 0x01020304, 5, 6, 8)
+    15
     """
-    if _C_FIND is not None:
-        return _C_FIND(text, needles)
-    for needle in needles:
-        if needle in text:
-            return True
-    return False
+    same = 0
+    for x in (a0 ^ b0, a1 ^ b1, a2 ^ b2, a3 ^ b3):
+        # a byte of x is non-zero iff its bins differ: fold each byte onto its low bit
+        x |= x >> 4
+        x |= x >> 2
+        x |= x >> 1
+        same += 4 - (x & _LOW).bit_count()
+    return same
 
 
-def topic_words(text: bytes) -> list[bytes]:
-    """The words of a normalised head text that :meth:`TextTopics.assign` reads.
-
-    >>> topic_words(b"how do i reverse a list")
-    [b'how', b'do', b'i', b'reverse', b'a', b'list']
-    """
-    return text.split(None, TextTopics.WORDS)[: TextTopics.WORDS]
-
-
-def prompt_features(prompt: str, span: int = 80) -> tuple[int, int, bool, bytes]:
-    """Head fingerprint, tail fingerprint, elicitation flag and the head text.
-
-    The fingerprints hash the first and the last ``span`` bytes of the
-    normalised text (bytes rather than words, so that scripts written without
-    spaces work too). Two prompts from one template with a fixed part of at
-    least ``span`` normalised characters share a head or a tail fingerprint; an
-    app's short fixed instruction followed by varied content does not. The
-    fingerprints are never 0. Elicitation is looked for in the first and last
-    ``HEAD_CHARS`` characters. The head text is the normalised first
-    ``HEAD_CHARS`` characters (:func:`topic_words` splits it for topics).
+def prompt_features(
+    prompt: str, scan_chars: int = SCAN_CHARS
+) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]:
+    """Template sketch, distinct shingles, elicitation flag, topic-term hashes and
+    the anchor: a hash of the prompt's ``ANCHORS`` smallest shingle hashes (a
+    bottom-k sketch). Prompts made from one template have the same anchor when
+    those smallest hashes all fall in its fixed part, in every account that uses
+    the template, random affixes or not; two unrelated prompts have it only if
+    they share all of them, so shingles common to everyone ("of the") do not
+    link accounts. Never 0.
 
     >>> t = "You are a strict grader. Score the candidate answer against the rubric below, "
-    >>> t += "step by step, then output JSON. Question: "
-    >>> a = prompt_features(t + "42 apples in Rust.")
-    >>> b = prompt_features(t + "7 pears in Go.")
-    >>> a[0] == b[0], a[1] == b[1], a[2]
-    (True, False, True)
-    >>> c = prompt_features("Fix grammar: " + "the cat sat on the mat " * 5)
-    >>> d = prompt_features("Fix grammar: " + "a dog ran in the park " * 5)
-    >>> c[0] == d[0]
-    False
-    >>> prompt_features("")[2:]
-    (False, b'')
+    >>> t += "then output JSON with a single integer field. Question: "
+    >>> a = prompt_features("zq " + t + "42 apples in Rust.")
+    >>> b = prompt_features(t + "7 pears in Go. kx")
+    >>> agreement(*a[0], *b[0]) >= 11, a[2]
+    (True, True)
+    >>> c = prompt_features("Fix grammar: " + "the cat sat on the mat today " * 3)
+    >>> d = prompt_features("Fix grammar: " + "a dog ran in the park yesterday " * 3)
+    >>> agreement(*c[0], *d[0]) <= 6
+    True
+    >>> prompt_features("")
+    ((1, 1, 1, 1), 0, False, [], 1)
     """
-    # Same result as normalising with :func:`normalized_words` and asking
-    # :func:`is_elicitation` (pinned by tests/test_detectors_core.py against
-    # that reference), in fewer passes: one scan per window does case folding,
-    # punctuation and the word look-ups, and the marker phrases are searched
-    # in head and tail separately (no marker contains " | ").
-    if len(prompt) > HEAD_CHARS:
-        head_text, level = scan_window(prompt[:HEAD_CHARS].encode("utf-8", "surrogatepass"))
-        tail_text, tail_level = scan_window(
-            prompt[-TAIL_CHARS:].encode("utf-8", "surrogatepass")
-        )
-        if tail_level > level:
-            level = tail_level
+    text = normalize(prompt, scan_chars)
+    if text.isascii():
+        # the same units as the regular expression, several times faster
+        enc = text.encode("ascii").translate(_ASCII_SEP).split()
+        us = [b.decode("ascii") for b in enc]
     else:
-        head_text, level = scan_window(prompt.encode("utf-8", "surrogatepass"))
-        tail_text = head_text
-    elicit = level == 2
-    if level == 1:
-        elicit = find_any(head_text, _ELICIT_PHRASES) or (
-            tail_text is not head_text and find_any(tail_text, _ELICIT_PHRASES)
-        )
-    if not elicit and not prompt.isascii():
-        elicit = find_any(head_text, _ELICIT_CJK) or (
-            tail_text is not head_text and find_any(tail_text, _ELICIT_CJK)
-        )
-    head = zlib.crc32(head_text[:span]) or 1
-    tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
-    return head, tail, elicit, head_text
+        us = _UNIT_RE.findall(text)
+        enc = [u.encode("utf-8", "surrogatepass") for u in us]
+    if not enc:
+        return (1, 1, 1, 1), 0, False, [], 1
+    if len(enc) > 1:
+        shingles = set(map(zlib.crc32, map(b" ".join, zip(enc, enc[1:], strict=False))))
+    else:
+        shingles = {zlib.crc32(enc[0])}
+    elicit = elicitation(text, [u for u in us if len(u) >= 3])
+    terms = topic_terms(us, enc)
+    ordered = sorted(shingles)
+    anchor = zlib.crc32(b"".join([h.to_bytes(4, "little") for h in ordered[:ANCHORS]])) or 1
+    return sketch(ordered), len(ordered), elicit, terms, anchor
 
+
+# ------------------------------------------------------------------ topics ---
 
 _STOP: Final = frozenset(
     w.encode()
     for w in (
         "the a an and or of to in on for with is are be this that it as at by from what how"
         " can you me my i your we our please write give make about into using use which when"
-        " why who does do not need want would could should will"
+        " why who does do not need want would could should will have has was were been being"
+        " there their they them then than also just like some any all more most very here"
+        " el la los las de del que en un una por para con como es se lo al y o"
+        " le les des du et est une pour dans qui avec sur pas plus ce"
+        " der die das und ist ein eine zu mit von den dem für nicht auf auch sie"
+        " os as um uma do da dos das em para com não"
+        " и в на что не как это с по для из от к о у за"
     ).split()
 )
+#: content units of a prompt that vote for its topic
+TOPIC_TERMS: Final = 12
+#: leading units of a prompt read for topic terms
+TOPIC_UNITS: Final = 48
+
+
+def topic_terms(us: list[str], enc: list[bytes] | None = None) -> list[int]:
+    """Hashes of a prompt's leading content units: words longer than two
+    letters not in the stop list, and character bigrams of scripts without spaces.
+
+    >>> len(topic_terms(units("how do i reverse a linked list in python")))
+    4
+    >>> len(topic_terms(units("如何反转链表"))) # 5 bigrams
+    5
+    """
+    if enc is None:
+        enc = [u.encode("utf-8", "surrogatepass") for u in us]
+    out: list[int] = []
+    prev = b""
+    for u, b in zip(us[:TOPIC_UNITS], enc[:TOPIC_UNITS], strict=False):
+        if len(u) == 1 and _NOSPACE_RE.match(u) is not None:
+            if prev:
+                out.append(zlib.crc32(b, zlib.crc32(prev)))
+            prev = b
+        else:
+            prev = b""
+            if len(u) > 2 and b not in _STOP:
+                out.append(zlib.crc32(b))
+        if len(out) >= TOPIC_TERMS:
+            break
+    return out
 
 
 class TextTopics:
     """Assigns a topic to a prompt that arrives without one, online and bounded.
 
     Keyword voting over an inverted index learned from the stream: each content
-    word of a prompt's head votes for the topic it was first seen with; the
-    winner (ties to the lowest id) is the topic. A prompt whose words are all new
-    opens a new topic while fewer than ``max_topics`` exist, otherwise it goes to
-    a bucket chosen by a stable hash of its first content word. The vocabulary
-    holds at most ``max_words`` words. Deterministic for a given event order.
-    Topic ids have the top bit set so they never collide with named topics'
-    ids in practice (names hash anywhere in 32 bits; the chance is 2**-32 per pair).
+    term (:func:`topic_terms`, a 32-bit hash) of a prompt votes for the topic it
+    was first seen with; the winner (ties to the lowest id) is the topic. A
+    prompt whose terms are all new opens a new topic while fewer than
+    ``max_topics`` exist, otherwise it goes to a bucket chosen by its first
+    term's hash. The vocabulary holds at most ``max_words`` hashes and never a
+    word. Deterministic for a given event order. Topic ids have the top bit set
+    so they never collide with named topics' ids in practice.
 
     Examples
     --------
     >>> tt = TextTopics(max_topics=8)
-    >>> a = tt.assign(normalized_words("How do I reverse a linked list in Python"))
-    >>> b = tt.assign(normalized_words("Reverse a linked list recursively"))
-    >>> c = tt.assign(normalized_words("Best soup recipes for winter evenings"))
+    >>> a = tt.assign(topic_terms(units("How do I reverse a linked list in Python")))
+    >>> b = tt.assign(topic_terms(units("Reverse a linked list recursively")))
+    >>> c = tt.assign(topic_terms(units("Best soup recipes for winter evenings")))
     >>> a == b, a == c, tt.name(a)
     (True, False, 'auto/0')
     """
@@ -298,20 +518,17 @@ class TextTopics:
     __slots__ = ("max_topics", "max_words", "_vocab", "_n")
 
     FLAG: Final = 0x80000000
-    #: how many leading words of a prompt's head vote
-    WORDS: Final = 24
 
     def __init__(self, max_topics: int = 64, max_words: int = 50_000) -> None:
         self.max_topics = max_topics
         self.max_words = max_words
-        self._vocab: dict[bytes, int] = {}
+        self._vocab: dict[int, int] = {}
         self._n = 0
 
-    def assign(self, words: list[bytes]) -> int:
-        content = [w for w in words[: self.WORDS] if len(w) > 2 and w not in _STOP][:12]
+    def assign(self, terms: list[int]) -> int:
         vocab = self._vocab
         votes: dict[int, int] = {}
-        for w in content:
+        for w in terms:
             t = vocab.get(w)
             if t is not None:
                 votes[t] = votes.get(t, 0) + 1
@@ -326,12 +543,12 @@ class TextTopics:
         elif self._n < self.max_topics:
             topic = self.FLAG | self._n
             self._n += 1
-        elif content:
-            topic = self.FLAG | (_crc(content[0]) % self.max_topics)
+        elif terms:
+            topic = self.FLAG | (terms[0] % self.max_topics)
         else:
             topic = self.FLAG
         if len(vocab) < self.max_words:
-            for w in content:
+            for w in terms:
                 if w not in vocab:
                     vocab[w] = topic
         return topic
@@ -340,10 +557,16 @@ class TextTopics:
         return f"auto/{topic & ~self.FLAG}"
 
     def to_json(self) -> list[object]:
-        return [self._n, sorted((k.decode("latin-1"), v) for k, v in self._vocab.items())]
+        # hashes only: the changelog never carries a prompt word
+        return [self._n, sorted(self._vocab.items())]
 
     def load_json(self, data: list[object]) -> None:
         n, items = data
         assert isinstance(n, int) and isinstance(items, list)
         self._n = n
-        self._vocab = {str(k).encode("latin-1"): int(v) for k, v in items}
+        vocab: dict[int, int] = {}
+        for k, v in items:
+            if not isinstance(k, int):  # a snapshot written before hashing: drop words
+                continue
+            vocab[k] = int(v)
+        self._vocab = vocab

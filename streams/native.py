@@ -49,8 +49,8 @@ GROUP = "detectors.native"
 MODULES = tuple(
     sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
 )
-#: hand-written C kernels, built beside the mypyc modules (``_textscan.c``
-#: becomes ``detectors._textscan``)
+#: hand-written C kernels, built beside the mypyc modules (``_arrays.c``
+#: becomes ``detectors._arrays``)
 C_SOURCES = tuple(sorted(p.name for p in PACKAGE.glob("*.c")))
 
 _SETUP = """

@@ -80,7 +80,7 @@ __all__ = [
     "topic_signature",
 ]
 
-KINDS = ("pay", "ip", "org", "ua", "tmpl", "lsh")
+KINDS = ("pay", "ip", "org", "ua", "sys", "tmpl", "lsh")
 _VERSION = 1
 _U64 = float(2**64)
 
@@ -201,6 +201,9 @@ def linkage_keys(
     ua = _norm(event.user_agent)
     if ua:
         keys.append(f"ua:{ua}")
+    sysfp = _norm(getattr(event, "system_prompt_fingerprint", None))
+    if sysfp:  # accounts running one system prompt (the same app, or the same harvester)
+        keys.append(f"sys:{sysfp}")
     keys.extend(f"tmpl:{fp:08x}" for fp in template_fps)
     keys.extend(f"lsh:{s}" for s in lsh)
     return keys
@@ -357,7 +360,7 @@ class SummaryEmitter:
     def summarize(self, detector: Any, state: Any, event: Event) -> AccountSummary:
         feats = detector.features(state, event.ts)
         counts: dict[int, int] = {}
-        for fp in getattr(state, "ring", ()):
+        for fp in getattr(state, "anchors", ()):
             if fp:
                 counts[fp] = counts.get(fp, 0) + 1
         ranked = sorted(counts, key=lambda fp: (-counts[fp], fp))
@@ -940,21 +943,39 @@ class ClusterDetector:
             "shared_template": _ramp(fp_share, 0.3, 0.7),
             "one_topic": (0.0 if kind == "lsh" else _ramp(topic_agree, 0.6, 0.9))
             * _ramp(mean_top, 0.25, 0.6),
-            "elicitation": _ramp(elic, 0.05, 0.3),
+            "elicitation": _ramp(elic, 0.1, 0.4),
             "template": _ramp(tmpl, 0.2, 0.6),
             "synchronized": _ramp(sync, 0.6, 0.9),
             "round_the_clock": _ramp(flat, 0.75, 0.92),
             "member_scores": _ramp(own, 0.3, 0.8),
             "volume": _ramp(math.log2(agg_rate + 1e-3) - self._pop_log_rate, 4.0, 8.0),
         }
-        z_spec = (
-            1.2 * terms["shared_template"]
-            + 0.8 * terms["one_topic"]
-            + 1.0 * terms["elicitation"]
-            + 0.6 * terms["template"]
+        # What one product run by many accounts shows too (an organisation's
+        # accounts share its templates and topic): counts fully only with
+        # behaviour beyond it (reasoning harvest, synchronized starts,
+        # round-the-clock) or members' own evidence.
+        z_product = (
+            1.2 * terms["shared_template"] + 0.8 * terms["one_topic"] + 0.6 * terms["template"]
+        )
+        z_behaviour = (
+            1.0 * terms["elicitation"]
             + 0.8 * terms["synchronized"]
             + 0.6 * terms["round_the_clock"]
         )
+        # a declared organisation (most core members carry one org id) running
+        # its product: the product and its reasoning requests are its business
+        orgs: dict[str, int] = {}
+        for m in ms:
+            for key in m.keys:
+                if key.startswith("org:"):
+                    orgs[key] = orgs.get(key, 0) + 1
+        org_share = max(orgs.values()) / k if orgs else 0.0
+        if org_share >= 0.8:
+            z_product *= 0.25
+            z_behaviour -= 0.5 * terms["elicitation"]
+            ev["declared_org_share"] = round(org_share, 3)
+        x = (z_behaviour + terms["member_scores"]) / 1.0
+        z_spec = z_behaviour + z_product * (0.35 + 0.65 * (x if x < 1.0 else 1.0))
         z_gen = 0.8 * terms["member_scores"] + 0.4 * terms["volume"]
         gate = min(1.0, z_spec / 1.5)
         size = _ramp(est_core, self.min_members - 1, self.full_members)

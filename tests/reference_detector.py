@@ -2,8 +2,10 @@
 
 :class:`ReferenceDetector` is :class:`detectors.engine.Detector` with the
 per-event code as it was written before the performance work (helper per
-concern, ``_ramp`` per evidence term, ``normalized_words`` +
-``is_elicitation`` for prompt text). ``tests/test_detectors_core.py`` replays
+concern, ``_ramp`` per evidence term). The prompt-text and content-free
+updates and the final weighing of the evidence (``Detector._prompt_update``,
+``_meta_update``, ``_combine``) were written straightforwardly, not inlined
+(issue 18), so both detectors call them. ``tests/test_detectors_core.py`` replays
 seeded streams through both and requires identical alerts, account states and
 population snapshots, so optimisations of ``Detector.process`` cannot change a
 result; config tuning changes both alike. A deliberate change of the scoring
@@ -13,34 +15,11 @@ result; config tuning changes both alike. A deliberate change of the scoring
 from __future__ import annotations
 
 import math
-import zlib
 
 from detectors.alerts import Alert
 from detectors.engine import _EXACT_EVERY, _IA_ALPHA, _REBASE, Detector, _exact_sums, _ramp
 from detectors.schema import Event
 from detectors.state import AccountState
-from detectors.text import HEAD_CHARS, TAIL_CHARS, is_elicitation, normalized_words
-
-
-def reference_prompt_features(
-    prompt: str, span: int = 80
-) -> tuple[int, int, bool, list[bytes]]:
-    """``detectors.text.prompt_features`` as first written."""
-    head_words = normalized_words(prompt[:HEAD_CHARS])
-    head_text = b" ".join(head_words)
-    if len(prompt) > HEAD_CHARS:
-        tail_words = normalized_words(prompt[-TAIL_CHARS:])
-        tail_text = b" ".join(tail_words)
-        elicit = is_elicitation(head_words + tail_words, head_text + b" | " + tail_text)
-    else:
-        tail_text = head_text
-        elicit = is_elicitation(head_words, head_text)
-    head = zlib.crc32(head_text[:span]) or 1
-    tail = zlib.crc32(tail_text[-span:], 0x5A5A) or 1
-    return head, tail, elicit, head_words
-
-
-prompt_features = reference_prompt_features
 
 
 class ReferenceDetector(Detector):
@@ -120,23 +99,8 @@ class ReferenceDetector(Detector):
         prompt = event.prompt
         tid = 0
         if prompt is not None:
-            head, tail, elicit, words = prompt_features(prompt, cfg.fingerprint_chars)
-            ring = state.ring
-            state.txt_short += ws
-            state.txt_long += wl
-            if head in ring or tail in ring:
-                state.tmpl_short += ws
-                state.tmpl_long += wl
-            if elicit:
-                state.elic_short += ws
-                state.elic_long += wl
-            pos = state.ring_pos
-            ring[pos] = head
-            ring[pos + 1] = tail
-            pos += 2
-            state.ring_pos = 0 if pos >= len(ring) else pos
-            if topic is None:
-                tid = self.text_topics.assign(words)
+            tid = self._prompt_update(state, prompt, topic is None, ws, wl)
+        self._meta_update(state, event, ws)
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)
 
@@ -300,20 +264,10 @@ class ReferenceDetector(Detector):
                 s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
                 s_drift = max(s_drift, 0.5)
-        # elicitation alone (a human who likes "step by step") is weaker than
-        # elicitation in templated or heavy traffic
-        solo = cfg.elicitation_alone
-        s_elic_eff = s_elic * (solo + (1.0 - solo) * max(s_tmpl, s_vol))
-        z_content = cfg.w_template * s_tmpl + cfg.w_elicitation * s_elic_eff + cfg.w_sweep * s_sweep
-        z_spec = z_content + cfg.w_timing * s_timing
-        z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
-        # only content evidence opens the gate: round-the-clock apps are machine-timed too
-        gate = cfg.generic_floor + (1.0 - cfg.generic_floor) * min(
-            1.0, z_content / cfg.specific_full
+        return self._combine(
+            state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
+            s_drift,
         )
-        z = z_spec + z_gen * gate
-        score = 1.0 - math.exp(-z)
-        return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
 
     def _learn(self, state: AccountState, t: float, ws: float, rate: float) -> None:
         cfg = self.config

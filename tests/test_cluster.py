@@ -230,7 +230,7 @@ def _hydra_summaries(rng, n, rounds=6, start=T0 + 4 * 3600, cover=False):
                     0.4 if cover else 0.95,
                     fps,
                     0.3 if cover else 0.8,
-                    0.2 if cover else 0.5,
+                    0.35 if cover else 0.5,  # elicitation (ramp 0.1..0.4 since issue 18)
                     rate=0.3,
                     score=0.3,
                 )

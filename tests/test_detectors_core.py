@@ -23,7 +23,7 @@ from detectors.replay import Replayer
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
 from detectors.state import AccountState
-from detectors.text import TextTopics, normalized_words, prompt_features, topic_words
+from detectors.text import TextTopics, agreement, normalize, prompt_features, topic_terms, units
 
 T0 = 1_772_409_600.0
 TEMPLATE = (
@@ -132,6 +132,15 @@ def test_elicitation(prompt: str, expected: bool) -> None:
     assert prompt_features(prompt)[2] is expected
 
 
+def _repeats(det: Detector, prompts: list[str]) -> float:
+    """Share of prompts the detector counts as template repeats."""
+    state = None
+    for i, p in enumerate(prompts):
+        state, _ = det.process(state, Event(T0 + i * 30.0, "t", topic="x", prompt=p))
+    assert state is not None
+    return state.tmpl_long / state.txt_long
+
+
 def test_template_vs_short_app_prefix() -> None:
     rng = random.Random(5)
     attack = [prompt_features(TEMPLATE + f"{rng.randint(1, 99)} apples") for _ in range(5)]
@@ -140,12 +149,36 @@ def test_template_vs_short_app_prefix() -> None:
     assert len({a[0] for a in app}) == 50
 
 
+def test_template_survives_random_affixes_and_wrapper_is_not_a_template() -> None:
+    rng = random.Random(7)
+    junk = "zebra quartz lemon violet copper maple ember onyx tulip falcon".split()
+    slots = "apples pears trains rivers proofs loops graphs queues sorts heaps".split()
+    # a harvest template with a random word glued to each end: head/tail CRCs differ
+    # every time; the sketches still agree
+    affixed = [f"{rng.choice(junk)}{rng.randint(0, 99)} {TEMPLATE}{rng.choice(slots)} "
+               f"{rng.choice(slots)} {rng.choice(junk)}" for _ in range(40)]
+    assert _repeats(Detector(), affixed) > 0.8
+    # an app's long fixed wrapper (~1,100 characters) around long varied content
+    wrapper = ("You are the support assistant of Acme Cloud. Answer only from the context "
+               "below; cite the document id; if the context does not contain the answer, "
+               "say so and suggest contacting support. Keep a friendly, concise tone. ") * 4
+    vocab = ("invoice deploy cluster billing region latency quota storage bucket token "
+             "rotate certificate outage dashboard alert metric replica backup restore "
+             "migrate schema index query cache").split()
+    wrapped = [wrapper + "Context: " + " ".join(rng.choice(vocab) for _ in range(120))
+               + " Question: " + " ".join(rng.choice(vocab) for _ in range(12))
+               for _ in range(40)]
+    assert _repeats(Detector(), wrapped) < 0.1
+    # unrelated prompts never repeat
+    assert _repeats(Detector(), [varied_prompt(rng) for _ in range(40)]) < 0.05
+
+
 def test_text_topics_bounded_and_deterministic() -> None:
     rng = random.Random(2)
     prompts = [varied_prompt(rng) for _ in range(500)]
     a, b = TextTopics(max_topics=8), TextTopics(max_topics=8)
-    ids_a = [a.assign(normalized_words(p)) for p in prompts]
-    ids_b = [b.assign(normalized_words(p)) for p in prompts]
+    ids_a = [a.assign(topic_terms(units(normalize(p)))) for p in prompts]
+    ids_b = [b.assign(topic_terms(units(normalize(p)))) for p in prompts]
     assert ids_a == ids_b
     assert len(set(ids_a)) <= 8
     c = TextTopics(max_topics=8)
@@ -434,85 +467,28 @@ def test_optimised_detector_matches_reference(config: dict[str, float]) -> None:
 
 
 _PROMPT_ALPHABET = st.sampled_from(
-    list("abcXYZ019 .,!?-|\n\t\x0b\u00a0\u2028") + ["step", " by ", "Step", "chain of thought",
-    "REASONING", "grade", " the ", "rubric", "paso a paso", "шаг за шагом", "Étape par étape",
-    "一步一步", "推理", "think", " through", "\ud800", "show your work"]
+    list("abcXYZ019 .,!?-|_\n\t\x0b\u00a0\u2028\u00df\u0130\uff21") + ["step", " by ",
+    "Step", "chain of thought", "REASONING", "grade", " the ", "rubric", "paso a paso",
+    "шаг за шагом", "Étape par étape", "一步一步", "推理", "ไทย", "think", " through",
+    "\ud800", "show your work", "explain"]
 )
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_PROMPT_ALPHABET, max_size=400).map("".join), st.integers(1, 120))
-def test_prompt_features_match_reference(prompt: str, span: int) -> None:
-    from tests.reference_detector import reference_prompt_features
-
-    head, tail, elicit, head_text = prompt_features(prompt, span)
-    ref_head, ref_tail, ref_elicit, ref_words = reference_prompt_features(prompt, span)
-    assert (head, tail, elicit) == (ref_head, ref_tail, ref_elicit)
-    assert head_text == b" ".join(ref_words)
-    assert topic_words(head_text) == ref_words[: TextTopics.WORDS]
-
-
-def _scan_reference(data: bytes) -> tuple[bytes, int]:
-    words = data.translate(text._NORM, text._DIGITS).split()
-    if not text._ELICIT_WORDS.isdisjoint(words):
-        return b" ".join(words), 2
-    return b" ".join(words), 0 if text._ELICIT_TRIGGERS.isdisjoint(words) else 1
-
-
-_BYTES_ALPHABET = st.sampled_from(
-    [bytes([b]) for b in range(256)]
-    + [w + b" " for w in text._SCAN_VOCAB] + [b"step", b"STEP", b"Rubric", b"rubrics", b"  "]
-)
-
-
-@settings(max_examples=600, deadline=None)
-@given(st.lists(_BYTES_ALPHABET, max_size=300).map(b"".join))
-def test_scan_window_matches_reference(data: bytes) -> None:
-    # any bytes, not only valid UTF-8: every whitespace, control and high byte,
-    # vocabulary words glued to punctuation and digits
-    assert text.scan_window(data) == _scan_reference(data)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(_BYTES_ALPHABET, max_size=120).map(b"".join),
-       st.lists(st.lists(_BYTES_ALPHABET, max_size=4).map(b"".join), max_size=6).map(tuple))
-def test_find_any_matches_reference(data: bytes, needles: tuple[bytes, ...]) -> None:
-    needles += text._ELICIT_PHRASES
-    assert text.find_any(data, needles) == any(n in data for n in needles)
-    assert text.find_any(data, ()) is False
-
-
-# the marker phrases, their cut-off starts and ends, and bytes around them:
-# texts where the one-pass search of the C kernel sees a needle's first four
-# bytes without the rest, a needle at the very end, or one split by a byte
-_PHRASE_PARTS = st.sampled_from(
-    [p[:k] for p in text._ELICIT_PHRASES + text._ELICIT_CJK for k in (2, 4, 5, len(p) - 1)]
-    + list(text._ELICIT_PHRASES + text._ELICIT_CJK) + [b" ", b"x", b"\xc3", b"\x00"]
-)
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_PHRASE_PARTS, max_size=40).map(b"".join),
-       st.lists(st.lists(_PHRASE_PARTS, min_size=1, max_size=3).map(b"".join), max_size=5)
-       .map(tuple))
-def test_find_any_one_pass_search_matches_reference(data: bytes,
-                                                     extra: tuple[bytes, ...]) -> None:
-    # needles of 4+ bytes take the hashed one-pass search (the module's own
-    # tuples, and fresh ones); a shorter needle anywhere takes the memmem loop
-    for needles in (text._ELICIT_PHRASES, text._ELICIT_CJK,
-                    tuple(n for n in extra if len(n) >= 4), extra + text._ELICIT_PHRASES):
-        assert text.find_any(data, needles) == any(n in data for n in needles), needles
-
-
-def test_text_scan_runs_in_c_when_compiled() -> None:
-    import detectors
-
-    assert text.TEXT_SCAN == ("c" if detectors.NATIVE == "on" else "python")
-    if text._C_SCAN is not None:  # its word tables hold at most 256 words
-        many = tuple(bytes([119, 97 + i // 26, 97 + i % 26]) for i in range(257))  # b"waa"...
-        with pytest.raises(ValueError, match="at most 256"):
-            text._C_SCAN(b"wab", text._NORM, text._DIGITS, many, 0)
-        assert text._C_SCAN(b"Wab, x", text._NORM, text._DIGITS, many[:256], 0) == (b"wab x", 1)
+def test_prompt_features_total_and_ascii_fast_path(prompt: str, scan: int) -> None:
+    # any text (lone surrogates, every separator, scripts without spaces) gives a
+    # sketch without a 0 word, and the ASCII fast path's units are the regular
+    # expression's
+    sk, size, elicit, terms, anchor = prompt_features(prompt, scan)
+    assert anchor > 0
+    assert len(sk) == 4 and all(0 < w < 2**32 for w in sk)
+    assert size >= 0 and isinstance(elicit, bool) and len(terms) <= text.TOPIC_TERMS
+    norm = normalize(prompt, scan)
+    if norm.isascii():
+        fast = norm.encode("ascii").translate(text._ASCII_SEP).split()
+        assert [b.decode() for b in fast] == units(norm)
+    assert agreement(*sk, *sk) == 16
 
 
 # ----------------------------------------- AccountState's array look-ups

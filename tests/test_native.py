@@ -91,13 +91,13 @@ def test_import_uses_the_build_only_when_every_source_matches(tmp_path):
 def test_import_calls_a_build_stale_when_the_set_of_sources_changed(tmp_path):
     pkg = _package_copy(tmp_path, None)
     manifest = _manifest(pkg)
-    assert "_textscan.c" in manifest["sources"]  # type: ignore[operator]
+    assert "_arrays.c" in manifest["sources"]  # type: ignore[operator]
     (pkg / "_native").mkdir()
     path = pkg / "_native" / "manifest.json"
     # a build from before the C kernel existed would run its scan in Python
     # while claiming to be compiled
     path.write_text(json.dumps({**manifest, "sources": {
-        k: v for k, v in manifest["sources"].items() if k != "_textscan.c"}}))  # type: ignore[attr-defined]
+        k: v for k, v in manifest["sources"].items() if k != "_arrays.c"}}))  # type: ignore[attr-defined]
     assert _choice(tmp_path) == "stale False"
     path.write_text(json.dumps(manifest))
     assert _choice(tmp_path) == "on True"

@@ -141,21 +141,19 @@ def test_account_mornings_are_expected_and_a_burst_is_not():
     assert new[4] >= old[4] and new[4] > max(new[2], new[3])  # the burst stands out
 
 
-def test_state_v2_still_decodes():
+def test_state_round_trips_with_the_hour_fields_and_older_versions_are_refused():
     state = AccountState("acct-1", 1e9)
     state.n = 7
-    state.hour_w = 0.0
+    state.hour_w = 2.5
+    state.hour_idx = 13
     data = state.encode()
-    assert data[0] == VERSION == 3
-    # a version-2 record: the same without hour_w (last float) and hour_idx (last int)
-    import struct
-
-    from detectors.state import _HEAD, _NUMS, _NUMS_V2, FLOATS, INTS
-    head = _HEAD.size + len(b"acct-1")
-    nums = list(_NUMS.unpack_from(data, head))
-    v2nums = nums[: len(FLOATS) - 1] + nums[len(FLOATS): len(FLOATS) + len(INTS) - 1] + nums[-2:]
-    v2 = (struct.pack("<BH", 2, 6) + b"acct-1" + _NUMS_V2.pack(*v2nums)
-          + data[head + _NUMS.size:])
-    back = AccountState.decode(v2)
-    assert back.n == 7 and back.hour_w == 0.0 and back.hour_idx == 0
+    assert data[0] == VERSION == 4
+    back = AccountState.decode(data)
+    assert back.n == 7 and back.hour_w == 2.5 and back.hour_idx == 13
     assert back.encode() == data
+    # version 3 (and older) had another layout (head/tail ring, no hour fields):
+    # refused as corrupt, so that account starts over instead of misreading bytes
+    from detectors.errors import CorruptState
+    for old in (2, 3):
+        with pytest.raises(CorruptState):
+            AccountState.decode(bytes([old]) + data[1:])

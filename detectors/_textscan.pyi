@@ -1,6 +1,0 @@
-# The C kernels' signatures (detectors/_textscan.c); see detectors.text.scan_window
-# and detectors.text.find_any.
-def scan(
-    data: bytes, table: bytes, delete: bytes, vocab: tuple[bytes, ...], strong: int, /
-) -> tuple[bytes, int]: ...
-def find_any(text: bytes, needles: tuple[bytes, ...], /) -> bool: ...

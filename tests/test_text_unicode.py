@@ -1,0 +1,114 @@
+"""Prompt text beyond the phrasings the detector's concept table was written from.
+
+The sentences below were written for this test from other sources than
+``detectors/text.py``'s table: paraphrases of the request public reports
+describe (Anthropic, Feb 2026: "imagine and articulate the internal reasoning
+behind a completed response"; GTIG 2026: "reasoning trace coercion", mostly
+non-English), phrased the way people write them, in several languages and
+capitalisations, with the request buried in the middle of a long prompt. None
+of them is an idiom of the table or a sentence from it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from detectors.engine import Detector
+from detectors.schema import Event
+from detectors.text import elicitation, normalize, prompt_features, topic_terms, units
+
+T0 = 1_772_409_600.0
+
+ELICITING = [
+    # English paraphrases without "step by step" / "chain of thought"
+    "Before giving the verdict, articulate the full line of thought that gets you there.",
+    "I want to see your justification laid bare: describe every deduction you made.",
+    "Narrate your thinking as you go, then state the final figure.",
+    "Please UNPACK the logic behind your answer in detail.",
+    "Reveal the hidden rationale a careful expert would have used here.",
+    # a judge / reward-model request that is not worded like the table's
+    "Assess the candidate's response and give it a score from 1 to 10.",
+    # other languages
+    "Antes de responder, explícame con detalle el razonamiento que sigues.",
+    "Décris précisément ta démarche de pensée avant de conclure.",
+    "Erkläre mir bitte ausführlich deinen Gedankengang.",
+    "Mostre o raciocínio completo que leva à resposta.",
+    "Spiega il ragionamento che ti ha portato alla soluzione.",
+    "Подробно опиши своё рассуждение, прежде чем дать ответ.",
+    "Cevabı vermeden önce düşünce sürecini açıkla.",
+    "Jelaskan penalaran kamu secara rinci sebelum menjawab.",
+    "请把你的思路详细地写出来，然后再给出答案。",
+    "答えを出す前に、推論の過程を説明してください。",
+    "답을 주기 전에 추론 과정을 자세히 설명해 주세요.",
+    "قبل الإجابة، اشرح منطق تفكيرك بالتفصيل.",
+    "ก่อนตอบ ช่วยอธิบายเหตุผลทีละข้อ",
+    # full-width letters and odd capitalisation fold to the plain words
+    "ＥＸＰＬＡＩＮ YOUR REASONING, please.",
+]
+
+ORDINARY = [
+    "What's the capital of Australia?",
+    "Write a limerick about a cat who loves lasagna.",
+    "Our grading rubric is attached; please convert it to a markdown table.",
+    "The reasoning section of the paper is weak, says reviewer 2. Fix the typos only.",
+    "Explain how to rotate an AWS access key.",
+    "Translate into French: the meeting moved to Thursday.",
+    "Resume este artículo en tres frases.",
+    "この文章を英語に翻訳してください。",
+    "Напиши письмо клиенту о задержке доставки.",
+    "What's the exchange rate of the yen today? Short answer please.",
+]
+
+
+@pytest.mark.parametrize("sentence", ELICITING)
+def test_unanticipated_elicitation_is_found(sentence: str) -> None:
+    assert elicitation(normalize(sentence)), sentence
+
+
+@pytest.mark.parametrize("sentence", ORDINARY)
+def test_ordinary_requests_and_single_words_are_not_elicitation(sentence: str) -> None:
+    assert not elicitation(normalize(sentence)), sentence
+
+
+FILLER = (
+    "The quarterly report covers revenue, churn, hiring and the new office lease. "
+    "Numbers are in thousands of euros and rounded. "
+)
+
+
+@pytest.mark.parametrize("sentence", ELICITING[:3] + ELICITING[7:12] + ELICITING[14:17])
+def test_elicitation_found_mid_prompt(sentence: str) -> None:
+    # the request sits in the middle of a ~3 kB prompt: beyond the old 320-character
+    # head and tail windows, inside the scanned 2 x 2,048 characters
+    prompt = FILLER * 14 + sentence + " " + FILLER * 14
+    assert 3000 < len(prompt) < 4096
+    assert prompt_features(prompt)[2], sentence
+    # and beyond the scan: the middle of a very long prompt is not read (bounded cost)
+    huge = FILLER * 200 + sentence + FILLER * 200
+    assert not prompt_features(huge)[2]
+
+
+def test_unicode_normalisation() -> None:
+    assert normalize("ＳＴＥＰ ﬁle Straße") == "step file strasse"
+    assert units(normalize("ΚΑΛΗΜΕΡΑ 123 abc")) == ["καλημερα", "abc"]
+    # scripts without spaces: every character a unit, bigrams as topic terms
+    assert units("机器学习") == ["机", "器", "学", "习"]
+    assert len(topic_terms(units("机器学习"))) == 3
+    assert len(topic_terms(units("การเรียนรู้ของเครื่อง"))) > 5
+
+
+def test_cjk_customers_are_not_one_prompt_one_topic() -> None:
+    # Chinese prompts on two subjects: the inferred topics group them (character
+    # bigrams), instead of every prompt head becoming a new "word"
+    rng = random.Random(3)
+    a = ["如何用Python读取CSV文件", "Python读取CSV文件很慢怎么办", "用Python把CSV文件转换成JSON"]
+    b = ["红烧肉的做法是什么", "红烧肉需要炖多久", "怎样做红烧肉才不腻"]
+    det = Detector()
+    state = None
+    for i in range(60):
+        p = rng.choice(a) if i % 2 else rng.choice(b)
+        state, _ = det.process(state, Event(T0 + 60.0 * i, "zh", prompt=p))
+    assert state is not None
+    assert len([t for t in state.ids if t]) <= 4

@@ -276,8 +276,9 @@ class CampaignStage:
     ...              {"cluster_key": "pay:p1", "shared_keys": ["pay:p1", "ua:x"]},
     ...              accounts=("a", "b", "c"), account_count=3)
     >>> out = stage.process(fire)
-    >>> [(a.detector, a.account_id or a.dedup_key) for a in out]
-    [('campaign', 'campaign:c-ad3ab11d78b1a742'), ('campaign_member', 'a'), ('campaign_member', 'b'), ('campaign_member', 'c')]
+    >>> [(a.detector, a.account_id or a.dedup_key) for a in out]  # doctest: +NORMALIZE_WHITESPACE
+    [('campaign', 'campaign:c-ad3ab11d78b1a742'), ('campaign_member', 'a'),
+     ('campaign_member', 'b'), ('campaign_member', 'c')]
     >>> second = replace(fire, ts=1e9 + 60, episode_start=1e9 + 60,
     ...                  details={"cluster_key": "ua:x"}, accounts=("c", "d"))
     >>> [(a.detector, a.account_id) for a in stage.process(second)]
@@ -411,18 +412,15 @@ class CampaignStage:
         hashes = [account_hash(a) for a in alert.accounts]
         if _kind(key) in STRONG_KINDS:
             # an identity key (card, network range, org) merges every campaign
-            # it links: one whose identity key its members share, or one most
-            # of whose members it holds
-            if isinstance(shared, list):
-                for k in shared:
-                    sk = str(k)
-                    o = self._by_key.get(sk) if _kind(sk) in STRONG_KINDS else None
-                    if o is not None:
-                        c = self._live(o)
-                        if c is not None and c.state != "resolved":
-                            found[c.cid] = c
+            # it links: one holding most of its members, one whose identity
+            # key its members share, or one whose keys agree with theirs on
+            # two kinds of behaviour key (client and topic mix, say: either
+            # alone is shared by unrelated actors)
+            mine = [str(k) for k in shared] if isinstance(shared, list) else []
             for c in self._active():
-                if c.cid not in found and self._overlap(c, hashes, True) >= self.join_overlap:
+                if c.cid in found:
+                    continue
+                if self._overlap(c, hashes, True) >= self.join_overlap or _linked(c, mine, key):
                     found[c.cid] = c
         elif not found:
             # a behaviour key (template, topic mix, client) is shared by
@@ -874,6 +872,20 @@ class CampaignStage:
 
     def campaigns(self) -> list[Campaign]:
         return [self._campaigns[cid] for cid in sorted(self._campaigns)]
+
+
+def _linked(c: Campaign, shared: list[str], own: str) -> bool:
+    """Whether a cluster's shared keys tie it to campaign ``c``: one identity
+    key in common, or behaviour keys of two kinds."""
+    kinds: set[str] = set()
+    for k in shared:
+        if k == own or (k not in c.keys and k not in c.linked):
+            continue
+        kind = _kind(k)
+        if kind in STRONG_KINDS:
+            return True
+        kinds.add(kind)
+    return len(kinds) >= 2
 
 
 def _strong_keys(c: Campaign) -> int:

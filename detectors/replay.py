@@ -13,7 +13,9 @@ With ``clusters`` on (the default), the runners also emit account summaries
 :class:`~detectors.cluster.ClusterDetector` per partition of the summaries
 topic, keyed by linkage key -- turns them into coordinated-cluster alerts,
 right after the event that produced the summary, as the live second agent
-does.
+does. With ``campaigns`` on too (the default), every alert of both stages
+then goes through one :class:`~detectors.campaign.CampaignStage`, in the
+order the stages emitted them, as the live campaign agent receives them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
+from detectors.campaign import CampaignStage
 from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -55,6 +58,8 @@ class Replayer:
         clusters: bool = True,
         cluster_factory: Callable[[], ClusterDetector] | None = None,
         summary_emitter: Summarizer | None = None,
+        campaigns: bool = True,
+        campaign_factory: Callable[[], CampaignStage] | None = None,
     ) -> None:
         if partitions <= 0:
             raise ValueError(f"partitions must be > 0, got {partitions}")
@@ -64,6 +69,10 @@ class Replayer:
         if clusters:
             emitter = summary_emitter or SummaryEmitter()
             self.clusters = ClusterStage(cluster_factory or ClusterDetector, partitions)
+        #: stage 3 (needs the cluster stage): None when off
+        self.campaigns: CampaignStage | None = None
+        if clusters and campaigns:
+            self.campaigns = (campaign_factory or CampaignStage)()
         self.runners = [
             PartitionRunner(
                 detector_factory(), sweep_interval_s=sweep_interval_s, summarizer=emitter
@@ -84,6 +93,12 @@ class Replayer:
                 found = self.clusters.process(summary)
                 if found:
                     alerts = alerts + found
+        stage = self.campaigns
+        if stage is not None and alerts:
+            folded: list[Alert] = []
+            for alert in alerts:
+                folded += stage.process(alert)
+            return folded
         return alerts
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:

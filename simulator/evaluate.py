@@ -481,9 +481,11 @@ def run_systems(
     detector_factory: Callable[[], Any] | None = None,
     partitions: int = 8,
     rule: RuleConfig | None = None,
+    every_alert: list[Any] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, float]]:
     """One pass over ``events`` (event dicts): replay through the detectors and
-    both baselines. Returns firing alerts per system and timings."""
+    both baselines. Returns firing alerts per system and timings; every
+    distillwatch alert (any status) is also appended to ``every_alert``."""
     from detectors.replay import Replayer
     from detectors.schema import parse_event
 
@@ -510,6 +512,8 @@ def run_systems(
         for a in replayer.process(ev):
             if a.status == "firing":
                 ours.append(a)
+            if every_alert is not None:
+                every_alert.append(a)
         t2 = pc()
         t_det += t2 - t1
         static.process(ev.account_id, ev.ts, ev.topic)
@@ -559,7 +563,8 @@ def evaluate(
     sim = simulate(
         seed=seed, hours=hours, accounts=accounts, attacks=attacks, drop_topic=drop_topic
     )
-    alerts, timings = run_systems(sim.events, detector_factory, partitions, rule)
+    every: list[Any] = []
+    alerts, timings = run_systems(sim.events, detector_factory, partitions, rule, every)
     results = {
         s: score_alerts(a, sim.labels, sim.account_kinds, grace_s) for s, a in alerts.items()
     }
@@ -579,7 +584,13 @@ def evaluate(
         **timings,
     }
     table = format_table(results)
-    report = {"run": run, "results": results, "better_than": verdicts, "table": table}
+    from simulator.noise import format_noise, noise_metrics
+
+    noise = noise_metrics(every, sim.labels, sim.account_kinds, hours)
+    del every
+    table += "\n" + format_noise(noise)
+    report = {"run": run, "results": results, "better_than": verdicts, "table": table,
+              "noise": noise}
     if out is not None:
         print(
             f"distillwatch evaluate: seed {seed}, {hours:g} h, {accounts} benign + {attacking} "

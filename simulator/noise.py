@@ -11,7 +11,8 @@ pages. Definitions (``noise_metrics``):
 * an **attacking entity** is an attacking account, or a whole campaign for
   the campaign families (a campaign counts as one);
 * an incident **touches** an entity when its subject (``account_id``, or the
-  listed ``accounts``) is one of the entity's accounts;
+  listed ``accounts``) is one of the entity's accounts, or a member record
+  of one of them names it;
 * **records per attacking account per day**: every record (any status,
   member records included) whose ``account_id`` is that account, scaled to
   24 h of simulated time;
@@ -70,7 +71,8 @@ def noise_metrics(
     ...   {"detector": "account", "status": "firing", "dedup_key": "account:b",
     ...    "episode_start": 5.0, "account_id": "b"}]
     >>> m = noise_metrics(alerts, labels, kinds, hours=12)
-    >>> m["families"]["hydra"]["incidents_per_entity"], m["families"]["hydra"]["records_per_account_day_max"]
+    >>> hydra = m["families"]["hydra"]
+    >>> hydra["incidents_per_entity"], hydra["records_per_account_day_max"]
     (1.0, 2.0)
     >>> m["benign"]["regular"]["incidents_per_flagged"]
     1.0
@@ -101,7 +103,19 @@ def noise_metrics(
                 member_records[acct] += 1
         if status == "firing":
             firing_records[det] += 1
-        if status != "firing" or member:
+        if status != "firing":
+            continue
+        if member:
+            # a member record ties its account to the incident it belongs to
+            # (the campaign's or cluster's), also beyond the capped list
+            details = _get(a, "details") or {}
+            parent = details.get("campaign_dedup_key") or details.get("cluster_dedup_key")
+            if parent and acct in entity_of:
+                ent = entity_of[acct]
+                pinc = (str(parent), episode)
+                if pinc not in incidents[ent]:
+                    incidents[ent].add(pinc)
+                    by_detector[ent][str(parent).split(":", 1)[0]] += 1
             continue
         inc = (dedup, episode)
         touched = {entity_of[s] for s in subjects if s in entity_of}

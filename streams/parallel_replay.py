@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from detectors.alerts import Alert
+from detectors.campaign import CampaignStage
 from detectors.cluster import AccountSummary, ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -138,6 +139,7 @@ def replay_files_parallel(
         procs.append(proc)
 
     stage = ClusterStage(ClusterDetector, partitions)
+    campaigns = CampaignStage()
     alerts: list[Alert] = []
     stats = ReadStats()
     accounts = 0
@@ -161,13 +163,15 @@ def replay_files_parallel(
             # each child's items are in stream order; one event's items come
             # from one child only, so a merge on the event number keeps order
             streams = [msg["items"] for msg in chunks]
+            # one event's alerts (account, then cluster) go through the
+            # campaign stage in that order, as Replayer.process does
             for _, kind, payload in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == _KIND_ALERT:
-                    alerts.append(_alert_from_json(payload))
+                    alerts.extend(campaigns.process(_alert_from_json(payload)))
                 else:
                     found = stage.process(AccountSummary.from_json(payload))
-                    if found:
-                        alerts.extend(found)
+                    for alert in found:
+                        alerts.extend(campaigns.process(alert))
             progress.update(chunks[0]["events"])
     finally:
         for c in conns:

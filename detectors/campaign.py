@@ -50,6 +50,8 @@ CLUSTER_NAMES: Final = ("cluster",)
 CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
 ACCOUNT_NAMES: Final = ("account",)
 _VERSION: Final = 1
+#: event-time spacing of the watermark ticks each events partition sends
+TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
 #: (templates, topic mix, client) are shared by unrelated actors as well.
 STRONG_KINDS: Final = ("pay", "ip", "org")
@@ -345,9 +347,10 @@ class CampaignStage:
         self._meta_dirty = False
 
     # ------------------------------------------------------------ process
-    def process(self, alert: Alert) -> list[Alert]:
-        """One stage alert in; the alerts to publish out (event-time ordered)."""
-        t = alert.ts
+    def advance(self, t: float) -> list[Alert]:
+        """Event time moved on to ``t`` (a partition's watermark, sent at
+        most once per ``TICK_S`` of it): quiet campaigns and held account
+        resolutions must come out without waiting for the next alert."""
         out: list[Alert] = []
         if t > self._watermark:
             self._watermark = t
@@ -357,6 +360,11 @@ class CampaignStage:
                 step = self.sweep_interval_s
                 self._next_sweep = (t // step + 1) * step
                 self._meta_dirty = True
+        return out
+
+    def process(self, alert: Alert) -> list[Alert]:
+        """One stage alert in; the alerts to publish out (event-time ordered)."""
+        out = self.advance(alert.ts)
         det = alert.detector
         if det in CLUSTER_NAMES:
             if alert.status == "firing":
@@ -872,6 +880,16 @@ class CampaignStage:
 
     def campaigns(self) -> list[Campaign]:
         return [self._campaigns[cid] for cid in sorted(self._campaigns)]
+
+
+def tick_due(last: float, watermark: float) -> bool:
+    """Whether a partition whose last tick was at ``last`` sends one at
+    ``watermark`` (once per ``TICK_S`` of event time; live and replay alike).
+
+    >>> tick_due(0.0, 1e9), tick_due(1e9, 1e9 + 30), tick_due(1e9, 1e9 + 60)
+    (True, False, True)
+    """
+    return watermark // TICK_S > last // TICK_S
 
 
 def _linked(c: Campaign, shared: list[str], own: str) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
-from detectors.campaign import CampaignStage
+from detectors.campaign import CampaignStage, tick_due
 from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -73,6 +73,8 @@ class Replayer:
         self.campaigns: CampaignStage | None = None
         if clusters and campaigns:
             self.campaigns = (campaign_factory or CampaignStage)()
+        #: per partition, the watermark its last tick to the campaign stage carried
+        self.ticked = [0.0] * partitions
         self.runners = [
             PartitionRunner(
                 detector_factory(), sweep_interval_s=sweep_interval_s, summarizer=emitter
@@ -86,7 +88,8 @@ class Replayer:
 
     def process(self, event: Event) -> list[Alert]:
         self.events += 1
-        runner = self.runners[self.partition_of(event.account_id)]
+        p = self.partition_of(event.account_id)
+        runner = self.runners[p]
         alerts = runner.process(event)
         if self.clusters is not None and runner.summaries:
             for summary in runner.take_summaries():
@@ -94,12 +97,18 @@ class Replayer:
                 if found:
                     alerts = alerts + found
         stage = self.campaigns
-        if stage is not None and alerts:
-            folded: list[Alert] = []
-            for alert in alerts:
-                folded += stage.process(alert)
-            return folded
-        return alerts
+        if stage is None:
+            return alerts
+        folded: list[Alert] = []
+        for alert in alerts:
+            folded += stage.process(alert)
+        # the partition's watermark, once per minute of it, as the live
+        # detect agent sends it after the message's alerts
+        wm = runner.watermark
+        if tick_due(self.ticked[p], wm):
+            self.ticked[p] = wm
+            folded += stage.advance(wm)
+        return folded
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:

@@ -24,10 +24,10 @@ import orjson
 import structlog
 
 from detectors.alerts import Alert
-from detectors.campaign import CampaignStage, encode_alert
+from detectors.campaign import CampaignStage, encode_alert, tick_due
 from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
-from streams.campaigns import CampaignProcessor
+from streams.campaigns import CampaignProcessor, encode_tick
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory
@@ -245,6 +245,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         ),
     )
 
+    ticked: dict[int, float] = {}
+
     async def to_stage(alert: Alert) -> None:
         # account and cluster alerts go to the campaign agent, which decides
         # what on-call receives (one partition: key irrelevant, kept readable)
@@ -309,6 +311,16 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     recent_alerts.append(record)
                     await alerts_topic.send(key=alert.dedup_key.encode(),
                                             value=orjson.dumps(record))
+                if campaigns is not None:
+                    runner = processor.runners.get(message.partition)
+                    if runner is not None and tick_due(
+                        ticked.get(message.partition, 0.0), runner.watermark
+                    ):
+                        # event time for the campaign stage, once a minute of it
+                        ticked[message.partition] = runner.watermark
+                        await campaign_topic.send(key=b"tick",
+                                                  value=encode_tick(runner.watermark),
+                                                  partition=0)
                 if outcome.summaries and batcher is not None:
                     # each summary goes to the partition of every linkage key, so
                     # the cluster agent of that partition sees every account that

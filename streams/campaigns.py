@@ -15,6 +15,7 @@ one partition is far from a bottleneck.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 
 from detectors.alerts import Alert
@@ -23,6 +24,13 @@ from detectors.errors import CorruptState
 
 #: the table key of the stage-level snapshot; campaign ids start with "c-"
 META_KEY = b"\x00\x00dw-campaign-meta"
+#: a watermark tick: this prefix + the partition's watermark (little-endian double)
+TICK = b"\x00tick"
+_TICK = struct.Struct("<d")
+
+
+def encode_tick(watermark: float) -> bytes:
+    return TICK + _TICK.pack(watermark)
 
 
 class CampaignProcessor:
@@ -74,11 +82,14 @@ class CampaignProcessor:
             self.on_corrupt(key, reason)
 
     def handle(self, value: bytes | None) -> list[Alert] | None:
-        """One campaign-topic message: the alerts to publish, or None when the
-        message is not a stage alert (the agent dead-letters it)."""
+        """One campaign-topic message (a stage alert, or an events partition's
+        watermark tick): the alerts to publish, or None when the message is
+        neither (the agent dead-letters it)."""
         if value is None:
             self.rejected += 1
             return None
+        if value[:5] == TICK and len(value) == 5 + _TICK.size:
+            return self.current().advance(_TICK.unpack_from(value, 5)[0])
         try:
             alert = decode_alert(value)
         except CorruptState as exc:
@@ -111,4 +122,4 @@ class CampaignProcessor:
         return 0 if self.stage is None else len(self.stage.campaigns())
 
 
-__all__ = ["CampaignProcessor", "META_KEY"]
+__all__ = ["CampaignProcessor", "META_KEY", "encode_tick"]

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from detectors.alerts import Alert
-from detectors.campaign import CampaignStage
+from detectors.campaign import CampaignStage, tick_due
 from detectors.cluster import AccountSummary, ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -40,6 +40,7 @@ from streams.progress import Progress
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
 _KIND_ALERT = 0
 _KIND_SUMMARY = 1
+_KIND_TICK = 2
 
 
 class ParallelReplayError(RuntimeError):
@@ -68,6 +69,7 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         stats = ReadStats()
         partition_of = PartitionCache(partitions)
         seen: set[str] = set()
+        ticked = dict.fromkeys(runners, 0.0)
         items: list[Any] = []
         n = 0
         i = -1
@@ -82,6 +84,10 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
                 if runner.summaries:
                     for summary in runner.take_summaries():
                         items.append((i, _KIND_SUMMARY, summary.to_json()))
+                p = partition_of(acct)
+                if tick_due(ticked[p], runner.watermark):
+                    ticked[p] = runner.watermark
+                    items.append((i, _KIND_TICK, runner.watermark))
             n += 1
             if n == chunk:
                 conn.send_bytes(orjson.dumps({"events": n, "items": items}))
@@ -168,6 +174,8 @@ def replay_files_parallel(
             for _, kind, payload in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == _KIND_ALERT:
                     alerts.extend(campaigns.process(_alert_from_json(payload)))
+                elif kind == _KIND_TICK:
+                    alerts.extend(campaigns.advance(payload))
                 else:
                     found = stage.process(AccountSummary.from_json(payload))
                     for alert in found:

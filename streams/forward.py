@@ -26,7 +26,7 @@ import orjson
 import structlog
 
 from streams.errors import ConfigError
-from streams.oncall import alertmanager_alert, pagerduty_event
+from streams.oncall import alertmanager_alert, is_member_record, pagerduty_event
 from streams.settings import SecretStr, Settings
 
 log = structlog.get_logger("distillwatch.forward")
@@ -46,7 +46,7 @@ class Forwarder:
                  timeout_s: float = 10.0, max_backoff_s: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep,
                  stop: threading.Event | None = None, remember: int = 100_000,
-                 alert_url: str = "") -> None:
+                 alert_url: str = "", members: bool | None = None) -> None:
         if target not in TARGETS:
             raise ConfigError(f"--to must be one of {TARGETS}, got {target!r}")
         if target == "pagerduty" and not routing_key:
@@ -61,8 +61,13 @@ class Forwarder:
         self.stop = stop or threading.Event()
         self.remember = remember
         self.alert_url = alert_url
+        # member records are one per account: an incident each in PagerDuty
+        # and Alertmanager, which group by dedup_key / labels; the campaign
+        # record is the incident. Webhooks (enforcement tooling) get them.
+        self.members = (target == "webhook") if members is None else members
         self.delivered: OrderedDict[str, None] = OrderedDict()
-        self.counts = {"delivered": 0, "duplicates": 0, "rejected": 0, "retries": 0}
+        self.counts = {"delivered": 0, "duplicates": 0, "rejected": 0, "retries": 0,
+                       "skipped_members": 0}
 
     def payload(self, record: dict[str, Any]) -> Any:
         link = (f"{self.alert_url.rstrip('/')}/accounts/{record['account_id']}/"
@@ -77,6 +82,9 @@ class Forwarder:
     def handle(self, record: dict[str, Any]) -> bool:
         """Deliver one alert. Returns False only when stopped before delivery."""
         alert_id = str(record.get("alert_id", ""))
+        if not self.members and is_member_record(record):
+            self.counts["skipped_members"] += 1
+            return True
         if alert_id and alert_id in self.delivered:
             self.counts["duplicates"] += 1
             return True
@@ -141,7 +149,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     key = args.routing_key or os.environ.get("DISTILLWATCH_PAGERDUTY_ROUTING_KEY", "")
     stop = threading.Event()
     forwarder = Forwarder(args.to, args.url, SecretStr(key) if key else None, stop=stop,
-                          alert_url=args.link_base or "")
+                          alert_url=args.link_base or "", members=args.members)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     consumer = KafkaConsumer(
@@ -187,4 +195,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--group", help="consumer group (default distillwatch-forward-<target>)")
     p.add_argument("--link-base", help="base URL of the worker's web views, for links")
     p.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    p.add_argument("--members", action=argparse.BooleanOptionalAction, default=None,
+                   help="also deliver member records (campaign_member, cluster_member; one "
+                        "per account): default only to webhooks")
     p.set_defaults(func=cmd_forward)

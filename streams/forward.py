@@ -66,8 +66,7 @@ class Forwarder:
         # record is the incident. Webhooks (enforcement tooling) get them.
         self.members = (target == "webhook") if members is None else members
         self.delivered: OrderedDict[str, None] = OrderedDict()
-        self.counts = {"delivered": 0, "duplicates": 0, "rejected": 0, "retries": 0,
-                       "skipped_members": 0}
+        self.counts = {"delivered": 0, "duplicates": 0, "rejected": 0, "retries": 0}
 
     def payload(self, record: dict[str, Any]) -> Any:
         link = (f"{self.alert_url.rstrip('/')}/accounts/{record['account_id']}/"
@@ -83,7 +82,7 @@ class Forwarder:
         """Deliver one alert. Returns False only when stopped before delivery."""
         alert_id = str(record.get("alert_id", ""))
         if not self.members and is_member_record(record):
-            self.counts["skipped_members"] += 1
+            self.counts["skipped_members"] = self.counts.get("skipped_members", 0) + 1
             return True
         if alert_id and alert_id in self.delivered:
             self.counts["duplicates"] += 1

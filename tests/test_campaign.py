@@ -253,3 +253,27 @@ def test_invalid_parameters_fail_in_the_constructor():
                {"join_overlap": 0.0}, {"join_members": 0}, {"sweep_interval_s": 0}):
         with pytest.raises(ValueError):
             CampaignStage(**kw)  # type: ignore[arg-type]
+
+
+def test_every_stage_output_matches_the_alert_schema():
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "schemas/alert.schema.json").read_text())
+    stage = CampaignStage(update_interval_s=0)
+    out = run(stage, list(_stage_input()))
+    end = _stage_input()[-1].ts
+    quiet = [cluster(k, end + 60, (), status="resolved")
+             for c in stage.campaigns() for k in sorted(c.firing_keys)]
+    out += run(stage, [*quiet, tick(end + 6 * 3600)])  # everything resolves
+    kinds = {(a.detector, a.status, bool(a.revision)) for a in out}
+    assert {("campaign", "firing", False), ("campaign", "firing", True),
+            ("campaign", "resolved", False), ("campaign_member", "firing", False)} <= kinds
+    for alert in out:
+        jsonschema.validate(alert.to_record(emitted_at=alert.ts), schema)
+    bad = run(CampaignStage(), [cluster("pay:p9", T0, ("a", "b", "c"))])[0].to_record()
+    del bad["details"]["linkage_keys"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -277,3 +277,19 @@ def test_every_stage_output_matches_the_alert_schema():
     del bad["details"]["linkage_keys"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_replay_report_has_a_campaigns_table(tmp_path):
+    from streams.cli import main
+
+    events, labels = tmp_path / "day.jsonl", tmp_path / "labels.jsonl"
+    assert main(["simulate", "--out", str(events), "--labels", str(labels), "--seed", "3",
+                 "--hours", "5", "--accounts", "150", "--attacks", "hydra:1"]) == 0
+    report = tmp_path / "report.html"
+    assert main(["replay", str(events), "--alerts-out", str(tmp_path / "a.jsonl"),
+                 "--labels", str(labels), "--report", str(report), "--no-progress"]) == 0
+    text = report.read_text()
+    assert "<h2>Campaigns</h2>" in text
+    table = text.split("<h2>Campaigns</h2>")[1].split("</table>")[0]
+    assert "<code>c-" in table and "hydra-1" in table and "pay:" in table
+    assert table.count("<tr>") >= 2  # header and at least one campaign

@@ -634,6 +634,11 @@ class CampaignStage:
         if not c.firing_keys and c.state == "firing":
             c.state = "quiet"
             c.quiet_since = alert.ts
+            if alert.ts + self.holddown_s <= self._watermark:
+                # quiet for the hold-down already (a lagging partition, live)
+                out = [self._resolved(c, alert.ts + self.holddown_s)]
+                self._close(c)
+                return out
         return []
 
     # ------------------------------------------------------------ accounts
@@ -674,9 +679,12 @@ class CampaignStage:
         self._meta_dirty = True
         if known is not None and known[2]:
             return out  # its firing was folded into a campaign: nothing to close
-        if self.holddown_s > 0:
-            self._held[acct] = (alert.episode_start, alert, alert.ts + self.holddown_s)
+        due = alert.ts + self.holddown_s
+        if self.holddown_s > 0 and due > self._watermark:
+            self._held[acct] = (alert.episode_start, alert, due)
             return out
+        # the hold-down has passed already (a partition that lags the others
+        # by more than it, live): nothing later will sweep it out
         out.append(alert)
         return out
 
@@ -795,11 +803,7 @@ class CampaignStage:
                 self._maybe_update(c, wm, out)
             elif c.state == "quiet" and wm - c.quiet_since >= self.holddown_s:
                 out.append(self._resolved(c, c.quiet_since + self.holddown_s))
-                c.state = "resolved"
-                c.members = {}
-                c.overflow = None
-                c.listed = []
-                self._dirty.add(cid)
+                self._close(c)
             elif c.state == "resolved" and wm - c.last_ts >= self.forget_after_s:
                 self._forget(c)
         for acct in sorted(self._held):
@@ -812,6 +816,14 @@ class CampaignStage:
             oldest = min(self._campaigns.values(), key=_age)
             self._forget(oldest)
         return out
+
+    def _close(self, c: Campaign) -> None:
+        """The episode is over: keep the keys (re-identification), drop members."""
+        c.state = "resolved"
+        c.members = {}
+        c.overflow = None
+        c.listed = []
+        self._dirty.add(c.cid)
 
     def _forget(self, c: Campaign) -> None:
         del self._campaigns[c.cid]

@@ -293,3 +293,17 @@ def test_replay_report_has_a_campaigns_table(tmp_path):
     table = text.split("<h2>Campaigns</h2>")[1].split("</table>")[0]
     assert "<code>c-" in table and "hydra-1" in table and "pay:" in table
     assert table.count("<tr>") >= 2  # header and at least one campaign
+
+
+def test_a_resolution_from_a_lagging_partition_is_not_held_forever():
+    """Live, partitions are read at different speeds: found by the crash test,
+    an account's resolution arriving after other partitions' event time has
+    passed its hold-down must come out at once (no later tick would)."""
+    stage = CampaignStage(holddown_s=1800)
+    run(stage, [account("slow", T0, 0.9), tick(T0 + 10_000)])
+    out = run(stage, [account("slow", T0 + 600, 0.2, "resolved", T0)])
+    assert [(a.account_id, a.status) for a in out] == [("slow", "resolved")]
+    run(stage, [cluster("pay:p1", T0 + 10_100, ("a", "b", "c"))])
+    late = run(stage, [tick(T0 + 20_000),
+                       cluster("pay:p1", T0 + 12_000, ("a", "b", "c"), status="resolved")])
+    assert [(a.detector, a.status) for a in late] == [("campaign", "resolved")]

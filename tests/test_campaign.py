@@ -306,4 +306,5 @@ def test_a_resolution_from_a_lagging_partition_is_not_held_forever():
     run(stage, [cluster("pay:p1", T0 + 10_100, ("a", "b", "c"))])
     late = run(stage, [tick(T0 + 20_000),
                        cluster("pay:p1", T0 + 12_000, ("a", "b", "c"), status="resolved")])
-    assert [(a.detector, a.status) for a in late] == [("campaign", "resolved")]
+    assert [(a.detector, a.status) for a in late if a.detector != "other"] == [
+        ("campaign", "resolved")]

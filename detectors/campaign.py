@@ -39,6 +39,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from detectors.alerts import MAX_ACCOUNTS_LISTED, SEVERITIES, Alert, make_alert_id
 from detectors.cluster import BloomFilter, account_hash
@@ -234,6 +235,8 @@ def decode_campaign(data: bytes) -> Campaign:
     return Campaign.from_json(obj)
 
 
+# (compiled by streams.native: tests and tools may still subclass it)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class CampaignStage:
     """Folds one stream of stage alerts (cluster, cluster member, account)
     into campaign incidents. One instance sees every alert (live: the single

@@ -12,7 +12,8 @@ pages. Definitions (``noise_metrics``):
   the campaign families (a campaign counts as one);
 * an incident **touches** an entity when its subject (``account_id``, or the
   listed ``accounts``) is one of the entity's accounts, or a member record
-  of one of them names it;
+  of one of them names it; it is **owned** by the entity whose accounts it
+  names most (``owned_incidents_per_entity``);
 * **records per attacking account per day**: every record (any status,
   member records included) whose ``account_id`` is that account, scaled to
   24 h of simulated time;
@@ -89,6 +90,10 @@ def noise_metrics(
         entities[fam].add(ent)
         attacking[fam].append(str(lab["account_id"]))
     incidents: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    # per incident, how many accounts of each entity it names (listed or via
+    # member records): an incident is "owned" by the entity it names most
+    named: dict[tuple[str, str], Counter[tuple[str, str]]] = defaultdict(Counter)
+    named_seen: set[tuple[tuple[str, str], str]] = set()
     by_detector: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     records: Counter[str] = Counter()
     member_records: Counter[str] = Counter()
@@ -113,11 +118,18 @@ def noise_metrics(
             if parent and acct in entity_of:
                 ent = entity_of[acct]
                 pinc = (str(parent), episode)
+                if (pinc, acct) not in named_seen:
+                    named_seen.add((pinc, acct))
+                    named[pinc][ent] += 1
                 if pinc not in incidents[ent]:
                     incidents[ent].add(pinc)
                     by_detector[ent][str(parent).split(":", 1)[0]] += 1
             continue
         inc = (dedup, episode)
+        for s in subjects:
+            if s in entity_of and (inc, s) not in named_seen:
+                named_seen.add((inc, s))
+                named[inc][entity_of[s]] += 1
         touched = {entity_of[s] for s in subjects if s in entity_of}
         for ent in touched:
             if inc not in incidents[ent]:
@@ -126,6 +138,9 @@ def noise_metrics(
         for s in subjects:
             if s not in entity_of:
                 benign_incidents[s].add(inc)
+    owned: Counter[tuple[str, str]] = Counter()
+    for counts in named.values():
+        owned[max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]] += 1
     families: dict[str, Any] = {}
     order = [f for f in FAMILIES if f in entities] + sorted(set(entities) - set(FAMILIES))
     for fam in order:
@@ -144,6 +159,9 @@ def noise_metrics(
             "incidents_per_entity": round(sum(per) / len(ents), 3) if ents else None,
             "incidents_per_entity_max": max(per) if per else None,
             "incidents_by_detector": dict(sorted(dets.items())),
+            # incidents naming this entity's accounts more than any other's
+            "owned_incidents_per_entity": (
+                round(sum(owned.get(e, 0) for e in ents) / len(ents), 3) if ents else None),
             "records_per_account_day": round(statistics.mean(rec), 3) if rec else None,
             "records_per_account_day_max": round(max(rec), 3) if rec else None,
             "member_records_per_account_day": round(statistics.mean(mem), 3) if mem else None,

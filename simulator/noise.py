@@ -15,8 +15,8 @@ pages. Definitions (``noise_metrics``):
   of one of them names it; it is **owned** by the entity whose accounts it
   names most (``owned_incidents_per_entity``);
 * **records per attacking account per day**: every record (any status,
-  member records included) whose ``account_id`` is that account, scaled to
-  24 h of simulated time;
+  member records included) whose ``account_id`` is that account, divided by
+  the simulated days (a run shorter than a day: per run);
 * per benign kind, **incidents per flagged account**.
 """
 
@@ -71,15 +71,17 @@ def noise_metrics(
     ...    "episode_start": 1.0, "account_id": "h1"},
     ...   {"detector": "account", "status": "firing", "dedup_key": "account:b",
     ...    "episode_start": 5.0, "account_id": "b"}]
-    >>> m = noise_metrics(alerts, labels, kinds, hours=12)
+    >>> m = noise_metrics(alerts, labels, kinds, hours=48)
     >>> hydra = m["families"]["hydra"]
     >>> hydra["incidents_per_entity"], hydra["records_per_account_day_max"]
-    (1.0, 2.0)
+    (1.0, 0.5)
     >>> m["benign"]["regular"]["incidents_per_flagged"]
     1.0
     """
     labels = list(labels)
-    day = 24.0 / hours if hours > 0 else 1.0
+    # per day of simulated time; a run shorter than a day counts per run (an
+    # attack episode happens once, extrapolating it to 24 h would multiply it)
+    day = 24.0 / max(hours, 24.0)
     entity_of: dict[str, tuple[str, str]] = {}
     entities: dict[str, set[tuple[str, str]]] = defaultdict(set)
     attacking: dict[str, list[str]] = defaultdict(list)
@@ -190,7 +192,8 @@ def format_noise(noise: Mapping[str, Any]) -> str:
     """The noise table printed by ``distillwatch evaluate``."""
     lines = [
         f"{'on-call noise':<24}{'entities':>9}{'incidents':>10}{'per entity':>11}"
-        f"{'max':>5}{'records/acct/day':>18}{'max':>6}{'member/acct/day':>17}{'max':>6}"
+        f"{'max':>5}{'owned':>7}{'records/acct/day':>18}{'max':>6}{'member/acct/day':>17}"
+        f"{'max':>6}"
     ]
 
     def f(x: Any) -> str:
@@ -200,15 +203,16 @@ def format_noise(noise: Mapping[str, Any]) -> str:
         name = fam + (" campaigns" if m["campaign_family"] else "")
         lines.append(
             f"{name:<24}{m['entities']:>9}{m['incidents']:>10}{f(m['incidents_per_entity']):>11}"
-            f"{f(m['incidents_per_entity_max']):>5}{f(m['records_per_account_day']):>18}"
+            f"{f(m['incidents_per_entity_max']):>5}{f(m['owned_incidents_per_entity']):>7}"
+            f"{f(m['records_per_account_day']):>18}"
             f"{f(m['records_per_account_day_max']):>6}"
             f"{f(m['member_records_per_account_day']):>17}"
             f"{f(m['member_records_per_account_day_max']):>6}"
         )
-    lines.append(f"{'benign kind':<24}{'flagged':>9}{'incidents':>10}{'per flagged':>11}")
+    lines.append(f"{'benign kind':<24}{'flagged':>9}{'incidents':>10}{'per flagged':>12}")
     for kind, m in noise["benign"].items():
         lines.append(f"{kind:<24}{m['flagged']:>9}{m['incidents']:>10}"
-                     f"{f(m['incidents_per_flagged']):>11}")
+                     f"{f(m['incidents_per_flagged']):>12}")
     return "\n".join(lines)
 
 

@@ -901,8 +901,9 @@ def tick_due(last: float, watermark: float) -> bool:
     """Whether a partition whose last tick was at ``last`` sends one at
     ``watermark`` (once per ``TICK_S`` of event time; live and replay alike).
 
-    >>> tick_due(0.0, 1e9), tick_due(1e9, 1e9 + 30), tick_due(1e9, 1e9 + 60)
-    (True, False, True)
+    >>> t = 1_800_000_000.0  # a whole minute
+    >>> tick_due(0.0, t), tick_due(t, t + 30), tick_due(t + 30, t + 60), tick_due(t, t + 59)
+    (True, False, True, False)
     """
     return watermark // TICK_S > last // TICK_S
 

@@ -68,6 +68,7 @@ from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
 from detectors.state import AccountState, argmin, find, maximum
 from detectors.text import TextTopics, fingerprint_topic, prompt_features, topic_words
+from detectors.watchlist import Watchlist, mark_alert
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
 
@@ -136,6 +137,9 @@ class Detector:
         }
         self._topic_ids: dict[str, int] = {}
         self._topic_names: dict[int, str] = {}
+        #: indicators shared by other providers (detectors/watchlist.py); set
+        #: by the service or replay, shared by the partitions' detectors
+        self.watchlist: Watchlist | None = None
         self._reset_population(0.0)
 
     # ------------------------------------------------------------ population
@@ -525,6 +529,10 @@ class Detector:
         x = z_content / cfg.specific_full
         gate = self._floor + self._not_floor * (x if x < 1.0 else 1.0)
         z = z_spec + z_gen * gate
+        watch = self.watchlist
+        s_shared = watch.evidence(event, state.ring) if watch is not None and watch.size else 0.0
+        if s_shared > 0.0:
+            z += s_shared
         score = 1.0 - math.exp(-z)
 
         # ---- lifecycle
@@ -539,7 +547,10 @@ class Detector:
             state.last_hot = t
             state.peak_score = score
             terms = (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift)
-            alerts.append(self._fire(state, t, score, terms))
+            fired = self._fire(state, t, score, terms)
+            if s_shared > 0.0 and watch is not None:
+                fired = mark_alert(fired, watch.matched, s_shared)
+            alerts.append(fired)
 
         # ---- population learning (clean accounts only)
         if not state.episode_start and score < cfg.population_clean_score_max:

@@ -11,6 +11,7 @@ state; events after it are processed again and yield the same alert ids.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import ssl
 import time
@@ -30,10 +31,11 @@ from detectors.partitioning import partition_for
 from streams.campaigns import CampaignProcessor, encode_tick
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
-from streams.detection import AccountState, detector_factory
+from streams.detection import AccountState, detector_factory, response_policy
 from streams.errors import ProducerStalled
 from streams.fetch_pacing import install as pace_empty_fetches
 from streams.flush import flush_completely
+from streams.indicators import read_watchlist, watchlist_for
 from streams.metrics import Metrics
 from streams.offsets import CommitWatch
 from streams.offsets import install as install_offset_rule
@@ -42,6 +44,8 @@ from streams.settings import Settings
 from streams.summary_batch import SummaryBatcher
 from streams.topics import campaigns_on
 from streams.web import register_views
+from streams.web_auth import WebGuard
+from streams.web_auth import middleware as web_auth_middleware
 
 log = structlog.get_logger("distillwatch.worker")
 
@@ -62,6 +66,12 @@ def faust_credentials(settings: Settings) -> Any:
             mechanism=settings.sasl_mechanism,
         )
     return faust.SSLCredentials(context)
+
+
+def web_middleware(settings: Settings) -> Any:
+    guard = WebGuard(settings.web_token.get_secret_value(), settings.allowed_hosts)
+    return web_auth_middleware(
+        guard, lambda **kw: log.warning("web_request_refused", **kw))
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:
@@ -86,6 +96,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
+        # Host allowlist, bearer token, POST-only changes (streams/web_auth.py)
+        "web_application_options": {"middlewares": [web_middleware(settings)]},
         # table_route compares this with the owner's URL to decide "same node"
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "datadir": f"{settings.data_dir}/faust",
@@ -144,6 +156,13 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
+    actions_topic = app.topic(
+        settings.actions_topic,
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    # response actions proposed from alerts: the same pure mapping replay uses
+    policy = response_policy(settings.detector_mapping()) if settings.actions_enabled else None
     # Keyed like the events topic, same partition count: an account's state
     # and its events live on the same partition number.
     table = app.Table(
@@ -216,7 +235,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         )
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
-             "commits_skipped": 0, "assignments": 0, "stage_alerts": 0,
+             "commits_skipped": 0, "assignments": 0, "actions": 0, "watchlist_entries": 0,
+             "stage_alerts": 0,
              # wall clock (unix s): this worker began its first message, and
              # finished its latest one (a stale last_message_at on a worker
              # with lag is a stuck worker; the benchmark times workers by them)
@@ -227,8 +247,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     def on_corrupt(account_id: str, reason: str) -> None:
         log.warning("state_corrupt", account_id=account_id, reason=reason)
 
+    # indicators shared by other providers: one object for every partition's
+    # detector, refilled from the watchlist topic by watchlist_refresh below
+    watchlist = watchlist_for(settings)
     processor = StreamProcessor(
-        detector_factory(settings.detector_mapping()),
+        detector_factory(settings.detector_mapping(), watchlist),
         AccountState,
         lookup=lambda key: table.data.get(key),
         scan=lambda partition: table_partition(table, partition, settings.partitions),
@@ -265,6 +288,21 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         record = alert.to_record(emitted_at=clock())
         recent_alerts.append(record)
         await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
+        await send_actions(record)
+
+    async def send_actions(record: dict[str, Any]) -> None:
+        """Proposals (and automatic decisions) for one alert, after the alert:
+        at-least-once like it, with deterministic ids."""
+        if policy is None:
+            return
+        for action in policy.propose(record):
+            stats["actions"] += 1
+            data = action["data"]
+            log.info("action_" + ("decided" if action["type"].endswith("decided")
+                                   else "proposed"),
+                     action_id=data["action_id"], action=data["action"],
+                     subject=action["subject"], mode=data.get("mode"))
+            await actions_topic.send(key=action["subject"].encode(), value=orjson.dumps(action))
 
     @app.agent(events_topic, name="detect")
     async def detect(stream: Any) -> None:
@@ -311,6 +349,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                     recent_alerts.append(record)
                     await alerts_topic.send(key=alert.dedup_key.encode(),
                                             value=orjson.dumps(record))
+                    await send_actions(record)
                 if campaigns is not None:
                     runner = processor.runners.get(message.partition)
                     if runner is not None and tick_due(
@@ -499,6 +538,26 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     async def checkpoint_timer() -> None:
         await checkpoint()
 
+    @app.task
+    async def watchlist_refresh() -> None:
+        """Re-read the compacted watchlist topic now and every
+        ``watchlist_refresh_s``; the swap happens between two events (the
+        agents and this task share one event loop)."""
+        loop = asyncio.get_running_loop()
+        last = None
+        while True:
+            try:
+                records = await loop.run_in_executor(None, read_watchlist, settings)
+            except Exception as exc:  # noqa: BLE001 - keep the previous entries
+                log.warning("watchlist_read_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                usable = watchlist.load(records)  # no await inside: atomic for the agents
+                stats["watchlist_entries"] = watchlist.size
+                if (len(records), usable) != last:
+                    log.info("watchlist_loaded", entries=len(records), usable=usable)
+                    last = (len(records), usable)
+            await asyncio.sleep(settings.watchlist_refresh_s)
+
     if batcher is not None:
 
         @app.timer(interval=settings.summary_flush_interval_s)
@@ -529,6 +588,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     )
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])
+    metrics.gauge("distillwatch_watchlist_entries",
+                  "Shared indicators the detectors can match (watchlist topic, usable here).",
+                  lambda: [({}, float(watchlist.size))])
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:

@@ -29,6 +29,9 @@ _PLUGINS = (
     "streams.forward",
     "benchmarks.cli",
     "streams.soak",
+    "streams.actions",
+    "streams.enforce",
+    "streams.indicators",
 )
 
 
@@ -97,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         traffic = TrafficSource(lambda k, v: producer.send(settings.events_topic, key=k, value=v))
         threading.Thread(target=traffic.run, name="traffic", daemon=True).start()
         consumer = KafkaConsumer(
-            settings.alerts_topic, bootstrap_servers=broker.bootstrap,
+            settings.alerts_topic, settings.actions_topic, bootstrap_servers=broker.bootstrap,
             auto_offset_reset="earliest", consumer_timeout_ms=500,
         )
         say("  traffic: 150 benign accounts; attackers join after 20 s and 40 s; "
@@ -113,6 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 say(f"worker exited with {worker.returncode}; see {log_path}")
                 return 1
             for message in consumer:
+                if message.topic == settings.actions_topic:
+                    say("  " + action_line(orjson.loads(message.value), broker.url))
+                    continue
                 alerts_seen += 1
                 say("  " + alert_line(orjson.loads(message.value), colour=colour))
                 if stop.is_set():
@@ -136,6 +142,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             if traffic is not None:
                 say(f"sent {traffic.sent} events ({traffic.bad_sent} malformed), "
                     f"{alerts_seen} alerts")
+
+
+def action_line(record: dict[str, Any], broker_url: str) -> str:
+    """One proposed action (or decision) of ``distillwatch run``, with the
+    command that approves it."""
+    data = record.get("data", {})
+    if record.get("type") != "distillwatch.action.proposed":
+        return (f"-> action {data.get('action_id')} {data.get('decision')} by "
+                f"{data.get('decided_by', {}).get('principal')}")
+    params = data.get("params") or {}
+    extra = f" {params['rate_per_min']}/min" if "rate_per_min" in params else ""
+    line = (f"-> proposed action {data.get('action')}{extra} on {record.get('subject')} "
+            f"(rule {data.get('rule')}, {data.get('mode')})")
+    if data.get("mode") == "propose":
+        line += (f"\n     approve: distillwatch actions approve {data.get('action_id')} "
+                 f"--reason '...' --broker {broker_url}")
+    return line
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,3 +25,13 @@ class ProducerStalled(DistillwatchError):
     in a crash. Nothing is lost; the next checkpoint retries. If it repeats,
     the broker is slow or unreachable: check its health and the worker's
     connection to it (``distillwatch_consumer_lag`` keeps growing meanwhile)."""
+
+
+class WebTokenMissing(ConfigError):
+    """The web views would listen beyond loopback without authentication.
+    Anyone who can reach the port could read accounts and alerts and decide
+    response actions. Set ``DISTILLWATCH_WEB_TOKEN`` to a long random secret
+    (``openssl rand -hex 32``; in docker/compose.yaml it comes from the env
+    file ``docker/distillwatch.env``) and send it as ``Authorization: Bearer
+    <token>``; or bind ``DISTILLWATCH_WEB_HOST=127.0.0.1``; or set
+    ``DISTILLWATCH_WEB_ENABLED=false``."""

@@ -12,7 +12,8 @@ import structlog
 _configured = False
 
 # Keys that must never reach a log line, whatever a caller binds.
-_FORBIDDEN_KEYS = frozenset({"prompt", "sasl_password", "password", "secret", "token"})
+_FORBIDDEN_KEYS = frozenset({"prompt", "sasl_password", "password", "secret", "token",
+                            "web_token", "authorization", "sharing_key"})
 
 
 def _drop_forbidden(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

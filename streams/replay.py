@@ -18,6 +18,7 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.replay import Replayer
 from detectors.schema import Event
+from detectors.watchlist import Watchlist
 from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
@@ -69,8 +70,9 @@ def replay_events(
     sweep_interval_s: float = 60.0,
     on_event: Callable[[Event, Replayer], None] | None = None,
     progress: Progress | None = None,
+    watchlist: Watchlist | None = None,
 ) -> tuple[list[Alert], Replayer]:
-    replayer = Replayer(detector_factory(config), partitions, sweep_interval_s)
+    replayer = Replayer(detector_factory(config, watchlist), partitions, sweep_interval_s)
     alerts: list[Alert] = []
     process = replayer.process
     seen = replayer.seen_accounts
@@ -100,11 +102,13 @@ def replay_files(
     on_event: Callable[[Event, Replayer], None] | None = None,
     max_prompt_chars: int = 200_000,
     jobs: int = 1,
+    watchlist: Watchlist | None = None,
 ) -> ReplayResult:
     """Replay log files. ``jobs > 1`` splits the partitions across that many
     processes (:mod:`streams.parallel_replay`) with identical output; it needs
-    ``on_event`` to be None (the callback reads in-process state)."""
-    if jobs > 1 and on_event is None:
+    ``on_event`` to be None (the callback reads in-process state), and runs in
+    this process with a ``watchlist`` (shared indicators, as the live worker)."""
+    if jobs > 1 and on_event is None and watchlist is None:
         from streams.parallel_replay import replay_files_parallel
 
         alerts, st, elapsed, accounts, seen = replay_files_parallel(
@@ -119,7 +123,7 @@ def replay_files(
     events = merged_events(paths, stats, lateness_s=lateness_s, max_prompt_chars=max_prompt_chars)
     alerts, replayer = replay_events(
         events, config, partitions=partitions, sweep_interval_s=sweep_interval_s,
-        on_event=on_event, progress=progress,
+        on_event=on_event, progress=progress, watchlist=watchlist,
     )
     elapsed = time.perf_counter() - started
     progress.close()

@@ -60,14 +60,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         raise ConfigError(f"--jobs must be >= 0, got {args.jobs}")
     jobs = args.jobs or min(os.cpu_count() or 1, args.partitions)
+    watchlist = None
+    if args.watchlist:
+        from streams.indicators import load_watchlist_file, watchlist_for
+
+        watchlist = watchlist_for(Settings.load())  # the community key from the environment
+        usable = watchlist.load(load_watchlist_file(args.watchlist))
+        sys.stderr.write(f"watchlist: {usable} usable shared indicators from {args.watchlist}\n")
     result = replay_files(
         args.files, config, partitions=args.partitions, lateness_s=args.lateness,
         sweep_interval_s=settings.sweep_interval_s,
         show_progress=None if args.progress is None else args.progress,
-        jobs=jobs,
+        jobs=jobs, watchlist=watchlist,
     )
     records = [a.to_record() for a in result.alerts]
     write_jsonl(args.alerts_out, records)
+    if args.actions_out:
+        from streams.detection import response_policy
+
+        policy = response_policy(config)  # the same pure mapping the worker applies
+        write_jsonl(args.actions_out, [x for r in records for x in policy.propose(r)])
     st = result.stats
     firing = sum(1 for a in result.alerts if a.status == "firing")
     out = sys.stdout
@@ -133,6 +145,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--alerts-out", required=True, metavar="PATH", help="alerts as JSONL")
     p.add_argument("--config", metavar="PATH", help="detector TOML (as the live service)")
+    p.add_argument("--watchlist", metavar="PATH",
+                   help="shared indicators (indicators pull --out JSONL, or a STIX bundle); "
+                        "hashed ones need DISTILLWATCH_SHARING_KEY")
+    p.add_argument("--actions-out", metavar="PATH",
+                   help="the response actions the policy would propose, as JSONL")
     p.add_argument("--labels", metavar="PATH", help="attack labels JSONL for metrics")
     p.add_argument("--truth", metavar="PATH",
                    help="all accounts with their kinds (simulator output) for per-kind FP")

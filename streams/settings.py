@@ -3,6 +3,7 @@ environment variables and defaults, in that order) and passed down."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from streams.errors import ConfigError
+from streams.errors import ConfigError, WebTokenMissing
 
 ENV_PREFIX = "DISTILLWATCH_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -62,6 +63,22 @@ class Settings:
     events_topic: str = "api-requests"
     alerts_topic: str = "distillwatch-alerts"
     dlq_topic: str = "distillwatch-dlq"
+    #: proposed response actions and every decision on them (append-only
+    #: audit trail, key = subject; detectors/response.py, docs/response.md)
+    actions_topic: str = "distillwatch-actions"
+    #: propose actions from alerts (the ``[actions]`` policy of the detector TOML)
+    actions_enabled: bool = True
+    #: indicators shared by other providers (compacted, key = indicator id);
+    #: the detectors count a match as evidence (detectors/watchlist.py)
+    watchlist_topic: str = "distillwatch-watchlist"
+    #: the worker re-reads the watchlist topic this often (wall-clock seconds)
+    watchlist_refresh_s: float = 30.0
+    #: the sharing community's HMAC key: payment and client fingerprints are
+    #: exported, and matched, only as HMAC-SHA256(key, value). The same value
+    #: at every member; never logged
+    sharing_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: names the key in exported indicators, so a rotation can be told apart
+    sharing_key_id: str = "community-1"
     #: account summaries for coordinated (multi-account) detection, key = linkage
     #: key; empty means ``<app_id>-summaries``: an internal topic of this app, so
     #: two apps on one cluster never read each other's summaries (or disagree on
@@ -108,6 +125,16 @@ class Settings:
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: bearer token of the web views (``Authorization: Bearer <token>``).
+    #: Required when ``web_host`` is not loopback (the worker refuses to start
+    #: without one); when set, every view but ``/health`` and ``/ready`` needs
+    #: it, on loopback too. Action approvals on the web always need it.
+    #: At least 16 characters; never logged
+    web_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: comma-separated host names (no port) a request's ``Host`` header may
+    #: name; empty: loopback names plus ``web_host`` (when it is an address
+    #: other than 0.0.0.0/::). Defeats DNS rebinding against the web views
+    web_allowed_hosts: str = ""
     log_format: str = "auto"
     log_level: str = "INFO"
     shutdown_timeout_s: float = 8.0
@@ -169,7 +196,8 @@ class Settings:
         for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
                      "commit_stall_s",
                      "session_timeout_s",
-                     "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s"):
+                     "heartbeat_interval_s", "shutdown_timeout_s", "flush_timeout_s",
+                     "watchlist_refresh_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("topic_retention_s", "topic_segment_s"):
@@ -188,6 +216,17 @@ class Settings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 < self.web_port < 65536:
             raise ConfigError(f"web_port must be in 1..65535, got {self.web_port}")
+        token = self.web_token.get_secret_value()
+        if self.web_enabled and not is_loopback(self.web_host) and not token:
+            raise WebTokenMissing(
+                f"web_host={self.web_host!r} is beyond loopback and no web token is set: "
+                "set DISTILLWATCH_WEB_TOKEN (e.g. `openssl rand -hex 32`), or bind "
+                "DISTILLWATCH_WEB_HOST=127.0.0.1, or turn the views off "
+                "(DISTILLWATCH_WEB_ENABLED=false)"
+            )
+        if token and (len(token) < 16 or token != token.strip()):
+            raise ConfigError("web_token must be at least 16 characters, without surrounding "
+                              "whitespace (generate one with `openssl rand -hex 32`)")
 
     @classmethod
     def load(
@@ -206,12 +245,25 @@ class Settings:
             if name not in types:
                 raise ConfigError(f"unknown setting {name!r}")
             if value is not None:
-                values[name] = SecretStr(value) if name == "sasl_password" and isinstance(
-                    value, str) else value
+                secret = name in ("sasl_password", "web_token", "sharing_key")
+                values[name] = SecretStr(value) if secret and isinstance(value, str) else value
         return cls(**values)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names (lower case, no port) the web views answer to: the
+        loopback names always (a rebinding page cannot send them), plus
+        ``web_allowed_hosts``, or ``web_host`` when that is unset."""
+        hosts = {"localhost", "127.0.0.1", "::1"}
+        if self.web_allowed_hosts.strip():
+            hosts.update(h.strip().lower().strip("[]")
+                         for h in self.web_allowed_hosts.split(",") if h.strip())
+        elif self.web_host not in ("0.0.0.0", "::", ""):
+            hosts.add(self.web_host.lower().strip("[]"))
+        return frozenset(hosts)
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -237,6 +289,23 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = str(value) if isinstance(value, SecretStr) else value
         return out
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the web views on this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("::1")
+    (True, True, True)
+    >>> is_loopback("0.0.0.0"), is_loopback("10.0.0.5"), is_loopback("worker")
+    (False, False, False)
+    """
+    text = host.strip().strip("[]").lower()
+    if text == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def _coerce(name: str, default: Any, raw: str, annotation: Any) -> Any:

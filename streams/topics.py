@@ -7,6 +7,8 @@ import contextlib
 
 from streams.settings import Settings
 
+AUDIT_RETENTION_MS = 400 * 86_400_000
+
 
 def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-account-state-changelog"
@@ -52,6 +54,14 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             (settings.alerts_topic, settings.partitions, common),
             (settings.dlq_topic, settings.partitions, common),
             (changelog_topic(settings), settings.partitions, compact),
+        ]
+        # the audit trail is kept (never compacted; 400 days rather than the
+        # broker's default week: decisions are reviewed long after); the
+        # watchlist is a table
+        audit = {**common, "retention.ms": str(AUDIT_RETENTION_MS)}
+        wanted += [
+            (settings.actions_topic, settings.partitions, audit),
+            (settings.watchlist_topic, 1, compact),
         ]
         if settings.clusters_enabled:
             wanted += [

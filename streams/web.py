@@ -6,11 +6,16 @@
 - ``/accounts/{account_id}/``: the account's current features and scores,
   routed to the worker that owns the key (``table_route``);
 - ``/alerts/``: a small live HTML page of recent alerts, grouped by campaign
-  (``/alerts.json``: ``alerts`` newest first and the same ``groups``).
+  (``/alerts.json``: ``alerts`` newest first and the same ``groups``);
+- ``/actions.json``: response actions and their status (the actions topic);
+  ``POST /actions/{id}/approve`` and ``POST /actions/{id}/reject`` with a
+  JSON body ``{"reason": "...", "by": "name"}`` decide one (the token is
+  always required for these; GET is refused: streams/web_auth.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import Any
 
@@ -18,6 +23,7 @@ import faust
 from faust.web import Request, Response, View
 
 from detectors.schema import MAX_ID_CHARS
+from streams.actions import ActionAlreadyDecided, ActionNotFound
 from streams.render import group_by_campaign
 
 ALERTS_PAGE = """<!doctype html>
@@ -124,4 +130,43 @@ def register_views(app: faust.App, service: Any) -> None:
                 return self.json({"account_id": account_id, "tracked": False}, status=404)
             return self.json({"account_id": account_id, "tracked": True, **described})
 
+    @app.page("/actions.json")
+    async def actions_json(web: Any, request: Request) -> Response:
+        from streams.actions import load_ledger
+
+        loop = asyncio.get_running_loop()
+        ledger = await loop.run_in_executor(None, load_ledger, service.settings)
+        return web.json({"actions": [
+            {**p, "status": ledger.status(a), "decision": ledger.decisions.get(a)}
+            for a, p in ledger.proposals.items()]})
+
+    @app.page("/actions/{action_id}/{verb}")
+    class ActionDecision(View):
+        async def post(self, request: Request, action_id: str, verb: str) -> Response:
+            from streams.actions import decide_on
+
+            if verb not in ("approve", "reject"):
+                return self.json({"error": "POST /actions/ID/approve or /actions/ID/reject"},
+                                 status=404)
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or not str(body.get("reason", "")).strip():
+                return self.json({"error": 'a JSON body {"reason": "...", "by": "name"} '
+                                           "is required"}, status=400)
+            principal = "web:" + str(body.get("by") or "token-holder")[:100]
+            loop = asyncio.get_running_loop()
+            try:
+                record = await loop.run_in_executor(
+                    None, lambda: decide_on(service.settings, action_id[:64],
+                                            "approved" if verb == "approve" else "rejected",
+                                            principal, str(body["reason"])))
+            except ActionNotFound as exc:
+                return self.json({"error": str(exc)}, status=404)
+            except ActionAlreadyDecided as exc:
+                return self.json({"error": str(exc)}, status=409)
+            return self.json(record)
+
     del health, ready, metrics, alerts_json, alerts_page, AccountView  # registered
+    del actions_json, ActionDecision

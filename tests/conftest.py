@@ -42,6 +42,8 @@ class WorkerProcess:
         self.events_topic = f"{name}-events"
         self.alerts_topic = f"{name}-alerts"
         self.dlq_topic = f"{name}-dlq"
+        self.actions_topic = f"{name}-actions"
+        self.watchlist_topic = f"{name}-watchlist"
         self.log_path = tmp / f"{name}.log"
         self.env = {
             **os.environ,
@@ -50,6 +52,8 @@ class WorkerProcess:
             "DISTILLWATCH_EVENTS_TOPIC": self.events_topic,
             "DISTILLWATCH_ALERTS_TOPIC": self.alerts_topic,
             "DISTILLWATCH_DLQ_TOPIC": self.dlq_topic,
+            "DISTILLWATCH_ACTIONS_TOPIC": self.actions_topic,
+            "DISTILLWATCH_WATCHLIST_TOPIC": self.watchlist_topic,
             "DISTILLWATCH_PARTITIONS": "4",
             "DISTILLWATCH_DATA_DIR": str(tmp / name),
             "DISTILLWATCH_WEB_PORT": str(_free_port()),

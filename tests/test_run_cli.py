@@ -28,9 +28,16 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
     sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + 120
     alert_line = re.compile(r"FIRING\s+\w+\s+\S+:harvest-\d+\s+score=")
+    # issue 22: the demo harvester's proposed response action, with how to approve it
+    action_line = re.compile(r"-> proposed action throttle \S+ on account:harvest-\d+")
+
+    def seen() -> bool:
+        return (any(alert_line.search(x) for x in lines)
+                and any(action_line.search(x) for x in lines))
+
     buf = b""
     try:
-        while time.monotonic() < deadline and not any(alert_line.search(x) for x in lines):
+        while time.monotonic() < deadline and not seen():
             if proc.poll() is not None:
                 break
             for _ in sel.select(timeout=1):
@@ -38,7 +45,7 @@ def test_run_shows_alerts_and_stops_on_ctrl_c():
                 buf += chunk
                 *done, buf = buf.split(b"\n")
                 lines += [d.decode(errors="replace") for d in done]
-        assert any(alert_line.search(x) for x in lines), "\n".join(lines)
+        assert seen(), "\n".join(lines)
         # Ctrl-C in a terminal signals the whole foreground process group
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)

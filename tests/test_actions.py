@@ -1,0 +1,235 @@
+"""Response actions: the policy (pure), the contract (JSON Schema), the
+ledger, the reference consumer, and the live path on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors.response import (
+    DECIDED,
+    ActionLedger,
+    InvalidPolicy,
+    ResponsePolicy,
+    decide,
+    format_time,
+)
+from streams.cli import main
+from streams.enforce import Gateway, TokenBucket, demo, gateway_from
+from streams.settings import Settings
+from tests.attack import extractor_events
+from tests.conftest import consume_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "schemas" / "action.schema.json").read_text())
+T0 = 1_771_840_800.0
+
+
+def account_alert(account="acct-1", severity="critical", score=0.97, status="firing",
+                  reasons=("template", "elicitation"), alert_id="a" * 32):
+    return {"alert_id": alert_id, "dedup_key": f"account:{account}", "status": status,
+            "detector": "account", "severity": severity, "score": score,
+            "ts": format_time(T0 + 60), "episode_start": format_time(T0), "summary": "s",
+            "details": {"reasons": list(reasons)}, "account_id": account}
+
+
+def cluster_alert(detector="cluster", key="pay:pm_123", severity="critical", status="firing"):
+    return {"alert_id": "c" * 32, "dedup_key": f"{detector}:{key}", "status": status,
+            "detector": detector, "severity": severity, "score": 0.96,
+            "ts": format_time(T0 + 120), "episode_start": format_time(T0),
+            "summary": "s", "details": {"cluster_key": key, "key_kind": key.split(":")[0],
+                                        "reasons": ["shared_template"]},
+            "accounts": ["m1", "m2", "m3"], "account_count": 3}
+
+
+def validate(records):
+    for r in records:
+        jsonschema.validate(r, SCHEMA)
+
+
+def test_default_policy_proposes_by_scope_and_validates():
+    policy = ResponsePolicy.from_mapping({})
+    acct = policy.propose(account_alert())
+    assert [r["data"]["action"] for r in acct] == ["throttle", "degrade_reasoning"]
+    assert all(r["data"]["mode"] == "propose" for r in acct)
+    clus = policy.propose(cluster_alert())
+    by_action = {r["data"]["action"]: r for r in clus}
+    assert set(by_action) == {"require_verification", "throttle", "block_payment_fingerprint"}
+    assert by_action["throttle"]["data"]["scope"]["accounts"] == ["m1", "m2", "m3"]
+    assert by_action["block_payment_fingerprint"]["subject"] == "key:pay:pm_123"
+    # a detector added later (issue 23's campaign) maps by name alone
+    assert {r["data"]["action"] for r in policy.propose(cluster_alert("campaign"))} == set(
+        by_action)
+    # an IP cluster never blocks a card
+    assert "block_payment_fingerprint" not in {
+        r["data"]["action"] for r in policy.propose(cluster_alert(key="ip:10.0.0.0/24"))}
+    assert policy.propose(account_alert(severity="warning", score=0.72)) == []
+    validate(acct + clus)
+
+
+def test_ids_are_deterministic_and_resolution_proposes_a_lift():
+    policy = ResponsePolicy.from_mapping({})
+    first = policy.propose(account_alert())
+    assert first == policy.propose(account_alert())
+    assert {r["id"] for r in first}.isdisjoint(
+        r["id"] for r in policy.propose(account_alert(alert_id="b" * 32)))
+    lift = policy.propose(account_alert(status="resolved", alert_id="d" * 32))
+    assert len(lift) == 1 and lift[0]["data"]["action"] == "lift"
+    validate(lift)
+    ledger = ActionLedger()
+    # the firing alert id the lift names is the one the worker derives
+    from detectors.alerts import make_alert_id
+    firing = dict(account_alert(), alert_id=make_alert_id("account:acct-1", T0, "firing"))
+    for r in policy.propose(firing) + lift:
+        ledger.apply(r)
+    throttle = next(a for a, p in ledger.proposals.items() if p["data"]["action"] == "throttle")
+    ledger.apply(decide(ledger.proposals[throttle], "approved", "human", "ana", "ok", T0 + 70))
+    assert [p["data"]["action"] for p, _ in ledger.active(T0 + 80)] == ["throttle"]
+    ledger.apply(decide(lift[0], "approved", "human", "ana", "resolved", T0 + 90))
+    assert ledger.status(throttle) == "lifted" and ledger.active(T0 + 100) == []
+
+
+def test_auto_is_opt_in_and_only_for_reversible_types():
+    with pytest.raises(InvalidPolicy, match="not reversible"):
+        ResponsePolicy.from_mapping({"auto": ["block_payment_fingerprint"]})
+    ResponsePolicy.from_mapping({"auto": ["suspend_key"], "allow_irreversible_auto": True})
+    policy = ResponsePolicy.from_mapping({"auto": {"throttle": True}})
+    out = policy.propose(account_alert())
+    kinds = [(r["type"], r["data"]["action"]) for r in out]
+    assert (DECIDED, "throttle") in kinds and (DECIDED, "degrade_reasoning") not in kinds
+    auto = next(r for r in out if r["type"] == DECIDED)
+    assert auto["data"]["decided_by"] == {"kind": "auto", "principal": "policy"}
+    validate(out)
+
+
+def test_policy_rejects_bad_rules_naming_them():
+    for bad, match in (
+        ({"rules": [{"name": "x", "action": "nuke"}]}, "action must be one of"),
+        ({"rules": [{"name": "x", "action": "throttle"}]}, "rate_per_min"),
+        ({"rules": [{"name": "x", "action": "throttle", "params": {"rate_per_min": 5},
+                     "duration_s": 0}]}, "expires"),
+        ({"rules": [{"name": "x", "action": "block_payment_fingerprint"}]}, "key_kinds"),
+        ({"rules": [{"name": "x", "action": "suspend_key", "colour": 1}]}, "unknown key"),
+        ({"mode": "x"}, "unknown key"),
+    ):
+        with pytest.raises(InvalidPolicy, match=match):
+            ResponsePolicy.from_mapping(bad)
+
+
+def test_own_rules_extend_or_replace_the_defaults():
+    rule = {"name": "suspend-campaign", "detector": "campaign", "min_severity": "critical",
+            "action": "suspend_key", "scope": "cluster_members", "duration_s": 3600}
+    policy = ResponsePolicy.from_mapping({"rules": [rule], "replace_default_rules": True})
+    assert [r["data"]["action"] for r in policy.propose(cluster_alert("campaign"))] == [
+        "suspend_key"]
+    assert policy.propose(account_alert()) == []
+
+
+@given(st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=20), st.floats(),
+                                                       st.none(), st.lists(st.text()))))
+def test_hostile_alert_records_never_crash_the_policy(extra):
+    policy = ResponsePolicy.from_mapping({})
+    alert = {**account_alert(), **{k: v for k, v in extra.items() if k not in (
+        "ts", "episode_start", "score", "alert_id")}}
+    validate(policy.propose(alert))
+
+
+def test_token_bucket_gateway():
+    gw = Gateway(buckets={"a": TokenBucket(6, 3, 0.0)}, verify={"v"}, suspended={"s"})
+    counts = demo(gw, 0.0, 20)
+    assert counts["a"] == {"allow": 3, "429": 17}
+    assert counts["v"] == {"challenge": 20} and counts["s"] == {"403": 20}
+    assert gw.request("a", 11.0) == "allow"  # a token refilled 10 s after the burst at 6/min
+
+
+@pytest.mark.integration
+def test_live_harvester_proposed_approved_by_cli_and_throttled(broker, worker_factory,
+                                                               capsys):
+    token = "actions-token-" + "ab" * 10
+    worker = worker_factory(DISTILLWATCH_WEB_TOKEN=token).start()
+    worker.wait_log("partitions_assigned", timeout=45)
+    from tests.conftest import produce
+    produce(broker, worker.events_topic, extractor_events("harvester-act"))
+    records = consume_until(broker, worker.actions_topic,
+                            lambda rs: len({r["data"]["action"] for r in rs}) >= 2, 30)
+    validate(records)
+    throttle = next(r for r in records if r["data"]["action"] == "throttle")
+    degrade = next(r for r in records if r["data"]["action"] == "degrade_reasoning")
+    assert throttle["subject"] == "account:harvester-act"
+    env = {"DISTILLWATCH_BROKER": broker.url, "DISTILLWATCH_ACTIONS_TOPIC": worker.actions_topic}
+    import os
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["actions", "list"]) == 0
+        assert throttle["data"]["action_id"] in capsys.readouterr().out
+        assert main(["actions", "approve", throttle["data"]["action_id"], "--by", "ana",
+                     "--reason", "templated CoT harvesting"]) == 0
+        assert main(["actions", "approve", throttle["data"]["action_id"], "--by", "bo",
+                     "--reason", "again"]) == 2  # the first decision stands
+        # the web view: POST with the token rejects the other one
+        port = int(worker.env["DISTILLWATCH_WEB_PORT"])
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/actions/{degrade['data']['action_id']}/reject",
+            method="POST", data=json.dumps({"reason": "false positive?", "by": "cy"}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            assert resp.status == 200
+            assert json.loads(resp.read())["data"]["decided_by"]["principal"] == "web:cy"
+        settings = Settings.load(env={**env})
+        from streams.actions import load_ledger
+        ledger = load_ledger(settings)
+        assert ledger.status(throttle["data"]["action_id"]) == "approved"
+        assert ledger.status(degrade["data"]["action_id"]) == "rejected"
+        decided = [r for r in consume_until(broker, worker.actions_topic, lambda rs: False, 2)
+                   if r["type"] == DECIDED]
+        validate(decided)
+        assert {r["data"]["decided_by"]["principal"] for r in decided} == {"ana", "web:cy"}
+        gw = gateway_from(ledger, time.time())
+        counts = demo(gw, time.time(), 20)
+        assert counts == {"harvester-act": {"allow": 3, "429": 17}}
+        assert main(["enforce", "--demo"]) == 0
+        assert "harvester-act: 20 requests in 1 s -> 17 429, 3 allow" in capsys.readouterr().out
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert orjson.dumps(records).find(b"articulate") < 0  # no prompt text
+
+
+def test_replay_proposes_the_same_actions_as_the_worker(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(v for _, v in extractor_events("harvester-replay",
+                                                                  start=T0)) + b"\n")
+    alerts, actions = tmp_path / "alerts.jsonl", tmp_path / "actions.jsonl"
+    assert main(["replay", str(events), "--alerts-out", str(alerts), "--actions-out",
+                 str(actions), "--no-progress", "--jobs", "1"]) == 0
+    records = [json.loads(x) for x in actions.read_text().splitlines()]
+    validate(records)
+    policy = ResponsePolicy.from_mapping({})
+    expected = [r for a in alerts.read_text().splitlines()
+                for r in policy.propose(json.loads(a))]
+    assert records == expected and {r["data"]["action"] for r in records} >= {"throttle"}
+
+
+@given(st.floats(min_value=1.0e9, max_value=2.0e9, allow_nan=False),
+       st.floats(min_value=0.0, max_value=1.0e5, allow_nan=False))
+def test_a_lift_names_the_firing_alert_of_its_episode(start, length):
+    from detectors.alerts import Alert
+
+    fields = dict(detector="account", severity="error", score=0.95, episode_start=start,
+                  summary="s", details={}, account_id="acct-9")
+    firing = Alert(status="firing", ts=start, **fields)
+    resolved = Alert(status="resolved", ts=start + length, **{**fields, "severity": "info"})
+    lift = ResponsePolicy.from_mapping({}).propose(resolved.to_record())
+    assert lift[0]["data"]["revokes_alert_id"] == firing.alert_id

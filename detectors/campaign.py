@@ -664,7 +664,11 @@ class CampaignStage:
                 self._meta_dirty = True
                 return out
             c = self._campaign_of(acct)
-            if c is not None and c.state == "firing" and (
+            # only a campaign already firing at the alert's event time folds
+            # it: live, an account alert from a lagging partition can arrive
+            # after a campaign that started later in event time (replay would
+            # have passed it, in event-time order)
+            if c is not None and c.state == "firing" and c.episode_start <= alert.ts and (
                 alert.score <= c.score + self.account_margin
             ):
                 self._accounts[acct] = (alert.episode_start, c.cid, True)

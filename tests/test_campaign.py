@@ -308,3 +308,13 @@ def test_a_resolution_from_a_lagging_partition_is_not_held_forever():
                        cluster("pay:p1", T0 + 12_000, ("a", "b", "c"), status="resolved")])
     assert [(a.detector, a.status) for a in late if a.detector != "other"] == [
         ("campaign", "resolved")]
+
+
+def test_an_account_alert_from_before_the_campaign_is_not_folded():
+    """Live, a lagging partition's account alert can arrive after a campaign
+    that began later in event time; it is the account's own earlier incident."""
+    stage = CampaignStage()
+    run(stage, [cluster("pay:p1", T0 + 600, ("h1", "h2", "h3"), score=0.9)])
+    late = run(stage, [account("h1", T0 + 300, 0.9)])
+    assert [(a.account_id, a.status) for a in late] == [("h1", "firing")]
+    assert late[0].details["campaign_id"].startswith("c-")  # it still names it

@@ -486,9 +486,18 @@ class CampaignStage:
         c.score = max(round(alert.score, 4), self._key_score(c))
         c.peak = max(c.peak, c.score)
         c.last_ts = max(c.last_ts, t)
+        earlier = c.sent_ts > 0.0 and t < c.first_ts
+        if earlier:
+            c.first_ts = t
         members = self._add_members(c, alert.accounts, t, alert, _kind(key) in STRONG_KINDS)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
+            out.append(self._firing(c, t))
+        elif earlier:
+            # live only: a cluster that fired earlier in event time arrived after
+            # the campaign's page (a lagging partition); its evidence predates
+            # the page, so the update goes out now, at its own event time
+            c.revision += 1
             out.append(self._firing(c, t))
         elif new_key and _kind(key) in STRONG_KINDS:
             c.pending = True

@@ -318,3 +318,17 @@ def test_an_account_alert_from_before_the_campaign_is_not_folded():
     late = run(stage, [account("h1", T0 + 300, 0.9)])
     assert [(a.account_id, a.status) for a in late] == [("h1", "firing")]
     assert late[0].details["campaign_id"].startswith("c-")  # it still names it
+
+
+def test_earlier_evidence_arriving_late_is_sent_at_once():
+    """Live, a cluster that fired earlier in event time can arrive after the
+    campaign's page (another summaries partition lagging): the campaign's
+    first_seen moves back and an update goes out at that event time."""
+    stage = CampaignStage(update_interval_s=900)
+    first = run(stage, [cluster("pay:p1", T0 + 600, ("h1", "h2", "h3"))])
+    late = run(stage, [cluster("ip:n1", T0 + 100, ("h1", "h2", "h4"))])
+    upd = [a for a in late if a.detector == "campaign"]
+    assert [(a.revision, a.ts) for a in upd] == [(1, T0 + 100)]
+    assert upd[0].dedup_key == first[0].dedup_key
+    assert upd[0].details["first_seen"] == T0 + 100
+    assert [a.account_id for a in late if a.detector == "campaign_member"] == ["h4"]

@@ -28,6 +28,13 @@ and then measures, on that broker and that data:
    generation, checked), median of ``Profile.scaleout_repeats`` interleaved
    runs of each (:func:`phase_scaleout`).
 
+The data is one workload of :mod:`benchmarks.workloads` (``Profile.workload``):
+``distillwatch bench`` runs ``realistic`` (the simulator's production mix with
+real text and big shared-key organisations, 10k accounts) and ``classic`` (the
+data of the earlier figures) in turn, each as its own table, then side by
+side. ``detectors`` also reports the cluster stage's deterministic work per
+1,000 events, and ``replay`` the per-stage timings (:mod:`streams.stages`).
+
 Workers are timed by their own ``/health``: ``events``, and wall-clock stamps
 of the first message begun and the latest finished (rate = all events over
 that span, :func:`stamped_rate`); ``/health`` is polled until it shows all
@@ -102,15 +109,26 @@ class Profile:
     scaleout_repeats: int = 5
     #: events/s of the latency section; None: half of the single-event maximum
     latency_rate: float | None = None
+    #: the data (benchmarks.workloads.WORKLOADS): ``classic`` is the
+    #: simulator's classic population, ``realistic`` its production mix with
+    #: big shared-key organisations
+    workload: str = "classic"
 
     @classmethod
-    def full(cls) -> Profile:
-        return cls(hours=0.5, accounts=1000)
+    def full(cls, workload: str = "classic") -> Profile:
+        from benchmarks.workloads import WORKLOADS
+
+        w = WORKLOADS[workload]
+        return cls(hours=w.hours, accounts=w.accounts, workload=workload)
 
     @classmethod
-    def quick(cls) -> Profile:
-        return cls(hours=0.25, accounts=200, repeats=1, latency_max_events=6_000,
-                   memory_accounts=(2_000, 10_000), scaleout_copies=1, scaleout_repeats=1)
+    def quick(cls, workload: str = "classic") -> Profile:
+        from benchmarks.workloads import WORKLOADS
+
+        w = WORKLOADS[workload]
+        return cls(hours=w.quick_hours, accounts=w.quick_accounts, repeats=1,
+                   latency_max_events=6_000, memory_accounts=(2_000, 10_000),
+                   scaleout_copies=1, scaleout_repeats=1, workload=workload)
 
 
 # --------------------------------------------------------------------- data ---
@@ -129,14 +147,13 @@ class Data:
 
 
 def generate(profile: Profile, workdir: Path) -> Data:
-    """Deterministic data: the simulator's traffic (seeded), as published."""
+    """Deterministic data: the workload's simulated traffic (seeded), as published."""
+    from benchmarks.workloads import workload_dicts
     from detectors.schema import format_ts, parse_event
-    from simulator.simulate import simulate
     from streams.publish import batches, event_payload
 
-    sim = simulate(seed=profile.seed, hours=profile.hours, accounts=profile.accounts,
-                   attacks="all")
-    events = [parse_event(e) for e in sim.events]
+    events = [parse_event(e) for e in workload_dicts(profile.workload, profile.seed,
+                                                     profile.accounts, profile.hours)]
     single = [(k, v) for k, v, _ in batches(events, 1)]
     batched = [(k, v) for k, v, _ in batches(events, profile.batch)]
     replay_file = workdir / "events.jsonl"
@@ -526,9 +543,13 @@ def phase_replay(ctx: Ctx, data: Data) -> dict[str, Any]:
             cpu.append(result.stats.events / max(used, 1e-9))
             runs.append(result.events_per_s)
             alerts = len(result.alerts)
+            stages = (result.stages.report(result.stats.events,
+                                           result.elapsed_s if jobs == 1 else None)
+                      if result.stages is not None else None)
         out[f"jobs_{jobs}"] = {"jobs": jobs, "events_per_s": round(statistics.median(runs)),
                                "events_per_cpu_s": round(statistics.median(cpu)),
-                               "runs": [round(r) for r in runs], "alerts": alerts}
+                               "runs": [round(r) for r in runs], "alerts": alerts,
+                               "stages": stages}
     best = max((v for k, v in out.items() if k.startswith("jobs_")),
                key=lambda v: v["events_per_s"])
     out.update(events_per_s=best["events_per_s"], events_per_cpu_s=best["events_per_cpu_s"],
@@ -558,6 +579,11 @@ def phase_detectors(ctx: Ctx, data: Data) -> dict[str, Any]:
                       "events_per_cpu_s": round(statistics.median(cpu)),
                       "us_per_event": round(1e6 / statistics.median(cpu), 2),
                       "alerts": alerts}
+        work = getattr(replayer.clusters, "work", None)
+        if work is not None and events:
+            # deterministic: the cluster stage's work per 1,000 events
+            out[label]["cluster_work_per_1k_events"] = {
+                k: round(1000 * v / len(events), 1) for k, v in work().items()}
     out["events_per_s"] = out["account_stage"]["events_per_s"]
     out["events_per_cpu_s"] = out["account_stage"]["events_per_cpu_s"]
     return out
@@ -859,10 +885,11 @@ def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
     results: dict[str, Any] = {"profile": profile.__dict__, "machine": machine(),
                                "loadavg_start": os.getloadavg()}
     t_start = time.monotonic()
-    say(f"bench: generating data (simulator seed {profile.seed}, {profile.hours:g} h, "
-        f"{profile.accounts} benign accounts + attacks) ...")
+    say(f"bench: generating data ({profile.workload} workload, simulator seed {profile.seed}, "
+        f"{profile.hours:g} h, {profile.accounts} benign accounts + attacks) ...")
     data = generate(profile, workdir)
-    results["data"] = {"events": data.events, "accounts": data.accounts,
+    results["data"] = {"workload": profile.workload, "events": data.events,
+                       "accounts": data.accounts,
                        "single_messages": len(data.single),
                        "batched_messages": len(data.batched),
                        "mean_batch": round(data.events / len(data.batched), 1)}
@@ -1062,6 +1089,40 @@ def table(r: dict[str, Any]) -> str:
         mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         verdict.append(f"  {key}: {t['value']} (target {t['target']}) — {mark}")
     return "\n".join(lines) + "\n\ntargets:\n" + "\n".join(verdict)
+
+
+def compare(by_workload: dict[str, dict[str, Any]]) -> str:
+    """The headline figures of several workloads' runs, one row per workload
+    (a Markdown table; "–" where a section did not run)."""
+    head = ("workload", "events", "accounts", "replay 1 proc", "replay best",
+            "batched worker", "single ÷ no-op", "p99 alert", "both stages µs/ev",
+            "cluster evals /1k ev")
+    rows = [head]
+    for name, r in by_workload.items():
+        data = r.get("data") or {}
+        rep = r.get("replay") or {}
+        det = (r.get("detectors") or {}).get("both_stages") or {}
+        lat = r.get("latency") or {}
+        ratio = ((r.get("targets") or {}).get("single_vs_noop") or {}).get("value")
+        work = det.get("cluster_work_per_1k_events") or {}
+        rows.append((
+            name, _fmt(data.get("events")), _fmt(data.get("accounts")),
+            _fmt((rep.get("jobs_1") or {}).get("events_per_s")),
+            _fmt(rep.get("events_per_s")) + (f" ({rep['jobs']} proc)" if rep.get("jobs") else ""),
+            _fmt((r.get("batched") or {}).get("events_per_s")),
+            "–" if ratio is None else f"{ratio:.2f}",
+            "–" if lat.get("p99_ms") is None else f"{_fmt(lat['p99_ms'])} ms",
+            _fmt(det.get("us_per_event")),
+            _fmt(work.get("scored")),
+        ))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    lines = []
+    for j, row in enumerate(rows):
+        lines.append("| " + " | ".join(str(c).ljust(w)
+                                        for c, w in zip(row, widths, strict=True)) + " |")
+        if j == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
 
 
 def iter_sections(r: dict[str, Any]) -> Iterator[str]:

@@ -10,16 +10,18 @@ from typing import Any
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks.bench import SECTIONS, Profile, run, table
+    from benchmarks.bench import SECTIONS, Profile, compare, run, table
+    from benchmarks.workloads import WORKLOADS
 
-    profile = Profile.quick() if args.quick else Profile.full()
-    if args.seed is not None:
-        profile.seed = args.seed
-    if args.latency_rate is not None:
-        if args.latency_rate <= 0:
-            print("distillwatch bench: --latency-rate must be > 0", file=sys.stderr)
-            return 2
-        profile.latency_rate = args.latency_rate
+    workloads = [w.strip() for w in args.workload.split(",") if w.strip()]
+    unknown_w = [w for w in workloads if w not in WORKLOADS]
+    if not workloads or unknown_w:
+        print(f"distillwatch bench: unknown workload(s) {unknown_w}; "
+              f"choose from {','.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    if args.latency_rate is not None and args.latency_rate <= 0:
+        print("distillwatch bench: --latency-rate must be > 0", file=sys.stderr)
+        return 2
     sections = tuple(args.only.split(",")) if args.only else SECTIONS
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -27,11 +29,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"choose from {','.join(SECTIONS)}", file=sys.stderr)
         return 2
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    results = run(profile, sections=sections, say=say)
-    print(table(results))
-    print(f"\n(run took {results['elapsed_s']} s; machine: {results['machine']})")
+    by_workload: dict[str, Any] = {}
+    for workload in workloads:
+        profile = Profile.quick(workload) if args.quick else Profile.full(workload)
+        if args.seed is not None:
+            profile.seed = args.seed
+        if args.latency_rate is not None:
+            profile.latency_rate = args.latency_rate
+        results = run(profile, sections=sections, say=say)
+        by_workload[workload] = results
+        w = WORKLOADS[workload]
+        print(f"\n## workload {workload}: {w.description} "
+              f"({profile.accounts:,} benign accounts, {profile.hours:g} h)\n")
+        print(table(results))
+        print(f"\n(run took {results['elapsed_s']} s; machine: {results['machine']})")
+    if len(by_workload) > 1:
+        print("\n## side by side\n")
+        print(compare(by_workload))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        out = by_workload[workloads[0]] if len(workloads) == 1 else {"workloads": by_workload}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -50,6 +67,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (< 1 min)")
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON here")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
+    p.add_argument("--workload", default="realistic,classic", metavar="NAMES",
+                   help="comma list of workloads, each run in full and printed as its own "
+                        "table, then side by side: realistic (production mix, real text, "
+                        "big shared-key organisations, 10k accounts), realistic-100k, "
+                        "classic (the earlier figures' data), shared-keys "
+                        "(default realistic,classic)")
     p.add_argument("--only", metavar="SECTIONS",
                    help="comma list of sections to run (raw,noop,single,batched,replay,"
                         "detectors,latency,memory,scaleout)")

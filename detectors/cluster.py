@@ -46,7 +46,6 @@ import hashlib
 import ipaddress
 import math
 import zlib
-from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -743,7 +742,10 @@ class Cluster:
         "alerted",
         "evidence",
         "_evict",
-        "_buckets",
+        "_fpc",
+        "_hot",
+        "_top",
+        "_oldest",
     )
 
     def __init__(self, key: str, ts: float) -> None:
@@ -762,10 +764,19 @@ class Cluster:
         # derived, not checkpointed: ``(hash, account_id)`` of the sampled member
         # with the largest hash, the first to go from a full sample (None: to find)
         self._evict: tuple[int, str] | None = None
-        # derived, kept once the sample exceeds _BUCKETS_FROM members: how many
-        # sampled fingerprints fall in each of 256 buckets (``fp & 255``), an
-        # upper bound of any one fingerprint's count (see ClusterDetector._core)
-        self._buckets: array[int] | None = None
+        # derived, not checkpointed (rebuilt from the members when None): how
+        # many times each prompt fingerprint occurs over the sampled members,
+        # kept up to date by every change of the sample, so that whether a
+        # coordinated core can exist is known without looking at the members
+        # (ClusterDetector._cannot_score)
+        self._fpc: dict[int, int] | None = None
+        # how many fingerprints occur at least ``min_members`` times (exact)
+        self._hot = 0
+        # an upper bound of the largest count in ``_fpc`` (lowered when read)
+        self._top = 0
+        # a lower bound of the sampled members' last_ts (-inf: unknown), so
+        # that a prune finds nothing stale without a scan
+        self._oldest = -math.inf
 
     @property
     def kind(self) -> str:
@@ -808,9 +819,6 @@ class Cluster:
         c.evidence = dict(obj.get("ev") or {})
         return c
 
-
-# clusters with more sampled members keep fingerprint buckets (Cluster._buckets)
-_BUCKETS_FROM = 32
 
 # ``(summary, account hash, log2 rate)`` of the last summary a ClusterDetector
 # saw: a summary is processed once per linkage key, by one detector per partition
@@ -965,6 +973,11 @@ class ClusterDetector:
         self.loader: Loader | None = None
         # ``(cluster, episode_start, dedup key, alert id)`` of the last member alert
         self._episode_ids: tuple[Cluster | None, float, str, str] = (None, 0.0, "", "")
+        # work counters (not checkpointed; see work()): summaries applied to a
+        # key, full evaluations of a cluster, fingerprint-sharing checks
+        self._n_applied = 0
+        self._n_scored = 0
+        self._n_core_checks = 0
 
     # -------------------------------------------------------------- process
     def process(self, key: str, summary: AccountSummary) -> list[Alert]:
@@ -994,6 +1007,7 @@ class ClusterDetector:
         return alerts
 
     def _apply(self, key: str, summary: AccountSummary, h: int) -> list[Alert]:
+        self._n_applied += 1
         t = summary.ts
         clusters = self._clusters
         entry: Cluster | tuple[int, float] | None = clusters.pop(key, None)
@@ -1034,25 +1048,23 @@ class ClusterDetector:
             s.keys,
         )
         members = c.members
-        buckets = c._buckets
+        if s.ts < c._oldest:
+            c._oldest = s.ts
         old = members.get(s.account_id)
         if old is not None:
             member.first_ts = min(old.first_ts, s.first_ts)
             members[s.account_id] = member
-            if buckets is not None and old.fps != s.fps:
-                for fp in old.fps:
-                    buckets[fp & 255] -= 1
-                for fp in s.fps:
-                    buckets[fp & 255] += 1
+            if c._fpc is not None and old.fps != s.fps:
+                self._uncount(c, old.fps)
+                self._count(c, s.fps)
             return
         if c.hll is not None:
             c.hll.add(h)
         if len(members) < self.max_sample:
             members[s.account_id] = member
             c._evict = None
-            if buckets is not None:
-                for fp in s.fps:
-                    buckets[fp & 255] += 1
+            if c._fpc is not None:
+                self._count(c, s.fps)
             return
         if c.hll is None:  # the sample just filled: count every member from now on
             c.hll = HyperLogLog(self.hll_p)
@@ -1071,11 +1083,48 @@ class ClusterDetector:
         gone = members.pop(evict[1])
         members[s.account_id] = member
         c._evict = None
-        if buckets is not None:
-            for fp in gone.fps:
-                buckets[fp & 255] -= 1
-            for fp in s.fps:
-                buckets[fp & 255] += 1
+        if c._fpc is not None:
+            self._uncount(c, gone.fps)
+            self._count(c, s.fps)
+
+    # Fingerprint counts over the sample (Cluster._fpc), kept exact by every
+    # change of the sample: a summary costs a few dict updates, and whether any
+    # fingerprint is shared widely enough for a core is known at once.
+    def _count(self, c: Cluster, fps: tuple[int, ...]) -> None:
+        fpc = c._fpc
+        assert fpc is not None
+        need = self.min_members
+        for fp in fps:
+            n = fpc.get(fp, 0) + 1
+            fpc[fp] = n
+            if n == need:
+                c._hot += 1
+            if n > c._top:
+                c._top = n
+
+    def _uncount(self, c: Cluster, fps: tuple[int, ...]) -> None:
+        fpc = c._fpc
+        assert fpc is not None
+        need = self.min_members
+        for fp in fps:
+            n = fpc[fp]
+            if n == need:
+                c._hot -= 1
+            if n == 1:
+                del fpc[fp]
+            else:
+                fpc[fp] = n - 1
+
+    def _counts(self, c: Cluster) -> dict[int, int]:
+        """The cluster's fingerprint counts, built from the sample when unknown
+        (a new or restored cluster)."""
+        fpc = c._fpc
+        if fpc is None:
+            fpc = c._fpc = {}
+            c._hot = c._top = 0
+            for m in c.members.values():
+                self._count(c, m.fps)
+        return fpc
 
     def _prune(self, c: Cluster, t: float) -> None:
         """A full sample drops members without a summary for ``member_ttl_s``, so
@@ -1083,34 +1132,58 @@ class ClusterDetector:
         if c.hll is None or len(c.members) < self.max_sample:
             return
         stale = t - self.member_ttl_s
-        buckets = c._buckets
+        if c._oldest >= stale:  # a lower bound: nothing to drop, without a scan
+            return
         for acct in [a for a, m in c.members.items() if m.last_ts < stale]:
             gone = c.members.pop(acct)
             c._evict = None
-            if buckets is not None:
-                for fp in gone.fps:
-                    buckets[fp & 255] -= 1
+            if c._fpc is not None:
+                self._uncount(c, gone.fps)
+        c._oldest = min([m.last_ts for m in c.members.values()], default=math.inf)
 
     # -------------------------------------------------------------- scoring
+    def _cannot_score(self, c: Cluster, t: float) -> bool:
+        """Whether :meth:`evaluate` at ``t`` would find no core (score 0),
+        known from the incremental counts without looking at the members.
+
+        It relies on what :meth:`_core` requires of a core: outside ``tmpl:``
+        keys, a fingerprint carried at least ``max(min_members,
+        ceil(shared_fp_share * active))`` times by the active members, who are
+        a subset of the sample; for ``tmpl:`` keys, ``min_members`` active
+        members. Prunes first, as :meth:`_core` does, so the sample evolves as
+        if every call had been a full evaluation (tests/test_cluster.py runs
+        both ways and compares the alerts).
+        """
+        self._prune(c, t)
+        members = c.members
+        if len(members) < self.min_members:
+            return True
+        if c.kind == "tmpl":
+            return False
+        self._counts(c)
+        if not c._hot:
+            return True
+        # some fingerprint reaches min_members: compare the largest count with
+        # what the active members need (all active: no scan for the count)
+        since = t - self.member_ttl_s
+        if c._oldest >= since:
+            n_active = len(members)
+        else:
+            seen = [m.last_ts for m in members.values()]
+            c._oldest = min(seen)
+            n_active = len([x for x in seen if x >= since])
+        need = max(self.min_members, math.ceil(self.shared_fp_share * n_active))
+        if c._top >= need:
+            fpc = self._counts(c)
+            c._top = max(fpc.values()) if fpc else 0  # lower the bound to the exact max
+        return c._top < need
+
     def _core(self, c: Cluster, t: float) -> tuple[list[tuple[str, Member]], dict[str, Any]]:
         """Members sharing the cluster's common behaviour, and how they were chosen."""
         self._prune(c, t)
         since = t - self.member_ttl_s
         members = c.members
         kind = c.kind
-        if kind != "tmpl" and len(members) > _BUCKETS_FROM:
-            buckets = c._buckets
-            if buckets is None:
-                buckets = c._buckets = array("I", bytes(4 * 256))
-                for m in members.values():
-                    for fp in m.fps:
-                        buckets[fp & 255] += 1
-            # every member active, and no bucket holds ``need`` fingerprints:
-            # no fingerprint is shared, without looking at the members' fps
-            n = len(members)
-            need = max(self.min_members, math.ceil(self.shared_fp_share * n))
-            if max(buckets) < need and min([m.last_ts for m in members.values()]) >= since:
-                return [], {"active_sampled": n}
         active = [(a, m) for a, m in members.items() if m.last_ts >= since]
         info: dict[str, Any] = {"active_sampled": len(active)}
         if not active:
@@ -1119,6 +1192,7 @@ class ClusterDetector:
             return active, info
         need = max(self.min_members, math.ceil(self.shared_fp_share * len(active)))
         fps = [m.fps for _, m in active]
+        self._n_core_checks += 1
         shared = shared_fingerprints(fps, need)
         if not shared:
             # Sharing the key and a topic mix is what organisations do too: without
@@ -1218,6 +1292,13 @@ class ClusterDetector:
                     alerts.append(self._member_alert(c, s.account_id, t))
                     c.alerted.add(h)
             return alerts
+        if not firing and self._cannot_score(c, t):
+            # no core can exist (the incremental counts say so): what a full
+            # evaluation would record, without one
+            c.last_scored = t
+            c.score = 0.0
+            return alerts
+        self._n_scored += 1
         score, ev, core = self.evaluate(c, t)
         c.last_scored = t
         c.score = score
@@ -1429,6 +1510,18 @@ class ClusterDetector:
         """``(clusters, single-account keys)`` held in memory."""
         return len(self._clusters), len(self._singles)
 
+    def work(self) -> dict[str, int]:
+        """Deterministic work counters since this detector was made:
+        ``applied`` (a summary applied to one of its keys), ``scored`` (a full
+        evaluation of a cluster) and ``core_checks`` (a count of the prompt
+        fingerprints shared by a cluster's active members). Repeatable where
+        timings are not: the measure of how much work the stage does."""
+        return {
+            "applied": self._n_applied,
+            "scored": self._n_scored,
+            "core_checks": self._n_core_checks,
+        }
+
 
 def _median_of(xs: list[float]) -> float:
     """The median of ``xs``, which it sorts in place (0.0 if empty)."""
@@ -1489,3 +1582,12 @@ class ClusterStage:
             if found:
                 alerts += found
         return alerts
+
+    def work(self) -> dict[str, int]:
+        """:meth:`ClusterDetector.work` summed over the partitions, with the
+        summaries processed."""
+        total = {"summaries": self.summaries}
+        for d in self.detectors:
+            for name, n in d.work().items():
+                total[name] = total.get(name, 0) + n
+        return total

@@ -59,7 +59,7 @@ from simulator.core import (
 )
 from simulator.population import Timeline, build_regular, new_identity, pick_tz, topic_mix
 
-FAMILIES: tuple[str, ...] = (
+CLASSIC_FAMILIES: tuple[str, ...] = (
     "extractor",
     "hydra",
     "hydra_cover",
@@ -69,8 +69,18 @@ FAMILIES: tuple[str, ...] = (
     "cot_coercion",
     "model_pivot",
 )
-SINGLE_ACCOUNT_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if not f.startswith("hydra"))
-CAMPAIGN_FAMILIES: tuple[str, ...] = ("hydra", "hydra_cover")
+# Evasions of the production mix: built in :mod:`simulator.evasions`.
+EVASION_FAMILIES: tuple[str, ...] = (
+    "plain_harvest",
+    "paraphrase_cot",
+    "affix_extractor",
+    "cover_extractor",
+    "slow_pivot",
+    "hydra_proxy",
+)
+FAMILIES: tuple[str, ...] = CLASSIC_FAMILIES + EVASION_FAMILIES
+CAMPAIGN_FAMILIES: tuple[str, ...] = ("hydra", "hydra_cover", "hydra_proxy")
+SINGLE_ACCOUNT_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in CAMPAIGN_FAMILIES)
 
 # Client fingerprints used by attack tooling: plausible, but rare in the benign population.
 ATTACK_UAS: tuple[str, ...] = (
@@ -110,11 +120,13 @@ class Params:
     pivot_share: tuple[float, float] = (0.4, 0.6)
 
 
-def default_counts(accounts: int) -> dict[str, int]:
-    """Accounts per single-account family, campaigns per hydra family."""
+def default_counts(accounts: int, mix: str = "classic") -> dict[str, int]:
+    """Accounts per single-account family, campaigns per hydra family; the
+    ``classic`` mix has the classic families only, ``production`` all of them."""
     single = max(2, round(accounts / 100))
     campaigns = max(1, round(accounts / 500))
-    return {f: (campaigns if f in CAMPAIGN_FAMILIES else single) for f in FAMILIES}
+    fams = CLASSIC_FAMILIES if mix == "classic" else FAMILIES
+    return {f: (campaigns if f in CAMPAIGN_FAMILIES else single) for f in fams}
 
 
 def hydra_size(accounts: int) -> int:

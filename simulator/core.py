@@ -20,11 +20,15 @@ import bisect
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator import styles as S
 from simulator import topics as T
+from simulator.gateway import Gateway
+from simulator.gateway import fields as gateway_fields
 
 HOUR = 3600.0
 SLOT = 600.0
@@ -157,6 +161,7 @@ class Behaviour:
     elicitation_share: float = 0.0  # share of templated prompts drawn from elicitation templates
     i18n_share: float = 0.0
     human_share: float = 0.0  # share of requests that are ordinary varied prompts anyway
+    params: dict[str, Any] = field(default_factory=dict)  # style-specific (``simulator.styles``)
     _cum: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,9 +177,12 @@ class Behaviour:
         x = rng.random() * self._cum[-1]
         return self.topics[min(bisect.bisect_right(self._cum, x), len(self.topics) - 1)]
 
-    def draw(self, rng: random.Random, acct: Account) -> tuple[str, str, bool]:
-        """(topic, prompt, long_output)."""
+    def draw(self, rng: random.Random, acct: Account) -> tuple[str | None, str | None, bool]:
+        """(topic, prompt, long_output); ``None`` for a field that is not sent."""
         style = self.style
+        custom = S.STYLES.get(style)
+        if custom is not None:
+            return custom(rng, acct, self)
         if style == "sweep":
             if not acct.sweep_queue:
                 order = list(T.TOPICS)
@@ -188,11 +196,17 @@ class Behaviour:
                 True,
             )
         topic = self.pick_topic(rng)
+        real = acct.text == "real"
         if style == "human" or (self.human_share and rng.random() < self.human_share):
+            if real or acct.langs[0] != "en":
+                return topic, S.human_text(rng, acct, topic), rng.random() < 0.05
             return topic, T.benign_prompt(rng, topic), rng.random() < 0.05
         if style == "app":
+            if real:
+                prefix = T.ch(rng, self.prefixes)
+                return topic, prefix + " " + S.human_text(rng, acct, topic), False
             return topic, T.app_prompt(rng, topic, T.ch(rng, self.prefixes)), False
-        payload = T.attack_payload(rng, topic)
+        payload = S.attack_question(rng, acct, topic)
         cat = topic.split("/")[0]
         if style == "cot":
             if rng.random() < self.i18n_share:
@@ -201,7 +215,7 @@ class Behaviour:
                 tpl = T.ch(rng, T.RUBRIC_TEMPLATES)
             else:
                 tpl = T.ch(rng, T.COT_TEMPLATES)
-            answer = T.attack_payload(rng, topic)
+            answer = S.attack_question(rng, acct, topic)
             return topic, tpl.format(payload=payload, answer=answer, cat=cat), True
         # templated extraction
         if rng.random() < self.elicitation_share:
@@ -253,9 +267,16 @@ class Account:
     ip_hosts: tuple[int, ...] = (10,)
     attack_sources: frozenset[int] = frozenset()  # sources whose requests are attack traffic
     attack_from: float = math.inf  # attack traffic only at/after this ts
+    # production workloads (``simulator.styles``, ``simulator.gateway``)
+    text: str = "synthetic"  # "real": corpus text; "synthetic": the template generators
+    langs: tuple[str, ...] = ("en",)
+    lang_weights: tuple[float, ...] = (1.0,)
+    gateway: Gateway | None = None  # None: the classic event (no optional gateway fields)
     # runtime
     sweep_queue: list[str] = field(default_factory=list)
     counter: int = 0
+    queue: list[Any] = field(default_factory=list)
+    recent: deque[str] = field(default_factory=deque)  # a benign user's last questions
 
     def is_attack_event(self, ts: float, source: int) -> bool:
         return source in self.attack_sources and ts >= self.attack_from
@@ -279,6 +300,8 @@ def render(acct: Account, rng: random.Random, ts: float, source: int) -> dict[st
     behaviour: Behaviour = _phase(acct.phases[source], ts)
     topic, prompt, long_out = behaviour.draw(rng, acct)
     model = _phase(acct.models, ts).pick(rng, ts)
+    if acct.gateway is not None:
+        return _render_gateway(acct, rng, ts, topic, prompt, long_out, model)
     hidden = (
         40
         if behaviour.style in ("templated", "cot", "sweep")
@@ -306,6 +329,36 @@ def render(acct: Account, rng: random.Random, ts: float, source: int) -> dict[st
     }
 
 
+def _render_gateway(
+    acct: Account,
+    rng: random.Random,
+    ts: float,
+    topic: str | None,
+    prompt: str | None,
+    long_out: bool,
+    model: str,
+) -> dict[str, Any]:
+    assert acct.gateway is not None
+    ev: dict[str, Any] = {
+        "ts": fmt_ts(ts),
+        "account_id": acct.account_id,
+        "request_id": f"req_{rng.getrandbits(64):016x}",
+        "model": model,
+    }
+    if topic is not None:
+        ev["topic"] = topic
+    if prompt is not None:
+        ev["prompt"] = prompt
+    ev.update(gateway_fields(rng, acct.gateway, prompt, long_out))
+    ev["org_id"] = acct.org_id
+    ev["api_key_id"] = T.ch(rng, acct.api_keys)
+    prefix = T.ch(rng, acct.ip_prefixes)
+    ev["ip"] = f"{prefix}.{T.ch(rng, acct.ip_hosts)}"
+    ev["user_agent"] = acct.user_agent
+    ev["payment_fingerprint"] = acct.payment
+    return ev
+
+
 _TS_CACHE: dict[int, str] = {}
 
 
@@ -330,13 +383,18 @@ def quantize(ts: float) -> float:
 
 
 def merge_events(
-    accounts: list[Account], seed: int, drop_topic: float = 0.0
+    accounts: list[Account],
+    seed: int,
+    drop_topic: float = 0.0,
+    drop_fields: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
     """All accounts' events, in event-time order (ties by account order).
 
     ``drop_topic``: share of events sent without a ``topic`` (producers that
     do not classify), so the detectors' text-topic path is exercised; drawn
     from a separate stream, so the rest of the output does not change.
+    ``drop_fields``: fields removed from every event (a gateway that does not
+    log them, e.g. ``("prompt", "topic")`` for a metadata-only deployment).
     """
     rngs = [random.Random(f"{seed}/events/{a.account_id}") for a in accounts]
     drop = random.Random(f"{seed}/drop-topic").random if drop_topic > 0 else None
@@ -350,7 +408,9 @@ def merge_events(
         acct = accounts[i]
         event = render(acct, rngs[i], ts, acct.times[pos][1])
         if drop is not None and drop() < drop_topic:
-            del event["topic"]
+            event.pop("topic", None)
+        for name in drop_fields:
+            event.pop(name, None)
         pos += 1
         if pos < len(acct.times):
             heapq.heapreplace(heap, (acct.times[pos][0], i, pos))

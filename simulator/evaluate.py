@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 import time
 import tomllib
 from collections import Counter, defaultdict, deque
@@ -221,8 +220,10 @@ class RuleConfig:
     customers do, stated as documented (not tuned against the attacks).
 
     - volume: more than ``max_requests`` requests in ``rate_window_s``
-      (default 600 in 10 min, i.e. a sustained 1 request/s — far above a
-      normal account, and above all but the heaviest single-use-case apps);
+      (default ``None``: no volume branch. The old default, 600 in 10 minutes,
+      sat above every simulated attack's rate and could only produce false
+      positives; the reachable volume baseline is
+      :class:`simulator.baselines.VolumeRule`, the population's p99);
     - concentration: at least ``share_min_requests`` requests in the last
       ``share_window_s`` with at least ``max_top_share`` of them on one topic
       (default 300 requests/h, 90% one topic: "a heavy account hammering one
@@ -231,7 +232,7 @@ class RuleConfig:
     """
 
     rate_window_s: float = 600.0
-    max_requests: int = 600
+    max_requests: int | None = None
     share_window_s: float = 3600.0
     share_min_requests: int = 300
     max_top_share: float = 0.9
@@ -277,7 +278,7 @@ class StaticRule:
         while h and h[0][0] <= ts - cfg.share_window_s:
             c[h.popleft()[1]] -= 1
         reason = ""
-        if len(q) > cfg.max_requests:
+        if cfg.max_requests is not None and len(q) > cfg.max_requests:
             reason = "volume"
         elif len(h) >= cfg.share_min_requests and c[topic] / len(h) >= cfg.max_top_share:
             reason = "concentration"
@@ -325,7 +326,10 @@ class HourlyBatch:
         for acct in sorted(self.topics):
             tc = self.topics[acct]
             n = sum(tc.values())
-            vol = max(self.buckets[acct].values()) > cfg.max_requests
+            vol = (
+                cfg.max_requests is not None
+                and max(self.buckets[acct].values()) > cfg.max_requests
+            )
             conc = n >= cfg.share_min_requests and max(tc.values()) / n >= cfg.max_top_share
             if vol or conc:
                 now_true.add(acct)
@@ -358,9 +362,13 @@ def _fmt_delay(s: float | None) -> str:
     return f"{s / 3600:.1f}h"
 
 
-SYSTEMS = ("distillwatch", "static", "hourly")
+SYSTEMS = ("distillwatch", "volume", "keyword", "shared_card")
+BASELINES = ("volume", "keyword", "shared_card")
 SYSTEM_TITLES = {
     "distillwatch": "distillwatch",
+    "volume": "volume p99 (+conc.)",
+    "keyword": "keyword rule",
+    "shared_card": "shared card",
     "static": "static per-event",
     "hourly": "hourly batch",
 }
@@ -478,16 +486,45 @@ def load_detector_config(path: str | None) -> Any:
     return config_cls(**data)
 
 
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The baselines' settings (see :mod:`simulator.baselines`).
+
+    ``volume_threshold`` ``None``: learned as the population's
+    ``volume_quantile`` of hourly request counts over the first
+    ``learn_fraction`` of the run (at most ``learn_max_s``).
+    """
+
+    volume_threshold: float | None = None
+    volume_quantile: float = 0.99
+    learn_fraction: float = 0.1
+    learn_max_s: float = 2 * HOUR
+    keyword_min_hits: int = 20
+    card_min_accounts: int = 5
+
+
+def make_baselines(cfg: BaselineConfig, hours: float) -> dict[str, Any]:
+    from simulator.baselines import KeywordRule, SharedCardRule, VolumeRule
+
+    learn_s = min(cfg.learn_max_s, max(600.0, cfg.learn_fraction * hours * HOUR))
+    return {
+        "volume": VolumeRule(cfg.volume_threshold, quantile=cfg.volume_quantile, learn_s=learn_s),
+        "keyword": KeywordRule(min_hits=cfg.keyword_min_hits),
+        "shared_card": SharedCardRule(cfg.card_min_accounts),
+    }
+
+
 def run_systems(
     events: Iterable[Mapping[str, Any]],
     detector_factory: Callable[[], Any] | None = None,
     partitions: int = 8,
-    rule: RuleConfig | None = None,
+    baselines: Mapping[str, Any] | None = None,
     every_alert: list[Any] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, float]]:
     """One pass over ``events`` (event dicts): replay through the detectors and
-    both baselines. Returns firing alerts per system and timings; every
-    distillwatch alert (any status) is also appended to ``every_alert``."""
+    the baselines (``name -> rule`` with ``process(event)`` and ``alerts``).
+    Returns firing alerts per system and timings; every distillwatch alert
+    (any status) is also appended to ``every_alert`` (the noise metrics)."""
     from detectors.replay import Replayer
     from detectors.schema import parse_event
 
@@ -496,7 +533,8 @@ def run_systems(
 
         detector_factory = Detector
     replayer = Replayer(detector_factory, partitions=partitions)
-    static, hourly = StaticRule(rule), HourlyBatch(rule)
+    rules = dict(baselines) if baselines is not None else make_baselines(BaselineConfig(), 24.0)
+    procs = [r.process for r in rules.values()]
     ours: list[Any] = []
     t_sim = t_det = t_base = 0.0
     n = 0
@@ -518,10 +556,12 @@ def run_systems(
                 every_alert.append(a)
         t2 = pc()
         t_det += t2 - t1
-        static.process(ev.account_id, ev.ts, ev.topic)
-        hourly.process(ev.account_id, ev.ts, ev.topic)
+        for proc in procs:
+            proc(obj)
         t_base += pc() - t2
-    hourly.finish()
+    for r in rules.values():
+        if hasattr(r, "finish"):
+            r.finish()
     timings = {
         "events": n,
         "simulate_s": round(t_sim, 2),
@@ -529,7 +569,21 @@ def run_systems(
         "baselines_s": round(t_base, 2),
         "detector_events_per_s": round(n / t_det) if t_det else None,
     }
-    return {"distillwatch": ours, "static": static.alerts, "hourly": hourly.alerts}, timings
+    alerts: dict[str, list[Any]] = {"distillwatch": ours}
+    for name, r in rules.items():
+        alerts[name] = list(r.alerts)
+    return alerts, timings
+
+
+def _detector_factory(config_path: str | None, config: Any) -> Callable[[], Any]:
+    from detectors.engine import Detector
+
+    cfg = config if config is not None else load_detector_config(config_path)
+
+    def factory() -> Any:
+        return Detector(cfg)
+
+    return factory
 
 
 def evaluate(
@@ -541,48 +595,62 @@ def evaluate(
     config: Any = None,
     json_path: str | None = None,
     partitions: int = 8,
-    rule: RuleConfig | None = None,
+    baselines: BaselineConfig | None = None,
     detector_factory: Callable[[], Any] | None = None,
     out: IO[str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     drop_topic: float = 0.0,
+    *,
+    mix: str = "classic",
+    text: str = "synthetic",
+    drop_fields: Any = (),
+    metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
 ) -> dict[str, Any]:
-    """Simulate, replay through distillwatch and both baselines, print one table.
+    """One seed: simulate, replay through distillwatch and the baselines, print one table.
 
     Returns (and writes to ``json_path``) ``{"run": ..., "results": {system:
-    metrics}, "better_than": {...}, "table": str}``.
+    metrics}, "better_than": {baseline: ...}, "table": str}``. ``metric_hooks``
+    (``name -> f(firing alerts, simulation)``) add ``results[system]["extra"][name]``.
     """
-    from simulator.simulate import simulate
+    from simulator.simulate import parse_drop_fields, simulate
 
     if detector_factory is None:
-        from detectors.engine import Detector
-
-        cfg = config if config is not None else load_detector_config(config_path)
-
-        def detector_factory() -> Any:
-            return Detector(cfg)
-
+        detector_factory = _detector_factory(config_path, config)
+    bcfg = baselines or BaselineConfig()
+    drops = parse_drop_fields(drop_fields)
+    t0 = time.perf_counter()
     sim = simulate(
-        seed=seed, hours=hours, accounts=accounts, attacks=attacks, drop_topic=drop_topic
+        seed=seed, hours=hours, accounts=accounts, attacks=attacks, drop_topic=drop_topic,
+        mix=mix, text=text, drop_fields=drops,
     )
+    setup_s = time.perf_counter() - t0
+    rules = make_baselines(bcfg, hours)
     every: list[Any] = []
-    alerts, timings = run_systems(sim.events, detector_factory, partitions, rule, every)
+    alerts, timings = run_systems(sim.events, detector_factory, partitions, rules, every)
+    timings["simulate_s"] = round(timings["simulate_s"] + setup_s, 2)
     results = {
         s: score_alerts(a, sim.labels, sim.account_kinds, grace_s) for s, a in alerts.items()
     }
+    if metric_hooks:
+        for s, a in alerts.items():
+            results[s]["extra"] = {name: f(a, sim) for name, f in metric_hooks.items()}
     verdicts = {}
-    for base in ("static", "hourly"):
+    for base in BASELINES:
         ok, why = better_than(results["distillwatch"], results[base])
         verdicts[base] = {"better": ok, "why_not": why}
     attacking = sum(1 for r in sim.truth if not r["benign"])
     run = {
+        "mix": mix,
+        "text": text,
+        "drop_fields": list(drops),
         "drop_topic": drop_topic,
         "seed": seed,
         "hours": hours,
         "benign_accounts": accounts,
         "attacking_accounts": attacking,
         "attacks": sorted({lab["attack"] for lab in sim.labels}),
-        "rule": asdict(rule or RuleConfig()),
+        "baselines": asdict(bcfg),
+        "volume_threshold": rules["volume"].threshold,
         **timings,
     }
     table = format_table(results)
@@ -591,15 +659,21 @@ def evaluate(
     noise = noise_metrics(every, sim.labels, sim.account_kinds, hours)
     del every
     table += "\n" + format_noise(noise)
-    report = {"run": run, "results": results, "better_than": verdicts, "table": table,
-              "noise": noise}
+    report = {
+        "run": run,
+        "results": results,
+        "better_than": verdicts,
+        "table": table,
+        "delays": {s: _delays_of(a, sim.labels, grace_s) for s, a in alerts.items()},
+        "noise": noise,
+    }
     if out is not None:
         print(
-            f"distillwatch evaluate: seed {seed}, {hours:g} h, {accounts} benign + {attacking} "
-            f"attacking "
-            f"accounts, {timings['events']:,} events (simulate {timings['simulate_s']}s, detectors "
-            f"{timings['detectors_s']}s = {timings['detector_events_per_s']} ev/s, baselines "
-            f"{timings['baselines_s']}s)",
+            f"distillwatch evaluate: seed {seed}, {hours:g} h, {mix} mix, {text} text"
+            f"{', without ' + ','.join(drops) if drops else ''}, {accounts} benign + "
+            f"{attacking} attacking accounts, {timings['events']:,} events (simulate "
+            f"{timings['simulate_s']}s, detectors {timings['detectors_s']}s = "
+            f"{timings['detector_events_per_s']} ev/s, baselines {timings['baselines_s']}s)",
             file=out,
         )
         print(table, file=out)
@@ -615,20 +689,293 @@ def evaluate(
     return report
 
 
+# ------------------------------------------------------------- many seeds ---
+
+
+def parse_seeds(spec: str | int | Iterable[int]) -> list[int]:
+    """``"0-4"``, ``"10-14"``, ``"0,2,5-6"`` or an int / iterable of ints.
+
+    >>> parse_seeds("0-2,10")
+    [0, 1, 2, 10]
+    """
+    if isinstance(spec, int):
+        return [spec]
+    if not isinstance(spec, str):
+        return [int(x) for x in spec]
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if sep:
+            a, b = int(lo), int(hi)
+            if b < a:
+                raise ValueError(f"bad seed range {part!r}")
+            out.extend(range(a, b + 1))
+        else:
+            out.append(int(part))
+    if not out:
+        raise ValueError("no seeds given")
+    return out
+
+
+def summarize_seeds(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Across seeds, per system: per family mean and worst recall, median delay
+    (over every detected account of every seed), per campaign family the same
+    over campaigns; per benign kind the pooled FP rate (paged accounts / accounts)
+    and the worst seed's; overall benign FP likewise."""
+    systems: list[str] = []
+    for rep in per_seed.values():
+        for s in rep["results"]:
+            if s not in systems:
+                systems.append(s)
+    out: dict[str, Any] = {}
+    for s in systems:
+        fams: dict[str, dict[str, Any]] = {}
+        camps: dict[str, dict[str, Any]] = {}
+        kinds: dict[str, dict[str, Any]] = {}
+        overall = {"accounts": 0, "flagged": 0, "worst_fp_rate": 0.0}
+        recalls: dict[str, list[float]] = defaultdict(list)
+        delays: dict[str, list[float]] = defaultdict(list)
+        n_acc: Counter[str] = Counter()
+        n_det: Counter[str] = Counter()
+        c_recalls: dict[str, list[float]] = defaultdict(list)
+        c_delays: dict[str, list[float]] = defaultdict(list)
+        c_n: Counter[str] = Counter()
+        c_det: Counter[str] = Counter()
+        for rep in per_seed.values():
+            res = rep["results"][s]
+            for fam, r in res["attacks"].items():
+                recalls[fam].append(r["recall"])
+                n_acc[fam] += r["accounts"]
+                n_det[fam] += r["detected"]
+            for fam, c in res["campaigns"].items():
+                c_recalls[fam].append(c["recall"])
+                c_n[fam] += c["campaigns"]
+                c_det[fam] += c["detected"]
+                for d in c["by_campaign"].values():
+                    if d["delay_s"] is not None:
+                        c_delays[fam].append(d["delay_s"])
+            for kind, b in res["benign"]["by_kind"].items():
+                k = kinds.setdefault(kind, {"accounts": 0, "flagged": 0, "worst_fp_rate": 0.0})
+                k["accounts"] += b["accounts"]
+                k["flagged"] += b["flagged"]
+                k["worst_fp_rate"] = max(k["worst_fp_rate"], b["fp_rate"])
+            o = res["benign"]["overall"]
+            overall["accounts"] += o["accounts"]
+            overall["flagged"] += o["flagged"]
+            overall["worst_fp_rate"] = max(overall["worst_fp_rate"], o["fp_rate"])
+            delays_by = rep.get("delays", {}).get(s, {})
+            for fam, ds in delays_by.items():
+                delays[fam].extend(ds)
+        for fam in recalls:
+            ds = delays.get(fam, [])
+            fams[fam] = {
+                "accounts": n_acc[fam],
+                "detected": n_det[fam],
+                "mean_recall": round(statistics.fmean(recalls[fam]), 4),
+                "worst_recall": min(recalls[fam]),
+                "pooled_recall": round(n_det[fam] / n_acc[fam], 4) if n_acc[fam] else None,
+                "delay_median_s": round(statistics.median(ds), 3) if ds else None,
+                "seeds": len(recalls[fam]),
+            }
+        for fam in c_recalls:
+            ds = c_delays.get(fam, [])
+            camps[fam] = {
+                "campaigns": c_n[fam],
+                "detected": c_det[fam],
+                "mean_recall": round(statistics.fmean(c_recalls[fam]), 4),
+                "worst_recall": min(c_recalls[fam]),
+                "delay_median_s": round(statistics.median(ds), 3) if ds else None,
+            }
+        for k in kinds.values():
+            k["fp_rate"] = round(k["flagged"] / k["accounts"], 5) if k["accounts"] else 0.0
+        overall["fp_rate"] = (
+            round(overall["flagged"] / overall["accounts"], 5) if overall["accounts"] else 0.0
+        )
+        out[s] = {
+            "attacks": fams,
+            "campaigns": camps,
+            "benign": {"by_kind": dict(sorted(kinds.items())), "overall": overall},
+        }
+    return out
+
+
+def _delays_of(alerts: list[Any], labels: list[Mapping[str, Any]], grace_s: float
+               ) -> dict[str, list[float]]:
+    fired = firing_times(alerts)
+    out: dict[str, list[float]] = defaultdict(list)
+    for lab in labels:
+        start, end = _ts(lab["start"]), _ts(lab["end"])
+        for t in fired.get(lab["account_id"], ()):
+            if start <= t <= end + grace_s:
+                out[lab["attack"]].append(round(t - start, 3))
+                break
+    return dict(out)
+
+
+def format_summary(summary: Mapping[str, Any], systems: Iterable[str] = SYSTEMS) -> str:
+    """Rows: single-account families (``mean / worst recall, median delay``),
+    campaign families (campaign recall), benign kinds (pooled FP %, worst
+    seed's FP % in parentheses), all benign."""
+    systems = [s for s in systems if s in summary]
+    first = summary[systems[0]]
+    w0, wn, wc = 22, 6, 24
+    head = f"{'row':<{w0}}{'n':>{wn}}  " + "".join(
+        f"| {SYSTEM_TITLES.get(s, s):<{wc}}" for s in systems
+    )
+    lines = [head, "-" * len(head)]
+    lines.append(f"{'family':<{w0}}{'':>{wn}}  " + "".join(
+        f"| {'recall mean/worst  delay':<{wc}}" for _ in systems))
+    for fam, row in first["attacks"].items():
+        if fam in CAMPAIGN_FAMILIES:
+            continue
+        cells = []
+        for s in systems:
+            r = summary[s]["attacks"].get(fam)
+            cells.append("-" if r is None else
+                         f"{r['mean_recall']:.2f}/{r['worst_recall']:.2f}  "
+                         f"{_fmt_delay(r['delay_median_s'])}")
+        lines.append(
+            f"{fam:<{w0}}{row['accounts']:>{wn}}  " + "".join(f"| {c:<{wc}}" for c in cells)
+        )
+    for fam, row in first["campaigns"].items():
+        cells = []
+        for s in systems:
+            r = summary[s]["campaigns"].get(fam)
+            cells.append("-" if r is None else
+                         f"{r['mean_recall']:.2f}/{r['worst_recall']:.2f}  "
+                         f"{_fmt_delay(r['delay_median_s'])}")
+        lines.append(f"{fam + ' campaigns':<{w0}}{row['campaigns']:>{wn}}  "
+                     + "".join(f"| {c:<{wc}}" for c in cells))
+    lines.append(f"{'benign kind':<{w0}}{'':>{wn}}  " + "".join(
+        f"| {'FP % (worst seed)':<{wc}}" for _ in systems))
+    kinds = list(first["benign"]["by_kind"].items()) + [("all benign", first["benign"]["overall"])]
+    for kind, row in kinds:
+        cells = []
+        for s in systems:
+            b = summary[s]["benign"]
+            r = b["overall"] if kind == "all benign" else b["by_kind"].get(kind)
+            cells.append("-" if r is None else
+                         f"{100 * r['fp_rate']:.2f}% ({100 * r['worst_fp_rate']:.1f}%) "
+                         f"{r['flagged']}")
+        lines.append(
+            f"{kind:<{w0}}{row['accounts']:>{wn}}  " + "".join(f"| {c:<{wc}}" for c in cells)
+        )
+    return "\n".join(lines)
+
+
+def evaluate_seeds(
+    seeds: str | Iterable[int] = "0-4",
+    hours: float = 24.0,
+    accounts: int = 1200,
+    attacks: Any = None,
+    *,
+    mix: str = "production",
+    text: str = "real",
+    drop_fields: Any = (),
+    config_path: str | None = None,
+    config: Any = None,
+    detector_factory: Callable[[], Any] | None = None,
+    partitions: int = 8,
+    baselines: BaselineConfig | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    json_path: str | None = None,
+    out: IO[str] | None = None,
+    metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
+) -> dict[str, Any]:
+    """Several seeds of :func:`evaluate`, summarised (:func:`summarize_seeds`).
+
+    Returns ``{"run": ..., "seeds": {seed: {"run", "results", "better_than"}},
+    "summary": {system: ...}, "table": str}``.
+    """
+    seed_list = parse_seeds(seeds)
+    if detector_factory is None:
+        detector_factory = _detector_factory(config_path, config)
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in seed_list:
+        rep = evaluate(
+            hours=hours, seed=seed, accounts=accounts, attacks=attacks,
+            detector_factory=detector_factory, partitions=partitions, baselines=baselines,
+            grace_s=grace_s, mix=mix, text=text, drop_fields=drop_fields,
+            metric_hooks=metric_hooks,
+        )
+        per_seed[seed] = rep
+        if out is not None:
+            r = rep["run"]
+            print(
+                f"seed {seed}: {r['events']:,} events, simulate {r['simulate_s']}s, "
+                f"detectors {r['detectors_s']}s ({r['detector_events_per_s']} ev/s), "
+                f"baselines {r['baselines_s']}s; distillwatch FP "
+                f"{100 * rep['results']['distillwatch']['benign']['overall']['fp_rate']:.2f}%",
+                file=out, flush=True,
+            )
+    summary = summarize_seeds(per_seed)
+    table = format_summary(summary)
+    first = per_seed[seed_list[0]]["run"]
+    run = {
+        "seeds": seed_list,
+        "hours": hours,
+        "benign_accounts": accounts,
+        "mix": mix,
+        "text": text,
+        "drop_fields": first["drop_fields"],
+        "baselines": first["baselines"],
+        "simulate_s": round(sum(p["run"]["simulate_s"] for p in per_seed.values()), 2),
+        "detectors_s": round(sum(p["run"]["detectors_s"] for p in per_seed.values()), 2),
+        "baselines_s": round(sum(p["run"]["baselines_s"] for p in per_seed.values()), 2),
+        "events": sum(p["run"]["events"] for p in per_seed.values()),
+    }
+    for p in per_seed.values():
+        p.pop("table", None)
+    report = {"run": run, "seeds": per_seed, "summary": summary, "table": table}
+    if out is not None:
+        print(
+            f"distillwatch evaluate: seeds {','.join(map(str, seed_list))}, {hours:g} h, "
+            f"{accounts} benign accounts, {mix} mix, {text} text"
+            f"{', without ' + ','.join(run['drop_fields']) if run['drop_fields'] else ''}",
+            file=out,
+        )
+        print(table, file=out)
+    if json_path:
+        with open(json_path, "wb") as f:
+            f.write(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    return report
+
+
+def summarize_files(paths: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """Merge the per-seed results of several ``evaluate --seeds ... --json``
+    files (e.g. one seed per run, run apart) into one summary and table."""
+    per_seed: dict[int, Any] = {}
+    for path in paths:
+        with open(path, "rb") as f:
+            rep = orjson.loads(f.read())
+        for seed, one in rep["seeds"].items():
+            if int(seed) in per_seed:
+                raise ValueError(f"seed {seed} appears twice ({path})")
+            per_seed[int(seed)] = one
+    summary = summarize_seeds(dict(sorted(per_seed.items())))
+    return summary, format_summary(summary)
+
+
 __all__ = [
+    "summarize_files",
     "score_alerts",
     "quantile",
     "RuleConfig",
     "StaticRule",
     "HourlyBatch",
+    "BaselineConfig",
+    "make_baselines",
     "format_table",
+    "format_summary",
     "better_than",
     "run_systems",
     "evaluate",
+    "evaluate_seeds",
+    "parse_seeds",
+    "summarize_seeds",
     "load_detector_config",
     "CAMPAIGN_FAMILIES",
 ]
-
-
-def _main() -> None:  # pragma: no cover - convenience
-    evaluate(hours=float(sys.argv[1]) if len(sys.argv) > 1 else 6, accounts=200, out=sys.stdout)

@@ -21,8 +21,11 @@ from typing import IO, Any
 import orjson
 
 from simulator import attacks as A
+from simulator import evasions as E
 from simulator.core import Account, fmt_ts, merge_events
+from simulator.gateway import attack_gateway
 from simulator.population import Timeline, benign_population
+from simulator.workloads import production_population
 
 DEFAULT_START = "2026-03-02T00:00:00Z"  # a Monday, 00:00 UTC
 
@@ -34,7 +37,7 @@ def parse_start(start: str | float) -> float:
 
 
 def parse_attacks(
-    spec: str | Iterable[str] | dict[str, int] | None, accounts: int
+    spec: str | Iterable[str] | dict[str, int] | None, accounts: int, mix: str = "classic"
 ) -> dict[str, int]:
     """``"all"`` / ``None`` (default counts), ``"none"``, or ``"extractor:3,hydra,sweep:0"``.
 
@@ -46,7 +49,8 @@ def parse_attacks(
     >>> parse_attacks("none", 1000)
     {}
     """
-    defaults = A.default_counts(accounts)
+    defaults = A.default_counts(accounts, mix)
+    all_defaults = A.default_counts(accounts, "production")
     if spec is None or spec == "all":
         return defaults
     if isinstance(spec, dict):
@@ -65,7 +69,7 @@ def parse_attacks(
             continue
         if name not in A.FAMILIES:
             raise ValueError(f"unknown attack family {name!r}; known: {', '.join(A.FAMILIES)}")
-        n = int(count) if count else defaults[name]
+        n = int(count) if count else all_defaults[name]
         if n < 0:
             raise ValueError(f"negative count for {name}")
         if n:
@@ -94,13 +98,21 @@ class Simulation(tuple):
 class _Events:
     """Re-iterable event stream (each iteration regenerates identically)."""
 
-    def __init__(self, accounts: list[Account], seed: int, drop_topic: float = 0.0) -> None:
+    def __init__(
+        self,
+        accounts: list[Account],
+        seed: int,
+        drop_topic: float = 0.0,
+        drop_fields: tuple[str, ...] = (),
+    ) -> None:
         self.accounts, self.seed, self.drop_topic = accounts, seed, drop_topic
+        self.drop_fields = drop_fields
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for a in self.accounts:
-            a.sweep_queue, a.counter = [], 0
-        return merge_events(self.accounts, self.seed, self.drop_topic)
+            a.sweep_queue, a.counter, a.queue = [], 0, []
+            a.recent.clear()
+        return merge_events(self.accounts, self.seed, self.drop_topic, self.drop_fields)
 
     def __len__(self) -> int:
         return sum(len(a.times) for a in self.accounts)
@@ -114,6 +126,11 @@ def simulate(
     start: str | float = DEFAULT_START,
     params: A.Params | None = None,
     drop_topic: float = 0.0,
+    *,
+    mix: str = "classic",
+    text: str = "synthetic",
+    drop_fields: Iterable[str] | str = (),
+    evasion_params: E.EvasionParams | None = None,
 ) -> Simulation:
     """Simulate ``hours`` of traffic of ``accounts`` benign accounts plus attacks.
 
@@ -123,7 +140,20 @@ def simulate(
     ``campaign`` for hydra members), and every account's kind (benign kind or
     attack family). Attack accounts come on top of ``accounts``.
     ``drop_topic`` omits ``topic`` from that share of events (text-only producers).
+
+    ``mix``: ``classic`` (the issue-3 population and families; the default of
+    this function, which other modules' tests rely on) or ``production`` (adds
+    the production workloads of :mod:`simulator.workloads`, the evasions of
+    :mod:`simulator.evasions` and gateway fields on every event). ``text``:
+    ``synthetic`` (template generators) or ``real`` (corpus text).
+    ``drop_fields`` removes fields from every event (``"prompt,topic"``: a
+    metadata-only gateway).
     """
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}")
+    if text not in TEXT_MODES:
+        raise ValueError(f"text must be one of {', '.join(TEXT_MODES)}")
+    drops = parse_drop_fields(drop_fields)
     if not 0.0 <= drop_topic <= 1.0:
         raise ValueError("drop_topic must be in [0, 1]")
     if hours <= 0:
@@ -131,13 +161,19 @@ def simulate(
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
     p = params or A.Params()
+    ep = evasion_params or E.EvasionParams()
     tl = Timeline(parse_start(start), hours)
-    counts = parse_attacks(attacks, accounts)
+    counts = parse_attacks(attacks, accounts, mix)
 
     def new_id(rng: random.Random) -> str:
         return f"acct_{hexid16(rng)}"
 
-    benign = benign_population(seed, accounts, tl, new_id)
+    if mix == "production":
+        benign = production_population(seed, accounts, tl, new_id, text)
+    else:
+        benign = benign_population(seed, accounts, tl, new_id)
+        for a in benign:
+            a.text = text
     attackers: list[Account] = []
     campaigns: dict[str, str] = {}
     for family in A.FAMILIES:
@@ -149,14 +185,29 @@ def simulate(
             for c in range(n):
                 campaign = f"{family}-{c + 1}"
                 ids = [new_id(rng) for _ in range(A.hydra_size(accounts))]
-                for m in A.build_hydra(rng, ids, tl, p, family, campaign):
+                if family == "hydra_proxy":
+                    members = E.build_hydra_proxy(rng, ids, tl, ep, campaign)
+                else:
+                    members = A.build_hydra(rng, ids, tl, p, family, campaign)
+                for m in members:
+                    m.text = text
                     campaigns[m.account_id] = campaign
                     attackers.append(m)
+        elif family in E.SINGLE_BUILDERS:
+            for _ in range(n):
+                acct = A._attacker(rng, new_id(rng), family)
+                acct.text = text
+                attackers.append(E.SINGLE_BUILDERS[family](rng, acct, tl, ep))
         else:
             build = A.SINGLE_BUILDERS[family]
             for _ in range(n):
                 acct = A._attacker(rng, new_id(rng), family)
+                acct.text = text
                 attackers.append(build(rng, acct, tl, p))
+    if mix == "production":
+        for a in attackers:
+            if a.gateway is None:
+                a.gateway = attack_gateway(random.Random(f"{seed}/gateway/{a.account_id}"))
     everyone = benign + attackers
     # opaque, deterministic order: by account id
     everyone.sort(key=lambda a: a.account_id)
@@ -169,6 +220,10 @@ def simulate(
             "benign": a.kind not in A.FAMILIES,
             "org_id": a.org_id,
         }
+        if mix == "production":
+            rec["langs"] = list(a.langs)
+            if "ar" in a.langs:
+                rec["text_source"] = "synthetic" if text == "real" else text
         if a.kind in A.FAMILIES:
             window = a.attack_window()
             if window is None:  # no attack traffic fell inside the run
@@ -190,7 +245,41 @@ def simulate(
         truth.append(rec)
     labels.sort(key=lambda r: (r["attack"], r.get("campaign", ""), r["start"], r["account_id"]))
     kinds = {a.account_id: a.kind for a in everyone}
-    return Simulation(_Events(everyone, seed, drop_topic), labels, kinds, truth, everyone, tl)
+    return Simulation(
+        _Events(everyone, seed, drop_topic, drops), labels, kinds, truth, everyone, tl
+    )
+
+
+MIXES: tuple[str, ...] = ("classic", "production")
+TEXT_MODES: tuple[str, ...] = ("synthetic", "real")
+DROPPABLE: tuple[str, ...] = (
+    "request_id", "model", "topic", "prompt", "input_tokens", "output_tokens", "org_id",
+    "api_key_id", "ip", "user_agent", "payment_fingerprint", "max_tokens", "stop_reason",
+    "thinking", "system_prompt_fingerprint",
+)
+
+
+def parse_drop_fields(spec: Iterable[str] | str | None) -> tuple[str, ...]:
+    """``"prompt,topic"`` -> ``("prompt", "topic")``; ``ts`` and ``account_id``
+    cannot be dropped (every event needs them).
+
+    >>> parse_drop_fields("prompt, topic")
+    ('prompt', 'topic')
+    """
+    if not spec:
+        return ()
+    items = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
+    out = []
+    for name in items:
+        if not name:
+            continue
+        if name not in DROPPABLE:
+            raise ValueError(
+                f"cannot drop field {name!r}; droppable: {', '.join(DROPPABLE)}"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 def hexid16(rng: random.Random) -> str:

@@ -41,6 +41,7 @@ from streams.offsets import CommitWatch
 from streams.offsets import install as install_offset_rule
 from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
+from streams.stages import StageTimes
 from streams.summary_batch import SummaryBatcher
 from streams.topics import campaigns_on
 from streams.web import register_views
@@ -175,6 +176,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
     )
     # Second stage: account summaries keyed by linkage key, and the cluster
     # state per key, co-partitioned the same way (same partition count).
+    stage_times = (StageTimes(settings.stage_timing_every)
+                   if settings.stage_timing_every else None)
     summaries_topic: Any = None
     cluster_table: Any = None
     clusters: ClusterProcessor | None = None
@@ -198,6 +201,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
             on_corrupt=lambda key, reason: log.warning(
                 "cluster_state_corrupt", key=key, reason=reason
             ),
+            times=stage_times,
         )
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
     # Third stage: every account and cluster alert through one partition to
@@ -266,7 +270,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         summarizer=(
             SummaryEmitter(settings.summary_interval_s) if settings.clusters_enabled else None
         ),
+        times=stage_times,
     )
+    metrics.stages = stage_times
 
     ticked: dict[int, float] = {}
 

@@ -21,6 +21,7 @@ from typing import Any
 from detectors.alerts import Alert
 from detectors.cluster import AccountSummary, ClusterDetector, decode_entry
 from detectors.errors import CorruptState
+from streams.stages import StageTimes
 from streams.summary_batch import BATCH_V1, decode_batch
 
 # Partition metadata key; linkage keys always contain ':' after a kind, so
@@ -44,8 +45,11 @@ class ClusterProcessor:
         *,
         lookup: Lookup | None = None,
         on_corrupt: Callable[[str, str], None] | None = None,
+        times: StageTimes | None = None,
     ) -> None:
         self.factory = factory
+        #: sampled timings of the ``cluster`` stage (streams.stages)
+        self.times = times
         self.lookup = lookup
         self.on_corrupt = on_corrupt
         self.detectors: dict[int, ClusterDetector] = {}
@@ -167,7 +171,13 @@ class ClusterProcessor:
         """The detector's alerts, or None when it raised (the pair is then
         rejected: one place decides reject, never crash)."""
         self.summaries += 1
+        times = self.times
         try:
+            if times is not None and self.summaries % times.every == 0:
+                t0 = times.clock()
+                found = self.detector(partition).process(linkage, summary)
+                times.add("cluster", times.clock() - t0)
+                return found
             return self.detector(partition).process(linkage, summary)
         except Exception as exc:  # noqa: BLE001 - a poison summary must not stop the agent
             self._last_error = f"cluster detector error: {exc!r}"

@@ -15,6 +15,7 @@ from typing import IO
 
 from detectors.errors import InvalidEvent
 from detectors.schema import Event, decode_message, parse_event
+from streams.stages import StageTimes
 
 
 @dataclass
@@ -42,9 +43,16 @@ def open_log(path: str | Path) -> IO[bytes]:
 
 
 def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048_576,
-              max_prompt_chars: int = 200_000) -> Iterator[tuple[Event, int]]:
-    """Events of one file with their line numbers (a line may be a JSON array)."""
+              max_prompt_chars: int = 200_000,
+              times: StageTimes | None = None) -> Iterator[tuple[Event, int]]:
+    """Events of one file with their line numbers (a line may be a JSON array).
+
+    With ``times``, every ``times.every``-th line's decoding and validation
+    are timed (stages ``decode`` and ``validate``)."""
     name = str(path)
+    every = 0
+    if times is not None:
+        every, clock, add = times.every, times.clock, times.add
     with open_log(path) as fh:
         reader = io.BufferedReader(fh) if not isinstance(fh, io.BufferedReader) else fh
         for lineno, line in enumerate(reader, start=1):
@@ -52,17 +60,26 @@ def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048
             stats.bytes_read += len(line)
             if not line.strip():
                 continue
+            sampled = every and lineno % every == 0
+            if sampled:
+                t0 = clock()
             try:
                 items = decode_message(line, max_bytes=max_line_bytes)
             except InvalidEvent as exc:
                 stats.reject(f"{name}:{lineno}", exc.reason)
                 continue
+            if sampled:
+                add("decode", clock() - t0)
             for item in items:
+                if sampled:
+                    t0 = clock()
                 try:
                     event = parse_event(item, max_prompt_chars=max_prompt_chars)
                 except InvalidEvent as exc:
                     stats.reject(f"{name}:{lineno}", exc.reason)
                     continue
+                if sampled:
+                    add("validate", clock() - t0)
                 stats.events += 1
                 yield event, lineno
 
@@ -131,12 +148,12 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
 
 
 def merged_events(paths: Iterable[str | Path], stats: ReadStats, *, lateness_s: float = 300.0,
-                  max_line_bytes: int = 1_048_576,
-                  max_prompt_chars: int = 200_000) -> Iterator[Event]:
+                  max_line_bytes: int = 1_048_576, max_prompt_chars: int = 200_000,
+                  times: StageTimes | None = None) -> Iterator[Event]:
     """All events of all files, merged in event-time order (ties: file, line)."""
     streams = [
         reorder(read_file(p, stats, max_line_bytes=max_line_bytes,
-                          max_prompt_chars=max_prompt_chars), lateness_s, stats, i)
+                          max_prompt_chars=max_prompt_chars, times=times), lateness_s, stats, i)
         for i, p in enumerate(paths)
     ]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)

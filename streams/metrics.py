@@ -10,6 +10,8 @@ import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from streams.stages import StageTimes
+
 #: a gauge's samples: (labels, value) pairs, read at scrape time
 GaugeFn = Callable[[], Iterable[tuple[dict[str, str], float]]]
 
@@ -53,6 +55,8 @@ class Metrics:
         self.latency = Histogram()
         self.checkpoint_pause = Histogram(CHECKPOINT_BUCKETS)
         self.gauges: dict[str, tuple[str, GaugeFn]] = {}
+        #: sampled per-stage timings (streams.stages), rendered when set
+        self.stages: StageTimes | None = None
 
     def rejected(self, reason: str) -> None:
         # the reason's first word ("ts:", "not JSON", ...) keeps label cardinality bounded
@@ -110,6 +114,17 @@ class Metrics:
         histogram("distillwatch_checkpoint_pause_seconds",
                   "Time a checkpoint held processing: write changed state, await its "
                   "acknowledgements, commit offsets.", self.checkpoint_pause)
+        if self.stages is not None:
+            family("distillwatch_stage_seconds_total", "counter",
+                   "Time spent per processing stage (decode, validate, account, summaries, "
+                   f"cluster), estimated from one unit in {self.stages.every} timed.")
+            for stage, secs in self.stages.seconds().items():
+                sample("distillwatch_stage_seconds_total", {"stage": stage}, round(secs, 6))
+            family("distillwatch_stage_samples_total", "counter",
+                   "Timed units per stage (messages for decode, events or summaries for "
+                   "the others).")
+            for stage, n in self.stages.samples.items():
+                sample("distillwatch_stage_samples_total", {"stage": stage}, n)
         for name, (help_text, read) in sorted(self.gauges.items()):
             family(name, "gauge", help_text)
             for labels, value in read():

@@ -36,6 +36,7 @@ from detectors.runner import PartitionRunner
 from streams.detection import detector_factory
 from streams.logfiles import ReadStats, merged_events
 from streams.progress import Progress
+from streams.stages import StageTimes, TimedSummarizer
 
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
 _KIND_ALERT = 0
@@ -59,10 +60,13 @@ def _alert_from_json(obj: dict[str, Any]) -> Alert:
 
 def _child(conn: Connection, k: int, jobs: int, paths: list[str],
            config: Mapping[str, Any] | None, partitions: int, lateness_s: float,
-           sweep_interval_s: float, max_prompt_chars: int, chunk: int) -> None:
+           sweep_interval_s: float, max_prompt_chars: int, chunk: int,
+           stage_every: int = 0) -> None:
     try:
         factory = detector_factory(config)
+        times = StageTimes(stage_every) if stage_every else None
         emitter = SummaryEmitter()
+        timed_emitter = TimedSummarizer(emitter, times) if times is not None else None
         runners = {p: PartitionRunner(factory(), sweep_interval_s=sweep_interval_s,
                                       summarizer=emitter)
                    for p in range(partitions) if p % jobs == k}
@@ -73,13 +77,25 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         items: list[Any] = []
         n = 0
         i = -1
+        every = stage_every
+        mine = 0
         for i, event in enumerate(merged_events(paths, stats, lateness_s=lateness_s,
-                                                max_prompt_chars=max_prompt_chars)):
+                                                max_prompt_chars=max_prompt_chars, times=times)):
             acct = event.account_id
             runner = runners.get(partition_of(acct))
             if runner is not None:
                 seen.add(acct)
-                for alert in runner.process(event):
+                mine += 1
+                if every and mine % every == 0:
+                    assert times is not None
+                    runner.summarizer = timed_emitter  # for this event only
+                    try:
+                        found = times.timed_event(runner.process, event)
+                    finally:
+                        runner.summarizer = emitter
+                else:
+                    found = runner.process(event)
+                for alert in found:
                     items.append((i, _KIND_ALERT, _alert_to_json(alert)))
                 if runner.summaries:
                     for summary in runner.take_summaries():
@@ -99,6 +115,8 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
             "seen": sorted(seen),
             "total": i + 1,
         }
+        if times is not None:
+            done["stages"] = times.to_json()
         if k == 0:  # every child reads the same input; one reports it
             done["stats"] = dataclasses.asdict(stats)
         conn.send_bytes(orjson.dumps(done))
@@ -121,9 +139,16 @@ def replay_files_parallel(
     show_progress: bool | None = None,
     max_prompt_chars: int = 200_000,
     chunk: int = 2048,
+    times: StageTimes | None = None,
 ) -> tuple[list[Alert], ReadStats, float, int, set[str]]:
     """``(alerts, stats, elapsed_s, accounts, seen_accounts)``, as the
-    one-process :func:`streams.replay.replay_files` computes them."""
+    one-process :func:`streams.replay.replay_files` computes them.
+
+    With ``times``, the children time their stages and the parent its cluster
+    stage (:mod:`streams.stages`); ``times`` then holds the sum over the
+    processes (CPU time: with two processes it can exceed the wall time).
+    Every child reads and validates the whole input, so ``decode`` and
+    ``validate`` count that work once per process."""
     if not 1 <= jobs <= partitions:
         raise ValueError(f"jobs must be in 1..partitions ({partitions}), got {jobs}")
     files = [str(p) for p in paths]
@@ -137,7 +162,8 @@ def replay_files_parallel(
         proc = ctx.Process(
             target=_child, name=f"replay-{k}", daemon=True,
             args=(child_end, k, jobs, files, config, partitions, lateness_s,
-                  sweep_interval_s, max_prompt_chars, chunk),
+                  sweep_interval_s, max_prompt_chars, chunk,
+                  times.every if times is not None else 0),
         )
         proc.start()
         child_end.close()  # the parent's copy: a dead child then reads as EOF
@@ -146,6 +172,8 @@ def replay_files_parallel(
 
     stage = ClusterStage(ClusterDetector, partitions)
     campaigns = CampaignStage()
+    every = times.every if times is not None else 0
+    n_summaries = 0
     alerts: list[Alert] = []
     stats = ReadStats()
     accounts = 0
@@ -160,6 +188,8 @@ def replay_files_parallel(
                         raise ParallelReplayError("replay children disagree on the input")
                     accounts += msg["accounts"]
                     seen.update(msg["seen"])
+                    if times is not None and "stages" in msg:
+                        times.merge(msg["stages"])
                 if len({msg["total"] for msg in chunks}) != 1:
                     raise ParallelReplayError("replay children read different event counts")
                 st = chunks[0]["stats"]
@@ -177,7 +207,15 @@ def replay_files_parallel(
                 elif kind == _KIND_TICK:
                     alerts.extend(campaigns.advance(payload))
                 else:
-                    found = stage.process(AccountSummary.from_json(payload))
+                    summary = AccountSummary.from_json(payload)
+                    n_summaries += 1
+                    if every and n_summaries % every == 0:
+                        assert times is not None
+                        t0 = times.clock()
+                        found = stage.process(summary)
+                        times.add("cluster", times.clock() - t0)
+                    else:
+                        found = stage.process(summary)
                     for alert in found:
                         alerts.extend(campaigns.process(alert))
             progress.update(chunks[0]["events"])

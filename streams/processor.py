@@ -17,6 +17,7 @@ from detectors.alerts import Alert
 from detectors.errors import CorruptState, InvalidEvent
 from detectors.runner import PartitionRunner
 from detectors.schema import decode_message, format_ts, parse_event
+from streams.stages import StageTimes, TimedSummarizer
 
 # Table key under which each partition keeps its runner position and its
 # population models. Account ids are printable, so this can never collide.
@@ -94,6 +95,7 @@ class StreamProcessor:
         on_detector_error: Callable[[str, BaseException], None] | None = None,
         summarizer: Any = None,
         scan: Callable[[int], Iterable[tuple[bytes, bytes | None]]] | None = None,
+        times: StageTimes | None = None,
     ) -> None:
         self.detector_factory = detector_factory
         #: ``scan(partition)``: the table's (key, value) pairs of one partition,
@@ -108,7 +110,15 @@ class StreamProcessor:
         self.max_prompt_chars = max_prompt_chars
         self.on_corrupt_state = on_corrupt_state
         self.on_detector_error = on_detector_error
+        #: sampled per-stage timings (streams.stages), None: not timed
+        self.times = times
+        self._every = times.every if times is not None else 0
+        self._n_messages = self._n_events = 0
         self.summarizer = summarizer
+        # swapped into a runner for its sampled events only (a wrapper call
+        # on every event would cost more than the timing)
+        self._timed_summarizer = (TimedSummarizer(summarizer, times)
+                                  if times is not None and summarizer is not None else None)
         self.failed = 0
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
@@ -199,6 +209,15 @@ class StreamProcessor:
         self, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
     ) -> Outcome:
         out = Outcome()
+        times = self.times
+        every = self._every
+        sampled = False
+        if every:
+            self._n_messages += 1
+            sampled = self._n_messages % every == 0
+        if sampled:
+            assert times is not None
+            t0 = times.clock()
         try:
             items = decode_message(
                 value, max_bytes=self.max_message_bytes, max_batch=self.max_batch_events
@@ -207,10 +226,23 @@ class StreamProcessor:
             out.dead.append(DeadLetter(exc.reason, value, key, topic, partition, offset))
             self.rejected += 1
             return out
+        if sampled:
+            assert times is not None
+            times.add("decode", times.clock() - t0)
         runner = self.runners.get(partition) or self.runner(partition)
         for index, item in enumerate(items):
+            timed = False
+            if every:
+                self._n_events += 1
+                timed = self._n_events % every == 0
             try:
-                event = parse_event(item, max_prompt_chars=self.max_prompt_chars)
+                if timed:
+                    assert times is not None
+                    t0 = times.clock()
+                    event = parse_event(item, max_prompt_chars=self.max_prompt_chars)
+                    times.add("validate", times.clock() - t0)
+                else:
+                    event = parse_event(item, max_prompt_chars=self.max_prompt_chars)
                 if key is None or key != event.account_id.encode():
                     raise InvalidEvent(
                         "message key does not match account_id (the events topic must be "
@@ -222,7 +254,16 @@ class StreamProcessor:
                 self.rejected += 1
                 continue
             try:
-                out.alerts.extend(runner.process(event))
+                if timed:
+                    assert times is not None
+                    if self._timed_summarizer is not None:
+                        runner.summarizer = self._timed_summarizer
+                    try:
+                        out.alerts.extend(times.timed_event(runner.process, event))
+                    finally:
+                        runner.summarizer = self.summarizer
+                else:
+                    out.alerts.extend(runner.process(event))
             except Exception as exc:  # a detector bug must not stop the stream
                 # The account's hot state may be half-updated: drop it, so the
                 # account resumes from its last checkpoint on its next event.

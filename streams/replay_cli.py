@@ -88,6 +88,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); "
         f"{firing} firing / {len(result.alerts) - firing} resolved alerts -> {args.alerts_out}\n"
     )
+    procs = jobs if result.replayer is None else 1  # (a watchlist replays in one process)
+    if result.stages is not None and st.events:
+        out.write(result.stages.line(st.events)
+                  + (f", {procs} processes: CPU time\n" if procs > 1 else "\n"))
     if st.bad or st.late:
         out.write(f"{st.bad} bad line(s), {st.late} event(s) beyond the {args.lateness:.0f}s "
                   "lateness allowance (processed on arrival)\n")
@@ -101,6 +105,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "accounts_tracked": result.accounts, "elapsed_s": round(result.elapsed_s, 3),
         "events_per_s": round(result.events_per_s, 1),
     }
+    if result.stages is not None:
+        metrics["stages"] = result.stages.report(st.events,
+                                                 result.elapsed_s if procs == 1 else None)
+        metrics["stages"]["processes"] = procs
     if args.labels:
         from simulator.evaluate import format_table, score_alerts
 

@@ -134,3 +134,74 @@ def test_stamped_rate_spans_all_workers_and_needs_every_stamp():
     assert stamped_rate([a, idle], 60) == 40.0  # a worker with no events does not count
     assert stamped_rate([{"events": 5}], 5) is None  # an agent without stamps: polled instead
     assert stamped_rate([{"events": 5, "first_message_at": 3.0, "last_message_at": 3.0}], 5) is None
+
+
+def test_bench_workload_selection_runs_each_and_compares(monkeypatch, capsys, tmp_path):
+    # --workload picks the data; each workload runs in full and gets its own
+    # table, then a side-by-side row each (no broker: the runs are canned)
+    from benchmarks import bench
+    from streams.cli import main
+
+    seen = []
+
+    def fake_run(profile, *, sections, say):
+        seen.append((profile.workload, profile.accounts, profile.hours, sections))
+        eps = 1000 if profile.workload == "realistic" else 3000
+        return {"data": {"workload": profile.workload, "events": eps * 10,
+                         "accounts": profile.accounts},
+                "replay": {"events_per_s": eps, "jobs": 2,
+                           "jobs_1": {"jobs": 1, "events_per_s": eps // 2}},
+                "detectors": {"both_stages": {"us_per_event": 12.5,
+                                              "cluster_work_per_1k_events": {"scored": 33.5}}},
+                "targets": {}, "elapsed_s": 1.0, "machine": {}}
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    out_json = tmp_path / "b.json"
+    assert main(["bench", "--workload", "realistic,classic", "--only", "replay,detectors",
+                 "--json", str(out_json)]) == 0
+    assert seen == [("realistic", 10_000, 0.5, ("replay", "detectors")),
+                    ("classic", 1_000, 0.5, ("replay", "detectors"))]
+    text = capsys.readouterr().out
+    assert "## workload realistic: production mix" in text and "## workload classic" in text
+    side = text.split("## side by side")[1]
+    rows = [line for line in side.splitlines() if line.startswith("| realistic")
+            or line.startswith("| classic")]
+    assert len(rows) == 2 and "1,000 (2 proc)" in rows[0] and "33.5" in rows[0]
+    assert "3,000 (2 proc)" in rows[1] and "| 500 " in rows[0]
+    import json
+
+    assert set(json.loads(out_json.read_text())["workloads"]) == {"realistic", "classic"}
+    # quick sizes, one workload: the JSON is that run's, as before
+    seen.clear()
+    assert main(["bench", "--quick", "--workload", "realistic-100k", "--only", "replay",
+                 "--json", str(out_json)]) == 0
+    assert seen == [("realistic-100k", 10_000, 0.05, ("replay",))]
+    assert json.loads(out_json.read_text())["data"]["workload"] == "realistic-100k"
+    # the default is both rows: the realistic workload first, the classic one beside it
+    from streams.cli import build_parser
+
+    assert build_parser().parse_args(["bench"]).workload == "realistic,classic"
+    assert main(["bench", "--workload", "nope"]) == 2
+    assert "unknown workload" in capsys.readouterr().err
+
+
+def test_realistic_workload_has_big_shared_key_organisations():
+    from collections import Counter
+    from itertools import islice
+
+    from benchmarks.workloads import workload_dicts
+
+    events = list(workload_dicts("realistic", 7, 300, 1.0))
+    assert events[:500] == list(islice(workload_dicts("realistic", 7, 300, 1.0), 500))
+    members: dict[str, set[str]] = {}
+    for e in events:
+        members.setdefault(e.get("payment_fingerprint") or "", set()).add(e["account_id"])
+    sizes = Counter({k: len(v) for k, v in members.items() if k.startswith("pm_big")})
+    # 4%, 2%, 1% of 300 benign accounts (12, 6, 3), those that sent an event
+    # in the hour
+    assert len(sizes) == 3 and 5 <= max(sizes.values()) <= 12
+    big = [e for e in events if e.get("payment_fingerprint") == "pm_big0_0007"]
+    assert {e["ip"].rsplit(".", 1)[0] for e in big} == {"10.40.7"}
+    assert {e["org_id"] for e in big} == {"org_big0_7"}
+    # the production mix: real-text prompts and metadata-only events are in it
+    assert any(not e.get("prompt") for e in events)

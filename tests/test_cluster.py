@@ -475,3 +475,85 @@ def test_shared_fingerprint_kernel_runs_in_c_when_compiled() -> None:
     assert cluster._C_SHARED([(1,), [1]], 1) is None  # type: ignore[list-item]
     with pytest.raises(TypeError):
         cluster._C_SHARED(((1,),), 1)  # type: ignore[arg-type]
+
+
+# ------------------------------------------- incremental bookkeeping (issue 19)
+
+
+class _Exhaustive(ClusterDetector):
+    """Every summary evaluates in full, as before the incremental counts."""
+
+    def _cannot_score(self, c, t):  # type: ignore[no-untyped-def]
+        return False
+
+
+def _org_rows(n_accounts: int, rounds: int, seed: int = 0) -> list[AccountSummary]:
+    """An organisation of ``n_accounts`` sharing card, range and client, with
+    varied prompts (each prompt's fingerprint repeats in a few accounts, as
+    short common prompts do), plus a templated campaign hidden in it."""
+    rng = random.Random(seed)
+    common = [rng.getrandbits(40) for _ in range(40)]
+    rows = []
+    for r in range(rounds):
+        for i in range(n_accounts):
+            if rng.random() < 0.4:  # not every account is active every round
+                continue
+            ts = T0 + 7200 + r * 300 + rng.uniform(0, 299)
+            camp = i < 12 and r >= rounds // 2
+            fps = (0xC0FFEE, rng.getrandbits(40)) if camp else tuple(
+                rng.choice(common) if rng.random() < 0.3 else rng.getrandbits(40)
+                for _ in range(rng.randint(1, 8)))
+            keys = ("pay:pm_org", "ip:10.1.2.0/24", "ua:httpx") + (
+                ("tmpl:00c0ffee",) if camp else ())
+            rows.append(AccountSummary(
+                f"org-{i}", ts, T0 + (7200 + 30 * i if camp else 0), keys,
+                (("coding/rust", 0.9),) if camp else ((rng.choice(["a", "b", "c"]), 0.4),),
+                fps, 0.8 if camp else 0.1, 0.5 if camp else 0.0, 0.3, 1.0, 0.6 if camp else 0.1,
+                20))
+    rows.sort(key=lambda s: s.ts)
+    return rows
+
+
+@pytest.mark.parametrize("kw", [{}, {"max_sample": 40, "member_ttl_s": 1200.0}])
+def test_incremental_counts_skip_only_what_cannot_score(kw):
+    rows = _org_rows(150, 16)
+    fast, full = ClusterDetector(**kw), _Exhaustive(**kw)
+    got, want = [], []
+    for s in rows:
+        for key in s.keys:
+            got += [a.to_record() for a in fast.process(key, s)]
+            want += [a.to_record() for a in full.process(key, s)]
+    assert got == want
+    assert any(a["detector"] == "cluster" for a in want)  # the campaign fires
+    assert fast.take_dirty() == full.take_dirty()  # the same checkpointed state
+    assert fast.snapshot() == full.snapshot()
+    done, exhaustive = fast.work(), full.work()
+    assert done["applied"] == exhaustive["applied"]
+    # the organisation's keys are rescored only while something could score
+    assert done["scored"] < exhaustive["scored"] / 3, (done, exhaustive)
+
+
+def test_cluster_work_is_bounded_as_an_organisation_grows():
+    """Full evaluations per summary do not grow with the organisation: an
+    organisation with no shared template is never evaluated in full."""
+    per_summary = []
+    for n in (50, 400):
+        det = ClusterDetector()
+        rows = [s for s in _org_rows(n, 8, seed=1) if "tmpl:00c0ffee" not in s.keys]
+        for s in rows:
+            for key in s.keys:
+                det.process(key, s)
+        work = det.work()
+        per_summary.append(work["scored"] / len(rows))
+        assert work["core_checks"] <= work["scored"]
+    assert per_summary == [0.0, 0.0]
+
+
+def test_cluster_stage_work_sums_the_partitions():
+    stage = ClusterStage(ClusterDetector, partitions=4)
+    for s in _org_rows(30, 4):
+        stage.process(s)
+    work = stage.work()
+    assert work["summaries"] == stage.summaries
+    assert work["applied"] == sum(d.work()["applied"] for d in stage.detectors)
+    assert set(work) == {"summaries", "applied", "scored", "core_checks"}

@@ -92,10 +92,9 @@ def test_two_stage_replay_matches_reference(seed: int, attacks: dict[str, int]) 
     _assert_same(got, want)
 
 
-def test_benchmark_stream_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_benchmark_stream_matches_reference() -> None:
     from benchmarks.detectors import make_events
 
-    monkeypatch.setattr(fast, "_BUCKETS_FROM", 4)  # fingerprint buckets in small clusters too
     events = make_events(12_000, n_accounts=400)
     # a small sample: full samples, bottom-k replacement and big-cluster rescoring
     kw = {"max_sample": 24, "rescore_interval_s": 20.0}
@@ -190,14 +189,15 @@ _SMALL = {"max_sample": 12, "member_ttl_s": 900.0, "quiet_period_s": 900.0,
           "idle_ttl_s": 3600.0, "rescore_interval_s": 45.0, "alert_bloom_bits": 1 << 12}
 
 
+# loose core thresholds: the incremental fingerprint counts often say "a core
+# may exist", so full evaluations and skipped ones interleave
+_LOOSE = {**_SMALL, "min_members": 2, "shared_fp_share": 0.1}
+
+
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("kw", [{}, _SMALL], ids=["default", "small-sample"])
-@pytest.mark.parametrize("buckets_from", [32, 2])
-def test_cluster_detector_matches_reference(
-    seed: int, kw: dict[str, Any], buckets_from: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # buckets_from 2: the fingerprint buckets through eviction, pruning, restarts
-    monkeypatch.setattr(fast, "_BUCKETS_FROM", buckets_from)
+@pytest.mark.parametrize("kw", [{}, _SMALL, _LOOSE], ids=["default", "small-sample", "loose"])
+def test_cluster_detector_matches_reference(seed: int, kw: dict[str, Any]) -> None:
+    # the incremental fingerprint counts through eviction, pruning, restarts
     rows = _rotating(seed)
     want = _direct(ref, rows, **kw)
     got = _direct(fast, rows, **kw)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
+import re
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
@@ -13,7 +15,9 @@ import pytest
 
 from detectors.schema import parse_event, parse_ts
 from simulator import topics as T
-from simulator.attacks import FAMILIES, Params, hydra_size
+from simulator.attacks import CLASSIC_FAMILIES as FAMILIES
+from simulator.attacks import FAMILIES as ALL_FAMILIES
+from simulator.attacks import Params, hydra_size
 from simulator.core import MODEL_NEW, MODELS_BASE
 from simulator.population import BENIGN_KINDS
 from simulator.simulate import parse_attacks, simulate, write_events
@@ -113,7 +117,9 @@ def test_event_time_order_and_schema(events: list[dict[str, Any]]) -> None:
 def test_parse_attacks() -> None:
     assert parse_attacks("none", 100) == {}
     assert parse_attacks("sweep:4,hydra:0", 100) == {"sweep": 4}
-    assert set(parse_attacks("all", 1000)) == set(FAMILIES)
+    assert set(parse_attacks("all", 1000)) == set(FAMILIES)  # the classic mix's default
+    assert set(parse_attacks("all", 1000, "production")) == set(ALL_FAMILIES)
+    assert parse_attacks("plain_harvest:3", 100) == {"plain_harvest": 3}
     with pytest.raises(ValueError):
         parse_attacks("ddos", 100)
 
@@ -380,3 +386,324 @@ def test_drop_topic_omits_topics_without_changing_anything_else() -> None:
     assert [{k: v for k, v in e.items() if k != "topic"} for e in full] == [
         {k: v for k, v in e.items() if k != "topic"} for e in part
     ]
+
+
+# ------------------------------------------------------- production mix ---
+# The production workloads (simulator/workloads.py), the evasions
+# (simulator/evasions.py), real corpus text and the gateway fields.
+
+from simulator import corpus as C  # noqa: E402
+from simulator import phrasebook as PB  # noqa: E402
+from simulator.attacks import CAMPAIGN_FAMILIES, EVASION_FAMILIES  # noqa: E402
+from simulator.gateway import TOP_MODEL  # noqa: E402
+from simulator.workloads import PRODUCTION_KINDS  # noqa: E402
+
+PROD = {"seed": 3, "hours": 5, "accounts": 400, "attacks": "all", "mix": "production"}
+
+
+@pytest.fixture(scope="module")
+def prod() -> Any:
+    return simulate(**PROD, text="real")
+
+
+@pytest.fixture(scope="module")
+def prod_by_account(prod: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in prod.events:
+        out[ev["account_id"]].append(ev)
+    return out
+
+
+def _of(sim: Any, by: dict[str, list[dict[str, Any]]], kind: str) -> list[list[dict[str, Any]]]:
+    return [by[a] for a, k in sim.account_kinds.items() if k == kind and by.get(a)]
+
+
+def _acct(sim: Any, account_id: str) -> Any:
+    return next(a for a in sim.accounts if a.account_id == account_id)
+
+
+def test_production_mix_has_every_kind_and_family_labelled(prod: Any, prod_by_account) -> None:
+    kinds = set(prod.account_kinds.values())
+    assert set(PRODUCTION_KINDS) | set(BENIGN_KINDS) <= kinds
+    assert {lab["attack"] for lab in prod.labels} == set(ALL_FAMILIES)
+    for fam in CAMPAIGN_FAMILIES:
+        assert all(lab.get("campaign") for lab in prod.labels if lab["attack"] == fam)
+    for lab in prod.labels:  # every label's window holds its account's events
+        ts = [parse_ts(e["ts"]) for e in prod_by_account[lab["account_id"]]]
+        assert any(parse_ts(lab["start"]) <= t <= parse_ts(lab["end"]) for t in ts)
+
+
+def test_production_events_parse_and_carry_plausible_gateway_fields(prod: Any, prod_by_account
+                                                                    ) -> None:
+    benign_top = benign_n = benign_cap = 0
+    for acct, evs in prod_by_account.items():
+        benign = prod.account_kinds[acct] not in ALL_FAMILIES
+        for ev in evs:
+            parse_event(ev)
+            assert ev["stop_reason"] in ("end_turn", "max_tokens", "stop_sequence")
+            assert isinstance(ev["thinking"], bool)
+            assert 0 < ev["output_tokens"] <= ev["max_tokens"]
+            assert (ev["stop_reason"] == "max_tokens") == (ev["output_tokens"] == ev["max_tokens"])
+            if "system_prompt_fingerprint" in ev:
+                int(ev["system_prompt_fingerprint"], 16)
+            if "prompt" in ev:  # input tokens consistent with the text
+                assert ev["input_tokens"] >= len(ev["prompt"]) // 8
+            if benign:
+                benign_n += 1
+                benign_top += ev["model"] == TOP_MODEL
+                benign_cap += ev["stop_reason"] == "max_tokens"
+    # benign apps also use the most capable model and also hit max_tokens
+    assert benign_top / benign_n > 0.15
+    assert benign_cap / benign_n > 0.01
+
+
+def test_wrapper_apps_have_long_fixed_prefixes_around_varied_content(prod: Any, prod_by_account
+                                                                     ) -> None:
+    apps = _of(prod, prod_by_account, "rag_wrapper")
+    assert len(apps) >= 10
+    lengths = []
+    for evs in apps:
+        beh = _acct(prod, evs[0]["account_id"]).phases[0][0][1]
+        prefix = beh.params["prefix"]
+        lengths.append(len(prefix))
+        assert 100 <= len(prefix) <= 1500
+        assert all(e["prompt"].startswith(prefix) for e in evs)
+        assert all(e["prompt"].endswith(beh.params["suffix"]) for e in evs)
+        bodies = [e["prompt"][len(prefix) :] for e in evs]
+        assert len(set(bodies)) > 0.9 * len(bodies)  # the content varies
+    assert max(lengths) > 600 and min(lengths) < 600  # the whole range is exercised
+
+
+def test_plain_harvest_asks_raw_attack_pool_questions_once_without_elicitation(
+    prod: Any, prod_by_account
+) -> None:
+    attack_texts = {p.text: p for p in C.pool("attack")}
+    benign_texts = {p.text for p in C.pool("benign")}
+    phrases = [t.lower() for _, t in PB.table("elicitation.tsv")]
+    harvesters = _of(prod, prod_by_account, "plain_harvest")
+    assert harvesters
+    for evs in harvesters:
+        prompts = [e["prompt"] for e in evs]
+        assert len(set(prompts)) == len(prompts)  # each question once
+        assert all(p in attack_texts and p not in benign_texts for p in prompts)  # raw, unwrapped
+        assert not any(T.is_elicitation(p) for p in prompts)
+        assert not any(ph in p.lower() for p in prompts for ph in phrases)
+        cats = {attack_texts[p].cat for p in prompts}
+        assert len(cats) <= 2  # narrow
+        assert len(prompts) >= 100  # heavy
+
+
+def test_paraphrased_elicitation_is_mid_prompt_in_many_languages(prod: Any, prod_by_account
+                                                                 ) -> None:
+    table = PB.table("elicitation.tsv")
+    found_langs: set[str] = set()
+    cases: set[str] = set()
+    for evs in _of(prod, prod_by_account, "paraphrase_cot"):
+        for e in evs:
+            # dotless i: random casing of Turkish text does not lower back to it
+            low = e["prompt"].lower().replace("ı", "i")
+            hits = [(lang, t) for lang, t in table if t.lower().replace("ı", "i") in low]
+            assert hits, e["prompt"]
+            lang, t = hits[0]
+            i = low.index(t.lower().replace("ı", "i"))
+            assert i > 0 and i + len(t) < len(low)  # neither prefix nor suffix
+            found_langs.add(lang)
+            seg = e["prompt"][i : i + len(t)]
+            cases.add("upper" if seg.isupper() else "lower" if seg.islower() else "mixed")
+    assert len(found_langs) >= 8
+    assert cases >= {"upper", "lower", "mixed"}
+    # none of the obvious keywords in the phrase list itself
+    for _, t in table:
+        assert not any(k in t.lower() for k in ("step by step", "reasoning", "chain of thought"))
+
+
+def test_affixes_make_every_prompt_start_and_end_differently(prod: Any, prod_by_account) -> None:
+    for evs in _of(prod, prod_by_account, "affix_extractor"):
+        heads = [e["prompt"][:12] for e in evs]
+        tails = [e["prompt"][-12:] for e in evs]
+        assert len(set(heads)) > 0.8 * len(heads)
+        assert len(set(tails)) > 0.8 * len(tails)
+
+
+def test_metadata_gateway_sends_no_prompt_and_no_topic(prod: Any, prod_by_account) -> None:
+    accts = _of(prod, prod_by_account, "metadata_gateway")
+    assert accts
+    for evs in accts:
+        assert all("prompt" not in e and "topic" not in e for e in evs)
+        assert all(e["input_tokens"] > 0 and e["model"] for e in evs)
+
+
+SCRIPTS = {
+    "zh": re.compile("[\u4e00-\u9fff]"),
+    "ja": re.compile("[\u3040-\u30ff]"),
+    "ko": re.compile("[\uac00-\ud7af]"),
+    "th": re.compile("[\u0e00-\u0e7f]"),
+    "ru": re.compile("[\u0400-\u04ff]"),
+    "ar": re.compile("[\u0600-\u06ff]"),
+}
+
+
+def test_multilingual_customers_write_in_their_scripts(prod: Any, prod_by_account) -> None:
+    seen = set()
+    for evs in _of(prod, prod_by_account, "multilingual"):
+        (lang,) = _acct(prod, evs[0]["account_id"]).langs
+        share = statistics.mean(bool(SCRIPTS[lang].search(e["prompt"])) for e in evs)
+        assert share > 0.95, (lang, evs[0]["prompt"])
+        seen.add(lang)
+    assert len(seen) >= 4
+    # every language, directly: what a customer of that language sends
+    from simulator.core import Account
+    from simulator.styles import human_text
+
+    for lang, script in SCRIPTS.items():
+        acct = Account("a", "multilingual", "o", "p", ("1.2.3",), "ua", ("k",), text="real",
+                       langs=(lang,))
+        rng = random.Random(lang)
+        texts = [human_text(rng, acct, T.ch(rng, T.TOPICS)) for _ in range(200)]
+        assert statistics.mean(bool(script.search(t)) for t in texts) > 0.95, lang
+        assert len(set(texts)) > 150  # varied (Arabic: 30 synthetic prompts only)
+    arabic = [r for r in prod.truth if "ar" in r.get("langs", ())]
+    assert arabic and all(r["text_source"] == "synthetic" for r in arabic)
+
+
+def test_hydra_proxy_members_share_only_behaviour(prod: Any, prod_by_account) -> None:
+    camps: dict[str, list[str]] = defaultdict(list)
+    for lab in prod.labels:
+        if lab["attack"] == "hydra_proxy":
+            camps[lab["campaign"]].append(lab["account_id"])
+    assert camps
+    for members in camps.values():
+        cards = {prod_by_account[a][0]["payment_fingerprint"] for a in members}
+        assert len(cards) == len(members)  # no shared card
+        ranges = [{e["ip"].rsplit(".", 1)[0] for e in prod_by_account[a]} for a in members]
+        for i, r in enumerate(ranges):  # no /24 shared between members
+            assert not any(r & other for other in ranges[i + 1 :])
+        starts = sorted(parse_ts(prod_by_account[a][0]["ts"]) for a in members)
+        assert starts[len(starts) // 2] - starts[0] < 900  # synchronized
+        topics = {e["topic"] for a in members for e in prod_by_account[a]}
+        assert len(topics) == 1  # one shared target
+
+
+def test_cover_extractor_and_slow_pivot(prod: Any, prod_by_account) -> None:
+    for evs in _of(prod, prod_by_account, "cover_extractor"):
+        acct = _acct(prod, evs[0]["account_id"])
+        attack = sum(acct.is_attack_event(t, s) for t, s in acct.times)
+        assert 0.15 < attack / len(acct.times) < 0.6  # cover traffic mixed in
+    for evs in _of(prod, prod_by_account, "slow_pivot"):
+        acct = _acct(prod, evs[0]["account_id"])
+        before = [e for e in evs if parse_ts(e["ts"]) < acct.attack_from]
+        after = [e for e in evs if parse_ts(e["ts"]) >= acct.attack_from + 3 * 3600]
+        if len(before) < 5 or len(after) < 20:
+            continue
+        top_before = Counter(e["topic"] for e in before).most_common(1)[0][1] / len(before)
+        top_after = Counter(e["topic"] for e in after).most_common(1)[0][1] / len(after)
+        assert top_after > top_before  # the mix narrowed
+        assert len(after) / 2 > len(before) / max(1.0, (acct.attack_from - prod.timeline.t0) / 3600)
+
+
+def test_judges_are_bursty_and_tutors_follow_school_hours(prod: Any, prod_by_account) -> None:
+    for evs in _of(prod, prod_by_account, "llm_judge"):
+        per10 = Counter(int((parse_ts(e["ts"]) - prod.timeline.t0) // 600) for e in evs)
+        slots = [per10.get(i, 0) for i in range(int(PROD["hours"] * 6))]
+        assert max(slots) > 5 * max(1.0, statistics.median(slots))  # evaluation runs
+        assert all("[[" in e["prompt"] or "rating" in e["prompt"].lower()
+                   or "評価" in e["prompt"] or "평가" in e["prompt"] for e in evs)
+    tutors = _of(prod, prod_by_account, "edtech_tutor")
+    assert tutors
+    orgs = Counter(_acct(prod, evs[0]["account_id"]).org_id for evs in tutors)
+    assert max(orgs.values()) >= 2  # tutors come with an organisation
+    for evs in tutors:
+        tz = _acct(prod, evs[0]["account_id"]).tz
+        hours = [((parse_ts(e["ts"]) / 3600 + tz) % 24) for e in evs]
+        assert statistics.mean(8 <= h < 21 for h in hours) > 0.7 or len(evs) < 10
+
+
+def test_org_product_accounts_share_templates_card_and_range(prod: Any, prod_by_account) -> None:
+    orgs: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+    for evs in _of(prod, prod_by_account, "org_product"):
+        orgs[evs[0]["org_id"]].append(evs)
+    assert orgs
+    for members in orgs.values():
+        if len(members) < 2:
+            continue
+        for field_ in ("payment_fingerprint", "system_prompt_fingerprint"):
+            assert len({e[field_] for evs in members for e in evs}) == 1
+        assert len({e["ip"].rsplit(".", 1)[0] for evs in members for e in evs}) == 1
+        in_accounts = Counter(p for evs in members for p in {e["prompt"] for e in evs})
+        assert in_accounts.most_common(1)[0][1] >= 2  # verbatim prompts repeat across accounts
+
+
+def test_reseller_is_broad_multilingual_and_heavy(prod: Any, prod_by_account) -> None:
+    for evs in _of(prod, prod_by_account, "assistant_reseller"):
+        assert len({e["topic"] for e in evs}) >= 20
+        assert len({e["api_key_id"] for e in evs}) >= 5
+        langs = _acct(prod, evs[0]["account_id"]).langs
+        assert len(langs) >= 3
+        assert len(evs) >= 5 * 60
+
+
+def test_real_and_synthetic_text_modes() -> None:
+    spec = {"seed": 5, "hours": 1, "accounts": 60, "attacks": "plain_harvest:1,extractor:1",
+            "mix": "production"}
+    real = list(simulate(**spec, text="real").events)
+    syn = list(simulate(**spec, text="synthetic").events)
+    sentences = set(C.sentences("benign", "en")) | {p.text for p in C.pool("benign", "en")}
+
+    def corpus_share(evs: list[dict[str, Any]]) -> float:
+        en = [e["prompt"] for e in evs if "prompt" in e and e["prompt"].isascii()]
+        return statistics.mean(any(s in p for s in sentences) for p in en[:300])
+
+    assert corpus_share(real) > 0.5
+    assert corpus_share(syn) < 0.05
+
+
+def test_production_determinism_and_drop_fields() -> None:
+    spec = {"seed": 9, "hours": 1, "accounts": 60, "attacks": "paraphrase_cot:1,hydra_proxy:1",
+            "mix": "production", "text": "real"}
+    a = [orjson.dumps(e) for e in simulate(**spec).events]
+    b = [orjson.dumps(e) for e in simulate(**spec).events]
+    assert a == b
+    c = [orjson.dumps(e) for e in simulate(**{**spec, "seed": 10}).events]
+    assert a != c
+    dropped = list(simulate(**spec, drop_fields="prompt,topic").events)
+    assert all("prompt" not in e and "topic" not in e for e in dropped)
+    assert [orjson.loads(x) for x in a] != dropped
+    assert [{k: v for k, v in orjson.loads(x).items() if k not in ("prompt", "topic")}
+            for x in a] == dropped
+    with pytest.raises(ValueError):
+        simulate(**spec, drop_fields="ts")
+    with pytest.raises(ValueError):
+        simulate(**{**spec, "text": "klingon"})
+
+
+def test_evasion_families_in_the_classic_mix_too() -> None:
+    """New families can be asked for on the classic population (synthetic text)."""
+    spec = ",".join(f"{f}:1" for f in EVASION_FAMILIES)
+    sim = simulate(seed=4, hours=3, accounts=50, attacks=spec)
+    assert {lab["attack"] for lab in sim.labels} == set(EVASION_FAMILIES)
+    assert all("max_tokens" not in e for e in sim.events if sim.account_kinds[e["account_id"]]
+               == "regular")
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from simulator.gateway import estimate_tokens  # noqa: E402
+from simulator.styles import capitalise, insert_mid  # noqa: E402
+
+
+@given(st.text(min_size=2, max_size=300).map(str.strip).filter(lambda t: len(t) >= 2),
+       st.sampled_from([t for _, t in PB.table("elicitation.tsv")]), st.integers(0, 2**32))
+def test_insert_mid_puts_the_phrase_strictly_inside(text: str, phrase: str, seed: int) -> None:
+    out = insert_mid(random.Random(seed), text, phrase)
+    i = out.find(phrase)
+    assert 0 < i and i + len(phrase) < len(out)
+    assert "".join(out.replace(phrase, "", 1).split()) == "".join(text.split())
+
+
+@given(st.text(max_size=400), st.integers(0, 2**32))
+def test_capitalise_and_token_estimate_are_total(text: str, seed: int) -> None:
+    out = capitalise(random.Random(seed), text)
+    assert isinstance(out, str)
+    n = estimate_tokens(text)
+    assert 1 <= n <= max(1, len(text))

@@ -332,3 +332,17 @@ def test_earlier_evidence_arriving_late_is_sent_at_once():
     assert upd[0].dedup_key == first[0].dedup_key
     assert upd[0].details["first_seen"] == T0 + 100
     assert [a.account_id for a in late if a.detector == "campaign_member"] == ["h4"]
+
+
+def test_campaign_records_export_their_linkage_keys_as_indicators():
+    """Indicator sharing (streams/sharing.py) reads cluster alerts' keys; with
+    the campaign stage on, the campaign record carries them instead."""
+    from streams.sharing import build_bundle
+
+    stage = CampaignStage()
+    out = run(stage, [cluster("pay:pm_1", T0, ("a", "b", "c"), shared=("ip:10.1.2.0/24",))])
+    record = next(a for a in out if a.detector == "campaign").to_record(emitted_at=T0)
+    bundle = build_bundle([record], key=b"k" * 32, key_id="test")
+    kinds = [o for o in bundle["objects"] if o["type"] == "indicator"]
+    assert len(kinds) >= 2, bundle
+    assert any(o["type"] == "campaign" for o in bundle["objects"])

@@ -45,6 +45,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "drift_hold_s",
         "established_events",
         "established_age_s",
+        "season_min_age_s",
+        "season_shrink",
     ),
     "evidence": (
         "template_lo",
@@ -154,6 +156,7 @@ _NONNEG_FIELDS = frozenset(
         "ph_delta",
         "flat_min_age_s",
         "established_age_s",
+        "season_min_age_s",
         "regular_cv_lo",
     }
 )
@@ -232,6 +235,8 @@ class DetectorConfig:
     drift_hold_s: float = 1800.0
     established_events: int = 50
     established_age_s: float = 21_600.0
+    season_min_age_s: float = 86_400.0
+    season_shrink: float = 1.0
     # [evidence]
     template_lo: float = 0.3
     template_lo_max: float = 0.55

@@ -298,6 +298,14 @@ class Detector:
         new = old + wl
         hours[h] = new
         state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        # this hour's own weight, kept apart so that the hour-of-day profile
+        # read below is the account's past, not the burst being measured
+        hb = int(t // 3600.0)
+        if hb != state.hour_idx:
+            state.hour_idx = hb
+            state.hour_w = wl
+        else:
+            state.hour_w += wl
         r_short = state.r_short + ws
         state.r_short = r_short
         state.r_long += wl
@@ -493,6 +501,28 @@ class Detector:
             if w < self._min_win:
                 w = self._min_win
             base = 60.0 * (r_long / wl) / w
+            # ---- seasonality: how busy this time of day usually is for the
+            # account (24 x its share of the account's past traffic, without
+            # the current hour, interpolated between the hours' centres, shrunk
+            # towards 1), once the profile has seen a whole day. A busy hour
+            # raises the expected rate; a quiet one never lowers it (a young
+            # profile's empty hour is no evidence)
+            if age >= cfg.season_min_age_s:
+                past = r_long - state.hour_w
+                if past > 0.0:
+                    x = (t % 86_400.0) / 3600.0 - 0.5
+                    if x < 0.0:
+                        x += 24.0
+                    i = int(x)
+                    x -= i
+                    j = i + 1 if i < 23 else 0
+                    a = hours[i] - (state.hour_w if i == h else 0.0)
+                    b = hours[j] - (state.hour_w if j == h else 0.0)
+                    x = 24.0 * ((1.0 - x) * (a if a > 0.0 else 0.0)
+                                + x * (b if b > 0.0 else 0.0)) / past
+                    x = (x + cfg.season_shrink) / (1.0 + cfg.season_shrink)
+                    if x > 1.0:
+                        base *= x
             x = math.log2((rate + 1e-9) / (base + 1e-9))
             lo = cfg.burst_log2_lo
             hi = cfg.burst_log2_hi
@@ -592,6 +622,7 @@ class Detector:
         w = state.hours
         for i in range(len(w)):
             w[i] *= fl
+        state.hour_w *= fl
         _exact_sums(state)
 
     def _entropy_nats(self, s: float, t: float) -> float:

@@ -1,5 +1,8 @@
-"""The volume model over a plain time series (one value per time bucket), for
-tuning on exported metrics with ``distillwatch score-series``.
+"""The volume model ``distillwatch score-series`` ran before issue 18, over a
+plain time series (one value per time bucket). Superseded by
+:class:`detectors.seasonal.SeasonalSeriesScorer`, which knows daily and weekly
+cycles (this one fires on every morning ramp: NAB standard 0.0); kept as the
+baseline tests/test_seasonal.py shows failing.
 
 It is the account volume model's logic on a bucketed series: values are
 compared on a log scale (volume is multiplicative), against an exponentially

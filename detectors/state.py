@@ -23,7 +23,7 @@ from typing import Any, Final
 from detectors.errors import CorruptState
 from detectors.models import PageHinkley
 
-VERSION: Final = 2
+VERSION: Final = 3
 
 # Float slots, in encoding order.
 FLOATS: tuple[str, ...] = (
@@ -62,11 +62,18 @@ FLOATS: tuple[str, ...] = (
     "score",
     "last_pop",
     "drift_ts",
+    # long weight of the current hour (also in ``hours``): the seasonal
+    # profile is read without it
+    "hour_w",
 )
-INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model")
+INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model", "hour_idx")
+# version 2 (before hour_w and hour_idx): still read, the two start at 0
+_V2_FLOATS: Final = len(FLOATS) - 1
+_V2_INTS: Final = len(INTS) - 1
 
 _HEAD: Final = struct.Struct("<BH")
 _NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
+_NUMS_V2: Final = struct.Struct("<" + "d" * _V2_FLOATS + "q" * _V2_INTS + "BB")
 _PH: Final = struct.Struct("<7d")
 
 
@@ -115,10 +122,12 @@ class AccountState:
     score: float
     last_pop: float
     drift_ts: float
+    hour_w: float
     n: int
     ring_pos: int
     drift_dir: int
     model: int
+    hour_idx: int
     ids: array[int]
     w_short: array[float]
     w_long: array[float]
@@ -143,8 +152,8 @@ class AccountState:
         self.tok_short = self.tok_long = self.t_hours = self.ce_short = self.sur_short = 0.0
         self.txt_short = self.tmpl_short = self.elic_short = self.txt_long = self.tmpl_long = 0.0
         self.elic_long = self.ia_mean = self.ia_var = self.episode_start = self.last_hot = 0.0
-        self.peak_score = self.score = self.last_pop = self.drift_ts = 0.0
-        self.n = self.ring_pos = self.drift_dir = self.model = 0
+        self.peak_score = self.score = self.last_pop = self.drift_ts = self.hour_w = 0.0
+        self.n = self.ring_pos = self.drift_dir = self.model = self.hour_idx = 0
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))
@@ -219,15 +228,18 @@ class AccountState:
         if len(data) < _HEAD.size:
             raise CorruptState("cannot decode account state: truncated")
         version, n_aid = _HEAD.unpack_from(data, 0)
-        if version != VERSION:
+        if version not in (2, VERSION):
             raise CorruptState(f"unknown account state version {version!r}")
+        fmt = _NUMS if version == VERSION else _NUMS_V2
+        n_floats = len(FLOATS) if version == VERSION else _V2_FLOATS
+        n_ints = len(INTS) if version == VERSION else _V2_INTS
         pos = _HEAD.size
         aid = data[pos : pos + n_aid].decode("utf-8", "surrogatepass")
         pos += n_aid
-        if len(data) < pos + _NUMS.size:
+        if len(data) < pos + fmt.size:
             raise CorruptState("cannot decode account state: truncated")
-        nums = _NUMS.unpack_from(data, pos)
-        pos += _NUMS.size
+        nums = fmt.unpack_from(data, pos)
+        pos += fmt.size
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
@@ -237,11 +249,11 @@ class AccountState:
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
             )
         state = cls(aid, 0.0, k, ring, ph_e, ph_v)
-        for name, value in zip(FLOATS, nums, strict=False):
+        for name, value in zip(FLOATS[:n_floats], nums, strict=False):
             if math.isnan(value):
                 raise CorruptState(f"cannot decode account state: {name} is NaN")
             setattr(state, name, value)
-        for name, value in zip(INTS, nums[len(FLOATS) :], strict=False):
+        for name, value in zip(INTS[:n_ints], nums[n_floats:], strict=False):
             setattr(state, name, value)
         pos = _load(state.ids, data, pos)
         pos = _load(state.w_short, data, pos)

@@ -332,6 +332,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                 )
                 stats["events"] += outcome.events
                 metrics.events_processed += outcome.events
+                if processor.coverage._notices:
+                    for notice in processor.coverage.take_notices():
+                        # detection is blind here: say so, once per episode
+                        log.warning("content_missing", **notice,
+                                    hint="no prompt or topic for an hour of event time on "
+                                         "this partition: most families cannot fire")
                 for dead in outcome.dead:
                     stats["rejected"] += 1
                     metrics.rejected(dead.reason)
@@ -339,7 +345,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                         "event_rejected", reason=dead.reason, topic=dead.topic,
                         partition=dead.partition, offset=dead.offset, item=dead.item,
                     )
-                    await dlq_topic.send(key=dead.key, value=orjson.dumps(dead.to_record(clock())))
+                    await dlq_topic.send(key=dead.key, value=orjson.dumps(
+                        dead.to_record(clock(), settings.dlq_payload)))
                 for alert in outcome.alerts:
                     if campaigns is not None:
                         await to_stage(alert)
@@ -414,7 +421,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
                         dead = DeadLetter(reason, message.value, message.key, message.topic,
                                           message.partition, message.offset, item)
                         await dlq_topic.send(key=message.key,
-                                             value=orjson.dumps(dead.to_record(clock())))
+                                             value=orjson.dumps(dead.to_record(
+                                                 clock(), settings.dlq_payload)))
                 finally:
                     checkpointer.leave()
 
@@ -591,6 +599,19 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time) ->
         "Events partitions whose committed offset has not moved for commit_stall_s "
         "although the worker read past it.",
         lambda: [({}, float(len(commit_watch.stalled())))],
+    )
+    metrics.gauge(
+        "distillwatch_content_share",
+        "Share of processed events that carry the field (prompt, topic) since start.",
+        lambda: [({"field": "prompt"}, processor.coverage.with_prompt
+                  / max(1, processor.coverage.events)),
+                 ({"field": "topic"}, processor.coverage.with_topic
+                  / max(1, processor.coverage.events))],
+    )
+    metrics.gauge(
+        "distillwatch_partitions_without_content",
+        "Partitions that have gone an hour of event time without prompt or topic.",
+        lambda: [({}, float(processor.coverage.report()["partitions_without_content"]))],
     )
     metrics.gauge("distillwatch_accounts_tracked", "Accounts held in memory by this worker.",
                   lambda: [({}, float(processor.tracked_accounts()))])

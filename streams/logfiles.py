@@ -24,6 +24,9 @@ class ReadStats:
     events: int = 0
     bad: int = 0
     late: int = 0
+    #: events carrying prompt text / a topic (detection is blind without them)
+    with_prompt: int = 0
+    with_topic: int = 0
     bytes_read: int = 0
     bad_samples: list[str] = field(default_factory=list)
     max_samples: int = 20
@@ -81,6 +84,8 @@ def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048
                 if sampled:
                     add("validate", clock() - t0)
                 stats.events += 1
+                stats.with_prompt += event.prompt is not None
+                stats.with_topic += event.topic is not None
                 yield event, lineno
 
 

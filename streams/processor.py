@@ -5,6 +5,7 @@ detect, and produce checkpoint records. The Faust agent is a thin loop around
 from __future__ import annotations
 
 import base64
+import hashlib
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from detectors.alerts import Alert
 from detectors.errors import CorruptState, InvalidEvent
 from detectors.runner import PartitionRunner
 from detectors.schema import decode_message, format_ts, parse_event
+from streams.coverage import ContentCoverage
 from streams.stages import StageTimes, TimedSummarizer
 
 # Table key under which each partition keeps its runner position and its
@@ -43,8 +45,11 @@ class DeadLetter:
     offset: int
     item: int | None = None
 
-    def to_record(self, received_at: float) -> dict[str, Any]:
-        return {
+    def to_record(self, received_at: float, payload: str = "original") -> dict[str, Any]:
+        """The dead-letter record. ``payload="original"`` keeps the message's
+        bytes (base64) so it can be fixed and re-published; ``"redacted"``
+        keeps no free text (see :func:`redact_payload` and docs/privacy.md)."""
+        record: dict[str, Any] = {
             "reason": self.reason,
             "source": {
                 "topic": self.topic,
@@ -53,10 +58,72 @@ class DeadLetter:
                 "item": self.item,
             },
             "key_b64": None if self.key is None else base64.b64encode(self.key).decode(),
-            # the original bytes, untouched, so the message can be fixed and re-published
-            "value_b64": None if self.value is None else base64.b64encode(self.value).decode(),
             "received_at": format_ts(received_at),
         }
+        if payload == "redacted":
+            record["payload"] = "redacted"
+            record["value_redacted"] = redact_payload(self.value)
+        else:
+            # the original bytes, untouched, so the message can be fixed and re-published
+            record["value_b64"] = (None if self.value is None
+                                   else base64.b64encode(self.value).decode())
+        return record
+
+
+# Event fields that are identifiers or numbers, never text a user wrote: kept
+# as they are by the redacted dead-letter policy when short. Everything else
+# (prompt, topic, user_agent, unknown fields) is replaced by its length and hash.
+_KEEP_FIELDS = frozenset({
+    "ts", "account_id", "request_id", "model", "input_tokens", "output_tokens", "org_id",
+    "api_key_id", "ip", "payment_fingerprint", "max_tokens", "stop_reason", "thinking",
+    "system_prompt_fingerprint",
+})
+_KEEP_MAX_CHARS = 256
+
+
+def _digest(data: bytes) -> dict[str, Any]:
+    return {"redacted": True, "len": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _redact(obj: Any, key: str | None) -> Any:
+    if isinstance(obj, dict):
+        return {k: _redact(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_redact(v, key) for v in obj]
+    if isinstance(obj, str):
+        if key in _KEEP_FIELDS and len(obj) <= _KEEP_MAX_CHARS:
+            return obj
+        return _digest(obj.encode("utf-8", "surrogatepass"))
+    return obj  # numbers, booleans, null: no text in them
+
+
+def redact_payload(value: bytes | None) -> dict[str, Any] | None:
+    """A dead-letter payload without free text.
+
+    JSON keeps its structure: identifier fields (``account_id``, ``ts``,
+    ``model``, ...) up to 256 characters, numbers, booleans and nulls stay;
+    every other string (``prompt``, ``topic``, anything unknown, any key's
+    value in an unknown place) becomes ``{"redacted": true, "len", "sha256"}``
+    of its UTF-8 bytes, so an operator can still see what was wrong with the
+    shape and match a payload to a known one by hash. Bytes that are not JSON
+    are dropped, only their length and hash kept.
+
+    >>> r = redact_payload(b'{"account_id": "a1", "prompt": "secret plan", "n": 3}')
+    >>> r["json"]["account_id"], r["json"]["n"], r["json"]["prompt"]["len"]
+    ('a1', 3, 11)
+    >>> redact_payload(b"<not json>")["json"] is None
+    True
+    """
+    if value is None:
+        return None
+    out = _digest(value)
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        out["json"] = None
+        return out
+    out["json"] = _redact(obj, None)
+    return out
 
 
 class Outcome:
@@ -123,6 +190,8 @@ class StreamProcessor:
         self.runners: dict[int, PartitionRunner] = {}
         self.processed = 0
         self.rejected = 0
+        #: share of events with prompt/topic, blind partitions (streams.coverage)
+        self.coverage = ContentCoverage()
 
     # -- partitions -----------------------------------------------------------
     def runner(self, partition: int) -> PartitionRunner:
@@ -203,6 +272,7 @@ class StreamProcessor:
         """
         for p in partitions:
             self.runners.pop(p, None)
+            self.coverage.forget(p)
 
     # -- messages -------------------------------------------------------------
     def handle(
@@ -253,6 +323,8 @@ class StreamProcessor:
                 out.dead.append(DeadLetter(exc.reason, raw, key, topic, partition, offset, at))
                 self.rejected += 1
                 continue
+            self.coverage.observe(partition, event.ts, prompt=event.prompt is not None,
+                                  topic=event.topic is not None)
             try:
                 if timed:
                     assert times is not None

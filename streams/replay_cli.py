@@ -88,6 +88,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); "
         f"{firing} firing / {len(result.alerts) - firing} resolved alerts -> {args.alerts_out}\n"
     )
+    if st.events:
+        prompt_share = st.with_prompt / st.events
+        topic_share = st.with_topic / st.events
+        out.write(f"content: prompt on {prompt_share:.1%} of events, topic on {topic_share:.1%}"
+                  + (" (no content: most families cannot fire; see docs/privacy.md)"
+                     if not st.with_prompt and not st.with_topic else "") + "\n")
     procs = jobs if result.replayer is None else 1  # (a watchlist replays in one process)
     if result.stages is not None and st.events:
         out.write(result.stages.line(st.events)
@@ -104,6 +110,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "alerts_firing": firing, "alerts_resolved": len(result.alerts) - firing,
         "accounts_tracked": result.accounts, "elapsed_s": round(result.elapsed_s, 3),
         "events_per_s": round(result.events_per_s, 1),
+        "prompt_share": round(st.with_prompt / st.events, 4) if st.events else None,
+        "topic_share": round(st.with_topic / st.events, 4) if st.events else None,
     }
     if result.stages is not None:
         metrics["stages"] = result.stages.report(st.events,

@@ -1,4 +1,6 @@
-"""``distillwatch score-series``: the volume model over a ``timestamp,value`` CSV."""
+"""``distillwatch score-series``: the seasonal volume model over a
+``timestamp,value`` CSV (the model the account engine's rate evidence and
+``benchmarks/nab.py`` use: :class:`detectors.seasonal.SeasonalSeriesScorer`)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,32 @@ import argparse
 import csv
 import math
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from detectors.series import VolumeSeriesScorer
+from detectors.seasonal import SeasonalSeriesScorer
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds from an ISO 8601 timestamp (naive means UTC) or a number
+    (epoch seconds; milliseconds when >= 1e11)."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    if not math.isfinite(value):
+        raise ValueError("timestamp not finite")
+    return value / 1000.0 if abs(value) >= 1e11 else value
 
 
 def cmd_score_series(args: argparse.Namespace) -> int:
-    scorer = VolumeSeriesScorer(half_life=args.half_life, z_lo=args.z_lo, z_hi=args.z_hi,
-                                ph_threshold=args.ph_threshold)
+    scorer = SeasonalSeriesScorer(half_life=args.half_life, z_lo=args.z_lo, z_hi=args.z_hi,
+                                  ph_threshold=args.ph_threshold, suppress=args.suppress,
+                                  log=not args.linear, weekly=not args.no_weekly)
     bad = 0
     rows = 0
     with open(args.csv, newline="") as src, open(args.out, "w", newline="") as dst:
@@ -31,24 +51,38 @@ def cmd_score_series(args: argparse.Namespace) -> int:
                 value = float(row[1])
                 if not math.isfinite(value):
                     raise ValueError("not finite")
+                t = parse_time(row[0])
             except (IndexError, ValueError) as exc:
                 bad += 1
                 print(f"{args.csv}:{lineno}: skipped ({exc})", file=sys.stderr)
                 continue
             rows += 1
-            writer.writerow([row[0], row[1], f"{scorer.learn_one(value):.4f}"])
+            writer.writerow([row[0], row[1], f"{scorer.learn_one(value, t):.4f}"])
     print(f"scored {rows} rows -> {args.out}" + (f"; {bad} bad row(s) skipped" if bad else ""))
     return 0
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("score-series",
-                              help="score a timestamp,value CSV with the volume model")
+    d = SeasonalSeriesScorer()
+    p = subparsers.add_parser(
+        "score-series", help="score a timestamp,value CSV with the seasonal volume model",
+        description="Score each row of a timestamp,value CSV (ISO 8601 or epoch timestamps, "
+        "UTC when naive) with the seasonal volume model: the value against what this time of "
+        "the day and week usually brings. A score is reported at the onset of an anomaly; "
+        "docs/nab.md has its NAB scores.")
     p.add_argument("csv", metavar="CSV")
     p.add_argument("--out", required=True, metavar="CSV")
-    p.add_argument("--half-life", type=float, default=48.0, help="baseline half-life, buckets")
-    p.add_argument("--z-lo", type=float, default=3.0)
-    p.add_argument("--z-hi", type=float, default=6.0)
-    p.add_argument("--ph-threshold", type=float, default=2.0,
-                   help="Page-Hinkley threshold for level shifts (log scale)")
+    p.add_argument("--half-life", type=float, default=d.half_life,
+                   help="short baseline half-life, rows (default %(default)s)")
+    p.add_argument("--z-lo", type=float, default=d.z_lo)
+    p.add_argument("--z-hi", type=float, default=d.z_hi)
+    p.add_argument("--ph-threshold", type=float, default=d.ph_threshold,
+                   help="Page-Hinkley threshold for level shifts, in deviations (0: off)")
+    p.add_argument("--suppress", type=float, default=d.suppress,
+                   help="per-row decay of the remembered surprise (0: score every row on "
+                        "its own, not only onsets; default %(default)s)")
+    p.add_argument("--linear", action="store_true",
+                   help="score the values themselves, not log1p(value)")
+    p.add_argument("--no-weekly", action="store_true",
+                   help="one daily profile instead of weekdays and weekends apart")
     p.set_defaults(func=cmd_score_series)

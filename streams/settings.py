@@ -17,6 +17,7 @@ ENV_PREFIX = "DISTILLWATCH_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_FORMATS = ("auto", "json", "console")
+DLQ_PAYLOADS = ("original", "redacted")
 
 
 class SecretStr:
@@ -63,6 +64,14 @@ class Settings:
     events_topic: str = "api-requests"
     alerts_topic: str = "distillwatch-alerts"
     dlq_topic: str = "distillwatch-dlq"
+    #: what a dead-letter record keeps of the rejected message: ``original``
+    #: (its bytes, prompts included, so it can be fixed and re-published) or
+    #: ``redacted`` (JSON with every free-text field replaced by its length and
+    #: sha256; non-JSON bytes dropped). See docs/privacy.md
+    dlq_payload: str = "original"
+    #: ``retention.ms`` of the dead-letter topic when this service creates it
+    #: (7 days; 0: the broker's default; an existing topic is left alone)
+    dlq_retention_s: float = 604_800.0
     #: proposed response actions and every decision on them (append-only
     #: audit trail, key = subject; detectors/response.py, docs/response.md)
     actions_topic: str = "distillwatch-actions"
@@ -196,6 +205,10 @@ class Settings:
             )
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ConfigError(f"security_protocol={self.security_protocol} needs sasl_username")
+        if self.dlq_payload not in DLQ_PAYLOADS:
+            raise ConfigError(
+                f"dlq_payload must be one of {DLQ_PAYLOADS}, got {self.dlq_payload!r}"
+            )
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got {self.log_format!r}")
         for name in ("checkpoint_interval_s", "sweep_interval_s", "summary_interval_s",
@@ -205,7 +218,7 @@ class Settings:
                      "watchlist_refresh_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("topic_retention_s", "topic_segment_s"):
+        for name in ("topic_retention_s", "topic_segment_s", "dlq_retention_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.empty_fetch_interval_s <= 1:

@@ -41,7 +41,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     try:
         existing = set(admin.list_topics())
         # high-volume topics the worker reads once; compacted state topics and
-        # the alerts and dead letters keep the broker's defaults
+        # the alerts keep the broker's defaults
         common: dict[str, str] = {}
         if settings.topic_segment_s > 0:
             common["segment.ms"] = str(int(settings.topic_segment_s * 1000))
@@ -49,10 +49,14 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
         if settings.topic_retention_s > 0:
             bulk["retention.ms"] = str(int(settings.topic_retention_s * 1000))
         compact = {**common, "cleanup.policy": "compact"}
+        # dead letters may hold prompts (dlq_payload=original): they expire
+        dead = dict(common)
+        if settings.dlq_retention_s > 0:
+            dead["retention.ms"] = str(int(settings.dlq_retention_s * 1000))
         wanted = [
             (settings.events_topic, settings.partitions, bulk),
             (settings.alerts_topic, settings.partitions, common),
-            (settings.dlq_topic, settings.partitions, common),
+            (settings.dlq_topic, settings.partitions, dead),
             (changelog_topic(settings), settings.partitions, compact),
         ]
         # the audit trail is kept (never compacted; 400 days rather than the

@@ -93,7 +93,8 @@ def register_views(app: faust.App, service: Any) -> None:
 
     @app.page("/health")
     async def health(web: Any, request: Request) -> Response:
-        return web.json({"status": "ok", **service.stats})
+        return web.json({"status": "ok", **service.stats,
+                         "content": service.processor.coverage.report()})
 
     @app.page("/ready")
     async def ready(web: Any, request: Request) -> Response:

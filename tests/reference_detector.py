@@ -102,6 +102,12 @@ class ReferenceDetector(Detector):
         new = old + wl
         hours[h] = new
         state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
+        hb = int(t // 3600.0)
+        if hb != state.hour_idx:
+            state.hour_idx = hb
+            state.hour_w = wl
+        else:
+            state.hour_w += wl
         state.r_short += ws
         state.r_long += wl
         tokens = (event.input_tokens or 0) + (event.output_tokens or 0)
@@ -186,6 +192,25 @@ class ReferenceDetector(Detector):
                 self._learn(state, t, ws, rate)
         return state, alerts
 
+    def _season(self, state: AccountState, t: float, h: int) -> float:
+        """The hour's seasonal multiplier from the account's past profile."""
+        cfg = self.config
+        if t - state.first_ts < cfg.season_min_age_s:
+            return 1.0
+        past = state.r_long - state.hour_w
+        if past <= 0.0:
+            return 1.0
+        pos = (t % 86_400.0) / 3600.0 - 0.5
+        if pos < 0.0:
+            pos += 24.0
+        i = int(pos)
+        frac = pos - i
+        j = (i + 1) % 24
+        a = max(0.0, state.hours[i] - (state.hour_w if i == h else 0.0))
+        b = max(0.0, state.hours[j] - (state.hour_w if j == h else 0.0))
+        share = 24.0 * ((1.0 - frac) * a + frac * b) / past
+        return (share + cfg.season_shrink) / (1.0 + cfg.season_shrink)
+
     def _update_topics(self, state: AccountState, tid: int, ws: float, wl: float, n: int) -> None:
         ids = state.ids
         w_s = state.w_short
@@ -263,6 +288,9 @@ class ReferenceDetector(Detector):
         s_drift = 0.0
         if n >= cfg.established_events and age >= cfg.established_age_s:
             base = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+            season = self._season(state, t, int(t % 86_400.0) // 3600)
+            if season > 1.0:
+                base *= season
             burst = math.log2((rate + 1e-9) / (base + 1e-9))
             s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi))
             if cnt_s >= cfg.min_topic_events:

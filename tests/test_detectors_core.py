@@ -412,7 +412,8 @@ def _simulated(seed: int, drop_topic: float) -> list[Event]:
         {},
         # fast decay: rebases of the scaled weights, established accounts, drift holds
         {"short_half_life_s": 60.0, "long_half_life_s": 1800.0, "established_age_s": 600.0,
-         "population_sample_interval_s": 30.0, "max_tracked_topics": 4, "template_ring": 2},
+         "population_sample_interval_s": 30.0, "max_tracked_topics": 4, "template_ring": 2,
+         "season_min_age_s": 1200.0},
     ],
     ids=["default", "fast-decay"],
 )

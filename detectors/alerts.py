@@ -30,19 +30,25 @@ def dedup_key(detector: str, subject: str) -> str:
     return f"{detector}:{subject}"
 
 
-def make_alert_id(dedup: str, episode_start: float, status: str) -> str:
+def make_alert_id(dedup: str, episode_start: float, status: str, revision: int = 0) -> str:
     """A stable id for one status change of one episode.
 
     ``episode_start`` is the event time the episode began, in epoch seconds;
     it is rounded to milliseconds so that float noise cannot change the id.
+    ``revision`` > 0 numbers the updates of a firing episode (campaign
+    alerts), each with its own id; revision 0 keeps the original id.
 
     >>> a = make_alert_id("account:a", 1771840800.0, "firing")
     >>> a == make_alert_id("account:a", 1771840800.0001, "firing"), len(a)
     (True, 32)
     >>> a == make_alert_id("account:a", 1771840800.0, "resolved")
     False
+    >>> a == make_alert_id("account:a", 1771840800.0, "firing", 1)
+    False
     """
     material = f"{dedup}|{int(round(episode_start * 1000))}|{status}".encode()
+    if revision:
+        material += f"|r{revision}".encode()
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
@@ -82,11 +88,15 @@ class Alert:
     account_id: str | None = None
     accounts: tuple[str, ...] = ()
     account_count: int = 0
+    #: updates of one firing episode (campaign alerts): 1, 2, ...; 0 otherwise
+    revision: int = 0
 
     @property
     def subject(self) -> str:
         if self.account_id is not None:
             return self.account_id
+        if "campaign_id" in self.details and self.detector == "campaign":
+            return str(self.details["campaign_id"])
         return str(self.details.get("cluster_key", "cluster"))
 
     @property
@@ -95,7 +105,7 @@ class Alert:
 
     @property
     def alert_id(self) -> str:
-        return make_alert_id(self.dedup_key, self.episode_start, self.status)
+        return make_alert_id(self.dedup_key, self.episode_start, self.status, self.revision)
 
     def to_record(self, emitted_at: float | None = None) -> dict[str, Any]:
         """The JSON-ready alert record (the contract on ``distillwatch-alerts``)."""
@@ -116,6 +126,8 @@ class Alert:
         else:
             record["accounts"] = list(self.accounts[:MAX_ACCOUNTS_LISTED])
             record["account_count"] = self.account_count or len(self.accounts)
+        if self.revision:
+            record["revision"] = self.revision
         if emitted_at is not None:
             record["emitted_at"] = format_ts(emitted_at)
         return record

@@ -13,7 +13,9 @@ With ``clusters`` on (the default), the runners also emit account summaries
 :class:`~detectors.cluster.ClusterDetector` per partition of the summaries
 topic, keyed by linkage key -- turns them into coordinated-cluster alerts,
 right after the event that produced the summary, as the live second agent
-does.
+does. With ``campaigns`` on too (the default), every alert of both stages
+then goes through one :class:`~detectors.campaign.CampaignStage`, in the
+order the stages emitted them, as the live campaign agent receives them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from detectors.alerts import Alert
+from detectors.campaign import CampaignStage, tick_due
 from detectors.cluster import ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -55,6 +58,8 @@ class Replayer:
         clusters: bool = True,
         cluster_factory: Callable[[], ClusterDetector] | None = None,
         summary_emitter: Summarizer | None = None,
+        campaigns: bool = True,
+        campaign_factory: Callable[[], CampaignStage] | None = None,
     ) -> None:
         if partitions <= 0:
             raise ValueError(f"partitions must be > 0, got {partitions}")
@@ -64,6 +69,12 @@ class Replayer:
         if clusters:
             emitter = summary_emitter or SummaryEmitter()
             self.clusters = ClusterStage(cluster_factory or ClusterDetector, partitions)
+        #: stage 3 (needs the cluster stage): None when off
+        self.campaigns: CampaignStage | None = None
+        if clusters and campaigns:
+            self.campaigns = (campaign_factory or CampaignStage)()
+        #: per partition, the watermark its last tick to the campaign stage carried
+        self.ticked = [0.0] * partitions
         self.runners = [
             PartitionRunner(
                 detector_factory(), sweep_interval_s=sweep_interval_s, summarizer=emitter
@@ -77,14 +88,27 @@ class Replayer:
 
     def process(self, event: Event) -> list[Alert]:
         self.events += 1
-        runner = self.runners[self.partition_of(event.account_id)]
+        p = self.partition_of(event.account_id)
+        runner = self.runners[p]
         alerts = runner.process(event)
         if self.clusters is not None and runner.summaries:
             for summary in runner.take_summaries():
                 found = self.clusters.process(summary)
                 if found:
                     alerts = alerts + found
-        return alerts
+        stage = self.campaigns
+        if stage is None:
+            return alerts
+        folded: list[Alert] = []
+        for alert in alerts:
+            folded += stage.process(alert)
+        # the partition's watermark, once per minute of it, as the live
+        # detect agent sends it after the message's alerts
+        wm = runner.watermark
+        if tick_due(self.ticked[p], wm):
+            self.ticked[p] = wm
+            folded += stage.advance(wm)
+        return folded
 
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:

@@ -519,10 +519,12 @@ def run_systems(
     detector_factory: Callable[[], Any] | None = None,
     partitions: int = 8,
     baselines: Mapping[str, Any] | None = None,
+    every_alert: list[Any] | None = None,
 ) -> tuple[dict[str, list[Any]], dict[str, float]]:
     """One pass over ``events`` (event dicts): replay through the detectors and
     the baselines (``name -> rule`` with ``process(event)`` and ``alerts``).
-    Returns firing alerts per system and timings."""
+    Returns firing alerts per system and timings; every distillwatch alert
+    (any status) is also appended to ``every_alert`` (the noise metrics)."""
     from detectors.replay import Replayer
     from detectors.schema import parse_event
 
@@ -550,6 +552,8 @@ def run_systems(
         for a in replayer.process(ev):
             if a.status == "firing":
                 ours.append(a)
+            if every_alert is not None:
+                every_alert.append(a)
         t2 = pc()
         t_det += t2 - t1
         for proc in procs:
@@ -621,7 +625,8 @@ def evaluate(
     )
     setup_s = time.perf_counter() - t0
     rules = make_baselines(bcfg, hours)
-    alerts, timings = run_systems(sim.events, detector_factory, partitions, rules)
+    every: list[Any] = []
+    alerts, timings = run_systems(sim.events, detector_factory, partitions, rules, every)
     timings["simulate_s"] = round(timings["simulate_s"] + setup_s, 2)
     results = {
         s: score_alerts(a, sim.labels, sim.account_kinds, grace_s) for s, a in alerts.items()
@@ -649,12 +654,18 @@ def evaluate(
         **timings,
     }
     table = format_table(results)
+    from simulator.noise import format_noise, noise_metrics
+
+    noise = noise_metrics(every, sim.labels, sim.account_kinds, hours)
+    del every
+    table += "\n" + format_noise(noise)
     report = {
         "run": run,
         "results": results,
         "better_than": verdicts,
         "table": table,
         "delays": {s: _delays_of(a, sim.labels, grace_s) for s, a in alerts.items()},
+        "noise": noise,
     }
     if out is not None:
         print(

@@ -26,9 +26,11 @@ import orjson
 import structlog
 
 from detectors.alerts import Alert
+from detectors.campaign import CampaignStage, encode_alert, tick_due
 from detectors.cluster import ClusterDetector, SummaryEmitter
 from detectors.partitioning import partition_for
 from detectors.schema import format_ts
+from streams.campaigns import CampaignProcessor, encode_tick
 from streams.checkpoint import Checkpointer, Record
 from streams.clusters import ClusterProcessor
 from streams.detection import AccountState, detector_factory, response_policy
@@ -44,6 +46,7 @@ from streams.processor import DeadLetter, StreamProcessor
 from streams.settings import Settings
 from streams.stages import StageTimes
 from streams.summary_batch import SummaryBatcher
+from streams.topics import campaigns_on
 from streams.web import register_views
 from streams.web_auth import WebGuard
 from streams.web_auth import middleware as web_auth_middleware
@@ -139,6 +142,9 @@ class Service:
     checkpointer: Checkpointer | None = None
     #: the dead-letter alarm (None when ``dlq_alarm_share`` is 0)
     dlq_alarm: DeadLetterAlarm | None = None
+    #: the campaign stage (None unless both clusters and campaigns are on)
+    campaigns: CampaignProcessor | None = None
+    campaign_table: Any = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time,
@@ -208,9 +214,43 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
             times=stage_times,
         )
         batcher = SummaryBatcher(settings.partitions, settings.summary_batch_max_pairs)
+    # Third stage: every account and cluster alert through one partition to
+    # the campaign agent, its state in a one-partition table.
+    campaign_topic: Any = None
+    campaign_table: Any = None
+    campaigns: CampaignProcessor | None = None
+    if campaigns_on(settings):
+        campaign_topic = app.topic(
+            settings.campaign_topic,
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+            partitions=1,
+        )
+        campaign_table = app.Table(
+            "campaign-state",
+            default=None,
+            key_type=bytes, value_type=bytes,
+            extra_topic_configs={"cleanup.policy": "compact"},
+            partitions=1,
+        )
+
+        def campaign_stage() -> CampaignStage:
+            return CampaignStage(
+                update_interval_s=settings.campaign_update_interval_s,
+                holddown_s=settings.campaign_holddown_s,
+            )
+
+        campaigns = CampaignProcessor(
+            campaign_stage,
+            scan=lambda: [(k, v) for k, v in list(campaign_table.data.items())
+                          if isinstance(k, bytes) and isinstance(v, bytes)],
+            on_corrupt=lambda key, reason: log.warning(
+                "campaign_state_corrupt", key=key, reason=reason
+            ),
+        )
     stats = {"events": 0, "rejected": 0, "alerts": 0, "checkpoints": 0, "commits": 0,
              "summaries": 0, "summary_messages": 0, "summaries_rejected": 0,
              "commits_skipped": 0, "assignments": 0, "actions": 0, "watchlist_entries": 0,
+             "stage_alerts": 0,
              # wall clock (unix s): this worker began its first message, and
              # finished its latest one (a stale last_message_at on a worker
              # with lag is a stuck worker; the benchmark times workers by them)
@@ -248,6 +288,15 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         times=stage_times,
     )
     metrics.stages = stage_times
+
+    ticked: dict[int, float] = {}
+
+    async def to_stage(alert: Alert) -> None:
+        # account and cluster alerts go to the campaign agent, which decides
+        # what on-call receives (one partition: key irrelevant, kept readable)
+        stats["stage_alerts"] += 1
+        await campaign_topic.send(key=alert.dedup_key.encode(), value=encode_alert(alert),
+                                  partition=0)
 
     async def send_alert(alert: Alert, partition: int, offset: int) -> None:
         stats["alerts"] += 1
@@ -334,6 +383,9 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                     if changed is not None:
                         await send_pipeline_alert(changed)
                 for alert in outcome.alerts:
+                    if campaigns is not None:
+                        await to_stage(alert)
+                        continue
                     stats["alerts"] += 1
                     metrics.alert(alert.detector, alert.severity, alert.status)
                     log.info(
@@ -346,6 +398,16 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                     await alerts_topic.send(key=alert.dedup_key.encode(),
                                             value=orjson.dumps(record))
                     await send_actions(record)
+                if campaigns is not None:
+                    runner = processor.runners.get(message.partition)
+                    if runner is not None and tick_due(
+                        ticked.get(message.partition, 0.0), runner.watermark
+                    ):
+                        # event time for the campaign stage, once a minute of it
+                        ticked[message.partition] = runner.watermark
+                        await campaign_topic.send(key=b"tick",
+                                                  value=encode_tick(runner.watermark),
+                                                  partition=0)
                 if outcome.summaries and batcher is not None:
                     # each summary goes to the partition of every linkage key, so
                     # the cluster agent of that partition sees every account that
@@ -384,7 +446,10 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                 try:
                     message = stream.current_event.message
                     for alert in clusters.handle(message.value, message.key, message.partition):
-                        await send_alert(alert, message.partition, message.offset)
+                        if campaigns is not None:
+                            await to_stage(alert)
+                        else:
+                            await send_alert(alert, message.partition, message.offset)
                     for reason, item in clusters.take_rejects():
                         stats["summaries_rejected"] += 1
                         metrics.rejected(f"summary: {reason}")  # its own label: not an event
@@ -396,9 +461,35 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                 finally:
                     checkpointer.leave()
 
+    if campaigns is not None:
+
+        @app.agent(campaign_topic, name="campaigns")
+        async def campaign_agent(stream: Any) -> None:
+            async for _ in stream:
+                if checkpointer.paused:
+                    await checkpointer.wait()
+                checkpointer.enter()
+                try:
+                    message = stream.current_event.message
+                    out = campaigns.handle(message.value)
+                    if out is None:
+                        reason = "campaign input: not a stage alert"
+                        metrics.rejected(reason)
+                        dead = DeadLetter(reason, message.value, message.key, message.topic,
+                                          message.partition, message.offset, None)
+                        await dlq_topic.send(key=message.key,
+                                             value=orjson.dumps(dead.to_record(clock())))
+                        continue
+                    for alert in out:
+                        await send_alert(alert, message.partition, message.offset)
+                finally:
+                    checkpointer.leave()
+
     account_changelog = table.changelog_topic.get_topic_name()
     cluster_changelog = (cluster_table.changelog_topic.get_topic_name()
                          if cluster_table is not None else "")
+    campaign_changelog = (campaign_table.changelog_topic.get_topic_name()
+                          if campaign_table is not None else "")
 
     def collect_state() -> list[Record]:
         """The hot state changed since the last checkpoint, as changelog
@@ -423,6 +514,13 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                 else:
                     cluster_table.data[key] = value
                 records.append((cluster_changelog, partition, key, value))
+        if campaigns is not None:
+            for partition, key, value in campaigns.checkpoint():
+                if value is None:
+                    campaign_table.data.pop(key, None)
+                else:
+                    campaign_table.data[key] = value
+                records.append((campaign_changelog, partition, key, value))
         stats["checkpoints"] += len(records)
         return records
 
@@ -589,6 +687,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
             clusters.revoke(
                 tp.partition for tp in revoked if tp.topic == settings.summaries_topic
             )
+        if campaigns is not None and any(tp.topic == settings.campaign_topic for tp in revoked):
+            campaigns.revoke()
 
     if clusters is not None:
         metrics.gauge(
@@ -598,7 +698,13 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                      ({"entry": "single"}, float(clusters.tracked()[1]))],
         )
 
+    if campaigns is not None:
+        metrics.gauge("distillwatch_campaigns_tracked",
+                      "Campaigns held in memory by this worker (firing, quiet or remembered).",
+                      lambda: [({}, float(campaigns.tracked()))])
+
     service = Service(settings, app, processor, stats, detect, checkpoint, table, metrics,
-                      recent_alerts, clusters, cluster_table, batcher, checkpointer, dlq_alarm)
+                      recent_alerts, clusters, cluster_table, batcher, checkpointer,
+                      dlq_alarm, campaigns, campaign_table)
     register_views(app, service)
     return service

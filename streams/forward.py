@@ -49,7 +49,7 @@ import orjson
 import structlog
 
 from streams.errors import ConfigError, DistillwatchError
-from streams.oncall import alertmanager_alert, pagerduty_event
+from streams.oncall import alertmanager_alert, is_member_record, pagerduty_event
 from streams.settings import SecretStr, Settings
 
 log = structlog.get_logger("distillwatch.forward")
@@ -136,7 +136,8 @@ class Forwarder:
                  timeout_s: float = 10.0, max_backoff_s: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep,
                  stop: threading.Event | None = None, remember: int = 100_000,
-                 alert_url: str = "", authorization: SecretStr | None = None) -> None:
+                 alert_url: str = "", authorization: SecretStr | None = None,
+                 members: bool | None = None) -> None:
         if target not in TARGETS:
             raise ConfigError(f"--to must be one of {TARGETS}, got {target!r}")
         if target == "pagerduty" and not routing_key:
@@ -156,6 +157,10 @@ class Forwarder:
         self.stop = stop or threading.Event()
         self.remember = remember
         self.alert_url = alert_url
+        # member records are one per account: an incident each in PagerDuty
+        # and Alertmanager, which group by dedup_key / labels; the campaign
+        # record is the incident. Webhooks (enforcement tooling) get them.
+        self.members = (target == "webhook") if members is None else members
         self.delivered: OrderedDict[str, None] = OrderedDict()
         self.counts = {"delivered": 0, "duplicates": 0, "rejected": 0, "retries": 0,
                        "dead_lettered": 0, "misconfigured": 0}
@@ -236,6 +241,9 @@ class Forwarder:
         raises :class:`DeliveryRejected` (this alert refused) or
         :class:`TargetMisconfigured` (every alert would be)."""
         alert_id = str(record.get("alert_id", ""))
+        if not self.members and is_member_record(record):
+            self.counts["skipped_members"] = self.counts.get("skipped_members", 0) + 1
+            return True
         if alert_id and alert_id in self.delivered:
             self.counts["duplicates"] += 1
             return True
@@ -389,7 +397,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     auth = os.environ.get("DISTILLWATCH_FORWARD_AUTHORIZATION", "")
     stop = threading.Event()
     forwarder = Forwarder(args.to, args.url, SecretStr(key) if key else None, stop=stop,
-                          alert_url=args.link_base or "",
+                          alert_url=args.link_base or "", members=args.members,
                           authorization=SecretStr(auth) if auth else None)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -476,4 +484,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-port", type=int, default=0,
                    help="serve the forwarder's counters on 127.0.0.1:PORT/metrics")
     p.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
+    p.add_argument("--members", action=argparse.BooleanOptionalAction, default=None,
+                   help="also deliver member records (campaign_member, cluster_member; one "
+                        "per account): default only to webhooks")
     p.set_defaults(func=cmd_forward)

@@ -24,7 +24,17 @@ def _details(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def subject(record: dict[str, Any]) -> str:
+    details = record.get("details") or {}
+    if record.get("detector") == "campaign" and details.get("campaign_id"):
+        return str(details["campaign_id"])
     return str(record.get("account_id") or record.get("dedup_key", "unknown"))
+
+
+def is_member_record(record: dict[str, Any]) -> bool:
+    """Member records (``campaign_member``, ``cluster_member``) are the
+    machine-readable membership of an incident, firing-only: ``forward``
+    skips them for PagerDuty and Alertmanager unless told otherwise."""
+    return str(record.get("detector", "")).endswith("_member")
 
 
 def pagerduty_event(record: dict[str, Any], routing_key: str,
@@ -37,6 +47,9 @@ def pagerduty_event(record: dict[str, Any], routing_key: str,
     ...     "summary": "x: distillation", "details": {}, "account_id": "x"}, "R" * 32)
     >>> ev["event_action"], ev["dedup_key"], ev["payload"]["severity"], ev["payload"]["source"]
     ('trigger', 'account:x', 'error', 'x')
+
+    A campaign's updates re-send its ``dedup_key``: PagerDuty updates the one
+    incident (``revision`` and the current member count in the details).
     """
     action = "trigger" if record["status"] == "firing" else "resolve"
     event: dict[str, Any] = {
@@ -60,6 +73,7 @@ def pagerduty_event(record: dict[str, Any], routing_key: str,
                 "episode_start": record.get("episode_start"),
                 "account_count": record.get("account_count"),
                 "accounts": record.get("accounts"),
+                "revision": record.get("revision", 0),
                 **_details(record),
             },
         }
@@ -80,6 +94,11 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
     ...     "account_id": "x"})
     >>> a["labels"]["alertname"], a["startsAt"], a["endsAt"]
     ('DistillationSuspected', '2026-02-23T10:00:00.000Z', '2026-02-23T11:00:00.000Z')
+
+    Labels identify an alert in Alertmanager, so they stay the same for every
+    record of one campaign episode (firing, updates, resolved: the resolved
+    record carries the episode's severity in ``details.firing_severity``);
+    an account alert that names a campaign gets a ``campaign`` label to group by.
     """
     labels = {
         # a pipeline alert (streams.dlq_alarm) is about the service, not an account
@@ -90,14 +109,23 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
         "subject": subject(record),
         "service": "distillwatch",
     }
+    details = record.get("details") or {}
     if record.get("status") == "firing":
         labels["severity"] = str(record.get("severity", "warning"))
+    elif details.get("firing_severity"):
+        labels["severity"] = str(details["firing_severity"])
+    if details.get("campaign_id"):
+        labels["campaign"] = str(details["campaign_id"])
     annotations = {
         "summary": record.get("summary", ""),
         "score": str(record.get("score", "")),
         "alert_id": str(record.get("alert_id", "")),
         "details": orjson.dumps(record.get("details", {})).decode(),
     }
+    if record.get("account_count"):
+        annotations["account_count"] = str(record["account_count"])
+    if record.get("revision"):
+        annotations["revision"] = str(record["revision"])
     alert: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,

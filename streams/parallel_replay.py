@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from detectors.alerts import Alert
+from detectors.campaign import CampaignStage, tick_due
 from detectors.cluster import AccountSummary, ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
@@ -40,6 +41,7 @@ from streams.stages import StageTimes, TimedSummarizer
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
 _KIND_ALERT = 0
 _KIND_SUMMARY = 1
+_KIND_TICK = 2
 
 
 class ParallelReplayError(RuntimeError):
@@ -71,6 +73,7 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         stats = ReadStats()
         partition_of = PartitionCache(partitions)
         seen: set[str] = set()
+        ticked = dict.fromkeys(runners, 0.0)
         items: list[Any] = []
         n = 0
         i = -1
@@ -97,6 +100,10 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
                 if runner.summaries:
                     for summary in runner.take_summaries():
                         items.append((i, _KIND_SUMMARY, summary.to_json()))
+                p = partition_of(acct)
+                if tick_due(ticked[p], runner.watermark):
+                    ticked[p] = runner.watermark
+                    items.append((i, _KIND_TICK, runner.watermark))
             n += 1
             if n == chunk:
                 conn.send_bytes(orjson.dumps({"events": n, "items": items}))
@@ -164,6 +171,7 @@ def replay_files_parallel(
         procs.append(proc)
 
     stage = ClusterStage(ClusterDetector, partitions)
+    campaigns = CampaignStage()
     every = times.every if times is not None else 0
     n_summaries = 0
     alerts: list[Alert] = []
@@ -191,9 +199,13 @@ def replay_files_parallel(
             # each child's items are in stream order; one event's items come
             # from one child only, so a merge on the event number keeps order
             streams = [msg["items"] for msg in chunks]
+            # one event's alerts (account, then cluster) go through the
+            # campaign stage in that order, as Replayer.process does
             for _, kind, payload in heapq.merge(*streams, key=lambda item: item[0]):
                 if kind == _KIND_ALERT:
-                    alerts.append(_alert_from_json(payload))
+                    alerts.extend(campaigns.process(_alert_from_json(payload)))
+                elif kind == _KIND_TICK:
+                    alerts.extend(campaigns.advance(payload))
                 else:
                     summary = AccountSummary.from_json(payload)
                     n_summaries += 1
@@ -204,8 +216,8 @@ def replay_files_parallel(
                         times.add("cluster", times.clock() - t0)
                     else:
                         found = stage.process(summary)
-                    if found:
-                        alerts.extend(found)
+                    for alert in found:
+                        alerts.extend(campaigns.process(alert))
             progress.update(chunks[0]["events"])
     finally:
         for c in conns:

@@ -210,12 +210,66 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
                  show_progress=False, on_event=on_event)
 
     labels: dict[str, str] = {}
+    full: list[dict[str, Any]] = []
     if getattr(args, "labels", None):
         from streams.replay_cli import load_labels
 
-        labels = {lab["account_id"]: lab["attack"] for lab in load_labels(args.labels)}
-    html_text = render(args, metrics, top, series, markers, max_score, labels, config)
+        full = load_labels(args.labels)
+        labels = {lab["account_id"]: lab["attack"] for lab in full}
+    html_text = render(args, metrics, top, series, markers, max_score, labels, config,
+                       campaign_rows(result.alerts, full))
     Path(args.report).write_text(html_text, encoding="utf-8")
+
+
+def campaign_rows(alerts: list[Any], labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per campaign episode: id, linkage keys, members, first alert
+    and, with labels, the labelled campaigns its members belong to and the
+    delay from the earliest of their starts to the first alert.
+
+    >>> from detectors.alerts import Alert
+    >>> a = Alert("campaign", "firing", "error", 0.9, 160.0, 160.0, "s",
+    ...           {"campaign_id": "c-1", "linkage_keys": ["pay:p"], "members": 2},
+    ...           accounts=("x", "y"), account_count=2)
+    >>> m = Alert("campaign_member", "firing", "warning", 0.9, 160.0, 160.0, "s",
+    ...           {"campaign_id": "c-1"}, account_id="x")
+    >>> rows = campaign_rows([a, m], [{"account_id": "x", "attack": "hydra",
+    ...                                "campaign": "hydra-1", "start": 100.0}])
+    >>> rows[0]["campaign_id"], rows[0]["members"], rows[0]["labelled"], rows[0]["delay_s"]
+    ('c-1', 2, ['hydra-1'], 60.0)
+    """
+    label_of = {lab["account_id"]: lab for lab in labels}
+    rows: dict[tuple[str, float], dict[str, Any]] = {}
+    for a in alerts:
+        details = a.details
+        cid = details.get("campaign_id")
+        if not cid or a.detector not in ("campaign", "campaign_member"):
+            continue
+        row = rows.get((cid, a.episode_start))
+        if row is None:
+            row = rows[(cid, a.episode_start)] = {
+                "campaign_id": cid, "episode_start": a.episode_start, "first_alert": a.ts,
+                "keys": [], "members": 0, "updates": 0, "resolved": None, "starts": [],
+                "labelled": set()}
+        if a.detector == "campaign_member":
+            lab = label_of.get(a.account_id or "")
+            if lab is not None:
+                row["labelled"].add(str(lab.get("campaign") or lab["attack"]))
+                row["starts"].append(float(lab["start"]))
+            continue
+        if a.status == "resolved":
+            row["resolved"] = a.ts
+            continue
+        row["first_alert"] = min(row["first_alert"], a.ts)
+        row["updates"] = max(row["updates"], a.revision)
+        row["keys"] = list(details.get("linkage_keys") or details.get("cluster_keys") or [])
+        row["members"] = max(row["members"], a.account_count)
+    out = []
+    for row in sorted(rows.values(), key=lambda r: (r["first_alert"], r["campaign_id"])):
+        starts = row.pop("starts")
+        row["delay_s"] = round(row["first_alert"] - min(starts), 3) if starts else None
+        row["labelled"] = sorted(row["labelled"])
+        out.append(row)
+    return out
 
 
 def _diverse(ranked: list[str], family: dict[str, str], n: int) -> list[str]:
@@ -243,7 +297,8 @@ def _fire_threshold(config: dict[str, Any]) -> float | None:
 def render(args: argparse.Namespace, metrics: dict[str, Any], top: list[str],
            series: dict[str, dict[str, list[tuple[float, float]]]],
            markers: dict[str, list[tuple[float, str]]], max_score: dict[str, float],
-           labels: dict[str, str], config: dict[str, Any]) -> str:
+           labels: dict[str, str], config: dict[str, Any],
+           campaigns: list[dict[str, Any]] | None = None) -> str:
     esc = html.escape
     files = ", ".join(Path(f).name for f in args.files)
     cards = [
@@ -283,6 +338,24 @@ def render(args: argparse.Namespace, metrics: dict[str, Any], top: list[str],
         for kind, row in [*benign["by_kind"].items(), ("all benign", benign["overall"])]:
             parts.append(f"<tr><td>{esc(kind)}</td><td>{row['accounts']}</td>"
                          f"<td>{row['flagged']}</td><td>{100 * row['fp_rate']:.2f}%</td></tr>")
+        parts.append("</table></section>")
+    if campaigns:
+        parts.append("<section><h2>Campaigns</h2><p class='meta'>One incident per campaign "
+                     "episode (dedup_key <code>campaign:&lt;id&gt;</code>); delay from the "
+                     "earliest labelled start of its members to its first alert.</p><table>"
+                     "<tr><th>campaign</th><th>linkage keys</th><th>members</th>"
+                     "<th>first alert (UTC)</th><th>updates</th><th>resolved</th>"
+                     "<th>labelled</th><th>delay</th></tr>")
+        for row in campaigns:
+            keys = row["keys"]
+            shown = ", ".join(keys[:6]) + (f" … (+{len(keys) - 6})" if len(keys) > 6 else "")
+            parts.append(
+                f"<tr><td><code>{esc(row['campaign_id'])}</code></td><td>{esc(shown)}</td>"
+                f"<td>{row['members']}</td><td>{esc(format_ts(row['first_alert'])[:19])}</td>"
+                f"<td>{row['updates']}</td>"
+                f"<td>{esc(format_ts(row['resolved'])[:19]) if row['resolved'] else '-'}</td>"
+                f"<td>{esc(', '.join(row['labelled'])) or '-'}</td>"
+                f"<td>{_delay(row['delay_s'])}</td></tr>")
         parts.append("</table></section>")
     if labels or max_score:
         groups: dict[str, list[float]] = {"benign accounts": [], "attack accounts": []}

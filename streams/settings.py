@@ -95,6 +95,17 @@ class Settings:
     summaries_topic: str = ""
     #: run the second, cluster stage (summaries topic, cluster agent and table)
     clusters_enabled: bool = True
+    #: run the third, campaign stage (needs the cluster stage): account and
+    #: cluster alerts go through the campaign topic (one partition; empty means
+    #: ``<app_id>-campaigns``) to the campaign agent, which publishes one
+    #: ``campaign`` incident per episode and one member record per account
+    campaigns_enabled: bool = True
+    campaign_topic: str = ""
+    #: at most one update of a campaign per this much event time
+    campaign_update_interval_s: float = 900.0
+    #: a campaign (or account episode) firing again within this of going
+    #: quiet re-opens the same episode; resolutions wait this long
+    campaign_holddown_s: float = 1800.0
     #: event-time spacing of an account's summaries (plus one on first sight)
     summary_interval_s: float = 300.0
     #: the worker buffers summaries and sends them as one message per summaries
@@ -188,6 +199,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.summaries_topic:
             object.__setattr__(self, "summaries_topic", f"{self.app_id}-summaries")
+        if not self.campaign_topic:
+            object.__setattr__(self, "campaign_topic", f"{self.app_id}-campaigns")
+        for name in ("campaign_update_interval_s", "campaign_holddown_s"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.broker and not self.broker.startswith("kafka://"):
             raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
         if self.partitions < 1:

@@ -167,10 +167,14 @@ def build_bundle(
         if not isinstance(details, Mapping):
             continue
         cluster_key = details.get("cluster_key")
+        shared_keys = details.get("shared_keys")
+        linkage = details.get("linkage_keys")
+        if cluster_key is None and isinstance(linkage, list) and linkage:
+            # a campaign record (detectors/campaign.py): every linkage key it carries
+            cluster_key, shared_keys = linkage[0], linkage[1:]
         if not isinstance(cluster_key, str) or ":" not in cluster_key \
                 or alert.get("account_id") is not None:
             continue
-        shared_keys = details.get("shared_keys")
         keys = [cluster_key] + [k for k in (shared_keys if isinstance(shared_keys, list) else [])
                                 if isinstance(k, str) and ":" in k]
         campaign_id = stix_id("campaign", str(alert.get("dedup_key")),

@@ -12,13 +12,19 @@ import orjson
 
 from detectors.alerts import SEVERITIES
 from streams.errors import ConfigError
-from streams.render import alert_line
+from streams.render import MEMBER_DETECTORS, alert_line, campaign_of
 from streams.settings import Settings
 
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
-def matches(record: dict[str, Any], severity: str | None, account: str | None) -> bool:
+def matches(record: dict[str, Any], severity: str | None, account: str | None,
+            campaign: str | None = None, members: bool = True) -> bool:
+    if campaign and campaign_of(record) != campaign:
+        return False
+    if not members and record.get("detector") in MEMBER_DETECTORS and not account \
+            and not campaign:
+        return False
     if severity and SEVERITY_RANK.get(record.get("severity", ""), -1) < SEVERITY_RANK[severity]:
         return False
     if account:
@@ -54,10 +60,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 except orjson.JSONDecodeError:
                     print(f"(unreadable message at offset {message.offset})", file=sys.stderr)
                     continue
-                if not isinstance(record, dict) or not matches(record, args.severity,
-                                                                args.account):
+                if not isinstance(record, dict) or not matches(
+                        record, args.severity, args.account, args.campaign,
+                        args.members or args.json):
                     continue
-                line = orjson.dumps(record).decode() if args.json else alert_line(record, colour)
+                if args.json:
+                    line = orjson.dumps(record).decode()
+                else:
+                    # a campaign's other records indent under it; members are
+                    # folded into the campaign line's count unless --members
+                    line = alert_line(record, colour)
+                    if campaign_of(record) and record.get("detector") != "campaign":
+                        line = "    " + line
                 print(line, flush=True)
                 shown += 1
                 if args.max and shown >= args.max:
@@ -75,6 +89,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--severity", choices=tuple(SEVERITY_RANK),
                    help="show this severity and above")
     p.add_argument("--account", help="only alerts about this account (or listing it)")
+    p.add_argument("--campaign", help="only one campaign's records (its id, c-...)")
+    p.add_argument("--members", action="store_true",
+                   help="also one line per member record (default: a campaign line counts "
+                        "its members; --account, --campaign and --json show them)")
     p.add_argument("--json", action="store_true", help="raw JSON lines")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     p.add_argument("--no-colour", action="store_true")

@@ -23,6 +23,15 @@ def liveness_topic(settings: Settings) -> str:
     return f"{settings.app_id}-liveness"
 
 
+def campaign_changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-campaign-state-changelog"
+
+
+def campaigns_on(settings: Settings) -> bool:
+    """The campaign stage runs on top of the cluster stage only."""
+    return settings.clusters_enabled and settings.campaigns_enabled
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; existing ones are left as they are."""
     from kafka import KafkaAdminClient
@@ -73,6 +82,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             wanted += [
                 (settings.summaries_topic, settings.partitions, bulk),
                 (cluster_changelog_topic(settings), settings.partitions, compact),
+            ]
+        if campaigns_on(settings):
+            # one partition: one stage sees every alert (streams.campaigns)
+            wanted += [
+                (settings.campaign_topic, 1, common),
+                (campaign_changelog_topic(settings), 1, compact),
             ]
         new = [
             NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)

@@ -5,7 +5,8 @@
 - ``/metrics``: Prometheus text format;
 - ``/accounts/{account_id}/``: the account's current features and scores,
   routed to the worker that owns the key (``table_route``);
-- ``/alerts/``: a small live HTML page of recent alerts; ``/alerts.json``;
+- ``/alerts/``: a small live HTML page of recent alerts, grouped by campaign
+  (``/alerts.json``: ``alerts`` newest first and the same ``groups``);
 - ``/actions.json``: response actions and their status (the actions topic);
   ``POST /actions/{id}/approve`` and ``POST /actions/{id}/reject`` with a
   JSON body ``{"reason": "...", "by": "name"}`` decide one (the token is
@@ -23,6 +24,7 @@ from faust.web import Request, Response, View
 
 from detectors.schema import MAX_ID_CHARS
 from streams.actions import ActionAlreadyDecided, ActionNotFound
+from streams.render import group_by_campaign
 
 ALERTS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -40,7 +42,8 @@ th{background:#f1f5f9;font-weight:600}td.num{font-variant-numeric:tabular-nums}
 .sev{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;
 color:#fff}.critical{background:#b91c1c}.error{background:#dc2626}.warning{background:#d97706}
 .info{background:#0284c7}.resolved td{color:#64748b}.st{font-size:12px;text-transform:uppercase}
-.empty{color:#64748b;padding:20px}a{color:#1d4ed8}
+.empty{color:#64748b;padding:20px}a{color:#1d4ed8}tr.camp td{background:#eef2ff;font-weight:600}
+tr.sub td:first-child{border-left:4px solid #c7d2fe}tr.sub td{font-size:13px}
 </style></head><body>
 <header><h1>distillwatch</h1><span>recent alerts on this worker · refreshes every 2 s ·
 <span id="stamp">loading…</span></span></header>
@@ -50,16 +53,27 @@ color:#fff}.critical{background:#b91c1c}.error{background:#dc2626}.warning{backg
 <script>
 function esc(s){return String(s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",
 '"':"&quot;","'":"&#39;"}[c]));}
+function row(a,cls){
+  const subj=a.account_id?`<a href="/accounts/${encodeURIComponent(a.account_id)}/">`+
+    `${esc(a.account_id)}</a>`:`${esc(a.dedup_key)} (${a.account_count} accounts)`;
+  return `<tr class="${esc(a.status)} ${cls}"><td class="num">`+
+    `${esc(a.ts.slice(0,19).replace("T"," "))}</td><td class="st">${esc(a.status)}`+
+    `${a.revision?" · update "+a.revision:""}</td><td><span class="sev ${esc(a.severity)}">`+
+    `${esc(a.severity)}</span></td><td>${subj}</td><td class="num">${a.score.toFixed(2)}</td>`+
+    `<td>${esc(a.summary)}</td></tr>`;}
 async function refresh(){
   try{
     const r=await fetch("/alerts.json",{cache:"no-store"});const data=await r.json();
-    const rows=data.alerts.map(a=>{
-      const subj=a.account_id?`<a href="/accounts/${encodeURIComponent(a.account_id)}/">`+
-        `${esc(a.account_id)}</a>`:`${esc(a.dedup_key)} (${a.account_count} accounts)`;
-      return `<tr class="${esc(a.status)}"><td class="num">${esc(a.ts.slice(0,19).replace("T"," "))}`+
-        `</td><td class="st">${esc(a.status)}</td><td><span class="sev ${esc(a.severity)}">`+
-        `${esc(a.severity)}</span></td><td>${subj}</td><td class="num">${a.score.toFixed(2)}</td>`+
-        `<td>${esc(a.summary)}</td></tr>`;});
+    // one block per campaign: its latest record, then its account alerts;
+    // member records fold into a count (the campaign's account_count)
+    const rows=data.groups.map(g=>{
+      if(!g.campaign_id)return row(g.record,"");
+      let out=row(g.record,"camp");
+      out+=g.accounts.map(a=>row(a,"sub")).join("");
+      if(g.members.length)out+=`<tr class="sub"><td></td><td colspan="5">`+
+        `${g.members.length} member record(s) on this worker: `+
+        g.members.slice(-20).map(m=>esc(m.account_id)).join(", ")+`</td></tr>`;
+      return out;});
     document.getElementById("rows").innerHTML=rows.length?rows.join(""):
       '<tr><td colspan="6" class="empty">No alerts yet.</td></tr>';
     document.getElementById("stamp").textContent="updated "+new Date().toISOString().slice(11,19)+
@@ -105,7 +119,9 @@ def register_views(app: faust.App, service: Any) -> None:
 
     @app.page("/alerts.json")
     async def alerts_json(web: Any, request: Request) -> Response:
-        return web.json({"alerts": list(reversed(recent)),
+        records = list(recent)
+        return web.json({"alerts": list(reversed(records)),
+                         "groups": group_by_campaign(records),
                          "events_processed": service.stats["events"]})
 
     @app.page("/alerts/")

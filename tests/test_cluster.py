@@ -422,7 +422,7 @@ def test_replay_includes_cluster_alerts_deterministically():
     events = [parse_event(e) for e in sim.events]
 
     def run(clusters):
-        rep = Replayer(Detector, partitions=4, clusters=clusters)
+        rep = Replayer(Detector, partitions=4, clusters=clusters, campaigns=False)
         return [a for e in events for a in rep.process(e)]
 
     on, again, off = run(True), run(True), run(False)

@@ -48,7 +48,10 @@ def hydra_events(members: int = 8, minutes: int = 40, seed: int = 3) -> list[tup
 
 
 def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
-    worker = worker_factory(DISTILLWATCH_SUMMARIES_TOPIC=f"sum-{time.monotonic_ns()}").start()
+    # the cluster stage on its own: its raw alerts on the alerts topic (the
+    # campaign stage is tested live in tests/test_campaign_live.py)
+    worker = worker_factory(DISTILLWATCH_SUMMARIES_TOPIC=f"sum-{time.monotonic_ns()}",
+                            DISTILLWATCH_CAMPAIGNS_ENABLED="false").start()
     summaries_topic = worker.env["DISTILLWATCH_SUMMARIES_TOPIC"]
     worker.wait_log("partitions_assigned", timeout=45)
 

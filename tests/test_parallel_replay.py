@@ -51,8 +51,10 @@ def test_parallel_replay_is_byte_identical(logs: list[Path], jobs: int) -> None:
     many = replay_files(logs, partitions=8, show_progress=False, jobs=jobs)
     assert many.replayer is None
     assert _records(one.alerts) == _records(many.alerts)
-    assert any(a.detector == "cluster" for a in one.alerts)
-    assert {a.status for a in one.alerts} == {"firing", "resolved"}
+    assert any(a.detector == "campaign" for a in one.alerts)  # stage 3 folds clusters
+    # resolutions wait the campaign stage's hold-down (30 min), longer than
+    # this log runs after its last episode; firing ones are all there
+    assert "firing" in {a.status for a in one.alerts}
     assert one.stats == many.stats and one.stats.bad == 2 and one.stats.late >= 1
     assert one.accounts == many.accounts
     assert one.seen_accounts == many.seen_accounts

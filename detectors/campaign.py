@@ -1,0 +1,959 @@
+"""Stage 3: fold cluster, member and account alerts into campaigns.
+
+The cluster stage (:mod:`detectors.cluster`) fires one incident per linkage
+key; a hydra campaign shares many keys (its card, its ranges, its client, each
+of its templates), so on-call used to receive dozens of incidents and a member
+alert per account per key. :class:`CampaignStage` sits after the cluster and
+account stages and turns their alerts into what on-call pages on:
+
+* **one ``campaign`` alert per episode**: firing clusters that share a
+  linkage key or a member belong to one campaign (a union-find over cluster
+  keys and members; forgotten ``forget_after_s`` after the campaign resolved,
+  so unrelated episodes do not merge forever). Its ``dedup_key`` is
+  ``campaign:<campaign id>``; the id is a hash of the founding cluster
+  episode (cluster key and episode start, both event-time facts), the same in
+  live and replay. Growth or a material change of evidence re-sends the same
+  ``dedup_key`` as an update (``revision`` > 0, its own ``alert_id``) at most
+  once per ``update_interval_s``; it resolves ``holddown_s`` after the last
+  of its clusters resolved, and a cluster firing again before then re-opens
+  the same episode instead of a new incident;
+* **one ``campaign_member`` record per account per campaign episode** naming
+  the campaign (instead of one ``cluster_member`` per key and rescoring);
+* **account alerts folded**: an account in a firing campaign opens no
+  account incident of its own unless its score is above the campaign's by
+  ``account_margin``; when it does, or when it fired first, the alert names
+  the campaign. An account's resolution is held ``holddown_s``: firing again
+  before then continues the same episode (same ``episode_start``, same ids).
+
+Everything else (other detectors) passes through unchanged. The stage is pure
+and deterministic: time is the alerts' event time, state is bounded (capped
+member sets, capped key lists, forgetting), and it is checkpointed per
+campaign (:meth:`take_dirty`, :meth:`snapshot`), like the cluster stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Final
+
+import orjson
+from mypy_extensions import mypyc_attr
+
+from detectors.alerts import MAX_ACCOUNTS_LISTED, SEVERITIES, Alert, make_alert_id
+from detectors.cluster import BloomFilter, account_hash
+from detectors.errors import CorruptState
+
+NAME: Final = "campaign"
+MEMBER_NAME: Final = "campaign_member"
+CLUSTER_NAMES: Final = ("cluster",)
+CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
+ACCOUNT_NAMES: Final = ("account",)
+_VERSION: Final = 1
+#: event-time spacing of the watermark ticks each events partition sends
+TICK_S: Final = 60.0
+#: identity linkage keys: one payer, network or organisation. Behaviour keys
+#: (templates, topic mix, client) are shared by unrelated actors as well.
+STRONG_KINDS: Final = ("pay", "ip", "org")
+_ALERT_FIELDS: Final = (
+    "detector", "status", "severity", "score", "ts", "episode_start", "summary", "details",
+    "account_id", "accounts", "account_count", "revision",
+)
+
+
+def campaign_id(cluster_key: str, episode_start: float) -> str:
+    """The id of a campaign founded by one cluster episode.
+
+    >>> campaign_id("pay:pm_1", 1771840800.0)
+    'c-77fc6020a963f405'
+    >>> campaign_id("pay:pm_1", 1771840800.0004) == campaign_id("pay:pm_1", 1771840800.0)
+    True
+    """
+    material = f"{cluster_key}|{int(round(episode_start * 1000))}".encode()
+    return "c-" + hashlib.blake2b(material, digest_size=8).hexdigest()
+
+
+def encode_alert(alert: Alert) -> bytes:
+    """An alert as it travels between the stages (exact floats; not the
+    public record, which rounds the score and formats times)."""
+    obj: dict[str, Any] = {}
+    for name in _ALERT_FIELDS:
+        obj[name] = getattr(alert, name)
+    return orjson.dumps(obj)
+
+
+def decode_alert(data: bytes) -> Alert:
+    """Inverse of :func:`encode_alert`; bad input raises :class:`CorruptState`."""
+    try:
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict):
+            raise TypeError("not an object")
+        details = obj.get("details") or {}
+        if not isinstance(details, dict):
+            raise TypeError("details is not an object")
+        acct = obj.get("account_id")
+        return Alert(
+            detector=str(obj["detector"]),
+            status=str(obj["status"]),
+            severity=str(obj["severity"]),
+            score=float(obj["score"]),
+            ts=float(obj["ts"]),
+            episode_start=float(obj["episode_start"]),
+            summary=str(obj.get("summary", "")),
+            details=details,
+            account_id=None if acct is None else str(acct),
+            accounts=tuple(str(a) for a in obj.get("accounts") or ()),
+            account_count=int(obj.get("account_count") or 0),
+            revision=int(obj.get("revision") or 0),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptState(f"cannot decode stage alert: {exc}") from None
+
+
+class Campaign:
+    """One campaign: its keys, members and lifecycle (learned state only)."""
+
+    __slots__ = (
+        "cid", "founded", "episode_start", "first_ts", "last_ts", "state", "quiet_since",
+        "keys", "firing_keys", "linked", "members", "overflow", "member_count", "listed",
+        "score", "peak", "severity", "evidence", "revision", "sent_ts", "sent_members",
+        "sent_keys", "sent_score", "pending", "merged_into",
+    )
+
+    def __init__(self, cid: str, ts: float) -> None:
+        self.cid = cid
+        #: event time of the founding cluster episode (orders campaigns on merge)
+        self.founded = ts
+        self.episode_start = ts
+        self.first_ts = ts
+        self.last_ts = ts
+        #: "firing", "quiet" (every cluster resolved, within the hold-down) or
+        #: "resolved" (remembered for re-identification until forgotten)
+        self.state = "firing"
+        self.quiet_since = 0.0
+        #: cluster keys that fired in this campaign -> their latest score
+        self.keys: dict[str, float] = {}
+        self.firing_keys: set[str] = set()
+        #: further linkage keys its clusters' members share (capped)
+        self.linked: list[str] = []
+        #: members named this episode (account hash -> named through an
+        #: identity key): exact up to a cap, then a Bloom filter
+        self.members: dict[int, bool] = {}
+        self.overflow: BloomFilter | None = None
+        self.member_count = 0
+        #: a capped, sorted sample of member ids for the alert
+        self.listed: list[str] = []
+        self.score = 0.0
+        self.peak = 0.0
+        self.severity = "warning"
+        #: per cluster key: score, reasons and core size (capped)
+        self.evidence: dict[str, dict[str, Any]] = {}
+        self.revision = 0
+        self.sent_ts = 0.0
+        self.sent_members = 0
+        self.sent_keys = 0
+        self.sent_score = 0.0
+        self.pending = False
+        self.merged_into = ""
+
+    def has_member(self, h: int) -> bool:
+        if h in self.members:
+            return True
+        return self.overflow is not None and h in self.overflow
+
+    def has_core(self, h: int) -> bool:
+        """Named through an identity key (card, range, org): what merges campaigns."""
+        if self.members.get(h, False):
+            return True
+        return self.overflow is not None and h in self.overflow
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cid": self.cid, "founded": self.founded, "episode_start": self.episode_start,
+            "first_ts": self.first_ts, "last_ts": self.last_ts, "state": self.state,
+            "quiet_since": self.quiet_since, "keys": self.keys,
+            "firing_keys": sorted(self.firing_keys), "linked": self.linked,
+            "members": [f"{h:016x}{'+' if core else ''}" for h, core in self.members.items()],
+            "overflow": None if self.overflow is None else self.overflow.to_json(),
+            "member_count": self.member_count, "listed": self.listed, "score": self.score,
+            "peak": self.peak, "severity": self.severity, "evidence": self.evidence,
+            "revision": self.revision, "sent_ts": self.sent_ts,
+            "sent_members": self.sent_members, "sent_keys": self.sent_keys,
+            "sent_score": self.sent_score, "pending": self.pending,
+            "merged_into": self.merged_into,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Campaign:
+        try:
+            c = cls(str(obj["cid"]), float(obj["founded"]))
+            c.episode_start = float(obj["episode_start"])
+            c.first_ts = float(obj["first_ts"])
+            c.last_ts = float(obj["last_ts"])
+            c.state = str(obj["state"])
+            if c.state not in ("firing", "quiet", "resolved"):
+                raise ValueError(f"unknown campaign state {c.state!r}")
+            c.quiet_since = float(obj["quiet_since"])
+            c.keys = {str(k): float(v) for k, v in dict(obj["keys"]).items()}
+            c.firing_keys = {str(k) for k in obj["firing_keys"]}
+            c.linked = [str(k) for k in obj["linked"]]
+            c.members = {int(str(h)[:16], 16): str(h).endswith("+") for h in obj["members"]}
+            ov = obj.get("overflow")
+            c.overflow = None if ov is None else BloomFilter.from_json(ov)
+            c.member_count = int(obj["member_count"])
+            c.listed = [str(a) for a in obj["listed"]]
+            c.score = float(obj["score"])
+            c.peak = float(obj["peak"])
+            c.severity = str(obj["severity"])
+            c.evidence = {str(k): dict(v) for k, v in dict(obj["evidence"]).items()}
+            c.revision = int(obj["revision"])
+            c.sent_ts = float(obj["sent_ts"])
+            c.sent_members = int(obj["sent_members"])
+            c.sent_keys = int(obj["sent_keys"])
+            c.sent_score = float(obj["sent_score"])
+            c.pending = bool(obj["pending"])
+            c.merged_into = str(obj.get("merged_into", ""))
+        except CorruptState:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptState(f"cannot restore campaign: {exc}") from None
+        return c
+
+
+def encode_campaign(c: Campaign) -> bytes:
+    return orjson.dumps(c.to_json())
+
+
+def decode_campaign(data: bytes) -> Campaign:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptState(f"cannot restore campaign: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CorruptState("cannot restore campaign: not an object")
+    return Campaign.from_json(obj)
+
+
+# (compiled by streams.native: tests and tools may still subclass it)
+@mypyc_attr(allow_interpreted_subclasses=True)
+class CampaignStage:
+    """Folds one stream of stage alerts (cluster, cluster member, account)
+    into campaign incidents. One instance sees every alert (live: the single
+    partition of the campaign topic; replay: in the order the stages emit).
+
+    Parameters
+    ----------
+    update_interval_s
+        At most one update of a campaign per this much event time.
+    growth
+        Relative growth of the member count that counts as material (new
+        cluster keys and a score rising by ``score_step`` do too).
+    score_step
+        Rise of the campaign score that counts as material.
+    holddown_s
+        A campaign (or an account episode) that went quiet and fires again
+        within this re-opens the same episode; it is resolved only after it.
+    forget_after_s
+        A resolved campaign's keys still identify it for this long (a new
+        episode on them keeps the campaign id), then it is forgotten.
+    account_margin
+        An account in a firing campaign opens its own incident only when its
+        score exceeds the campaign's by more than this.
+    max_members
+        Members kept exactly per campaign; beyond, a Bloom filter of
+        ``bloom_bits`` remembers who was named.
+    max_keys
+        Linkage keys and per-key evidence kept per campaign.
+    join_overlap
+        Share of a firing cluster's listed members a campaign must already
+        hold for the cluster to join it (behaviour keys) or merge it
+        (identity keys).
+    join_members
+        ... or, for an identity key, this many of them, whatever the share.
+    sweep_interval_s
+        Event-time spacing of the resolution / update / forgetting sweeps.
+
+    Examples
+    --------
+    >>> stage = CampaignStage()
+    >>> fire = Alert("cluster", "firing", "error", 0.9, 1e9, 1e9, "s",
+    ...              {"cluster_key": "pay:p1", "shared_keys": ["pay:p1", "ua:x"]},
+    ...              accounts=("a", "b", "c"), account_count=3)
+    >>> out = stage.process(fire)
+    >>> [(a.detector, a.account_id or a.dedup_key) for a in out]  # doctest: +NORMALIZE_WHITESPACE
+    [('campaign', 'campaign:c-ad3ab11d78b1a742'), ('campaign_member', 'a'),
+     ('campaign_member', 'b'), ('campaign_member', 'c')]
+    >>> second = replace(fire, ts=1e9 + 60, episode_start=1e9 + 60,
+    ...                  details={"cluster_key": "ua:x"}, accounts=("c", "d"))
+    >>> [(a.detector, a.account_id) for a in stage.process(second)]
+    [('campaign_member', 'd')]
+    >>> acct = Alert("account", "firing", "error", 0.8, 1e9 + 90, 1e9 + 90, "s", {}, "d")
+    >>> stage.process(acct)
+    []
+    """
+
+    def __init__(
+        self,
+        update_interval_s: float = 900.0,
+        growth: float = 0.25,
+        score_step: float = 0.05,
+        holddown_s: float = 1800.0,
+        forget_after_s: float = 6 * 3600.0,
+        account_margin: float = 0.05,
+        max_members: int = 4096,
+        max_keys: int = 64,
+        bloom_bits: int = 1 << 18,
+        sweep_interval_s: float = 60.0,
+        max_campaigns: int = 10_000,
+        join_overlap: float = 0.5,
+        join_members: int = 2,
+    ) -> None:
+        if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
+            raise ValueError("campaign intervals must be >= 0")
+        if growth <= 0 or score_step <= 0:
+            raise ValueError("growth and score_step must be > 0")
+        if max_members < 1 or max_keys < 1 or max_campaigns < 1 or bloom_bits < 64:
+            raise ValueError("campaign caps must be positive (bloom_bits >= 64)")
+        if join_members < 1:
+            raise ValueError(f"join_members must be >= 1, got {join_members!r}")
+        if not 0.0 < join_overlap <= 1.0:
+            raise ValueError(f"join_overlap must be in (0, 1], got {join_overlap!r}")
+        if sweep_interval_s <= 0:
+            raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
+        self.update_interval_s = update_interval_s
+        self.growth = growth
+        self.score_step = score_step
+        self.holddown_s = holddown_s
+        self.forget_after_s = forget_after_s
+        self.account_margin = account_margin
+        self.max_members = max_members
+        self.max_keys = max_keys
+        self.bloom_bits = bloom_bits
+        self.sweep_interval_s = sweep_interval_s
+        self.max_campaigns = max_campaigns
+        self.join_overlap = join_overlap
+        self.join_members = join_members
+        # learned state
+        self._campaigns: dict[str, Campaign] = {}
+        self._by_key: dict[str, str] = {}  # fired cluster key -> campaign id
+        #: account id -> (engine episode start, campaign id or "" , folded?)
+        self._accounts: dict[str, tuple[float, str, bool]] = {}
+        #: account id -> (kept episode start, held resolved alert, due ts)
+        self._held: dict[str, tuple[float, Alert, float]] = {}
+        #: account id -> the episode start its engine episodes are reported under
+        self._alias: dict[str, tuple[float, float]] = {}
+        self._watermark = 0.0
+        self._next_sweep = 0.0
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._meta_dirty = False
+
+    # ------------------------------------------------------------ process
+    def advance(self, t: float) -> list[Alert]:
+        """Event time moved on to ``t`` (a partition's watermark, sent at
+        most once per ``TICK_S`` of it): quiet campaigns and held account
+        resolutions must come out without waiting for the next alert."""
+        out: list[Alert] = []
+        if t > self._watermark:
+            self._watermark = t
+            if t >= self._next_sweep:
+                if self._next_sweep:
+                    out.extend(self.sweep())
+                step = self.sweep_interval_s
+                self._next_sweep = (t // step + 1) * step
+                self._meta_dirty = True
+        return out
+
+    def process(self, alert: Alert) -> list[Alert]:
+        """One stage alert in; the alerts to publish out (event-time ordered)."""
+        out = self.advance(alert.ts)
+        det = alert.detector
+        if det in CLUSTER_NAMES:
+            if alert.status == "firing":
+                out.extend(self._cluster_fired(alert))
+            else:
+                out.extend(self._cluster_resolved(alert))
+        elif det in CLUSTER_MEMBER_NAMES:
+            out.extend(self._cluster_member(alert))
+        elif det in ACCOUNT_NAMES and alert.account_id is not None:
+            out.extend(self._account(alert))
+        else:
+            out.append(alert)
+        return out
+
+    # ----------------------------------------------------------- clusters
+    def _cluster_key(self, alert: Alert) -> str:
+        return str(alert.details.get("cluster_key", ""))
+
+    def _live(self, cid: str) -> Campaign | None:
+        """The campaign a (possibly merged) id now stands for."""
+        seen = 0
+        c = self._campaigns.get(cid)
+        while c is not None and c.merged_into and seen < 16:
+            c = self._campaigns.get(c.merged_into)
+            seen += 1
+        return c
+
+    def _overlap(self, c: Campaign, hashes: list[int], core: bool) -> float:
+        """How much of a cluster's listed core a campaign holds. With ``core``
+        (an identity cluster deciding merges) only members named through
+        identity keys count, unless the campaign has none (one founded on
+        behaviour keys alone), and ``join_members`` of them count as all."""
+        if not hashes:
+            return 0.0
+        if core and any(_kind(k) in STRONG_KINDS for k in c.keys):
+            n = sum(1 for h in hashes if c.has_core(h))
+        else:
+            n = sum(1 for h in hashes if c.has_member(h))
+        if core and n >= self.join_members:
+            return 1.0
+        return n / len(hashes)
+
+    def _cluster_fired(self, alert: Alert) -> list[Alert]:
+        key = self._cluster_key(alert)
+        t = alert.ts
+        found: dict[str, Campaign] = {}
+        owner = self._by_key.get(key)
+        if owner is not None:
+            c = self._live(owner)
+            if c is not None:
+                found[c.cid] = c
+        shared = alert.details.get("shared_keys")
+        hashes = [account_hash(a) for a in alert.accounts]
+        if _kind(key) in STRONG_KINDS:
+            # an identity key (card, network range, org) merges every campaign
+            # it links: one holding most of its members, one whose identity
+            # key its members share, or one whose keys agree with theirs on
+            # two kinds of behaviour key (client and topic mix, say: either
+            # alone is shared by unrelated actors)
+            mine = [str(k) for k in shared] if isinstance(shared, list) else []
+            for c in self._active():
+                if c.cid in found:
+                    continue
+                if self._overlap(c, hashes, True) >= self.join_overlap or _linked(c, mine, key):
+                    found[c.cid] = c
+        elif not found:
+            # a behaviour key (template, topic mix, client) is shared by
+            # unrelated actors too: it joins the one campaign holding most of
+            # its members, and never merges two
+            best: Campaign | None = None
+            best_share = 0.0
+            for c in sorted(self._active(), key=_seniority):
+                share = self._overlap(c, hashes, False)
+                if share > best_share:
+                    best, best_share = c, share
+            if best is not None and best_share >= self.join_overlap:
+                found[best.cid] = best
+            elif best is not None:
+                # mostly accounts other campaigns already named: it founds a
+                # campaign of its own only if enough of it is new
+                active = self._active()
+                new = sum(1 for h in hashes if not any(c.has_member(h) for c in active))
+                if new < max(self.join_members, self.join_overlap * len(hashes)):
+                    found[best.cid] = best
+        out: list[Alert] = []
+        if not found:
+            c = Campaign(campaign_id(key, alert.episode_start), t)
+            if c.cid in self._campaigns:  # the same founding episode again (re-processing)
+                c = self._campaigns[c.cid]
+            self._campaigns[c.cid] = c
+            self._open_episode(c, t)
+        else:
+            c = self._merge(sorted(found.values(), key=_seniority), t, out)
+            if c.state == "resolved":
+                self._open_episode(c, t)
+            elif c.state == "quiet":  # fired again within the hold-down: same episode
+                c.state = "firing"
+                c.quiet_since = 0.0
+        self._dirty.add(c.cid)
+        new_key = key not in c.keys
+        c.keys[key] = round(alert.score, 4)
+        c.firing_keys.add(key)
+        self._by_key[key] = c.cid
+        if isinstance(shared, list):
+            for k in shared:
+                sk = str(k)
+                if sk != key and sk not in c.linked and len(c.linked) < self.max_keys:
+                    c.linked.append(sk)
+        if len(c.evidence) < self.max_keys or key in c.evidence:
+            c.evidence[key] = {
+                "score": round(alert.score, 4),
+                "reasons": list(alert.details.get("reasons") or []),
+                "core_members": alert.account_count,
+                "episode_start": alert.episode_start,
+            }
+        c.score = max(round(alert.score, 4), self._key_score(c))
+        c.peak = max(c.peak, c.score)
+        c.last_ts = max(c.last_ts, t)
+        earlier = c.sent_ts > 0.0 and t < c.first_ts
+        if earlier:
+            c.first_ts = t
+        members = self._add_members(c, alert.accounts, t, alert, _kind(key) in STRONG_KINDS)
+        if c.revision == 0 and c.sent_ts == 0.0:
+            c.severity = alert.severity
+            out.append(self._firing(c, t))
+        elif earlier:
+            # live only: a cluster that fired earlier in event time arrived after
+            # the campaign's page (a lagging partition); its evidence predates
+            # the page, so the update goes out now, at its own event time
+            c.revision += 1
+            out.append(self._firing(c, t))
+        elif new_key and _kind(key) in STRONG_KINDS:
+            c.pending = True
+        out.extend(members)
+        self._maybe_update(c, t, out)
+        return out
+
+    def _key_score(self, c: Campaign) -> float:
+        best = 0.0
+        for k in c.firing_keys:
+            best = max(best, c.keys.get(k, 0.0))
+        return best
+
+    def _open_episode(self, c: Campaign, t: float) -> None:
+        c.state = "firing"
+        c.episode_start = t
+        c.first_ts = t
+        c.quiet_since = 0.0
+        c.members = {}
+        c.overflow = None
+        c.member_count = 0
+        c.listed = []
+        c.peak = 0.0
+        c.revision = 0
+        c.sent_ts = 0.0
+        c.sent_members = c.sent_keys = 0
+        c.sent_score = 0.0
+        c.pending = False
+        c.evidence = {}
+
+    def _active(self) -> list[Campaign]:
+        return [c for c in self._campaigns.values()
+                if c.state != "resolved" and not c.merged_into]
+
+    def _merge(self, cs: list[Campaign], t: float, out: list[Alert]) -> Campaign:
+        """Union of campaigns found to be one: the senior (earliest founded)
+        absorbs the others; an absorbed one that was paged resolves, naming it."""
+        head = cs[0]
+        for other in cs[1:]:
+            if other.state != "resolved" and other.sent_ts:
+                out.append(self._resolved(other, t, merged_into=head.cid))
+            for k, s in other.keys.items():
+                head.keys[k] = max(s, head.keys.get(k, 0.0))
+                self._by_key[k] = head.cid
+            head.firing_keys |= other.firing_keys
+            for k in other.linked:
+                if k not in head.linked and len(head.linked) < self.max_keys:
+                    head.linked.append(k)
+            for k, ev in other.evidence.items():
+                if len(head.evidence) < self.max_keys:
+                    head.evidence.setdefault(k, ev)
+            if other.state != "resolved":
+                for h, core in other.members.items():
+                    self._remember_member(head, h, core)
+                if other.overflow is not None:  # counted, not listable: keep the count
+                    head.member_count += max(0, other.member_count - len(other.members))
+                for a in other.listed:
+                    if a not in head.listed:
+                        head.listed.append(a)
+                head.listed.sort()
+                del head.listed[MAX_ACCOUNTS_LISTED:]
+                if head.state == "resolved":
+                    self._open_episode(head, min(t, other.episode_start))
+                    for h, core in other.members.items():
+                        self._remember_member(head, h, core)
+                    head.listed = sorted(other.listed)[:MAX_ACCOUNTS_LISTED]
+                    if other.sent_ts:
+                        head.pending = True
+                head.episode_start = min(head.episode_start, other.episode_start)
+                head.first_ts = min(head.first_ts, other.first_ts)
+                head.peak = max(head.peak, other.peak)
+                if head.state == "quiet" and other.state == "firing":
+                    head.state = "firing"
+                    head.quiet_since = 0.0
+            head.last_ts = max(head.last_ts, other.last_ts)
+            other.merged_into = head.cid
+            other.state = "resolved"
+            other.firing_keys = set()
+            other.members = {}
+            other.overflow = None
+            other.keys = {}
+            self._dirty.add(other.cid)
+            head.pending = True
+        self._dirty.add(head.cid)
+        return head
+
+    def _remember_member(self, c: Campaign, h: int, core: bool) -> bool:
+        """Add a member hash; False if it was already named this episode."""
+        if c.has_member(h):
+            if core and h in c.members:
+                c.members[h] = True
+            return False
+        if len(c.members) < self.max_members:
+            c.members[h] = core
+        else:
+            if c.overflow is None:
+                c.overflow = BloomFilter(self.bloom_bits)
+            c.overflow.add(h)
+        c.member_count += 1
+        return True
+
+    def _add_members(
+        self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool
+    ) -> list[Alert]:
+        out = []
+        others = [o for o in self._active() if o is not c]
+        for acct in sorted(accounts):
+            h = account_hash(acct)
+            if any(o.has_member(h) for o in others):
+                continue  # named by the campaign it joined first
+            if self._remember_member(c, h, core):
+                if len(c.listed) < MAX_ACCOUNTS_LISTED:
+                    c.listed.append(acct)
+                    c.listed.sort()
+                out.append(self._member(c, acct, t, source))
+        if out:
+            self._dirty.add(c.cid)
+        return out
+
+    def _cluster_member(self, alert: Alert) -> list[Alert]:
+        acct = alert.account_id
+        if acct is None:
+            return []
+        key = str(alert.details.get("cluster_key", ""))
+        owner = self._by_key.get(key)
+        c = self._live(owner) if owner is not None else None
+        if c is None or c.state == "resolved":
+            return []  # its cluster's campaign is gone; the member adds nothing pageable
+        t = alert.ts
+        out: list[Alert] = []
+        c.last_ts = max(c.last_ts, t)
+        out.extend(self._add_members(c, (acct,), t, alert, _kind(key) in STRONG_KINDS))
+        if out:
+            self._maybe_update(c, t, out)
+        return out
+
+    def _cluster_resolved(self, alert: Alert) -> list[Alert]:
+        key = self._cluster_key(alert)
+        owner = self._by_key.get(key)
+        c = self._live(owner) if owner is not None else None
+        if c is None:
+            return []
+        c.firing_keys.discard(key)
+        c.last_ts = max(c.last_ts, alert.ts)
+        self._dirty.add(c.cid)
+        if not c.firing_keys and c.state == "firing":
+            c.state = "quiet"
+            c.quiet_since = alert.ts
+            if alert.ts + self.holddown_s <= self._watermark:
+                # quiet for the hold-down already (a lagging partition, live)
+                out = [self._resolved(c, alert.ts + self.holddown_s)]
+                self._close(c)
+                return out
+        return []
+
+    # ------------------------------------------------------------ accounts
+    def _campaign_of(self, account_id: str) -> Campaign | None:
+        h = account_hash(account_id)
+        for c in self._active():
+            if c.has_member(h):
+                return c
+        return None
+
+    def _account(self, alert: Alert) -> list[Alert]:
+        acct = alert.account_id
+        assert acct is not None
+        out: list[Alert] = []
+        if alert.status == "firing":
+            held = self._held.pop(acct, None)
+            if held is not None:
+                # re-fired within the hold-down: the same episode goes on
+                self._alias[acct] = (alert.episode_start, held[0])
+                self._meta_dirty = True
+                return out
+            c = self._campaign_of(acct)
+            # only a campaign already firing at the alert's event time folds
+            # it: live, an account alert from a lagging partition can arrive
+            # after a campaign that started later in event time (replay would
+            # have passed it, in event-time order)
+            if c is not None and c.state == "firing" and c.episode_start <= alert.ts and (
+                alert.score <= c.score + self.account_margin
+            ):
+                self._accounts[acct] = (alert.episode_start, c.cid, True)
+                self._meta_dirty = True
+                return out  # folded: the campaign's incident covers it
+            self._accounts[acct] = (alert.episode_start, c.cid if c is not None else "", False)
+            self._meta_dirty = True
+            out.append(self._name_campaign(alert, c))
+            return out
+        # resolved
+        alias = self._alias.pop(acct, None)
+        if alias is not None and alias[0] == alert.episode_start:
+            alert = replace(alert, episode_start=alias[1])
+        known = self._accounts.pop(acct, None)
+        self._meta_dirty = True
+        if known is not None and known[2]:
+            return out  # its firing was folded into a campaign: nothing to close
+        due = alert.ts + self.holddown_s
+        if self.holddown_s > 0 and due > self._watermark:
+            self._held[acct] = (alert.episode_start, alert, due)
+            return out
+        # the hold-down has passed already (a partition that lags the others
+        # by more than it, live): nothing later will sweep it out
+        out.append(alert)
+        return out
+
+    def _name_campaign(self, alert: Alert, c: Campaign | None) -> Alert:
+        if c is None:
+            return alert
+        details = dict(alert.details)
+        details["campaign_id"] = c.cid
+        details["campaign_dedup_key"] = f"{NAME}:{c.cid}"
+        details["campaign_score"] = round(c.score, 4)
+        return replace(alert, details=details)
+
+    # -------------------------------------------------------------- alerts
+    def _record_details(self, c: Campaign) -> dict[str, Any]:
+        keys = sorted(c.keys)
+        linked = [k for k in c.linked if k not in c.keys]
+        return {
+            "campaign_id": c.cid,
+            "cluster_keys": keys[: self.max_keys],
+            "linkage_keys": (keys + sorted(linked))[: self.max_keys],
+            "firing_keys": sorted(c.firing_keys)[: self.max_keys],
+            "members": c.member_count,
+            "first_seen": c.first_ts,
+            "last_seen": c.last_ts,
+            "peak_score": round(c.peak, 4),
+            "evidence": {k: c.evidence[k] for k in sorted(c.evidence)},
+            "member_alerts": f"{MEMBER_NAME}:<account_id>",
+        }
+
+    def _summary(self, c: Campaign) -> str:
+        return (f"campaign {c.cid}: {c.member_count} accounts over {len(c.keys)} linkage keys, "
+                f"coordinated score {c.score:.2f}")
+
+    def _firing(self, c: Campaign, t: float) -> Alert:
+        c.sent_ts = t
+        c.sent_members = c.member_count
+        c.sent_keys = _strong_keys(c)
+        c.sent_score = c.peak
+        c.pending = False
+        return Alert(
+            detector=NAME, status="firing", severity=c.severity, score=c.score, ts=t,
+            episode_start=c.episode_start, summary=self._summary(c),
+            details=self._record_details(c), account_id=None,
+            accounts=tuple(c.listed[:MAX_ACCOUNTS_LISTED]), account_count=c.member_count,
+            revision=c.revision,
+        )
+
+    def _material(self, c: Campaign) -> bool:
+        return (
+            c.pending
+            or _strong_keys(c) > c.sent_keys
+            or c.member_count >= max(c.sent_members + 1, c.sent_members * (1 + self.growth))
+            or c.peak >= c.sent_score + self.score_step
+        )
+
+    def _maybe_update(self, c: Campaign, t: float, out: list[Alert]) -> None:
+        if c.state == "resolved" or not c.sent_ts or not self._material(c):
+            return
+        if t - c.sent_ts < self.update_interval_s:
+            c.pending = True
+            return
+        c.revision += 1
+        self._dirty.add(c.cid)
+        out.append(self._firing(c, t))
+
+    def _member(self, c: Campaign, account_id: str, t: float, source: Alert) -> Alert:
+        dedup = f"{NAME}:{c.cid}"
+        return Alert(
+            detector=MEMBER_NAME, status="firing", severity="warning", score=c.score, ts=t,
+            episode_start=c.episode_start,
+            summary=f"{account_id[:40]}: member of campaign {c.cid}",
+            details={
+                "campaign_id": c.cid,
+                "campaign_dedup_key": dedup,
+                "campaign_alert_id": make_alert_id(dedup, c.episode_start, "firing"),
+                "via": str(source.details.get("cluster_key", "")),
+                "campaign_score": round(c.score, 4),
+            },
+            account_id=account_id,
+        )
+
+    def _resolved(self, c: Campaign, t: float, merged_into: str = "") -> Alert:
+        details = {
+            "campaign_id": c.cid,
+            "cluster_keys": sorted(c.keys)[: self.max_keys],
+            "members": c.member_count,
+            "first_seen": c.first_ts,
+            "last_seen": c.last_ts,
+            "peak_score": round(c.peak, 4),
+            "episode_duration_s": round(max(0.0, c.last_ts - c.episode_start), 1),
+            "firing_severity": c.severity,
+        }
+        if merged_into:
+            details["merged_into"] = merged_into
+        summary = (f"campaign {c.cid}: merged into {merged_into}" if merged_into
+                   else f"campaign {c.cid}: quiet since its last coordinated activity")
+        return Alert(
+            detector=NAME, status="resolved", severity="info", score=c.score, ts=t,
+            episode_start=c.episode_start, summary=summary, details=details, account_id=None,
+            accounts=tuple(c.listed[:MAX_ACCOUNTS_LISTED]), account_count=c.member_count,
+        )
+
+    # ----------------------------------------------------------- lifecycle
+    def sweep(self) -> list[Alert]:
+        """Pending updates, resolutions after the hold-down, held account
+        resolutions, forgetting -- at the watermark, in a fixed order."""
+        wm = self._watermark
+        out: list[Alert] = []
+        for cid in sorted(self._campaigns):
+            c = self._campaigns[cid]
+            if c.merged_into:
+                if wm - c.last_ts >= self.forget_after_s:
+                    self._forget(c)
+                continue
+            if c.state == "firing" and c.pending:
+                self._maybe_update(c, wm, out)
+            elif c.state == "quiet" and wm - c.quiet_since >= self.holddown_s:
+                out.append(self._resolved(c, c.quiet_since + self.holddown_s))
+                self._close(c)
+            elif c.state == "resolved" and wm - c.last_ts >= self.forget_after_s:
+                self._forget(c)
+        for acct in sorted(self._held):
+            start, alert, due = self._held[acct]
+            if wm >= due:
+                del self._held[acct]
+                out.append(alert)
+                self._meta_dirty = True
+        while len(self._campaigns) > self.max_campaigns:  # oldest forgotten first
+            oldest = min(self._campaigns.values(), key=_age)
+            self._forget(oldest)
+        return out
+
+    def _close(self, c: Campaign) -> None:
+        """The episode is over: keep the keys (re-identification), drop members."""
+        c.state = "resolved"
+        c.members = {}
+        c.overflow = None
+        c.listed = []
+        self._dirty.add(c.cid)
+
+    def _forget(self, c: Campaign) -> None:
+        del self._campaigns[c.cid]
+        for k in [k for k, v in self._by_key.items() if v == c.cid]:
+            del self._by_key[k]
+        self._dirty.discard(c.cid)
+        self._removed.add(c.cid)
+
+    # ----------------------------------------------------------- checkpoint
+    def take_dirty(self) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """Campaigns changed since the last call (encoded) and campaigns forgotten."""
+        changed = [(cid, encode_campaign(self._campaigns[cid]))
+                   for cid in sorted(self._dirty) if cid in self._campaigns]
+        removed = sorted(self._removed)
+        self._dirty.clear()
+        self._removed.clear()
+        return changed, removed
+
+    def snapshot(self) -> bytes:
+        """Stage-level state: watermark, sweep point, account folding, held
+        resolutions. Campaigns are checkpointed one record each."""
+        self._meta_dirty = False
+        return orjson.dumps({
+            "v": _VERSION,
+            "wm": self._watermark,
+            "next": self._next_sweep,
+            "accounts": {a: list(v) for a, v in self._accounts.items()},
+            "held": {a: [s, encode_alert(al).decode(), d] for a, (s, al, d) in self._held.items()},
+            "alias": {a: list(v) for a, v in self._alias.items()},
+        })
+
+    @property
+    def meta_dirty(self) -> bool:
+        return self._meta_dirty
+
+    def restore(self, data: bytes, campaigns: Iterable[Campaign] = ()) -> None:
+        """Restore from :meth:`snapshot` bytes and the checkpointed campaigns."""
+        try:
+            obj = orjson.loads(data)
+            if not isinstance(obj, dict) or obj.get("v") != _VERSION:
+                raise CorruptState("unknown campaign snapshot version")
+            wm = float(obj["wm"])
+            nxt = float(obj["next"])
+            accounts = {str(a): (float(v[0]), str(v[1]), bool(v[2]))
+                        for a, v in dict(obj["accounts"]).items()}
+            held = {str(a): (float(v[0]), decode_alert(str(v[1]).encode()), float(v[2]))
+                    for a, v in dict(obj["held"]).items()}
+            alias = {str(a): (float(v[0]), float(v[1])) for a, v in dict(obj["alias"]).items()}
+        except CorruptState:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise CorruptState(f"cannot restore campaign snapshot: {exc}") from None
+        self._watermark, self._next_sweep = wm, nxt
+        self._accounts, self._held, self._alias = accounts, held, alias
+        for c in campaigns:
+            self.restore_campaign(c)
+
+    def restore_campaign(self, c: Campaign) -> None:
+        self._campaigns[c.cid] = c
+        for k in c.keys:
+            self._by_key[k] = c.cid
+
+    # ----------------------------------------------------------- inspection
+    def campaign(self, cid: str) -> Campaign | None:
+        return self._campaigns.get(cid)
+
+    def campaigns(self) -> list[Campaign]:
+        return [self._campaigns[cid] for cid in sorted(self._campaigns)]
+
+
+def tick_due(last: float, watermark: float) -> bool:
+    """Whether a partition whose last tick was at ``last`` sends one at
+    ``watermark`` (once per ``TICK_S`` of event time; live and replay alike).
+
+    >>> t = 1_800_000_000.0  # a whole minute
+    >>> tick_due(0.0, t), tick_due(t, t + 30), tick_due(t + 30, t + 60), tick_due(t, t + 59)
+    (True, False, True, False)
+    """
+    return watermark // TICK_S > last // TICK_S
+
+
+def _linked(c: Campaign, shared: list[str], own: str) -> bool:
+    """Whether a cluster's shared keys tie it to campaign ``c``: one identity
+    key in common, or behaviour keys of two kinds."""
+    kinds: set[str] = set()
+    for k in shared:
+        if k == own or (k not in c.keys and k not in c.linked):
+            continue
+        kind = _kind(k)
+        if kind in STRONG_KINDS:
+            return True
+        kinds.add(kind)
+    return len(kinds) >= 2
+
+
+def _strong_keys(c: Campaign) -> int:
+    return sum(1 for k in c.keys if _kind(k) in STRONG_KINDS)
+
+
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def _seniority(c: Campaign) -> tuple[bool, float, str]:
+    # an active campaign absorbs a remembered (resolved) one; then the earliest founded
+    return c.state == "resolved", c.founded, c.cid
+
+
+def _age(c: Campaign) -> tuple[float, str]:
+    return c.last_ts, c.cid
+
+
+def severity_rank(severity: str) -> int:
+    """>>> severity_rank("error") > severity_rank("warning")
+    True
+    """
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0

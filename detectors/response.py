@@ -174,17 +174,28 @@ class Rule:
             if not isinstance(reasons, list) or not set(map(str, reasons)) & set(
                     self.reasons_any):
                 return False
-        if self.key_kinds and _key_kind(details) not in self.key_kinds:
+        if self.key_kinds and not _key_kinds(details) & set(self.key_kinds):
             return False
         return True
 
 
-def _key_kind(details: Mapping[str, Any]) -> str:
+def _linkage_keys(details: Mapping[str, Any]) -> list[str]:
+    """The linkage keys an alert names: a cluster record's ``cluster_key``, or
+    a campaign record's ``cluster_keys`` (the clusters folded into it)."""
+    key = details.get("cluster_key")
+    if isinstance(key, str) and ":" in key:
+        return [key]
+    keys = details.get("cluster_keys")
+    if isinstance(keys, list):
+        return sorted({k for k in keys if isinstance(k, str) and ":" in k})
+    return []
+
+
+def _key_kinds(details: Mapping[str, Any]) -> set[str]:
     kind = details.get("key_kind")
     if isinstance(kind, str):
-        return kind
-    key = details.get("cluster_key")
-    return str(key).split(":", 1)[0] if isinstance(key, str) and ":" in key else ""
+        return {kind}
+    return {k.split(":", 1)[0] for k in _linkage_keys(details)}
 
 
 #: the built-in policy (used unless ``replace_default_rules = true``); every
@@ -281,30 +292,32 @@ class ResponsePolicy:
         for rule in self.rules:
             if not rule.matches(alert):
                 continue
-            target = _target(rule.scope, alert)
-            if target is None:
-                continue
-            subject, scope = target
-            action_id = _id(rule.name, rule.action, subject, alert_id)
-            proposal = self._envelope(action_id, PROPOSED, subject, t, {
-                "action_id": action_id,
-                "action": rule.action,
-                "mode": "auto" if rule.action in self.auto else "propose",
-                "scope": scope,
-                "params": dict(rule.params),
-                "duration_s": rule.duration_s,
-                "expires_at": format_time(t + rule.duration_s),
-                "rule": rule.name,
-                "reversible": rule.action in REVERSIBLE,
-                "confidence": round(float(alert.get("score", 0.0)), 4),
-                "evidence": [_evidence(alert)],
-                "policy_version": self.version,
-            })
-            out.append(proposal)
-            if rule.action in self.auto:
-                out.append(decide(proposal, "approved", "auto", "policy",
-                                  f"auto by policy {self.version} rule {rule.name}", t))
+            for subject, scope in _targets(rule, alert):
+                self._propose(rule, alert, alert_id, t, subject, scope, out)
         return out
+
+    def _propose(self, rule: Rule, alert: Mapping[str, Any], alert_id: str, t: float,
+                 subject: str, scope: dict[str, Any], out: list[dict[str, Any]]) -> None:
+        """One proposal (and its automatic decision when the policy says so)."""
+        action_id = _id(rule.name, rule.action, subject, alert_id)
+        proposal = self._envelope(action_id, PROPOSED, subject, t, {
+            "action_id": action_id,
+            "action": rule.action,
+            "mode": "auto" if rule.action in self.auto else "propose",
+            "scope": scope,
+            "params": dict(rule.params),
+            "duration_s": rule.duration_s,
+            "expires_at": format_time(t + rule.duration_s),
+            "rule": rule.name,
+            "reversible": rule.action in REVERSIBLE,
+            "confidence": round(float(alert.get("score", 0.0)), 4),
+            "evidence": [_evidence(alert)],
+            "policy_version": self.version,
+        })
+        out.append(proposal)
+        if rule.action in self.auto:
+            out.append(decide(proposal, "approved", "auto", "policy",
+                              f"auto by policy {self.version} rule {rule.name}", t))
 
     def _lift(self, alert: Mapping[str, Any], alert_id: str, t: float) -> list[dict[str, Any]]:
         detector = str(alert.get("detector", ""))
@@ -341,27 +354,29 @@ class ResponsePolicy:
                 "subject": subject, "time": format_time(t), "data": data}
 
 
-def _target(scope: str, alert: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _targets(rule: Rule, alert: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Whom a matching rule acts on: the account, the members, or each linkage
+    key of the rule's kinds (a campaign record names several: one proposal each)."""
     details = alert.get("details")
     details = details if isinstance(details, Mapping) else {}
-    if scope == "account":
+    if rule.scope == "account":
         account = alert.get("account_id")
         if not isinstance(account, str) or not account:
-            return None
-        return f"account:{account}", {"kind": "account", "id": account, "accounts": [account]}
-    if scope == "cluster_members":
+            return []
+        return [(f"account:{account}", {"kind": "account", "id": account,
+                                        "accounts": [account]})]
+    if rule.scope == "cluster_members":
         members = alert.get("accounts")
         if not isinstance(members, list) or not members:
-            return None
+            return []
         key = str(details.get("cluster_key") or alert.get("dedup_key"))
-        return f"members:{key}", {"kind": "cluster_members", "id": key,
-                                  "accounts": [str(m) for m in members],
-                                  "account_count": int(alert.get("account_count") or
-                                                       len(members))}
-    linkage = details.get("cluster_key")
-    if not isinstance(linkage, str) or ":" not in linkage:
-        return None
-    return f"key:{linkage}", {"kind": "linkage_key", "id": linkage, "accounts": []}
+        return [(f"members:{key}", {"kind": "cluster_members", "id": key,
+                                    "accounts": [str(m) for m in members],
+                                    "account_count": int(alert.get("account_count") or
+                                                         len(members))})]
+    return [(f"key:{k}", {"kind": "linkage_key", "id": k, "accounts": []})
+            for k in _linkage_keys(details)
+            if not rule.key_kinds or k.split(":", 1)[0] in rule.key_kinds]
 
 
 def _evidence(alert: Mapping[str, Any]) -> dict[str, Any]:

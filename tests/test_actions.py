@@ -75,6 +75,27 @@ def test_default_policy_proposes_by_scope_and_validates():
     validate(acct + clus)
 
 
+def test_a_campaign_record_blocks_each_card_it_folds_in():
+    # what the campaign stage puts on the alerts topic: no cluster_key, the
+    # folded clusters' keys under cluster_keys (detectors/campaign.py)
+    policy = ResponsePolicy.from_mapping({})
+    record = cluster_alert("campaign")
+    record["dedup_key"] = "campaign:c-0123456789abcdef"
+    record["details"] = {"campaign_id": "c-0123456789abcdef",
+                         "cluster_keys": ["tmpl:9f2c", "pay:pm_2", "ip:10.0.0.0/24", "pay:pm_1"],
+                         "reasons": ["shared_template"]}
+    out = policy.propose(record)
+    blocks = sorted(r["subject"] for r in out if r["data"]["action"] ==
+                    "block_payment_fingerprint")
+    assert blocks == ["key:pay:pm_1", "key:pay:pm_2"]
+    assert len({r["data"]["action_id"] for r in out}) == len(out)
+    # without a card among its keys, a campaign blocks nothing
+    record["details"]["cluster_keys"] = ["tmpl:9f2c", "ip:10.0.0.0/24"]
+    assert "block_payment_fingerprint" not in {
+        r["data"]["action"] for r in policy.propose(record)}
+    validate(out)
+
+
 def test_ids_are_deterministic_and_resolution_proposes_a_lift():
     policy = ResponsePolicy.from_mapping({})
     first = policy.propose(account_alert())

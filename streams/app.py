@@ -311,6 +311,12 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         await alerts_topic.send(key=alert.dedup_key.encode(), value=orjson.dumps(record))
         await send_actions(record)
 
+    async def send_dead_letter(dead: DeadLetter) -> None:
+        """Every agent's dead letters go one way: under the configured payload
+        policy (``dlq_payload``: original or redacted, docs/privacy.md)."""
+        await dlq_topic.send(key=dead.key,
+                             value=orjson.dumps(dead.to_record(clock(), settings.dlq_payload)))
+
     async def send_actions(record: dict[str, Any]) -> None:
         """Proposals (and automatic decisions) for one alert, after the alert:
         at-least-once like it, with deterministic ids."""
@@ -374,8 +380,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                         "event_rejected", reason=dead.reason, topic=dead.topic,
                         partition=dead.partition, offset=dead.offset, item=dead.item,
                     )
-                    await dlq_topic.send(key=dead.key, value=orjson.dumps(
-                        dead.to_record(clock(), settings.dlq_payload)))
+                    await send_dead_letter(dead)
                 if dlq_alarm is not None:
                     changed = dlq_alarm.observe(
                         outcome.events, len(outcome.dead), message.timestamp,
@@ -455,9 +460,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                         metrics.rejected(f"summary: {reason}")  # its own label: not an event
                         dead = DeadLetter(reason, message.value, message.key, message.topic,
                                           message.partition, message.offset, item)
-                        await dlq_topic.send(key=message.key,
-                                             value=orjson.dumps(dead.to_record(
-                                                 clock(), settings.dlq_payload)))
+                        await send_dead_letter(dead)
                 finally:
                     checkpointer.leave()
 
@@ -477,8 +480,7 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
                         metrics.rejected(reason)
                         dead = DeadLetter(reason, message.value, message.key, message.topic,
                                           message.partition, message.offset, None)
-                        await dlq_topic.send(key=message.key,
-                                             value=orjson.dumps(dead.to_record(clock())))
+                        await send_dead_letter(dead)
                         continue
                     for alert in out:
                         await send_alert(alert, message.partition, message.offset)

@@ -37,7 +37,7 @@ def read_records(settings: Settings, topic: str | None = None,
                  timeout_s: float = 15.0) -> Iterator[dict[str, Any]]:
     """Every JSON object on ``topic`` (default: the actions topic), from the
     start to the end offsets at call time, partition by partition in order."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
     from streams.service.topics import kafka_python_security
 

@@ -103,7 +103,7 @@ def read_alert_file(path: str) -> list[dict[str, Any]]:
 
 
 def validate_bundle(text: str) -> None:
-    from stix2validator import ValidationOptions, validate_string
+    from stix2validator import ValidationOptions, validate_string  # type: ignore[import-untyped]
 
     result = validate_string(text, ValidationOptions(version="2.1"))
     if not result.is_valid:
@@ -121,7 +121,7 @@ def export_bundle(alerts: Iterable[Mapping[str, Any]], settings: Settings, *,
     bundle = build_bundle(alerts, key=community_key(settings), key_id=settings.sharing_key_id,
                           tlp=tlp, since=since, valid_days=valid_days,
                           producer=settings.app_id)
-    text = bundle.serialize(pretty=True)
+    text: str = bundle.serialize(pretty=True)
     validate_bundle(text)
     return text
 
@@ -130,7 +130,7 @@ PULLED_TYPES = "indicator,marking-definition,campaign,relationship,identity"
 
 
 def _collection(url: str, collection: str, user: str | None) -> Any:
-    from taxii2client.v21 import Collection
+    from taxii2client.v21 import Collection  # type: ignore[import-untyped]
 
     password = os.environ.get("DISTILLWATCH_TAXII_PASSWORD")
     base = url if url.endswith("/") else url + "/"
@@ -176,7 +176,7 @@ def pull(url: str, collection: str, cursor: str | None = None,
 
 def write_watchlist(settings: Settings, records: list[dict[str, Any]]) -> None:
     """Upsert (or, for revoked indicators, delete) watchlist topic entries."""
-    from kafka import KafkaProducer
+    from kafka import KafkaProducer  # type: ignore[import-untyped]
 
     from streams.service.topics import ensure_topics, kafka_python_security
 
@@ -248,7 +248,7 @@ def _out_or_topic(args: argparse.Namespace, settings: Settings,
         with open(args.out, "wb") as fh:
             for r in records:
                 fh.write(orjson.dumps(r) + b"\n")
-        return args.out
+        return str(args.out)
     if not settings.broker:
         raise ConfigError("give --broker kafka://HOST:PORT (the watchlist topic) or --out FILE")
     write_watchlist(settings, records)

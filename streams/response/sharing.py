@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import stix2
+import stix2  # type: ignore[import-untyped]
 
 from detectors.response import format_time, parse_ts
 from detectors.watchlist import hmac_hex

@@ -69,6 +69,11 @@ class ContentCoverage:
             self._notices.append({"partition": partition, "since_ts": part.blind_since,
                                   "events": part.blind_events})
 
+    @property
+    def has_notices(self) -> bool:
+        """True when :meth:`take_notices` has something (checked per message)."""
+        return bool(self._notices)
+
     def take_notices(self) -> list[dict[str, Any]]:
         """Blind episodes that began since the last call (one per episode)."""
         out, self._notices = self._notices, []

@@ -45,13 +45,38 @@ class Histogram:
 
 
 class Metrics:
-    """The service's metrics. Gauges are callables read at scrape time."""
+    """The service's one set of counters: rendered for Prometheus by
+    :meth:`render` (``/metrics``) and as the ``/health`` body by :meth:`health`.
+    Gauges are callables read at scrape time."""
 
     def __init__(self) -> None:
         self.events_processed = 0
+        #: event messages or batch items dead-lettered by the account agent
+        #: (``/health`` ``rejected``); every dead letter, summaries and campaign
+        #: input included, is in :attr:`events_rejected` by reason
+        self.events_dead = 0
         self.events_rejected: dict[str, int] = {}
         self.assignments = 0
         self.alerts: dict[tuple[str, str, str], int] = {}
+        #: changelog records written by checkpoints, and the commits they ended in
+        self.checkpoints = 0
+        self.commits = 0
+        self.commits_skipped = 0
+        #: account summaries produced, the summaries-topic messages carrying
+        #: them, and summary batch items the cluster agent dead-lettered
+        self.summaries = 0
+        self.summary_messages = 0
+        self.summaries_rejected = 0
+        #: response actions sent; account and cluster alerts sent to the campaign stage
+        self.actions = 0
+        self.stage_alerts = 0
+        #: usable shared indicators after the latest watchlist read
+        self.watchlist_entries = 0
+        #: wall clock (unix s): this worker began its first message, and
+        #: finished its latest one (a stale last_message_at on a worker with
+        #: lag is a stuck worker; the benchmark times workers by them)
+        self.first_message_at = 0.0
+        self.last_message_at = 0.0
         self.latency = Histogram()
         self.checkpoint_pause = Histogram(CHECKPOINT_BUCKETS)
         self.gauges: dict[str, tuple[str, GaugeFn]] = {}
@@ -66,6 +91,25 @@ class Metrics:
     def alert(self, detector: str, severity: str, status: str) -> None:
         key = (detector, severity, status)
         self.alerts[key] = self.alerts.get(key, 0) + 1
+
+    def checkpoint_done(self, paused_s: float, records: int) -> None:
+        """:class:`~streams.service.checkpoint.Checkpointer`'s ``observe``."""
+        self.checkpoint_pause.observe(paused_s)
+
+    def health(self) -> dict[str, int | float]:
+        """The counters as ``/health`` shows them (keys and order are a contract:
+        probes, the benchmark and the reliability tests read them)."""
+        return {
+            "events": self.events_processed, "rejected": self.events_dead,
+            "alerts": sum(self.alerts.values()), "checkpoints": self.checkpoints,
+            "commits": self.commits, "summaries": self.summaries,
+            "summary_messages": self.summary_messages,
+            "summaries_rejected": self.summaries_rejected,
+            "commits_skipped": self.commits_skipped, "assignments": self.assignments,
+            "actions": self.actions, "watchlist_entries": self.watchlist_entries,
+            "stage_alerts": self.stage_alerts,
+            "first_message_at": self.first_message_at, "last_message_at": self.last_message_at,
+        }
 
     def gauge(self, name: str, help_text: str,
               read: Callable[[], Iterable[tuple[dict[str, str], float]]]) -> None:

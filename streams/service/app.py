@@ -6,8 +6,9 @@ Where things are: the agents in ``streams/service/agents/`` (``detect``:
 account.py, ``clusters``: cluster.py, ``campaigns``: campaign.py); what they
 send in outputs.py (one path for alert records); the checkpoint and other
 periodic work in timers.py, what it writes in state.py; rebalance handlers in
-rebalance.py; gauges in gauges.py; counters in metrics.py; every Faust or
-aiokafka private-API touch in ``streams/kafka/``.
+rebalance.py; gauges in gauges.py; counters in metrics.py; the returned
+:class:`Service` in service.py; every Faust or aiokafka private-API touch in
+``streams/kafka/``.
 
 Design (numbers in the README's performance section): hot per-account state
 lives in the worker (:class:`~streams.service.processor.StreamProcessor`); a timer
@@ -23,13 +24,13 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import structlog
-from faust.types import AgentT, TableT, TopicT
+from faust.types import TopicT
 
 from detectors.campaign import CampaignStage
 from detectors.cluster import ClusterDetector, SummaryEmitter
@@ -50,6 +51,7 @@ from streams.service.metrics import Metrics
 from streams.service.outputs import Outputs, SummaryOutbox
 from streams.service.processor import StreamProcessor
 from streams.service.rebalance import Rebalance
+from streams.service.service import Service, Table
 from streams.service.stages import StageTimes
 from streams.service.state import StateTables
 from streams.service.summary_batch import SummaryBatcher
@@ -61,8 +63,7 @@ from streams.settings import Settings
 
 log = structlog.get_logger("distillwatch.worker")
 
-#: a table of this service: raw bytes both ways (no pickle, no JSON re-encoding)
-Table = TableT[bytes, bytes]
+__all__ = ["Service", "build_service", "declare", "faust_config", "faust_credentials"]
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -250,33 +251,6 @@ class CampaignStageFactory:
     def __call__(self) -> CampaignStage:
         return CampaignStage(update_interval_s=self.update_interval_s,
                              holddown_s=self.holddown_s)
-
-
-@dataclass
-class Service:
-    settings: Settings
-    app: faust.App
-    processor: StreamProcessor
-    #: the ``detect`` agent (streams.service.agents.account)
-    agent: AgentT[Any]
-    #: one checkpoint: write the changed state, then commit (the timer's body)
-    checkpoint: Callable[[], Awaitable[None]]
-    table: Table
-    #: the one set of counters (``/health``, ``/metrics``)
-    metrics: Metrics
-    recent_alerts: deque[dict[str, Any]]
-    outputs: Outputs
-    #: the cluster stage (None when ``clusters_enabled`` is off)
-    clusters: ClusterProcessor | None = None
-    cluster_table: Table | None = None
-    #: summaries waiting to be sent to the summaries topic (None without clusters)
-    summary_batcher: SummaryBatcher | None = None
-    checkpointer: Checkpointer | None = None
-    #: the dead-letter alarm (None when ``dlq_alarm_share`` is 0)
-    dlq_alarm: DeadLetterAlarm | None = None
-    #: the campaign stage (None unless both clusters and campaigns are on)
-    campaigns: CampaignProcessor | None = None
-    campaign_table: Table | None = None
 
 
 def build_service(settings: Settings, clock: Callable[[], float] = time.time,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from functools import partial
 from typing import Any
 
 import faust
@@ -25,6 +26,7 @@ from faust.web import Request, Response, View
 from detectors.schema import MAX_ID_CHARS
 from streams.oncall.render import group_by_campaign
 from streams.response.actions import ActionAlreadyDecided, ActionNotFound
+from streams.service.service import Service
 
 ALERTS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -85,8 +87,8 @@ refresh();setInterval(refresh,2000);
 """
 
 
-def register_views(app: faust.App, service: Any) -> None:
-    """Attach the web views to ``app``. ``service`` is :class:`streams.service.app.Service`."""
+def register_views(app: faust.App, service: Service) -> None:
+    """Attach the web views to ``app``."""
     table = service.table
     processor = service.processor
     recent: deque[dict[str, Any]] = service.recent_alerts
@@ -104,7 +106,7 @@ def register_views(app: faust.App, service: Any) -> None:
         body: dict[str, Any] = {"ready": is_ready}
         if not is_ready:
             body["reason"] = "rebalancing" if assigned else "no partitions assigned"
-        alarm = getattr(service, "dlq_alarm", None)
+        alarm = service.dlq_alarm
         if alarm is not None and alarm.firing:
             # detection is starved: a load balancer or on-call should know
             is_ready = False
@@ -169,10 +171,10 @@ def register_views(app: faust.App, service: Any) -> None:
             principal = "web:" + str(body.get("by") or "token-holder")[:100]
             loop = asyncio.get_running_loop()
             try:
-                record = await loop.run_in_executor(
-                    None, lambda: decide_on(service.settings, action_id[:64],
-                                            "approved" if verb == "approve" else "rejected",
-                                            principal, str(body["reason"])))
+                record = await loop.run_in_executor(None, partial(
+                    decide_on, service.settings, action_id[:64],
+                    "approved" if verb == "approve" else "rejected", principal,
+                    str(body["reason"])))
             except ActionNotFound as exc:
                 return self.json({"error": str(exc)}, status=404)
             except ActionAlreadyDecided as exc:

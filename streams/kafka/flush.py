@@ -21,6 +21,16 @@ from typing import Any
 from streams.errors import ProducerStalled
 
 
+def install(producer: Any, timeout_s: float) -> bool:
+    """:func:`flush_completely` on a Faust producer's buffer; False when this
+    Faust's producer has no ``buffer`` (commits then flush as Faust does)."""
+    buffer = getattr(producer, "buffer", None)
+    if buffer is None:
+        return False
+    flush_completely(buffer, timeout_s)
+    return True
+
+
 def flush_completely(buffer: Any, timeout_s: float,
                      clock: Callable[[], float] = time.monotonic) -> None:
     """Wrap ``buffer.flush`` (a Faust ``ProducerBuffer``) in place; idempotent."""

@@ -10,7 +10,7 @@ import faust
 import structlog
 
 from streams.kafka.consumer import checkpoint_before_every_commit
-from streams.kafka.flush import flush_completely
+from streams.kafka.flush import install as commit_only_what_was_sent
 from streams.kafka.offsets import CommitWatch
 from streams.kafka.offsets import install as install_offset_rule
 from streams.service.campaigns import CampaignProcessor
@@ -50,10 +50,8 @@ class Rebalance:
         checkpoint_before_every_commit(app.consumer, self.checkpointer)
         # Faust's commit-offset rule stalls on duplicate acks after a restart
         install_offset_rule(app.consumer)
-        buffer = getattr(app.producer, "buffer", None)
-        if buffer is not None:
-            flush_completely(buffer, self.settings.flush_timeout_s)
-        else:  # a Faust without the buffer this guards: commits flush as Faust does
+        if not commit_only_what_was_sent(app.producer, self.settings.flush_timeout_s):
+            # a Faust without the buffer this guards: commits flush as Faust does
             log.warning("producer_buffer_unknown", producer=type(app.producer).__name__)
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.settings.events_topic)
         # one per group generation this worker joined: 1 after start-up, each

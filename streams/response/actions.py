@@ -171,8 +171,8 @@ def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("actions", help="list, approve or reject proposed response actions")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch actions`` (the command table: streams/cli.py)."""
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, text in (("list", "pending actions (--all: every action and its decision)"),
                        ("approve", "approve a proposed action"),

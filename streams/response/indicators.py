@@ -302,9 +302,8 @@ def cmd_indicators(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("indicators", help="share indicators (STIX 2.1 / TAXII 2.1) and "
-                                                 "load others' into the watchlist")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch indicators`` (the command table: streams/cli.py)."""
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     e = verbs.add_parser("export", help="firing alerts -> a validated STIX 2.1 bundle")
     e.add_argument("--out", required=True, metavar="FILE")

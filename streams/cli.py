@@ -88,6 +88,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_settings_from(args))
 
 
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Embedded broker + worker + built-in traffic, alerts printed as they fire."""
     from kafka import KafkaConsumer, KafkaProducer
@@ -101,7 +105,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = _settings_from(args)
     workdir = Path(tempfile.mkdtemp(prefix="distillwatch-run-"))
     colour = sys.stdout.isatty()
-    say = lambda text: print(text, flush=True)  # noqa: E731
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # the broker and the worker die with this process however it dies

@@ -40,7 +40,7 @@ def install(min_interval_s: float) -> None:
     replaces the interval.
     """
     if min_interval_s <= 0:
-        Fetcher._proc_fetch_request = AIOKAFKA_PROC_FETCH_REQUEST  # type: ignore[method-assign]
+        Fetcher._proc_fetch_request = AIOKAFKA_PROC_FETCH_REQUEST
         return
 
     async def paced(self: Any, assignment: Any, node_id: int, request: Any) -> bool:
@@ -60,7 +60,7 @@ def install(min_interval_s: float) -> None:
         return has_records
 
     paced.min_interval_s = min_interval_s  # type: ignore[attr-defined]
-    Fetcher._proc_fetch_request = paced  # type: ignore[method-assign]
+    Fetcher._proc_fetch_request = paced
 
 
 def installed_interval() -> float:

@@ -20,6 +20,7 @@ reports the same duplicates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from itertools import groupby
 from typing import Any
@@ -55,7 +56,7 @@ def new_offset(consumer: Any, tp: Any) -> int | None:
     return run[-1] + 1
 
 
-def _runs(numbers: list[int]) -> Any:
+def _runs(numbers: list[int]) -> Iterator[list[int]]:
     for _, group in groupby(enumerate(numbers), lambda pair: pair[1] - pair[0]):
         yield [n for _, n in group]
 

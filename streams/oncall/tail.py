@@ -28,8 +28,8 @@ def matches(record: dict[str, Any], severity: str | None, account: str | None,
     if severity and SEVERITY_RANK.get(record.get("severity", ""), -1) < SEVERITY_RANK[severity]:
         return False
     if account:
-        members = record.get("accounts") or []
-        if record.get("account_id") != account and account not in members:
+        listed = record.get("accounts") or []
+        if record.get("account_id") != account and account not in listed:
             return False
     return True
 

@@ -121,7 +121,7 @@ def export_bundle(alerts: Iterable[Mapping[str, Any]], settings: Settings, *,
     bundle = build_bundle(alerts, key=community_key(settings), key_id=settings.sharing_key_id,
                           tlp=tlp, since=since, valid_days=valid_days,
                           producer=settings.app_id)
-    text = bundle.serialize(pretty=True)
+    text: str = bundle.serialize(pretty=True)
     validate_bundle(text)
     return text
 
@@ -248,7 +248,7 @@ def _out_or_topic(args: argparse.Namespace, settings: Settings,
         with open(args.out, "wb") as fh:
             for r in records:
                 fh.write(orjson.dumps(r) + b"\n")
-        return args.out
+        return str(args.out)
     if not settings.broker:
         raise ConfigError("give --broker kafka://HOST:PORT (the watchlist topic) or --out FILE")
     write_watchlist(settings, records)

@@ -257,8 +257,8 @@ class StreamProcessor:
             state = self.state_type.decode(raw)
         except CorruptState:
             return None
-        runner = next(iter(self.runners.values()), None)
-        detector = runner.detector if runner is not None else self.detector_factory()
+        first = next(iter(self.runners.values()), None)
+        detector = first.detector if first is not None else self.detector_factory()
         return dict(detector.describe(state))
 
     def tracked_accounts(self) -> int:

@@ -53,16 +53,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "bench",
-        help="throughput/latency/memory/scale-out benchmark against Faust's and aiokafka's "
-             "ceilings",
-        description="Start an embedded broker, generate deterministic simulator traffic and "
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch bench`` (the command table: streams/cli.py)."""
+    p.description = (
+        "Start an embedded broker, generate deterministic simulator traffic and "
                     "measure, side by side: raw aiokafka, a no-op Faust agent, the worker "
                     "(single and batched messages), replay, the detectors alone, event→alert "
                     "latency, memory per "
-                    "account, and one vs two workers.",
+                    "account, and one vs two workers."
     )
     p.add_argument("--quick", action="store_true", help="small sizes, one repeat (< 1 min)")
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON here")

@@ -198,13 +198,50 @@ def _pace(producer: Any, topic: str, start: int, rate: float, seconds: float) ->
 def run_soak(broker_url: str, *, minutes: float, load: float = 0.8, workdir: Path,
              calibrate_events: int = 20_000, sustain_s: float = 16.0, sample_s: float = 2.0,
              partitions: int = 4, say: Any = print) -> SoakResult:
+    # kafka-python loads only when a soak runs (the CLI lists this module's command)
     from kafka import KafkaProducer
 
+    name = f"soak-{os.getpid()}-{int(time.time())}"
+    settings, proc, port = _start_worker(broker_url, name, partitions, workdir)
+    topic = settings.events_topic
+    bootstrap = settings.bootstrap_servers
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    lag = None
+    try:
+        deadline = time.monotonic() + 60
+        while _health(port) is None or not _ready(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not become ready; see {workdir / name}.log")
+            time.sleep(0.3)
+        lag = _Lag(",".join(bootstrap), name, topic)
+        burst_rate, max_rate, sent_cal = _calibrate(producer, topic, port, proc,
+                                                    calibrate_events, sustain_s)
+        target = load * max_rate
+        say(f"soak: single-worker maximum {burst_rate:,.0f} events/s in a burst, "
+            f"{max_rate:,.0f} events/s sustained while publishing; "
+            f"soaking at {load:.0%} = {target:,.0f} events/s for {minutes:g} min")
+        result = SoakResult(max_rate, target, sent_cal, 0,
+                            checkpoint_s=settings.checkpoint_interval_s,
+                            burst_rate=burst_rate)
+        result.produced = _soak(producer, topic, port, proc, lag, result, sent_cal, target,
+                                minutes, sample_s)
+        _drain(result, port, lag)
+        return result
+    finally:
+        if lag is not None:
+            lag.close()
+        producer.close(timeout=5)
+        _stop(proc)
+
+
+def _start_worker(broker_url: str, name: str, partitions: int,
+                  workdir: Path) -> tuple[Any, subprocess.Popen[bytes], int]:
+    """A worker process on topics of its own (named ``name``): its settings,
+    the process, the port of its web views."""
     from streams.broker.embedded import free_port
     from streams.service.topics import ensure_topics
     from streams.settings import Settings
 
-    name = f"soak-{os.getpid()}-{int(time.time())}"
     port = free_port()
     env = {**os.environ, "DISTILLWATCH_BROKER": broker_url, "DISTILLWATCH_APP_ID": name,
            "DISTILLWATCH_EVENTS_TOPIC": f"{name}-events",
@@ -214,124 +251,118 @@ def run_soak(broker_url: str, *, minutes: float, load: float = 0.8, workdir: Pat
            "DISTILLWATCH_LOG_LEVEL": "WARNING"}
     settings = Settings.load(env=env)
     ensure_topics(settings)
-    topic = settings.events_topic
-    bootstrap = settings.bootstrap_servers
     log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     log.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
-    lag = None
-    try:
-        deadline = time.monotonic() + 60
-        while (h := _health(port)) is None or not _ready(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not become ready; see {workdir / name}.log")
-            time.sleep(0.3)
-        lag = _Lag(",".join(bootstrap), name, topic)
+    return settings, proc, port
 
-        # 1. calibrate: a burst, published before the worker reads it, gives
-        # the worker's maximum with the machine to itself ...
-        _publish(producer, topic, 0, calibrate_events)
-        producer.flush(60)
-        first = _health(port) or {"events": 0}
-        t_first = time.monotonic()
-        while (h := _health(port)) is None or h["events"] < calibrate_events:
-            if time.monotonic() - t_first > 120 or proc.poll() is not None:
-                raise RuntimeError("calibration did not finish")
-            time.sleep(0.2)
-        burst_rate = (h["events"] - first["events"]) / max(time.monotonic() - t_first, 1e-3)
-        # ... but during the soak the producer (this process) and the broker
-        # share the machine with it. So: publish at the burst rate for
-        # ``sustain_s`` and take the rate the worker keeps up over the second
-        # half: the maximum it sustains under load, which the load refers to.
-        # (A burst-calibrated 80% soak fell behind from the first minute on
-        # the 2-core box: 1,600 of 2,677 events/s.)
-        sent_cal = _pace(producer, topic, calibrate_events, burst_rate, sustain_s / 2)
-        mid = _health(port) or {"events": 0}
-        t_mid = time.monotonic()
-        sent_cal = _pace(producer, topic, sent_cal, burst_rate, sustain_s / 2)
-        end = _health(port) or {"events": 0}
-        max_rate = min(burst_rate,
-                       (end["events"] - mid["events"]) / max(time.monotonic() - t_mid, 1e-3))
-        producer.flush(60)
-        t_drain = time.monotonic()
-        while (h := _health(port)) is None or h["events"] < sent_cal:
-            if time.monotonic() - t_drain > 120 or proc.poll() is not None:
-                raise RuntimeError("calibration backlog did not drain")
-            time.sleep(0.2)
-        target = load * max_rate
-        say(f"soak: single-worker maximum {burst_rate:,.0f} events/s in a burst, "
-            f"{max_rate:,.0f} events/s sustained while publishing; "
-            f"soaking at {load:.0%} = {target:,.0f} events/s for {minutes:g} min")
-        result = SoakResult(max_rate, target, sent_cal, 0,
-                            checkpoint_s=settings.checkpoint_interval_s,
-                            burst_rate=burst_rate)
 
-        # 2. soak
-        stop = threading.Event()
-        sent = [sent_cal]
+def _calibrate(producer: Any, topic: str, port: int, proc: subprocess.Popen[bytes],
+               calibrate_events: int, sustain_s: float) -> tuple[float, float, int]:
+    """The worker's maximum rate: in a burst, and sustained while this process
+    publishes; the events sent so far (all processed on return)."""
+    # a burst, published before the worker reads it, gives the worker's
+    # maximum with the machine to itself ...
+    _publish(producer, topic, 0, calibrate_events)
+    producer.flush(60)
+    first = _health(port) or {"events": 0}
+    t_first = time.monotonic()
+    while (h := _health(port)) is None or h["events"] < calibrate_events:
+        if time.monotonic() - t_first > 120 or proc.poll() is not None:
+            raise RuntimeError("calibration did not finish")
+        time.sleep(0.2)
+    burst_rate = (h["events"] - first["events"]) / max(time.monotonic() - t_first, 1e-3)
+    # ... but during the soak the producer (this process) and the broker
+    # share the machine with it. So: publish at the burst rate for
+    # ``sustain_s`` and take the rate the worker keeps up over the second
+    # half: the maximum it sustains under load, which the load refers to.
+    # (A burst-calibrated 80% soak fell behind from the first minute on
+    # the 2-core box: 1,600 of 2,677 events/s.)
+    sent_cal = _pace(producer, topic, calibrate_events, burst_rate, sustain_s / 2)
+    mid = _health(port) or {"events": 0}
+    t_mid = time.monotonic()
+    sent_cal = _pace(producer, topic, sent_cal, burst_rate, sustain_s / 2)
+    end = _health(port) or {"events": 0}
+    max_rate = min(burst_rate,
+                   (end["events"] - mid["events"]) / max(time.monotonic() - t_mid, 1e-3))
+    producer.flush(60)
+    t_drain = time.monotonic()
+    while (h := _health(port)) is None or h["events"] < sent_cal:
+        if time.monotonic() - t_drain > 120 or proc.poll() is not None:
+            raise RuntimeError("calibration backlog did not drain")
+        time.sleep(0.2)
+    return burst_rate, max_rate, sent_cal
 
-        def pace() -> None:
-            started = time.monotonic()
-            while not stop.is_set():
-                due = sent_cal + int((time.monotonic() - started) * target)
-                if due > sent[0]:
-                    _publish(producer, topic, sent[0], due - sent[0])
-                    sent[0] = due
-                time.sleep(0.05)
 
-        pacer = threading.Thread(target=pace, name="soak-producer", daemon=True)
+def _soak(producer: Any, topic: str, port: int, proc: subprocess.Popen[bytes], lag: _Lag,
+          result: SoakResult, sent_cal: int, target: float, minutes: float,
+          sample_s: float) -> int:
+    """Publish at ``target`` events/s for ``minutes`` from a thread, sampling
+    the worker every ``sample_s`` into ``result``; the events produced."""
+    stop = threading.Event()
+    sent = [sent_cal]
+
+    def pace() -> None:
         started = time.monotonic()
-        pacer.start()
-        try:
-            while time.monotonic() - started < minutes * 60:
-                time.sleep(sample_s)
-                if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited with {proc.returncode} during the soak")
-                h = _health(port) or {"events": -1}
-                produced = sent[0]
-                result.samples.append(Sample(round(time.monotonic() - started, 1),
-                                             round(_rss_mb(proc.pid), 1), lag(), h["events"],
-                                             *_tracked(port),
-                                             behind=max(0, produced - h["events"])))
-        finally:
-            stop.set()
-            pacer.join(10)
-            producer.flush(60)
-        result.produced = sent[0]
+        while not stop.is_set():
+            due = sent_cal + int((time.monotonic() - started) * target)
+            if due > sent[0]:
+                _publish(producer, topic, sent[0], due - sent[0])
+                sent[0] = due
+            time.sleep(0.05)
 
-        # 3. drain
-        stopped = time.monotonic()
-        while time.monotonic() - stopped < 60:
-            if lag() == 0:
-                result.drained_s = time.monotonic() - stopped
-                break
-            time.sleep(0.5)
-        result.processed = (_health(port) or {"events": 0})["events"]
-        rss = [s.rss_mb for s in result.samples]
-        warm = rss[len(rss) // 3: len(rss) // 3 + 3] or rss[:1]
-        tail = rss[-3:]
-        result.rss_warm_mb = sum(warm) / len(warm)
-        result.rss_end_mb = sum(tail) / len(tail)
-        result.rss_max_mb = max(rss)
-        result.max_lag = max(s.lag for s in result.samples)
-        result.max_behind = max(s.behind for s in result.samples)
-        return result
+    pacer = threading.Thread(target=pace, name="soak-producer", daemon=True)
+    started = time.monotonic()
+    pacer.start()
+    try:
+        while time.monotonic() - started < minutes * 60:
+            time.sleep(sample_s)
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode} during the soak")
+            h = _health(port) or {"events": -1}
+            produced = sent[0]
+            result.samples.append(Sample(round(time.monotonic() - started, 1),
+                                         round(_rss_mb(proc.pid), 1), lag(), h["events"],
+                                         *_tracked(port),
+                                         behind=max(0, produced - h["events"])))
     finally:
-        if lag is not None:
-            lag.close()
-        producer.close(timeout=5)
-        if proc.poll() is None:
+        stop.set()
+        pacer.join(10)
+        producer.flush(60)
+    return sent[0]
+
+
+def _drain(result: SoakResult, port: int, lag: _Lag) -> None:
+    """Wait (up to a minute) for the lag to reach 0; the summary figures into ``result``."""
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < 60:
+        if lag() == 0:
+            result.drained_s = time.monotonic() - stopped
+            break
+        time.sleep(0.5)
+    result.processed = (_health(port) or {"events": 0})["events"]
+    rss = [s.rss_mb for s in result.samples]
+    warm = rss[len(rss) // 3: len(rss) // 3 + 3] or rss[:1]
+    tail = rss[-3:]
+    result.rss_warm_mb = sum(warm) / len(warm)
+    result.rss_end_mb = sum(tail) / len(tail)
+    result.rss_max_mb = max(rss)
+    result.max_lag = max(s.lag for s in result.samples)
+    result.max_behind = max(s.behind for s in result.samples)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
 
 def _ready(port: int) -> bool:
@@ -370,9 +401,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("soak", help="run one worker at a fraction of its maximum rate "
-                              "and check memory and lag stay flat")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch soak`` (the command table: streams/cli.py)."""
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--load", type=float, default=0.8, help="fraction of the measured maximum")
     p.add_argument("--broker", default="", help="kafka://HOST:PORT (default: embedded)")
@@ -384,6 +414,6 @@ def register(subparsers: Any) -> None:
 
 if __name__ == "__main__":  # `python -m benchmarks.soak --minutes 10` (before the CLI lists it)
     _parser = argparse.ArgumentParser(prog="python -m benchmarks.soak")
-    register(_parser.add_subparsers())
+    add_arguments(_parser.add_subparsers().add_parser("soak"))
     _args = _parser.parse_args(["soak", *sys.argv[1:]])
     sys.exit(_args.func(_args))

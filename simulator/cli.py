@@ -1,7 +1,8 @@
 """``distillwatch simulate`` and ``distillwatch evaluate``.
 
-``register(subparsers)`` adds both subcommands (each sets ``func``, which
-takes the parsed namespace and returns an exit code); ``main()`` runs them
+``simulate_arguments(parser)`` and ``evaluate_arguments(parser)`` add each
+subcommand's arguments (each sets ``func``, which takes the parsed namespace and
+returns an exit code; streams/cli.py's command table names them); ``main()`` runs them
 standalone: ``python -m simulator.cli simulate --out events.jsonl.gz ...``.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from simulator.attacks import FAMILIES
 
@@ -141,12 +141,9 @@ def _common(p: argparse.ArgumentParser, hours: float, accounts: int) -> None:
     )
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "simulate",
-        help="write labelled simulated API traffic",
-        description="Simulate labelled API traffic (benign population + attacks).",
-    )
+def simulate_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch simulate`` (the command table: streams/cli.py)."""
+    p.description = "Simulate labelled API traffic (benign population + attacks)."
     _common(p, 24.0, 1000)
     p.add_argument("--out", required=True, help="events file (.jsonl or .jsonl.gz)")
     p.add_argument("--labels", required=True, help="labels JSONL: one line per attacking account")
@@ -164,12 +161,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--start", default="2026-03-02T00:00:00Z", help="RFC 3339 start of the run")
     p.set_defaults(func=_simulate)
 
-    e = subparsers.add_parser(
-        "evaluate",
-        help="simulate, replay through the detectors and baselines",
-        description="Simulate, replay through distillwatch and the baselines an operator "
+
+def evaluate_arguments(e: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch evaluate`` (the command table: streams/cli.py)."""
+    e.description = (
+        "Simulate, replay through distillwatch and the baselines an operator "
         "would write first (a learned volume threshold, a keyword rule, a shared-card rule), "
-        "print one side-by-side table; with --seeds, over several seeds.",
+        "print one side-by-side table; with --seeds, over several seeds."
     )
     _common(e, 24.0, 1200)
     e.add_argument(
@@ -214,7 +212,9 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulator.cli")
-    register(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    simulate_arguments(commands.add_parser("simulate"))
+    evaluate_arguments(commands.add_parser("evaluate"))
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -149,6 +149,35 @@ def simulate(
     ``drop_fields`` removes fields from every event (``"prompt,topic"``: a
     metadata-only gateway).
     """
+    drops = _checked(mix, text, drop_fields, drop_topic, hours, accounts)
+    p = params or A.Params()
+    ep = evasion_params or E.EvasionParams()
+    tl = Timeline(parse_start(start), hours)
+    counts = parse_attacks(attacks, accounts, mix)
+    if mix == "production":
+        benign = production_population(seed, accounts, tl, _new_account_id, text)
+    else:
+        benign = benign_population(seed, accounts, tl, _new_account_id)
+        for a in benign:
+            a.text = text
+    attackers, campaigns = _attackers(seed, counts, accounts, tl, p, ep, text)
+    if mix == "production":
+        for a in attackers:
+            if a.gateway is None:
+                a.gateway = attack_gateway(random.Random(f"{seed}/gateway/{a.account_id}"))
+    everyone = benign + attackers
+    # opaque, deterministic order: by account id
+    everyone.sort(key=lambda a: a.account_id)
+    labels, truth = _labels_and_truth(everyone, campaigns, mix, text)
+    kinds = {a.account_id: a.kind for a in everyone}
+    return Simulation(
+        _Events(everyone, seed, drop_topic, drops), labels, kinds, truth, everyone, tl
+    )
+
+
+def _checked(mix: str, text: str, drop_fields: Iterable[str] | str, drop_topic: float,
+             hours: float, accounts: int) -> tuple[str, ...]:
+    """Refuse bad arguments of :func:`simulate`; the fields to drop."""
     if mix not in MIXES:
         raise ValueError(f"mix must be one of {', '.join(MIXES)}")
     if text not in TEXT_MODES:
@@ -160,20 +189,17 @@ def simulate(
         raise ValueError("hours must be > 0")
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
-    p = params or A.Params()
-    ep = evasion_params or E.EvasionParams()
-    tl = Timeline(parse_start(start), hours)
-    counts = parse_attacks(attacks, accounts, mix)
+    return drops
 
-    def new_id(rng: random.Random) -> str:
-        return f"acct_{hexid16(rng)}"
 
-    if mix == "production":
-        benign = production_population(seed, accounts, tl, new_id, text)
-    else:
-        benign = benign_population(seed, accounts, tl, new_id)
-        for a in benign:
-            a.text = text
+def _new_account_id(rng: random.Random) -> str:
+    return f"acct_{hexid16(rng)}"
+
+
+def _attackers(seed: int, counts: dict[str, int], accounts: int, tl: Timeline, p: A.Params,
+               ep: E.EvasionParams, text: str) -> tuple[list[Account], dict[str, str]]:
+    """The attacking accounts of every family (each family from its own seeded
+    generator) and the campaign of each hydra member."""
     attackers: list[Account] = []
     campaigns: dict[str, str] = {}
     for family in A.FAMILIES:
@@ -184,7 +210,7 @@ def simulate(
         if family in A.CAMPAIGN_FAMILIES:
             for c in range(n):
                 campaign = f"{family}-{c + 1}"
-                ids = [new_id(rng) for _ in range(A.hydra_size(accounts))]
+                ids = [_new_account_id(rng) for _ in range(A.hydra_size(accounts))]
                 if family == "hydra_proxy":
                     members = E.build_hydra_proxy(rng, ids, tl, ep, campaign)
                 else:
@@ -195,22 +221,22 @@ def simulate(
                     attackers.append(m)
         elif family in E.SINGLE_BUILDERS:
             for _ in range(n):
-                acct = A._attacker(rng, new_id(rng), family)
+                acct = A._attacker(rng, _new_account_id(rng), family)
                 acct.text = text
                 attackers.append(E.SINGLE_BUILDERS[family](rng, acct, tl, ep))
         else:
             build = A.SINGLE_BUILDERS[family]
             for _ in range(n):
-                acct = A._attacker(rng, new_id(rng), family)
+                acct = A._attacker(rng, _new_account_id(rng), family)
                 acct.text = text
                 attackers.append(build(rng, acct, tl, p))
-    if mix == "production":
-        for a in attackers:
-            if a.gateway is None:
-                a.gateway = attack_gateway(random.Random(f"{seed}/gateway/{a.account_id}"))
-    everyone = benign + attackers
-    # opaque, deterministic order: by account id
-    everyone.sort(key=lambda a: a.account_id)
+    return attackers, campaigns
+
+
+def _labels_and_truth(everyone: list[Account], campaigns: dict[str, str], mix: str,
+                      text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One label per attacking account with traffic in the run (sorted), and
+    every account's truth record, in the order of ``everyone``."""
     labels: list[dict[str, Any]] = []
     truth: list[dict[str, Any]] = []
     for a in everyone:
@@ -244,10 +270,7 @@ def simulate(
             labels.append(label)
         truth.append(rec)
     labels.sort(key=lambda r: (r["attack"], r.get("campaign", ""), r["start"], r["account_id"]))
-    kinds = {a.account_id: a.kind for a in everyone}
-    return Simulation(
-        _Events(everyone, seed, drop_topic, drops), labels, kinds, truth, everyone, tl
-    )
+    return labels, truth
 
 
 MIXES: tuple[str, ...] = ("classic", "production")

@@ -12,26 +12,60 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streams.errors import DistillwatchError
 from streams.settings import Settings
 
-# Sub-command modules; each exposes ``register(subparsers)``.
-_PLUGINS = (
-    "streams.broker.cli",
-    "simulator.cli",
-    "streams.replay.cli",
-    "streams.replay.publish",
-    "streams.replay.score_series",
-    "streams.oncall.tail",
-    "streams.oncall.forward",
-    "benchmarks.cli",
-    "benchmarks.soak",
-    "streams.response.actions",
-    "streams.response.enforce",
-    "streams.response.indicators",
+
+@dataclass(frozen=True)
+class Command:
+    """One ``distillwatch`` command: its name, its one-line help and where it
+    is implemented: ``"module:function"``, the function adding the command's
+    arguments (and its ``func``) to the parser made for it."""
+
+    name: str
+    help: str
+    implementation: str
+
+
+# Every command, in the order ``distillwatch --help`` lists them. The parser is
+# built from this table alone: a command's module (and what it imports: the
+# simulator, the benchmarks, faust, stix2) loads only when that command is parsed.
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "embedded broker + worker + demo traffic; prints alerts",
+            "streams.cli:run_arguments"),
+    Command("worker", "the stream service against a Kafka cluster",
+            "streams.cli:worker_arguments"),
+    Command("broker", "run the embedded Kafka-compatible broker in the foreground",
+            "streams.broker.cli:command_arguments"),
+    Command("simulate", "write labelled simulated API traffic",
+            "simulator.cli:simulate_arguments"),
+    Command("evaluate", "simulate, replay through the detectors and baselines",
+            "simulator.cli:evaluate_arguments"),
+    Command("replay", "run historic JSONL(.gz) logs through the live detection path",
+            "streams.replay.cli:add_arguments"),
+    Command("publish", "republish historic logs into the events topic",
+            "streams.replay.publish:add_arguments"),
+    Command("score-series", "score a timestamp,value CSV with the seasonal volume model",
+            "streams.replay.score_series:add_arguments"),
+    Command("tail", "follow the alerts topic",
+            "streams.oncall.tail:add_arguments"),
+    Command("forward", "deliver alerts to PagerDuty/Alertmanager/webhook",
+            "streams.oncall.forward:add_arguments"),
+    Command("bench", "throughput/latency/memory/scale-out benchmark against Faust's and "
+            "aiokafka's ceilings", "benchmarks.cli:add_arguments"),
+    Command("soak", "run one worker at a fraction of its maximum rate and check memory and "
+            "lag stay flat", "benchmarks.soak:add_arguments"),
+    Command("actions", "list, approve or reject proposed response actions",
+            "streams.response.actions:add_arguments"),
+    Command("enforce", "reference gateway consumer: apply approved actions in memory",
+            "streams.response.enforce:add_arguments"),
+    Command("indicators", "share indicators (STIX 2.1 / TAXII 2.1) and load others' into "
+            "the watchlist", "streams.response.indicators:add_arguments"),
 )
 
 
@@ -54,6 +88,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(_settings_from(args))
 
 
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Embedded broker + worker + built-in traffic, alerts printed as they fire."""
     from kafka import KafkaConsumer, KafkaProducer
@@ -67,7 +105,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = _settings_from(args)
     workdir = Path(tempfile.mkdtemp(prefix="distillwatch-run-"))
     colour = sys.stdout.isatty()
-    say = lambda text: print(text, flush=True)  # noqa: E731
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # the broker and the worker die with this process however it dies
@@ -176,19 +213,15 @@ def action_line(record: dict[str, Any], broker_url: str) -> str:
     return line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="distillwatch",
-        description="Catch distillation attacks on an LLM API while they happen.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="embedded broker + worker + demo traffic; prints alerts")
+def run_arguments(run: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch run``."""
     run.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
     run.add_argument("--config", help="detector TOML config")
     run.set_defaults(func=cmd_run)
 
-    worker = sub.add_parser("worker", help="the stream service against a Kafka cluster")
+
+def worker_arguments(worker: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch worker``."""
     worker.add_argument("--broker", help="kafka://HOST:PORT[,HOST:PORT] (env DISTILLWATCH_BROKER)")
     worker.add_argument("--config", help="detector TOML config (env DISTILLWATCH_DETECTOR_CONFIG)")
     worker.add_argument("--partitions", type=int, help="partitions of the topics it creates")
@@ -197,14 +230,42 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-format", choices=("auto", "json", "console"))
     worker.set_defaults(func=cmd_worker)
 
-    for name in _PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+
+def implementation(command: Command) -> Callable[[argparse.ArgumentParser], None]:
+    """The function adding ``command``'s arguments (this imports its module)."""
+    module, _, function = command.implementation.partition(":")
+    add_arguments: Callable[[argparse.ArgumentParser], None] = getattr(
+        importlib.import_module(module), function)
+    return add_arguments
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The subcommands of ``COMMANDS``: each one's parser gets its arguments
+    (and its module is imported) only when the command line names it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        if values:
+            command = self.pending.pop(values[0], None)
+            if command is not None:
+                implementation(command)(self._name_parser_map[command.name])
+        super().__call__(parser, namespace, values, option_string)
+
+    pending: dict[str, Command]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distillwatch",
+        description="Catch distillation attacks on an LLM API while they happen.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                action=_Commands)
+    assert isinstance(sub, _Commands)
+    sub.pending = {}
+    for command in COMMANDS:
+        sub.add_parser(command.name, help=command.help)
+        sub.pending[command.name] = command
     return parser
 
 

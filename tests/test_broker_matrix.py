@@ -249,13 +249,11 @@ def test_stop_escalates_to_sigkill_within_the_timeout(tmp_path):
         os.kill(pid, 0)
 
 
-def test_register_adds_the_broker_subcommand():
-    import argparse
-
+def test_the_command_table_adds_the_broker_subcommand():
     from streams.broker import cli as broker_cli
+    from streams.cli import build_parser
 
-    parser = argparse.ArgumentParser(prog="distillwatch")
-    broker_cli.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     args = parser.parse_args(["broker", "--port", "0", "--data-dir", "/tmp/x", "--kind", "noida"])
     assert (args.func, args.port, args.data_dir, args.kind) == (
         broker_cli.run,

@@ -13,7 +13,6 @@ import socket
 import sys
 import time
 from types import FrameType
-from typing import Any
 
 from streams.broker.embedded import ENV_KIND, KINDS, EmbeddedBroker, kind_from_env
 from streams.errors import BrokerUnavailable, ConfigError
@@ -25,18 +24,15 @@ ENV_DATA_DIR = "DISTILLWATCH_BROKER_DATA_DIR"
 STOP_TIMEOUT_S = 8.0
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``broker`` subcommand to an ``argparse`` subparsers object (``func`` is set)."""
-    parser = subparsers.add_parser(
-        "broker",
-        help="run the embedded Kafka-compatible broker in the foreground",
-        description="Run the embedded Kafka-compatible broker on 127.0.0.1 until Ctrl-C or "
+def command_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch broker`` (the command table: streams/cli.py)."""
+    parser.description = (
+        "Run the embedded Kafka-compatible broker on 127.0.0.1 until Ctrl-C or "
         "SIGTERM, and print its bootstrap address. Point clients at it with "
-        "--broker kafka://127.0.0.1:PORT (or kcat -b 127.0.0.1:PORT).",
+        "--broker kafka://127.0.0.1:PORT (or kcat -b 127.0.0.1:PORT)."
     )
     add_arguments(parser)
     parser.set_defaults(func=run)
-    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from streams.broker.lifeline import die_with_parent
 from streams.errors import BrokerUnavailable, ConfigError
@@ -183,7 +184,7 @@ class EmbeddedBroker:
         self._owns_log = self._owns_dir and log_path is None
         self._failed = False
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         #: the broker is SIGKILLed by the kernel when this process dies
         #: (streams.broker.lifeline; ``distillwatch run``); start() from the main thread
         self.die_with_parent = die_with_parent

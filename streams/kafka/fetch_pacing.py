@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 # aiokafka ships no type information: Fetcher is Any to mypy
-from aiokafka.consumer.fetcher import Fetcher  # type: ignore[import-untyped]
+from aiokafka.consumer.fetcher import Fetcher
 
 #: aiokafka's own method, as imported
 AIOKAFKA_PROC_FETCH_REQUEST = Fetcher._proc_fetch_request

@@ -462,8 +462,8 @@ def cmd_forward(args: argparse.Namespace) -> int:
     return status
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("forward", help="deliver alerts to PagerDuty/Alertmanager/webhook")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch forward`` (the command table: streams/cli.py)."""
     p.add_argument("--to", required=True, choices=TARGETS)
     p.add_argument("--url", required=True,
                    help="e.g. https://events.pagerduty.com/v2/enqueue, "

@@ -28,8 +28,8 @@ def matches(record: dict[str, Any], severity: str | None, account: str | None,
     if severity and SEVERITY_RANK.get(record.get("severity", ""), -1) < SEVERITY_RANK[severity]:
         return False
     if account:
-        members = record.get("accounts") or []
-        if record.get("account_id") != account and account not in members:
+        listed = record.get("accounts") or []
+        if record.get("account_id") != account and account not in listed:
             return False
     return True
 
@@ -83,8 +83,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("tail", help="follow the alerts topic")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch tail`` (the command table: streams/cli.py)."""
     p.add_argument("--broker", help="kafka://HOST:PORT (env DISTILLWATCH_BROKER)")
     p.add_argument("--severity", choices=tuple(SEVERITY_RANK),
                    help="show this severity and above")

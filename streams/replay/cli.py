@@ -11,34 +11,8 @@ from typing import Any
 import orjson
 
 from streams.errors import ConfigError
+from streams.replay.files import load_config, load_labels
 from streams.settings import Settings
-
-
-def load_config(path: str | None) -> dict[str, Any]:
-    return Settings.load({"detector_config": path}, env={}).detector_mapping() if path else {}
-
-
-def load_labels(path: str) -> list[dict[str, Any]]:
-    """Attack labels: JSONL ``{"account_id", "attack", "start", "end"}``."""
-    from detectors.errors import InvalidEvent
-    from detectors.schema import parse_ts
-
-    labels = []
-    with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-                label = dict(obj)
-                label["start"] = parse_ts(obj["start"])
-                label["end"] = parse_ts(obj["end"])
-                if not isinstance(obj["account_id"], str) or not isinstance(obj["attack"], str):
-                    raise KeyError("account_id/attack")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, InvalidEvent) as exc:
-                raise ConfigError(f"{path}:{lineno}: not a label line ({exc})") from None
-            labels.append(label)
-    return labels
 
 
 def write_jsonl(path: str, records: list[dict[str, Any]]) -> None:
@@ -152,12 +126,10 @@ def _account_kinds(args: argparse.Namespace, labels: list[dict[str, Any]],
     return kinds
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "replay", help="run historic JSONL(.gz) logs through the live detection path",
-        description="Replay historic event logs (JSONL or gzip JSONL, merged in event-time "
-        "order) through exactly the detection code the live agents run.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch replay`` (the command table: streams/cli.py)."""
+    p.description = ("Replay historic event logs (JSONL or gzip JSONL, merged in event-time "
+                     "order) through exactly the detection code the live agents run.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--alerts-out", required=True, metavar="PATH", help="alerts as JSONL")
     p.add_argument("--config", metavar="PATH", help="detector TOML (as the live service)")

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from detectors.errors import InvalidEvent
 from detectors.schema import Event, decode_message, parse_event
@@ -57,7 +57,9 @@ def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048
     if times is not None:
         every, clock, add = times.every, times.clock, times.add
     with open_log(path) as fh:
-        reader = io.BufferedReader(fh) if not isinstance(fh, io.BufferedReader) else fh
+        # a GzipFile is a readable stream like a raw one (typeshed wants RawIOBase)
+        reader = io.BufferedReader(cast(io.RawIOBase, fh)) \
+            if not isinstance(fh, io.BufferedReader) else fh
         for lineno, line in enumerate(reader, start=1):
             stats.lines += 1
             stats.bytes_read += len(line)

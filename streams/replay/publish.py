@@ -135,8 +135,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("publish", help="republish historic logs into the events topic")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch publish`` (the command table: streams/cli.py)."""
     p.add_argument("files", nargs="+", metavar="FILE", type=Path)
     p.add_argument("--broker", required=True, help="kafka://HOST:PORT")
     p.add_argument("--topic", default=None, help="events topic (default from settings)")

@@ -17,6 +17,7 @@ from typing import Any
 
 from detectors.replay import Replayer
 from detectors.schema import Event, format_ts
+from streams.replay.files import load_labels, to_toml
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 760, 190, 56, 16, 14, 30
 MAX_POINTS = 800  # samples kept per account and chart line
@@ -159,8 +160,6 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
     ranked = sorted(peak, key=lambda acct: (-peak[acct], acct))
     family: dict[str, str] = {}
     if getattr(args, "labels", None):
-        from streams.replay.cli import load_labels
-
         family = {lab["account_id"]: lab["attack"] for lab in load_labels(args.labels)}
     top = _diverse(ranked, family, top_n)
     markers: dict[str, list[tuple[float, str]]] = defaultdict(list)
@@ -212,8 +211,6 @@ def build_report(args: argparse.Namespace, config: dict[str, Any], result: Any,
     labels: dict[str, str] = {}
     full: list[dict[str, Any]] = []
     if getattr(args, "labels", None):
-        from streams.replay.cli import load_labels
-
         full = load_labels(args.labels)
         labels = {lab["account_id"]: lab["attack"] for lab in full}
     html_text = render(args, metrics, top, series, markers, max_score, labels, config,
@@ -397,8 +394,6 @@ def render(args: argparse.Namespace, metrics: dict[str, Any], top: list[str],
 def _config_text(config: dict[str, Any]) -> str:
     if not config:
         return "(packaged defaults)"
-    from streams.replay.sweep import to_toml
-
     return to_toml(config)
 
 

@@ -9,7 +9,6 @@ import csv
 import math
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 from detectors.seasonal import SeasonalSeriesScorer
 
@@ -62,11 +61,11 @@ def cmd_score_series(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch score-series`` (the command table: streams/cli.py)."""
     d = SeasonalSeriesScorer()
-    p = subparsers.add_parser(
-        "score-series", help="score a timestamp,value CSV with the seasonal volume model",
-        description="Score each row of a timestamp,value CSV (ISO 8601 or epoch timestamps, "
+    p.description = (
+        "Score each row of a timestamp,value CSV (ISO 8601 or epoch timestamps, "
         "UTC when naive) with the seasonal volume model: the value against what this time of "
         "the day and week usually brings. A score is reported at the onset of an anomaly; "
         "docs/nab.md has its NAB scores.")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError
+from streams.replay.files import load_config, load_labels, to_toml
 
 
 def load_grid(path: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -95,31 +96,7 @@ def best_index(summaries: list[dict[str, float]], fp_budget: float) -> int:
     return max(range(len(summaries)), key=key)
 
 
-def to_toml(mapping: dict[str, Any]) -> str:
-    """Write a two-level config mapping as TOML (the detector config's shape)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        raise ConfigError(f"cannot write {v!r} to TOML")
-
-    lines: list[str] = []
-    for key in sorted(k for k, v in mapping.items() if not isinstance(v, dict)):
-        lines.append(f"{key} = {value(mapping[key])}")
-    for section in sorted(k for k, v in mapping.items() if isinstance(v, dict)):
-        lines.append(f"\n[{section}]")
-        for key in sorted(mapping[section]):
-            lines.append(f"{key} = {value(mapping[section][key])}")
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
 def run_sweep(args: argparse.Namespace) -> int:
-    from streams.replay.cli import load_config, load_labels
     from streams.service.detection import detector_config
 
     if not args.labels:

@@ -37,7 +37,7 @@ def read_records(settings: Settings, topic: str | None = None,
                  timeout_s: float = 15.0) -> Iterator[dict[str, Any]]:
     """Every JSON object on ``topic`` (default: the actions topic), from the
     start to the end offsets at call time, partition by partition in order."""
-    from kafka import KafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+    from kafka import KafkaConsumer, TopicPartition
 
     from streams.service.topics import kafka_python_security
 
@@ -171,8 +171,8 @@ def cmd_actions(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("actions", help="list, approve or reject proposed response actions")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch actions`` (the command table: streams/cli.py)."""
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, text in (("list", "pending actions (--all: every action and its decision)"),
                        ("approve", "approve a proposed action"),

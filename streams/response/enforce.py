@@ -142,9 +142,8 @@ def cmd_enforce(args: argparse.Namespace) -> int:
         time.sleep(args.follow)
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "enforce", help="reference gateway consumer: apply approved actions in memory")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch enforce`` (the command table: streams/cli.py)."""
     p.add_argument("--broker", help="kafka://HOST:PORT (env DISTILLWATCH_BROKER)")
     p.add_argument("--demo", action="store_true",
                    help="send a burst of requests from each affected account and print "

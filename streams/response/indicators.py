@@ -103,7 +103,7 @@ def read_alert_file(path: str) -> list[dict[str, Any]]:
 
 
 def validate_bundle(text: str) -> None:
-    from stix2validator import ValidationOptions, validate_string  # type: ignore[import-untyped]
+    from stix2validator import ValidationOptions, validate_string
 
     result = validate_string(text, ValidationOptions(version="2.1"))
     if not result.is_valid:
@@ -130,7 +130,7 @@ PULLED_TYPES = "indicator,marking-definition,campaign,relationship,identity"
 
 
 def _collection(url: str, collection: str, user: str | None) -> Any:
-    from taxii2client.v21 import Collection  # type: ignore[import-untyped]
+    from taxii2client.v21 import Collection
 
     password = os.environ.get("DISTILLWATCH_TAXII_PASSWORD")
     base = url if url.endswith("/") else url + "/"
@@ -176,7 +176,7 @@ def pull(url: str, collection: str, cursor: str | None = None,
 
 def write_watchlist(settings: Settings, records: list[dict[str, Any]]) -> None:
     """Upsert (or, for revoked indicators, delete) watchlist topic entries."""
-    from kafka import KafkaProducer  # type: ignore[import-untyped]
+    from kafka import KafkaProducer
 
     from streams.service.topics import ensure_topics, kafka_python_security
 
@@ -302,9 +302,8 @@ def cmd_indicators(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("indicators", help="share indicators (STIX 2.1 / TAXII 2.1) and "
-                                                 "load others' into the watchlist")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``distillwatch indicators`` (the command table: streams/cli.py)."""
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     e = verbs.add_parser("export", help="firing alerts -> a validated STIX 2.1 bundle")
     e.add_argument("--out", required=True, metavar="FILE")

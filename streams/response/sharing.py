@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import stix2  # type: ignore[import-untyped]
+import stix2
 
 from detectors.response import format_time, parse_ts
 from detectors.watchlist import hmac_hex
@@ -142,6 +142,25 @@ def build_bundle(
         raise ValueError(f"tlp must be one of {tuple(TLP_IDS)}, got {tlp!r}")
     if not key:
         raise ValueError("a community key is needed to hash fingerprints")
+    identity, extension, marking = _producer_objects(producer, tlp)
+    firing = [a for a in alerts if a.get("status") == "firing"]
+    found: dict[tuple[str, str], _Found] = {}
+    campaigns, members = _cluster_keys(firing, since, key, found)
+    _template_keys(firing, since, key, found, members)
+    objects: list[Any] = [identity, extension, marking]
+    common = {"created_by_ref": identity.id, "object_marking_refs": [marking.id]}
+    for cid, c in sorted(campaigns.items()):
+        objects.append(_campaign(cid, c, common))
+    for (kind, value), f in sorted(found.items()):
+        objects.extend(_indicator(kind, value, f, key_id, extension.id, valid_days, common))
+    return stix2.Bundle(objects=objects, id=stix_id("bundle", *sorted(
+        str(getattr(o, "id", "")) + str(getattr(o, "modified", "")) for o in objects)),
+        allow_custom=True)
+
+
+def _producer_objects(producer: str, tlp: str) -> tuple[
+        stix2.Identity, stix2.ExtensionDefinition, stix2.MarkingDefinition]:
+    """Who shares (identity), the x_distillwatch extension definition, the TLP marking."""
     identity = stix2.Identity(
         id=stix_id("identity", producer), name=producer, identity_class="organization",
         description="The provider that shares these indicators (distillwatch).",
@@ -155,9 +174,16 @@ def build_bundle(
                     "linkage-key kind, the community key id of a hashed value, detectors, "
                     "reasons, accounts observed (never account ids or prompt text).",
         extension_types=["property-extension"])
-    found: dict[tuple[str, str], _Found] = {}
+    return identity, extension, marking
+
+
+def _cluster_keys(firing: list[Mapping[str, Any]], since: float | None, key: bytes,
+                  found: dict[tuple[str, str], _Found],
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Cluster and campaign alerts: their shareable linkage keys into ``found``;
+    the campaigns (STIX id -> first, last, score, accounts) and each member
+    account's campaign."""
     campaigns: dict[str, dict[str, Any]] = {}
-    firing = [a for a in alerts if a.get("status") == "firing"]
     members: dict[str, str] = {}  # account id -> campaign id (cluster alerts' members)
     for alert in firing:
         t = _time_of(alert)
@@ -187,14 +213,20 @@ def build_bundle(
         c["accounts"] = max(c["accounts"], int(alert.get("account_count") or 0))
         for account in alert.get("accounts") or []:
             members.setdefault(str(account), campaign_id)
-        for linkage in keys:
-            kind, _, value = linkage.partition(":")
+        for linkage_key in keys:
+            kind, _, value = linkage_key.partition(":")
             shared = _shared_value(kind, value, key) if kind in SHARED_KINDS else None
             if shared is None:
                 continue
             f = found.setdefault((kind, shared[1]), _Found(kind, shared[0], shared[1]))
             f.add(alert, t, campaign_id)
-    for alert in firing:  # account alerts: their repeated prompt templates
+    return campaigns, members
+
+
+def _template_keys(firing: list[Mapping[str, Any]], since: float | None, key: bytes,
+                   found: dict[tuple[str, str], _Found], members: Mapping[str, str]) -> None:
+    """Account alerts: their repeated prompt templates into ``found``."""
+    for alert in firing:
         account = alert.get("account_id")
         details = alert.get("details")
         if not isinstance(account, str) or not isinstance(details, Mapping):
@@ -213,53 +245,54 @@ def build_bundle(
             f = found.setdefault(("tmpl", shared[1]), _Found("tmpl", shared[0], shared[1]))
             f.add(alert, t, members.get(account))
 
-    objects: list[Any] = [identity, extension, marking]
-    common = {"created_by_ref": identity.id, "object_marking_refs": [marking.id]}
-    for cid, c in sorted(campaigns.items()):
-        objects.append(stix2.Campaign(
-            id=cid, name=f"distillation campaign {cid.split('--')[1][:8]}",
-            description=f"Coordinated accounts harvesting model outputs ({c['accounts']} "
-                        "accounts observed).",
-            objective="distillation of model outputs",
-            first_seen=format_time(c["first"]), last_seen=format_time(c["last"]),
-            confidence=int(round(100 * c["score"])),
-            created=format_time(c["first"]), modified=format_time(c["last"]), **common))
-    for (kind, value), f in sorted(found.items()):
-        iid = stix_id("indicator", kind, key_id if kind != "ip" else "", value)
-        facts: dict[str, Any] = {
-            "extension_type": "property-extension", "kind": kind,
-            "detectors": sorted(f.detectors),
-            "accounts_observed": f.accounts, "alerts": len(f.alert_ids),
-        }
-        if f.reasons:  # STIX forbids empty lists
-            facts["reasons"] = sorted(f.reasons)
-        if kind != "ip":
-            facts.update(key_id=key_id, hmac_sha256=value)
-        else:
-            facts["cidr"] = value
-        name = {"pay": "payment fingerprint", "ua": "client fingerprint",
-                "tmpl": "prompt-template fingerprint", "ip": "network"}[kind]
-        objects.append(stix2.Indicator(
-            id=iid, name=f"distillation {name}",
-            description=f"A {name} seen in a distillation campaign"
-                        + (f" (HMAC-SHA256 under community key {key_id})." if kind != "ip"
-                           else "."),
-            pattern=f.pattern, pattern_type="stix", pattern_version="2.1",
-            indicator_types=["malicious-activity"],
-            valid_from=format_time(f.first),
-            valid_until=format_time(f.last + valid_days * 86400.0),
-            confidence=int(round(100 * f.score)),
-            created=format_time(f.first), modified=format_time(f.last),
-            extensions={ext_id: facts}, allow_custom=True, **common))
-        for cid in sorted(f.campaigns):
-            objects.append(stix2.Relationship(
-                id=stix_id("relationship", iid, cid), relationship_type="indicates",
-                source_ref=iid, target_ref=cid,
-                description="This indicator was seen in the campaign's accounts.",
-                created=format_time(f.first), modified=format_time(f.last), **common))
-    return stix2.Bundle(objects=objects, id=stix_id("bundle", *sorted(
-        str(getattr(o, "id", "")) + str(getattr(o, "modified", "")) for o in objects)),
-        allow_custom=True)
+
+def _campaign(cid: str, c: Mapping[str, Any], common: Mapping[str, Any]) -> stix2.Campaign:
+    return stix2.Campaign(
+        id=cid, name=f"distillation campaign {cid.split('--')[1][:8]}",
+        description=f"Coordinated accounts harvesting model outputs ({c['accounts']} "
+                    "accounts observed).",
+        objective="distillation of model outputs",
+        first_seen=format_time(c["first"]), last_seen=format_time(c["last"]),
+        confidence=int(round(100 * c["score"])),
+        created=format_time(c["first"]), modified=format_time(c["last"]), **common)
+
+
+def _indicator(kind: str, value: str, f: _Found, key_id: str, ext_id: str, valid_days: float,
+               common: Mapping[str, Any]) -> list[Any]:
+    """One shared key's indicator, and its relationship to each campaign it was seen in."""
+    iid = stix_id("indicator", kind, key_id if kind != "ip" else "", value)
+    facts: dict[str, Any] = {
+        "extension_type": "property-extension", "kind": kind,
+        "detectors": sorted(f.detectors),
+        "accounts_observed": f.accounts, "alerts": len(f.alert_ids),
+    }
+    if f.reasons:  # STIX forbids empty lists
+        facts["reasons"] = sorted(f.reasons)
+    if kind != "ip":
+        facts.update(key_id=key_id, hmac_sha256=value)
+    else:
+        facts["cidr"] = value
+    name = {"pay": "payment fingerprint", "ua": "client fingerprint",
+            "tmpl": "prompt-template fingerprint", "ip": "network"}[kind]
+    objects: list[Any] = [stix2.Indicator(
+        id=iid, name=f"distillation {name}",
+        description=f"A {name} seen in a distillation campaign"
+                    + (f" (HMAC-SHA256 under community key {key_id})." if kind != "ip"
+                       else "."),
+        pattern=f.pattern, pattern_type="stix", pattern_version="2.1",
+        indicator_types=["malicious-activity"],
+        valid_from=format_time(f.first),
+        valid_until=format_time(f.last + valid_days * 86400.0),
+        confidence=int(round(100 * f.score)),
+        created=format_time(f.first), modified=format_time(f.last),
+        extensions={ext_id: facts}, allow_custom=True, **common)]
+    for cid in sorted(f.campaigns):
+        objects.append(stix2.Relationship(
+            id=stix_id("relationship", iid, cid), relationship_type="indicates",
+            source_ref=iid, target_ref=cid,
+            description="This indicator was seen in the campaign's accounts.",
+            created=format_time(f.first), modified=format_time(f.last), **common))
+    return objects
 
 
 _IP_PATTERN = re.compile(

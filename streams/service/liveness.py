@@ -231,7 +231,7 @@ class LivenessThread:
         client = self._clients.get(name)
         if client is not None:
             return client
-        from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # type: ignore[import-untyped]
+        from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
         from streams.service.topics import kafka_python_security
 
@@ -294,7 +294,7 @@ class LivenessThread:
         return dict(found)
 
     def _remove(self, member_ids: list[str], clients: dict[str, str]) -> None:
-        from kafka.admin import MemberToRemove  # type: ignore[import-untyped]
+        from kafka.admin import MemberToRemove
 
         admin = self._client("admin")
         admin.remove_group_members(self.group,

@@ -34,9 +34,9 @@ def campaigns_on(settings: Settings) -> bool:
 
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; existing ones are left as they are."""
-    from kafka import KafkaAdminClient  # type: ignore[import-untyped]
-    from kafka.admin import NewTopic  # type: ignore[import-untyped]
-    from kafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,

@@ -64,8 +64,8 @@ def evict_stale_members(settings: Settings) -> list[str]:
     i.e. earlier incarnations of itself; on a real cluster the session
     timeout would have removed them anyway. Best effort: failures are logged.
     """
-    from kafka import KafkaAdminClient  # type: ignore[import-untyped]
-    from kafka.admin import MemberToRemove  # type: ignore[import-untyped]
+    from kafka import KafkaAdminClient
+    from kafka.admin import MemberToRemove
 
     from streams.service.topics import kafka_python_security
 

@@ -463,7 +463,7 @@ def test_shared_fingerprints_match_counting(fps: list[tuple[int, ...]], need: in
 
 def test_shared_fingerprint_kernel_runs_in_c_when_compiled() -> None:
     import detectors
-    from detectors import cluster
+    from detectors.cluster import keys as cluster
 
     assert (cluster._C_SHARED is not None) == (detectors.NATIVE == "on")
     if cluster._C_SHARED is None:

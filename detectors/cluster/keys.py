@@ -37,7 +37,7 @@ def shared_fingerprints(fps: list[tuple[int, ...]], need: int) -> set[int]:
 
     Every occurrence counts. The C kernel (``detectors/_fpcount.c``) counts
     without creating an object per fingerprint; this Python is the reference
-    (tests/test_cluster.py compares the two).
+    (tests/oracles/test_cluster_oracle.py compares both with plain counting).
 
     >>> sorted(shared_fingerprints([(1, 2), (2, 3), (2, 1)], 2))
     [1, 2]

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(NATIVE): $(STAMP) $(wildcard detectors/*.py) $(wildcard detectors/*.c)
+$(NATIVE): $(STAMP) $(wildcard detectors/*.py detectors/*/*.py) $(wildcard detectors/*.c)
 	$(BIN)/python -m tools.native build
 	@mkdir -p build && touch $(NATIVE)
 

@@ -37,11 +37,13 @@ def _choose() -> str:
     if meta.get("cache_tag") != sys.implementation.cache_tag:
         return "incompatible"
     sources = meta.get("sources", {})
-    # every source of the package must be in the build: a new module or C
-    # kernel since then makes it stale too
-    if set(sources) != {p.name for p in here.glob("*.py") if p.name != "__init__.py"} | {
-        p.name for p in here.glob("*.c")
-    }:
+    # every source of the package, subpackages included (``cluster/keys.py``),
+    # must be in the build: a new module or C kernel since then makes it stale too
+    on_disk = {
+        p.relative_to(here).as_posix() for p in (*here.rglob("*.py"), *here.glob("*.c"))
+        if not p.relative_to(here).parts[0].startswith("_native")
+    }
+    if set(sources) != on_disk - {"__init__.py"}:
         return "stale"
     for name, digest in sources.items():
         try:

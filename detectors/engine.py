@@ -66,6 +66,7 @@ from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
+from detectors.scoring import ramp as _ramp
 from detectors.state import META_SHORT, AccountState, argmin, find, maximum
 from detectors.text import SKETCH_BINS, TextTopics, agreement, fingerprint_topic, prompt_features
 from detectors.watchlist import Watchlist, mark_alert
@@ -94,14 +95,6 @@ REASONS = (
 )
 #: stop reasons that mean the output hit the request's limit
 _LIMIT_STOPS: Final = frozenset({"max_tokens", "length", "max_output_tokens", "token_limit"})
-
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    if x <= lo:
-        return 0.0
-    if x >= hi:
-        return 1.0
-    return (x - lo) / (hi - lo)
 
 
 # (compiled by tools.native: tests and tools may still subclass it)

@@ -17,14 +17,7 @@ import math
 
 from detectors.errors import InvalidConfig
 from detectors.models import PageHinkley
-
-
-def _ramp(x: float, lo: float, hi: float) -> float:
-    if x <= lo:
-        return 0.0
-    if x >= hi:
-        return 1.0
-    return (x - lo) / (hi - lo)
+from detectors.scoring import ramp as _ramp
 
 
 class VolumeSeriesScorer:

@@ -437,44 +437,8 @@ def test_replay_includes_cluster_alerts_deterministically():
     assert named <= members  # no benign account is named
 
 
-# ------------------------------------------- shared-template search kernel
-# detectors.cluster.shared_fingerprints (the C kernel of detectors/_fpcount.c
-# when compiled) against counting every occurrence with a Counter
-from collections import Counter  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-_FP = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 7, 2**64 - 1]))
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.lists(_FP, max_size=10).map(tuple), max_size=60), st.integers(-1, 12),
-       st.booleans())
-def test_shared_fingerprints_match_counting(fps: list[tuple[int, ...]], need: int,
-                                            odd: bool) -> None:
-    from detectors.cluster import shared_fingerprints
-
-    if odd and fps:  # a value no unsigned 64-bit int holds: the kernel hands over
-        fps[0] = (*fps[0], -5, 2**64)
-    counts = Counter(fp for f in fps for fp in f)
-    assert shared_fingerprints(fps, need) == {fp for fp, n in counts.items() if n >= need}
-
-
-def test_shared_fingerprint_kernel_runs_in_c_when_compiled() -> None:
-    import detectors
-    from detectors import cluster
-
-    assert (cluster._C_SHARED is not None) == (detectors.NATIVE == "on")
-    if cluster._C_SHARED is None:
-        return
-    # first-seen order, big tables (beyond the kernel's stack table) too
-    many = [tuple(range(i, i + 8)) for i in range(0, 4000, 4)]
-    assert cluster._C_SHARED(many, 2) == list(range(4, 4000))
-    assert cluster._C_SHARED([(3, 1), (1, 3)], 2) == [3, 1]
-    assert cluster._C_SHARED([(1,), [1]], 1) is None  # type: ignore[list-item]
-    with pytest.raises(TypeError):
-        cluster._C_SHARED(((1,),), 1)  # type: ignore[arg-type]
+# The shared-template search kernel (detectors/_fpcount.c) against counting:
+# tests/oracles/test_cluster_oracle.py.
 
 
 # ------------------------------------------- incremental bookkeeping (issue 19)

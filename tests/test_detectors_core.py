@@ -414,56 +414,8 @@ def test_truncated_state_is_corrupt(cuts: list[float]) -> None:
             AccountState.decode(blob[:k])
 
 
-# ------------------------------------------- optimised hot path vs reference
-# The per-event code of Detector.process and text.prompt_features is
-# hand-inlined for speed (issue 3); tests/reference_detector.py keeps the
-# straightforward version. Both must agree bit for bit: alerts, every account
-# state, population snapshots. Config tuning affects both alike.
-def _replay_digest(factory, events: list[Event]):  # type: ignore[no-untyped-def]
-    rep = Replayer(factory, partitions=4)
-    alerts = [a.to_record() for a in rep.run(events)]
-    states = {
-        acct: (st.encode(), r.detector.describe(st))
-        for r in rep.runners
-        for acct, st in r.states.items()
-    }
-    snaps = [r.detector.snapshot() for r in rep.runners]
-    return alerts, states, snaps
-
-
-def _simulated(seed: int, drop_topic: float) -> list[Event]:
-    from detectors.schema import parse_event
-    from simulator.simulate import simulate
-
-    events, _, _ = simulate(seed=seed, hours=3, accounts=80, drop_topic=drop_topic)
-    return [parse_event(e) for e in events]
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        {},
-        # fast decay: rebases of the scaled weights, established accounts, drift holds
-        {"short_half_life_s": 60.0, "long_half_life_s": 1800.0, "established_age_s": 600.0,
-         "population_sample_interval_s": 30.0, "max_tracked_topics": 4, "template_ring": 2,
-         "season_min_age_s": 1200.0},
-    ],
-    ids=["default", "fast-decay"],
-)
-def test_optimised_detector_matches_reference(config: dict[str, float]) -> None:
-    from functools import partial
-
-    from tests.reference_detector import ReferenceDetector
-
-    cfg = DetectorConfig(**config)  # type: ignore[arg-type]
-    events = _simulated(5, 0.3) + _stream(21)
-    events.sort(key=lambda e: e.ts)
-    fast = _replay_digest(partial(Detector, cfg), events)
-    slow = _replay_digest(partial(ReferenceDetector, cfg), events)
-    assert fast[0] and any(a["status"] == "resolved" for a in fast[0])
-    assert fast[0] == slow[0]
-    assert fast[1] == slow[1]
-    assert fast[2] == slow[2]
+# The hand-inlined per-event path against the straightforward one:
+# tests/oracles/test_detector_oracle.py.
 
 
 _PROMPT_ALPHABET = st.sampled_from(

@@ -70,9 +70,9 @@ def _choice(tree: Path, **env: str) -> str:
 
 def _manifest(pkg: Path) -> dict[str, object]:
     return {"cache_tag": sys.implementation.cache_tag,
-            "sources": {p.name: native.source_digest(p)
-                        for p in sorted((*pkg.glob("*.py"), *pkg.glob("*.c")))
-                        if p.name != "__init__.py"}}
+            "sources": {p.relative_to(pkg).as_posix(): native.source_digest(p)
+                        for p in sorted((*pkg.rglob("*.py"), *pkg.glob("*.c")))
+                        if p.relative_to(pkg).as_posix() != "__init__.py"}}
 
 
 def test_import_uses_the_build_only_when_every_source_matches(tmp_path):
@@ -85,6 +85,12 @@ def test_import_uses_the_build_only_when_every_source_matches(tmp_path):
     # one edited source: the whole build is ignored, the sources run
     engine = pkg / "engine.py"
     engine.write_text(engine.read_text() + "\n# edited after the build\n")
+    assert _choice(tmp_path) == "stale False"
+    # in a subpackage too
+    (pkg / "_native" / "manifest.json").write_text(json.dumps(_manifest(pkg)))
+    assert _choice(tmp_path) == "on True"
+    keys = pkg / "cluster" / "keys.py"
+    keys.write_text(keys.read_text() + "\n# edited after the build\n")
     assert _choice(tmp_path) == "stale False"
 
 
@@ -101,7 +107,7 @@ def test_import_calls_a_build_stale_when_the_set_of_sources_changed(tmp_path):
     assert _choice(tmp_path) == "stale False"
     path.write_text(json.dumps(manifest))
     assert _choice(tmp_path) == "on True"
-    (pkg / "newmodule.py").write_text("X = 1\n")
+    (pkg / "cluster" / "newmodule.py").write_text("X = 1\n")
     assert _choice(tmp_path) == "stale False"
 
 
@@ -117,9 +123,29 @@ def test_import_ignores_a_build_for_another_interpreter(tmp_path):
 
 
 def test_every_detector_module_is_compiled():
-    # a new module is compiled too (the list is read from the folder)
-    on_disk = sorted(p.stem for p in (ROOT / "detectors").glob("*.py") if p.stem != "__init__")
+    # a new module is compiled too (the list is read from the folder), and the
+    # modules of a subpackage (detectors/cluster/) with its __init__
+    pkg = ROOT / "detectors"
+    on_disk = sorted(p.relative_to(pkg).with_suffix("").as_posix() for p in pkg.rglob("*.py")
+                     if p.parts[len(pkg.parts)] != "_native" and p != pkg / "__init__.py")
     assert list(native.MODULES) == on_disk
+    assert {"cluster/__init__", "cluster/keys", "cluster/detector", "scoring"} <= set(on_disk)
+
+
+@pytest.mark.skipif(detectors.NATIVE != "on",
+                    reason=f"compiled detectors not in use here ({detectors.NATIVE})")
+def test_every_module_of_the_cluster_package_runs_compiled():
+    # a fresh interpreter, each submodule imported by its own name: mypyc's
+    # compiled package __init__ must not hand any of them to the sources
+    names = [f"detectors.cluster.{m.split('/')[1]}" for m in native.MODULES
+             if m.startswith("cluster/") and m != "cluster/__init__"]
+    code = ("import importlib, sys; names = sys.argv[1:]; "
+            "mods = [importlib.import_module(n) for n in names] + "
+            "[importlib.import_module('detectors.cluster')]; "
+            "print(all(m.__file__.endswith('.so') for m in mods))")
+    assert _run([sys.executable, "-c", code, *names], ROOT).strip() == "True"
+    from detectors.cluster import keys
+    assert keys._C_SHARED is not None  # the C kernel of detectors/_fpcount.c
 
 
 def test_doctests_of_the_python_sources_pass():

@@ -45,9 +45,22 @@ TARGET = PACKAGE / "_native"
 MANIFEST = "manifest.json"
 #: mypyc's shared library becomes ``detectors/_native/native__mypyc*.so``
 GROUP = "detectors.native"
-# everything but the package's __init__, which chooses between the two
+
+
+def _sources(pattern: str) -> list[Path]:
+    """The package's sources matching ``pattern``, subpackages included (not
+    the build output ``_native/``)."""
+    return sorted(p for p in PACKAGE.rglob(pattern)
+                  if "_native" not in p.relative_to(PACKAGE).parts[0]
+                  and "__pycache__" not in p.parts)
+
+
+#: paths relative to ``detectors/`` without ``.py`` (``cluster/keys``, and
+#: ``cluster/__init__`` for the subpackage ``detectors.cluster``): everything
+#: but the package's own ``__init__``, which chooses between the two
 MODULES = tuple(
-    sorted(p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    p.relative_to(PACKAGE).with_suffix("").as_posix() for p in _sources("*.py")
+    if p.relative_to(PACKAGE).as_posix() != "__init__.py"
 )
 #: hand-written C kernels, built beside the mypyc modules (``_arrays.c``
 #: becomes ``detectors._arrays``)
@@ -84,6 +97,7 @@ def build(verbose: bool = False) -> bool:
     # a snapshot, so the manifest describes exactly what was compiled
     sources = {}
     for file in ("__init__.py",) + tuple(f"{m}.py" for m in MODULES) + C_SOURCES:
+        (work / "detectors" / file).parent.mkdir(parents=True, exist_ok=True)
         (work / "detectors" / file).write_bytes((PACKAGE / file).read_bytes())
         if file != "__init__.py":
             sources[file] = source_digest(work / "detectors" / file)
@@ -104,11 +118,14 @@ def build(verbose: bool = False) -> bool:
         print(f"native: mypyc build failed after {took:.0f} s; the detectors run as "
               f"pure Python (full log: {log})\n{tail}", file=sys.stderr)
         return False
-    built = sorted((work / "out" / "detectors").glob("*.so"))
-    # install atomically: a half-copied folder must never be importable
+    out = work / "out" / "detectors"
+    built = sorted(out.rglob("*.so"))
+    # install atomically: a half-copied folder must never be importable; a
+    # subpackage's modules keep their folder (``_native/cluster/keys*.so``)
     staging = Path(tempfile.mkdtemp(prefix="_native-", dir=PACKAGE))
     for so in built:
-        shutil.copy2(so, staging / so.name)
+        (staging / so.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(so, staging / so.relative_to(out))
     (staging / MANIFEST).write_text(json.dumps({
         "cache_tag": sys.implementation.cache_tag,
         "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),

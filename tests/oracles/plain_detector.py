@@ -1,15 +1,19 @@
 """The straightforward detector the optimised hot path must match bit for bit.
 
 :class:`ReferenceDetector` is :class:`detectors.engine.Detector` with the
-per-event code as it was written before the performance work (helper per
-concern, ``_ramp`` per evidence term). The prompt-text and content-free
-updates and the final weighing of the evidence (``Detector._prompt_update``,
-``_meta_update``, ``_combine``) were written straightforwardly, not inlined
-(issue 18), so both detectors call them. ``tests/test_detectors_core.py`` replays
-seeded streams through both and requires identical alerts, account states and
-population snapshots, so optimisations of ``Detector.process`` cannot change a
-result; config tuning changes both alike. A deliberate change of the scoring
-*algorithm* must be made here too.
+per-event code as it was written before the performance work: ``process``,
+the topic sketch update, the evidence score, the seasonal profile and the
+population bounds, a helper per concern and a ramp per evidence term, where
+the engine inlines them by hand (issue 3). What the engine writes
+straightforwardly itself (the prompt-text and content-free updates, the final
+weighing of the evidence: ``Detector._prompt_update``, ``_meta_update``,
+``_combine``; population learning ``_learn``; alert building) both detectors
+share, so it is not repeated here. The few helpers it needs (the ramp, the
+exact recomputation of the incremental sums, the constants) are written here
+again rather than imported from the module under check.
+``tests/oracles/test_detector_oracle.py`` replays seeded streams through both
+and requires identical alerts, account states and population snapshots. A
+deliberate change of the scoring *algorithm* must be made here too.
 """
 
 from __future__ import annotations
@@ -17,9 +21,41 @@ from __future__ import annotations
 import math
 
 from detectors.alerts import Alert
-from detectors.engine import _EXACT_EVERY, _IA_ALPHA, _REBASE, Detector, _exact_sums, _ramp
+from detectors.engine import Detector
 from detectors.schema import Event
 from detectors.state import AccountState
+
+_REBASE = 40.0  # the scaled weights are rebased beyond 2**40
+_EXACT_EVERY = 256  # the incremental entropy sums are recomputed exactly this often
+_IA_ALPHA = 0.1  # smoothing of the inter-arrival mean and variance
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    """0 up to ``lo``, 1 from ``hi``, linear between."""
+    if x <= lo:
+        return 0.0
+    if x >= hi:
+        return 1.0
+    return (x - lo) / (hi - lo)
+
+
+def _plogp(ws: list[float]) -> float:
+    """``sum(w log w)`` over the positive weights, added in order (not sum(),
+    which compensates on Python >= 3.12)."""
+    total = 0.0
+    for v in ws:
+        if v > 0.0:
+            total += v * math.log(v)
+    return total
+
+
+def _exact_sums(state: AccountState) -> None:
+    """The incrementally kept sums and ``sum(w log w)``, recomputed."""
+    state.s_short = math.fsum(state.w_short)
+    state.t_short = _plogp(list(state.w_short))
+    state.s_long = math.fsum(state.w_long)
+    state.t_long = _plogp(list(state.w_long))
+    state.t_hours = _plogp(list(state.hours))
 
 
 class ReferenceDetector(Detector):
@@ -268,17 +304,3 @@ class ReferenceDetector(Detector):
             state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
             s_drift,
         )
-
-    def _learn(self, state: AccountState, t: float, ws: float, rate: float) -> None:
-        cfg = self.config
-        self.pop_rate.update(rate, t)
-        if state.tok_short > 0.0:
-            tok = self._rate(
-                state.tok_short / ws, t - state.first_ts, self._win_s, cfg.short_half_life_s
-            )
-            self.pop_tokens.update(tok, t)
-        txt = state.txt_short
-        if txt / ws >= cfg.min_prompts:
-            self.pop_template.update(state.tmpl_short / txt, t)
-            self.pop_elicitation.update(state.elic_short / txt, t)
-        self._refresh_bounds()

@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # failed build leaves pure Python, and the stamp is made either way
 NATIVE  := build/native.stamp
 
-.PHONY: run test lint typecheck bench evaluate clean
+.PHONY: run check test lint typecheck bench evaluate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,13 @@ $(NATIVE): $(STAMP) $(wildcard detectors/*.py) $(wildcard detectors/*.c)
 run: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch run
 
+# the edit loop: the unit tier (tests/ without integration/ and reliability/,
+# not slow) and the doctests of detectors/, in under a minute
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/integration \
+		--ignore=tests/reliability tests detectors
+
+# everything, as CI runs it (the tiers, the doctests of detectors/, streams/, simulator/)
 test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest
 

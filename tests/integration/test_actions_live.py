@@ -1,5 +1,7 @@
 """Response actions: the policy (pure), the contract (JSON Schema), the
-ledger, the reference consumer, and the live path on the embedded broker."""
+ledger, the reference consumer, and the live path on the embedded broker.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_actions.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """``distillwatch bench`` runs end to end on tiny sizes and yields all
 sections. Functional only: no timing is asserted here (timings live in the
-benchmark's own output)."""
+benchmark's own output).
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_bench.py."""
 
 from __future__ import annotations
 

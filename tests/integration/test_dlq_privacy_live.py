@@ -1,6 +1,8 @@
 """Dead-letter payload policy (issue 18): with ``dlq_payload=redacted`` no prompt
 text reaches the dead-letter topic; with ``original`` the bytes are kept and
-recoverable; the topic is created with a retention."""
+recoverable; the topic is created with a retention.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_dlq_privacy.py."""
 
 from __future__ import annotations
 

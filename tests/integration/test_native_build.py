@@ -1,6 +1,8 @@
 """The mypyc-compiled detection core (tools/native.py) against the Python
 sources: same alerts, byte for byte, and never a compiled module older than
-its source."""
+its source.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_native.py."""
 
 from __future__ import annotations
 

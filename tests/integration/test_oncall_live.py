@@ -1,6 +1,8 @@
 """On-call integration: payload mapping, the forwarder against a real local
 HTTP server (retries, permanent rejections, duplicates, commit after
-delivery), and tail."""
+delivery), and tail.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_oncall.py."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from streams.cli import main
 from tests.helpers.broker import produce
-from tests.helpers.oncall import T0, Recorder, record  # noqa: F401 - T0 for the live part
+from tests.helpers.oncall import T0, Recorder, record
 
 
 @pytest.fixture

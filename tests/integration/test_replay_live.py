@@ -1,5 +1,7 @@
 """Replay: ordering across files, gzip, bad lines, lateness, the CLI, and the
-proof that the live service and replay emit the same alert ids."""
+proof that the live service and replay emit the same alert ids.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_replay.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Indicator sharing: the STIX 2.1 bundle (validated, hashed, marked, no
 prompt text), its way back into the watchlist, the watchlist as evidence,
-and a TAXII 2.1 round trip through a real local medallion server."""
+and a TAXII 2.1 round trip through a real local medallion server.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_sharing.py."""
 
 from __future__ import annotations
 

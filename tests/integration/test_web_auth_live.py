@@ -1,5 +1,7 @@
 """The operator surface: beyond loopback only with a token; a Host allowlist;
-changes only by POST with the token; the token never logged."""
+changes only by POST with the token; the token never logged.
+
+Here the parts on real servers or subprocesses; the pure ones: tests/unit/test_web_auth.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """``distillwatch bench`` runs end to end on tiny sizes and yields all
 sections. Functional only: no timing is asserted here (timings live in the
-benchmark's own output)."""
+benchmark's own output).
+
+The parts on real servers or subprocesses: tests/integration/test_bench_live.py."""
 
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ The checks live in :mod:`tools.broker_matrix` so that
 README table. Here they run against the embedded default (or the kind named by
 ``DISTILLWATCH_EMBEDDED_BROKER``) on a broker this module starts and always
 stops.
-"""
+
+The parts on real servers or subprocesses: tests/integration/test_broker_matrix_live.py."""
 
 from __future__ import annotations
 

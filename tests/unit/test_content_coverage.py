@@ -1,6 +1,8 @@
 """Blindness is visible (issue 18): the share of events carrying prompt and
 topic on /health and /metrics, a ``content_missing`` warning once per blind
-episode of a partition, and the same shares in replay's summary."""
+episode of a partition, and the same shares in replay's summary.
+
+The parts on real servers or subprocesses: tests/integration/test_content_coverage_live.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Dead-letter payload policy (issue 18): with ``dlq_payload=redacted`` no prompt
 text reaches the dead-letter topic; with ``original`` the bytes are kept and
-recoverable; the topic is created with a retention."""
+recoverable; the topic is created with a retention.
+
+The parts on real servers or subprocesses: tests/integration/test_dlq_privacy_live.py."""
 
 from __future__ import annotations
 

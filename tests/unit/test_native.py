@@ -1,6 +1,8 @@
 """The mypyc-compiled detection core (tools/native.py) against the Python
 sources: same alerts, byte for byte, and never a compiled module older than
-its source."""
+its source.
+
+The parts on real servers or subprocesses: tests/integration/test_native_build.py."""
 
 from __future__ import annotations
 

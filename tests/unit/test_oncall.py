@@ -1,6 +1,8 @@
 """On-call integration: payload mapping, the forwarder against a real local
 HTTP server (retries, permanent rejections, duplicates, commit after
-delivery), and tail."""
+delivery), and tail.
+
+The parts on real servers or subprocesses: tests/integration/test_oncall_live.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from streams.oncall.forward import Forwarder
 from streams.oncall.mappings import alertmanager_alert, pagerduty_event
 from streams.settings import SecretStr
-from tests.helpers.oncall import T0, Recorder, record  # noqa: F401 - T0 for the live part
+from tests.helpers.oncall import Recorder, record
 
 
 @pytest.fixture

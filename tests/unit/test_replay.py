@@ -1,5 +1,7 @@
 """Replay: ordering across files, gzip, bad lines, lateness, the CLI, and the
-proof that the live service and replay emit the same alert ids."""
+proof that the live service and replay emit the same alert ids.
+
+The parts on real servers or subprocesses: tests/integration/test_replay_live.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """The operator surface: beyond loopback only with a token; a Host allowlist;
-changes only by POST with the token; the token never logged."""
+changes only by POST with the token; the token never logged.
+
+The parts on real servers or subprocesses: tests/integration/test_web_auth_live.py."""
 
 from __future__ import annotations
 

@@ -24,11 +24,13 @@ $(NATIVE): $(STAMP) $(wildcard detectors/*.py) $(wildcard detectors/*.c)
 run: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch run
 
-# the edit loop: the unit tier (tests/ without integration/ and reliability/,
-# not slow) and the doctests of detectors/, in under a minute
+# the edit loop, in under a minute: the unit tier (tests/ without the
+# integration, reliability and oracle tiers; not the slow whole-run replays)
+# and the doctests of detectors/
 check: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/integration \
-		--ignore=tests/reliability tests detectors
+		--ignore=tests/reliability --ignore=tests/oracles \
+		--ignore=tests/test_cluster_reference.py tests detectors
 
 # everything, as CI runs it (the tiers, the doctests of detectors/, streams/, simulator/)
 test: $(STAMP) $(NATIVE)

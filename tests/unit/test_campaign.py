@@ -172,6 +172,7 @@ def test_checkpoint_and_restore_continue_exactly():
         assert out == whole
 
 
+@pytest.mark.slow  # a whole simulated run through replay
 def test_replay_through_the_campaign_stage_is_deterministic_and_quieter():
     from detectors.engine import Detector
     from detectors.schema import parse_event
@@ -280,6 +281,7 @@ def test_every_stage_output_matches_the_alert_schema():
         jsonschema.validate(bad, schema)
 
 
+@pytest.mark.slow  # a whole simulated run through replay
 def test_replay_report_has_a_campaigns_table(tmp_path):
     from streams.cli import main
 

@@ -414,6 +414,7 @@ def test_idle_keys_are_forgotten():
 # ------------------------------------------------------------------ replay ---
 
 
+@pytest.mark.slow  # a whole simulated run through replay
 def test_replay_includes_cluster_alerts_deterministically():
     from simulator.simulate import simulate
 

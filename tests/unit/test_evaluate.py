@@ -297,6 +297,7 @@ def test_shared_card_rule_pages_every_account_on_a_crowded_card() -> None:
         SharedCardRule(1)
 
 
+@pytest.mark.slow  # simulated evaluation runs
 def test_each_baseline_catches_an_attacking_family() -> None:
     """On simulated traffic each baseline detects at least one family (none is a
     straw man); scored with the same rules as distillwatch."""
@@ -349,6 +350,7 @@ def test_summarize_seeds_by_hand() -> None:
     assert "extractor" in table and "edtech_tutor" in table and "all benign" in table
 
 
+@pytest.mark.slow  # simulated evaluation runs
 def test_evaluate_seeds_runs_and_keeps_results_per_seed(tmp_path: Any) -> None:
     out = io.StringIO()
     rep = evaluate_seeds(

@@ -45,6 +45,7 @@ def _records(alerts) -> list[bytes]:  # type: ignore[no-untyped-def]
     return [orjson.dumps(a.to_record()) for a in alerts]
 
 
+@pytest.mark.slow  # whole simulated runs in parallel replay children
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_parallel_replay_is_byte_identical(logs: list[Path], jobs: int) -> None:
     one = replay_files(logs, partitions=8, show_progress=False)
@@ -70,6 +71,7 @@ def test_jobs_must_fit_the_partitions(logs: list[Path]) -> None:
         replay_files_parallel(logs, jobs=9, partitions=8)
 
 
+@pytest.mark.slow  # whole simulated runs in parallel replay children
 def test_replay_cli_jobs(logs: list[Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     outs = []
     for jobs in ("1", "2"):

@@ -66,6 +66,7 @@ def test_timed_event_charges_the_inner_stages_to_them() -> None:
     assert times.on is False
 
 
+@pytest.mark.slow  # a whole simulated run through replay
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_replay_reports_every_stage_adding_up(day: Path, jobs: int) -> None:
     from streams.replay.replayer import replay_files

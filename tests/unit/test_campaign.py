@@ -158,6 +158,7 @@ def _stage_input() -> tuple[Alert, ...]:
     return tuple(a for e in sim.events for a in rep.process(parse_event(e)))
 
 
+@pytest.mark.slow  # a whole simulated run through replay, twice
 def test_checkpoint_and_restore_continue_exactly():
     alerts = _stage_input()
     assert any(a.detector == "cluster" for a in alerts)

@@ -296,6 +296,7 @@ def day() -> Any:
     return s, list(s.events)
 
 
+@pytest.mark.slow  # a whole simulated day
 def test_benign_volume_is_diurnal(day) -> None:
     """Day (10-16 h local) vs night (1-5 h local) request rate of ordinary accounts."""
     s, events = day
@@ -310,6 +311,7 @@ def test_benign_volume_is_diurnal(day) -> None:
     assert day_rate / night_rate > 4
 
 
+@pytest.mark.slow  # a whole simulated day
 def test_account_sizes_are_heavy_tailed(day) -> None:
     s, events = day
     counts = Counter(e["account_id"] for e in events)

@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # failed build leaves pure Python, and the stamp is made either way
 NATIVE  := build/native.stamp
 
-.PHONY: run test lint typecheck bench evaluate clean
+.PHONY: run check test lint typecheck bench evaluate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,14 @@ $(NATIVE): $(STAMP) $(wildcard detectors/*.py detectors/*/*.py) $(wildcard detec
 run: $(STAMP) $(NATIVE)
 	$(BIN)/distillwatch run
 
+# the edit loop, in under a minute: the unit tier (tests/ without the
+# integration, reliability and oracle tiers, nor the oracle comparison still in
+# test_detectors_core; not the slow whole-run replays) and the doctests of detectors/
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" --ignore=tests/integration \
+		--ignore=tests/reliability --ignore=tests/oracles tests detectors
+
+# everything, as CI runs it (the tiers, the doctests of detectors/, streams/, simulator/)
 test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest
 

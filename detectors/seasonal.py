@@ -127,9 +127,14 @@ class SeasonalProfile:
     def update(self, t: float, x: float) -> None:
         """Learn value ``x`` at event time ``t`` (shared by the two nearest slots)."""
         e = (t - self._ref) / self.half_life_s
-        if e > _REBASE_EXP or e < -_REBASE_EXP:
+        if e > _REBASE_EXP:
             self._rebase(t)
             e = 0.0
+        elif e < -_REBASE_EXP:
+            # far older than what was learned (out of order, a clock reset):
+            # learned with the least weight instead of rebasing backwards,
+            # which would scale every weight by up to 2**(huge) and overflow
+            e = -_REBASE_EXP
         w = math.pow(2.0, e)
         i0, i1, frac, off = self._slots(t)
         w0 = w * (1.0 - frac)
@@ -186,7 +191,7 @@ class SeasonalProfile:
         i0, i1, frac, off = self._slots(t)
         i = i0 if frac < 0.5 else i1
         e = (t - self._ref) / self.half_life_s
-        return self._w[off + i] / math.pow(2.0, e) if e < 1000.0 else 0.0
+        return self._w[off + i] / math.pow(2.0, max(e, -1000.0)) if e < 1000.0 else 0.0
 
     def to_json(self) -> list[Any]:
         return [self._ref, list(self._sum), list(self._w)]

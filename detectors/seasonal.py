@@ -10,9 +10,11 @@ habits within days. Values between slot centres are interpolated linearly, so
 a ramp inside an hour is expected too.
 
 :class:`SeasonalSeriesScorer` is the model ``distillwatch score-series`` runs:
-the series is deseasonalised with a profile of its offset from a slow level,
-and what remains is scored against a short, clipped baseline with a
-Page-Hinkley test for level shifts (the account volume model's logic).
+the series is deseasonalised by such a profile and what remains is scored
+against a short, clipped baseline with a Page-Hinkley test for level shifts
+(the account volume model's logic); that raw surprise is calibrated against
+the series' own history (an anomaly likelihood) and combined with the value's
+tail probability under its long-run distribution (docs/nab.md).
 
 Time is an input (``t``, epoch seconds, UTC): same values and times, same
 scores.
@@ -31,6 +33,25 @@ _DAY: Final = 86_400.0
 _HOUR: Final = 3_600.0
 # Rebase lazily scaled weights once they exceed 2**_REBASE_EXP.
 _REBASE_EXP: Final = 40.0
+_LN10: Final = math.log(10.0)
+_LOG_SQRT_2PI: Final = 0.5 * math.log(2.0 * math.pi)
+
+
+def tail_nines(z: float) -> float:
+    """``-log10`` of the upper tail probability of a standard normal at ``z``
+    (0.0 for ``z <= 0``): how many nines of "this is unusual". Exact up to
+    ``z = 8``, the asymptotic expansion beyond (no underflow to 0).
+
+    >>> round(tail_nines(0.0), 3), round(tail_nines(3.0), 2), round(tail_nines(40.0), 1)
+    (0.0, 2.87, 349.4)
+    """
+    if not z > 0.0:  # also NaN
+        return 0.0
+    if z < 8.0:
+        return -math.log10(0.5 * math.erfc(z / math.sqrt(2.0)))
+    if z > 1e150:
+        z = 1e150  # z * z stays finite
+    return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
 
 def is_weekend(t: float) -> bool:
@@ -106,9 +127,14 @@ class SeasonalProfile:
     def update(self, t: float, x: float) -> None:
         """Learn value ``x`` at event time ``t`` (shared by the two nearest slots)."""
         e = (t - self._ref) / self.half_life_s
-        if e > _REBASE_EXP or e < -_REBASE_EXP:
+        if e > _REBASE_EXP:
             self._rebase(t)
             e = 0.0
+        elif e < -_REBASE_EXP:
+            # far older than what was learned (out of order, a clock reset):
+            # learned with the least weight instead of rebasing backwards,
+            # which would scale every weight by up to 2**(huge) and overflow
+            e = -_REBASE_EXP
         w = math.pow(2.0, e)
         i0, i1, frac, off = self._slots(t)
         w0 = w * (1.0 - frac)
@@ -165,7 +191,7 @@ class SeasonalProfile:
         i0, i1, frac, off = self._slots(t)
         i = i0 if frac < 0.5 else i1
         e = (t - self._ref) / self.half_life_s
-        return self._w[off + i] / math.pow(2.0, e) if e < 1000.0 else 0.0
+        return self._w[off + i] / math.pow(2.0, max(e, -1000.0)) if e < 1000.0 else 0.0
 
     def to_json(self) -> list[Any]:
         return [self._ref, list(self._sum), list(self._w)]
@@ -182,27 +208,44 @@ class SeasonalProfile:
 class SeasonalSeriesScorer:
     """Online anomaly score in [0, 1] for a series with daily/weekly cycles.
 
-    Each value (on a log scale when ``log``: volume is multiplicative) is
-    deseasonalised: a :class:`SeasonalProfile` learns the value by time of
-    week, and its offset from the profile's mean is subtracted. What remains is
-    compared with an exponentially weighted baseline that spikes cannot drag
-    along (updates are clipped); a Page-Hinkley test on it re-centres the
-    baseline after a large level shift. A daily ramp is expected once the
-    profile has seen it; a jump off the usual curve is not.
+    Three stages, each a small fixed-size state:
 
-    The score is the surprise (the z-score mapped to [0, 1): 0 up to ``z_lo``,
-    0.5 at ``z_hi``, never saturating) *beyond the recent surprises*: it is
-    reported at the onset of an anomaly and not again for every value while it
-    lasts, and a weaker surprise soon after a stronger one scores 0
-    (``suppress``: per-value decay of the remembered surprise; 0 turns this
-    off and scores every value on its own).
+    1. **Residual surprise.** Each value (on a log scale when ``log``: volume
+       is multiplicative) is deseasonalised: a :class:`SeasonalProfile` learns
+       the value by time of week and its offset from the profile's mean is
+       subtracted. What remains is compared with an exponentially weighted
+       baseline that spikes cannot drag along (updates are clipped); a
+       Page-Hinkley test re-centres the baseline after a level shift. The
+       z-score is squashed to a raw surprise in [0, 1) (0 up to ``z_lo``, 0.5
+       at ``z_hi``). A daily ramp is expected once the profile has seen it.
+    2. **Calibration against the series' own history** (HTM's anomaly
+       likelihood): the mean raw surprise of the last ``likelihood_window``
+       values against a Gaussian of those means (half-life
+       ``likelihood_half_life`` values, standard deviation at least
+       ``likelihood_min_std``). A series whose raw surprise is always high
+       (noisy, unpredictable) needs more to look unusual than a calm one. In
+       parallel, the value itself against its long-run mean and deviation
+       (half-life ``global_half_life`` values, the windowed-Gaussian idea):
+       values outside everything seen so far. Both are upper-tail
+       probabilities; their larger ``-log10`` ("nines"), divided by ``nines``,
+       is the surprise, so one threshold means the same on every series.
+    3. **Onset only.** The surprise is reported *beyond the recent ones*: a
+       remembered surprise decays by ``suppress`` per value; what exceeds it
+       is reported, rescaled to what was left, ``(s - m) / (1 - m)``; a
+       weaker surprise soon after a stronger one scores 0. An anomaly is
+       reported once near its start, not for every value while it lasts
+       (0 turns this off).
+
+    No score is given for the first ``calibration`` values. A value or time
+    that is not finite (NaN, inf: a missing bucket) scores 0.0 and is not
+    learned.
 
     Parameters
     ----------
     half_life
         Half-life of the short baseline, in values.
     z_lo, z_hi
-        z-scores mapped to surprises 0 and 0.5.
+        z-scores mapped to raw surprises 0 and 0.5.
     clip_z
         Largest z-score an update may move the baseline by (spikes stay spikes).
     ph_threshold
@@ -211,14 +254,26 @@ class SeasonalSeriesScorer:
     shift_hold
         Values during which a detected level shift keeps the surprise up.
     warmup
-        Values before any score is given (0 until then).
+        Values before the residual surprise is computed.
     log
-        Score ``log1p(max(0, x))`` instead of ``x``.
+        Deseasonalise ``log1p(max(0, x))`` instead of ``x``.
     season_half_life_s, weekly, season_min_weight, season_slots
         The :class:`SeasonalProfile`: event-time half-life, weekends apart,
         weight a slot needs, slots per day.
     suppress
         Per-value decay of the remembered surprise, in [0, 1).
+    likelihood_window
+        Raw surprises averaged before calibration (values, 1..1000).
+    likelihood_half_life
+        Half-life of the Gaussian the averages are calibrated against (values).
+    likelihood_min_std
+        Floor of that Gaussian's standard deviation (raw-surprise units).
+    global_half_life
+        Half-life of the long-run mean and deviation of the value (values).
+    nines
+        Tail ``-log10`` probability that maps to surprise 1.0.
+    calibration
+        Values before any score is given (0 until then).
 
     Examples
     --------
@@ -229,30 +284,51 @@ class SeasonalSeriesScorer:
     >>> series = [v + rng.gauss(0, 3) for v in day * 6]
     >>> series[5 * 288 + 100] *= 4                          # day 6: a jump off the curve
     >>> scores = [scorer.learn_one(x, 300.0 * i) for i, x in enumerate(series)]
-    >>> max(scores[3 * 288:5 * 288]) < 0.1, scores[5 * 288 + 100] > 0.5
+    >>> ramps = max(scores[3 * 288:5 * 288])
+    >>> ramps < 0.02, scores[5 * 288 + 100] > 10 * ramps
     (True, True)
+    >>> scorer.learn_one(float("nan"), 300.0 * len(series))   # a missing bucket
+    0.0
     """
 
     __slots__ = ("half_life", "z_lo", "z_hi", "clip_z", "ph_threshold", "shift_hold", "warmup",
                  "log", "season_half_life_s", "weekly", "season_min_weight",
-                 "suppress", "season_slots", "_recent", "_n", "_mean", "_var", "_alpha", "_ph",
-                 "_since_shift", "_profile", "_scale")
+                 "suppress", "season_slots", "likelihood_window", "likelihood_half_life",
+                 "likelihood_min_std", "global_half_life", "nines", "calibration",
+                 "_recent", "_n", "_mean", "_var", "_alpha", "_ph",
+                 "_since_shift", "_profile", "_scale", "_window", "_pos", "_lik_alpha",
+                 "_lik_mean", "_lik_var", "_g_alpha", "_g_mean", "_g_var")
 
     def __init__(self, half_life: float = 100.0, z_lo: float = 3.0, z_hi: float = 6.0,
                  clip_z: float = 2.0, ph_threshold: float = 20.0, shift_hold: int = 6,
                  warmup: int = 12, log: bool = True,
                  season_half_life_s: float = 7 * _DAY, weekly: bool = True,
-                 season_min_weight: float = 2.0, suppress: float = 0.9997,
-                 season_slots: int = 48) -> None:
-        if half_life <= 0:
+                 season_min_weight: float = 2.0, suppress: float = 0.999,
+                 season_slots: int = 48, likelihood_window: int = 10,
+                 likelihood_half_life: float = 1000.0, likelihood_min_std: float = 0.03,
+                 global_half_life: float = 5000.0, nines: float = 40.0,
+                 calibration: int = 50) -> None:
+        if not half_life > 0:
             raise InvalidConfig(f"half_life must be > 0 values, got {half_life!r}")
         if not 0 <= z_lo < z_hi:
             raise InvalidConfig(f"need 0 <= z_lo < z_hi, got z_lo={z_lo!r}, z_hi={z_hi!r}")
-        if clip_z <= 0 or ph_threshold < 0 or shift_hold < 0 or warmup < 1:
+        if not (clip_z > 0 and ph_threshold >= 0 and shift_hold >= 0 and warmup >= 1):
             raise InvalidConfig("clip_z must be > 0, ph_threshold >= 0 (0: off), "
                                 "shift_hold >= 0, warmup >= 1")
         if not 0 <= suppress < 1:
             raise InvalidConfig(f"suppress must be in [0, 1), got {suppress!r}")
+        if not 1 <= likelihood_window <= 1000:
+            raise InvalidConfig(f"likelihood_window must be in 1..1000 values, "
+                                f"got {likelihood_window!r}")
+        if not (likelihood_half_life > 0 and global_half_life > 0):
+            raise InvalidConfig("likelihood_half_life and global_half_life must be > 0 values, "
+                                f"got {likelihood_half_life!r}, {global_half_life!r}")
+        if not likelihood_min_std > 0:
+            raise InvalidConfig(f"likelihood_min_std must be > 0, got {likelihood_min_std!r}")
+        if not (nines > 0 and math.isfinite(nines)):
+            raise InvalidConfig(f"nines must be a finite number > 0, got {nines!r}")
+        if not calibration >= 1:
+            raise InvalidConfig(f"calibration must be >= 1 values, got {calibration!r}")
         self.half_life = half_life
         self.z_lo = z_lo
         self.z_hi = z_hi
@@ -265,6 +341,12 @@ class SeasonalSeriesScorer:
         self.weekly = weekly
         self.season_min_weight = season_min_weight
         self.suppress = suppress
+        self.likelihood_window = int(likelihood_window)
+        self.likelihood_half_life = likelihood_half_life
+        self.likelihood_min_std = likelihood_min_std
+        self.global_half_life = global_half_life
+        self.nines = nines
+        self.calibration = int(calibration)
         self._recent = 0.0
         self._profile = SeasonalProfile(season_half_life_s, weekly, season_min_weight,
                                         int(season_slots))
@@ -277,6 +359,16 @@ class SeasonalSeriesScorer:
         self._ph = PageHinkley(min_instances=warmup, delta=0.05,
                                threshold=ph_threshold if ph_threshold > 0 else math.inf)
         self._since_shift = -1
+        # stage 2: the last raw surprises (ring buffer), their calibration
+        # Gaussian, and the long-run Gaussian of the value itself
+        self._window = array("d", bytes(8 * self.likelihood_window))
+        self._pos = 0
+        self._lik_alpha = 1.0 - 0.5 ** (1.0 / likelihood_half_life)
+        self._lik_mean = 0.0
+        self._lik_var = 0.0
+        self._g_alpha = 1.0 - 0.5 ** (1.0 / global_half_life)
+        self._g_mean = 0.0
+        self._g_var = 0.0
 
     def _value(self, x: float) -> float:
         return math.log1p(x if x > 0.0 else 0.0) if self.log else x
@@ -299,20 +391,42 @@ class SeasonalSeriesScorer:
         return z
 
     def _squash(self, z: float) -> float:
-        # 0 up to z_lo, 0.5 at z_hi, towards 1 beyond: graded, never saturated,
-        # so that a threshold can always tell a larger surprise from a smaller one
+        # 0 up to z_lo, 0.5 at z_hi, towards 1 beyond: graded, never saturated
         e = z - self.z_lo
         return e / (e + self.z_hi - self.z_lo) if e > 0.0 else 0.0
 
+    def _calibrated(self, raw: float, x: float, n: int) -> float:
+        """Stage 2 for raw surprise ``raw`` of value ``x``, the ``n``-th value
+        (0-based), against the state as it was before it."""
+        k = self.likelihood_window
+        filled = n if n < k else k
+        # the window's mean with raw in place of the oldest entry
+        acc = raw + sum(self._window) - (self._window[self._pos] if filled == k else 0.0)
+        avg = acc / (filled + 1 if filled < k else k)
+        lik_std = math.sqrt(self._lik_var)
+        if lik_std < self.likelihood_min_std:
+            lik_std = self.likelihood_min_std
+        s = tail_nines((avg - self._lik_mean) / lik_std) if n > 0 else 0.0
+        if n >= 2:
+            g_std = math.sqrt(self._g_var)
+            if not g_std > 1e-9 * (abs(self._g_mean) + 1.0):
+                g_std = 1e-6  # a constant series: any change is news
+            g = tail_nines(abs(x - self._g_mean) / g_std)
+            s = g if g > s else s
+        s /= self.nines
+        return s if s < 1.0 else 1.0
+
     def score_one(self, x: float, t: float) -> float:
-        """Surprise of ``x`` at ``t`` against what has been learned so far (no
-        update, no suppression of repeats)."""
-        return self._squash(self._z(x, t))
+        """Calibrated surprise of ``x`` at ``t`` against what has been learned so
+        far (no update, no suppression of repeats; 0.0 during calibration)."""
+        if not (math.isfinite(x) and math.isfinite(t)) or self._n < self.calibration:
+            return 0.0
+        return self._calibrated(self._squash(self._z(x, t)), x, self._n)
 
     def learn_one(self, x: float, t: float) -> float:
         """Learn ``x`` at event time ``t`` (epoch seconds) and return its score."""
-        if not math.isfinite(x) or not math.isfinite(t):
-            raise ValueError(f"value and time must be finite, got {x!r} at {t!r}")
+        if not (math.isfinite(x) and math.isfinite(t)):
+            return 0.0  # a missing bucket: nothing to learn, nothing to report
         v = self._value(x)
         d = v - self._season(t)
         z = self._z(x, t)  # against the baseline as it was before x
@@ -333,8 +447,10 @@ class SeasonalSeriesScorer:
         elif self._since_shift >= 0:
             self._since_shift += 1
         z2 = self._z(x, t)
-        z = z if z > z2 else z2
-        score = self._novel(self._squash(z))
+        raw = self._squash(z if z > z2 else z2)
+        surprise = self._calibrated(raw, x, n)
+        self._learn_calibration(raw, x, n)
+        score = self._novel(surprise) if n >= self.calibration else 0.0
         # the profile learns the value itself; the short baseline of what is
         # left after the profile absorbs a change of level until the profile
         # has learned it
@@ -353,6 +469,24 @@ class SeasonalSeriesScorer:
         self._mean += a * diff
         self._var = (1 - a) * (self._var + a * diff * diff)
         return score
+
+    def _learn_calibration(self, raw: float, x: float, n: int) -> None:
+        k = self.likelihood_window
+        self._window[self._pos] = raw
+        self._pos = (self._pos + 1) % k
+        filled = n + 1 if n + 1 < k else k
+        avg = sum(self._window) / filled
+        m = n + 1  # observations including this one
+        a = self._lik_alpha if self._lik_alpha * m > 1.0 else 1.0 / m
+        diff = avg - self._lik_mean
+        self._lik_mean += a * diff
+        self._lik_var = (1 - a) * (self._lik_var + a * diff * diff)
+        a = self._g_alpha if self._g_alpha * m > 1.0 else 1.0 / m
+        diff = x - self._g_mean
+        self._g_mean += a * diff
+        var = (1 - a) * (self._g_var + a * diff * diff)
+        # values near the float limit: keep the deviation finite
+        self._g_var = var if var < 1e300 else 1e300
 
     def _novel(self, s: float) -> float:
         """What ``s`` adds to the recent surprises: an anomaly is reported at its

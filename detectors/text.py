@@ -57,7 +57,8 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 #: characters read at each end of a longer prompt
 SCAN_CHARS: Final = 2048
@@ -67,16 +68,17 @@ SKETCH_BINS: Final = 16
 SKETCH_WORDS: Final = SKETCH_BINS // 4
 
 # Scripts written without spaces: each character is a unit.
-_NOSPACE: Final = (
-    "\u0e00-\u0eff"  # Thai, Lao
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u31f0-\u31ff"
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified
-    "\uf900-\ufaff"  # CJK compatibility
+_NOSPACE_RANGES: Final = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified
+    (0xF900, 0xFAFF),  # CJK compatibility
 )
+_NOSPACE: Final = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _NOSPACE_RANGES)
 _UNIT_RE: Final = re.compile(f"[{_NOSPACE}]|[^\\W\\d_{_NOSPACE}]+")
 _WORD_RE: Final = re.compile(r"[^\W\d_]+")
 _NOSPACE_RE: Final = re.compile(f"[{_NOSPACE}]")
@@ -274,6 +276,34 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
 
 
+# Hangul vowel and final jamo: letters that compose with the letter before them
+# (the only letters that do; tests/test_textkern.py checks it on the whole of
+# Unicode)
+_JAMO_SECOND: Final = ((0x1161, 0x1175), (0x11A8, 0x11C2))
+
+
+def _strip_char(ch: str) -> str | None:
+    """:func:`_strip_marks` of one letter, when a word's is the concatenation of
+    its letters' (the C kernel's per-character table); None when a word holding
+    ``ch`` must be stripped whole.
+
+    It is when the letter's decomposition starts with a starter that composes
+    with nothing before it: then neither canonical reordering nor composition
+    crosses from one letter's part to the next. (Words hold no combining marks:
+    marks separate units.)
+
+    >>> _strip_char("é"), _strip_char("ж"), _strip_char("\u1161"), _strip_char("\u0301")
+    ('e', 'ж', None, None)
+    """
+    first = ord(unicodedata.normalize("NFD", ch)[0])
+    if unicodedata.combining(chr(first)) or 0x0300 <= first <= 0x036F:
+        return None
+    for lo, hi in _JAMO_SECOND:
+        if lo <= first <= hi:
+            return None
+    return _strip_marks(ch)
+
+
 
 
 def _prefix_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], ...]:
@@ -424,6 +454,13 @@ def prompt_features(
     ((1, 1, 1, 1), 0, False, [], 1)
     """
     text = normalize(prompt, scan_chars)
+    if _C_FEATURES is not None:
+        return _C_FEATURES(text)
+    return _features(text)
+
+
+def _features(text: str) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]:
+    """:func:`prompt_features` of a normalised text (the reference of the C kernel)."""
     if text.isascii():
         # the same units as the regular expression, several times faster
         enc = text.encode("ascii").translate(_ASCII_SEP).split()
@@ -460,6 +497,43 @@ _STOP: Final = frozenset(
         " и в на что не как это с по для из от к о у за"
     ).split()
 )
+
+
+_Features = tuple[tuple[int, int, int, int], int, bool, list[int], int]
+
+
+def _features_kernel() -> Callable[[str], _Features] | None:
+    """The C kernel of :func:`prompt_features` after :func:`normalize`
+    (``detectors/_textkern.c``), configured with this module's tables, when
+    ``python -m streams.native build`` compiled it."""
+    try:
+        from detectors import _textkern
+    except ImportError:
+        return None
+    return _configure(_textkern)
+
+
+def _configure(kernel: Any) -> Callable[[str], _Features] | None:
+    """Hands this module's tables to a ``_textkern`` module; its ``features``,
+    or None when the tables are beyond what it handles."""
+    entries = [(e, _CLASS_BITS[cls]) for t in _PREFIXES for es in t.values() for e, cls in es]
+    if any(len(e) < _KEY_LENGTHS[0] for e, _ in entries):
+        return None  # the kernel's prefix table assumes entries of 3+ characters
+    kernel.configure(
+        list(_NOSPACE_RANGES),
+        list(_IDIOMS),
+        entries,
+        [(m, _CLASS_BITS[cls]) for m, cls in _NOSPACE_MARKERS],
+        sorted(_STOP),
+        _strip_char,
+        _strip_marks,
+    )
+    features: Callable[[str], _Features] = kernel.features
+    return features
+
+
+_CLASS_BITS: Final = {"R": 1, "V": 2, "G": 4, "A": 8}
+
 #: content units of a prompt that vote for its topic
 TOPIC_TERMS: Final = 12
 #: leading units of a prompt read for topic terms
@@ -491,6 +565,10 @@ def topic_terms(us: list[str], enc: list[bytes] | None = None) -> list[int]:
         if len(out) >= TOPIC_TERMS:
             break
     return out
+
+
+# Final: the compiled module reads it as a C static, not from the module dict
+_C_FEATURES: Final = _features_kernel()
 
 
 class TextTopics:

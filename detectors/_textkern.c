@@ -12,10 +12,16 @@
  *     strip_char(ch) -> str | None   one character without its accents, or
  *               None when a word holding it is stripped whole by
  *     strip_word(word) -> str        (text._strip_marks)
+ *     norm_char(ch) -> str | None    text.normalize of one character, or
+ *               None when a text holding it is normalised whole by
+ *     norm_text(text) -> str         (NFKC + casefold, text._norm_char)
  *     Class bits: 1 reasoning, 2 reveal, 4 grading, 8 graded thing.
  *
  * features(text) -> (sketch, size, elicit, terms, anchor)
  *     prompt_features of an already normalised text (text.normalize).
+ * features_raw(text) -> the same of text.normalize(text), for a prompt
+ *     already cut to its scanned part: ASCII lowered in place, other text
+ *     normalised per character from a table (norm_char) when it can be.
  *
  * Why C: the Python does per prompt a regular-expression split, an encode per
  * unit, a bytes join and a crc32 call per shingle, a set and a sort of int
@@ -45,6 +51,7 @@
 #define ENTRY_BUCKETS 1024
 #define STOP_BUCKETS 1024
 #define MAPPED_SLOTS 4096
+#define NORM_SLOTS 16384
 
 /* ----------------------------------------------------------------- crc32 */
 static uint32_t crc_table[8][256];
@@ -121,7 +128,21 @@ static struct {
     pat_t *stops;
     int nstops;
     int stop_head[STOP_BUCKETS];
-    PyObject *strip_char, *strip_word;
+    PyObject *strip_char, *strip_word, *norm_char, *norm_text;
+    /* normalisation per code point: 0 unknown, 1 itself, 2 the text goes
+     * whole through norm_text, 3 mapped (norm_map) */
+    uint8_t *norm_state;
+    /* the unit class of each BMP code point: 0 separator, 1 in a word,
+     * 2 a unit alone (a script without spaces) */
+    uint8_t bmp_class[0x10000];
+    uint16_t *norm_ccc; /* combining classes of its decomposition's ends: first << 8 | last */
+    struct {
+        Py_UCS4 cp; /* 0: empty */
+        uint32_t at, len; /* in norm_pool */
+    } norm_map[NORM_SLOTS];
+    int nnorm;
+    Py_UCS4 *norm_pool;
+    size_t pool_len, pool_cap;
     /* per code point: 0 unknown, 1 itself, 2 word goes whole, 3 mapped */
     uint8_t *cp_state;
     struct {
@@ -154,8 +175,19 @@ clear_tables(void)
     T.npats = T.nentries = T.nstops = 0;
     Py_CLEAR(T.strip_char);
     Py_CLEAR(T.strip_word);
+    Py_CLEAR(T.norm_char);
+    Py_CLEAR(T.norm_text);
     PyMem_Free(T.cp_state);
     T.cp_state = NULL;
+    PyMem_Free(T.norm_state);
+    T.norm_state = NULL;
+    PyMem_Free(T.norm_ccc);
+    T.norm_ccc = NULL;
+    PyMem_Free(T.norm_pool);
+    T.norm_pool = NULL;
+    T.pool_len = T.pool_cap = 0;
+    memset(T.norm_map, 0, sizeof(T.norm_map));
+    T.nnorm = 0;
     memset(T.mapped, 0, sizeof(T.mapped));
     T.nmapped = 0;
     T.configured = 0;
@@ -286,15 +318,18 @@ fail:
     return NULL;
 }
 
+static void fill_bmp_class(void);
+
 static PyObject *
 configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 7 || !PyList_Check(args[0]) || !PyCallable_Check(args[5])
-        || !PyCallable_Check(args[6])) {
+    if (nargs != 9 || !PyList_Check(args[0]) || !PyCallable_Check(args[5])
+        || !PyCallable_Check(args[6]) || !PyCallable_Check(args[7])
+        || !PyCallable_Check(args[8])) {
         PyErr_SetString(PyExc_TypeError,
                         "configure(ranges, idioms, entries, markers, stop, strip_char, "
-                        "strip_word)");
+                        "strip_word, norm_char, norm_text)");
         return NULL;
     }
     clear_tables();
@@ -378,8 +413,11 @@ configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         T.stops[i].next = T.stop_head[h];
         T.stop_head[h] = i;
     }
+    fill_bmp_class();
     T.cp_state = PyMem_Calloc(0x110000, 1);
-    if (T.cp_state == NULL) {
+    T.norm_state = PyMem_Calloc(0x110000, 1);
+    T.norm_ccc = PyMem_Calloc(0x110000, sizeof(uint16_t));
+    if (T.cp_state == NULL || T.norm_state == NULL || T.norm_ccc == NULL) {
         clear_tables();
         return PyErr_NoMemory();
     }
@@ -387,6 +425,10 @@ configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     T.strip_char = args[5];
     Py_INCREF(args[6]);
     T.strip_word = args[6];
+    Py_INCREF(args[7]);
+    T.norm_char = args[7];
+    Py_INCREF(args[8]);
+    T.norm_text = args[8];
     T.configured = 1;
     Py_RETURN_NONE;
 }
@@ -411,6 +453,23 @@ is_unit_char(Py_UCS4 c)
         return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
     }
     return Py_UNICODE_ISALNUM(c) && !Py_UNICODE_ISDECIMAL(c);
+}
+
+static void
+fill_bmp_class(void)
+{
+    for (Py_UCS4 c = 0; c < 0x10000; c++) {
+        T.bmp_class[c] = (uint8_t)(c >= 0x80 && is_nospace(c) ? 2 : is_unit_char(c));
+    }
+}
+
+static inline int
+unit_class(Py_UCS4 c)
+{
+    if (c < 0x10000) {
+        return T.bmp_class[c];
+    }
+    return is_nospace(c) ? 2 : is_unit_char(c);
 }
 
 typedef struct {
@@ -542,8 +601,7 @@ char_strip(Py_UCS4 c, const uint8_t **out, int *outlen)
 /* classes of one non-ASCII word (text._strip_marks, then the entries);
  * -1 on error */
 static int
-word_classes(PyObject *text, int kind, const void *data, const unit_t *u, const uint8_t *utf8,
-             uint8_t *scratch)
+word_classes(int kind, const void *data, const unit_t *u, uint8_t *scratch)
 {
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < u->cps; i++) {
@@ -555,7 +613,8 @@ word_classes(PyObject *text, int kind, const void *data, const unit_t *u, const 
             return -1;
         }
         if (ok == 0) { /* the whole word through the Python */
-            PyObject *w = PyUnicode_Substring(text, u->cp_start, u->cp_start + u->cps);
+            PyObject *w = PyUnicode_FromKindAndData(
+                kind, (const char *)data + (size_t)u->cp_start * (size_t)kind, u->cps);
             if (w == NULL) {
                 return -1;
             }
@@ -587,7 +646,6 @@ word_classes(PyObject *text, int kind, const void *data, const unit_t *u, const 
             at += rlen;
         }
     }
-    (void)utf8;
     return entry_classes(scratch, at);
 }
 
@@ -616,22 +674,10 @@ is_stop(const uint8_t *b, Py_ssize_t len, uint32_t crc)
     return 0;
 }
 
+/* the features of a text given as code points of one kind (ascii: all < 0x80) */
 static PyObject *
-features(PyObject *self, PyObject *text)
+core(int kind, const void *data, Py_ssize_t n, int ascii)
 {
-    (void)self;
-    if (!T.configured) {
-        PyErr_SetString(PyExc_RuntimeError, "_textkern.configure was not called");
-        return NULL;
-    }
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "features(text: str)");
-        return NULL;
-    }
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    int ascii = PyUnicode_IS_ASCII(text);
     PyObject *result = NULL;
     uint8_t *utf8_own = NULL, *scratch = NULL;
     unit_t *units = NULL;
@@ -678,7 +724,8 @@ features(PyObject *self, PyObject *text)
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
             Py_ssize_t before = at;
             at += put_utf8(utf8_own + at, c);
-            if (c >= 0x80 && is_nospace(c)) { /* ranges are non-ASCII */
+            int uc = unit_class(c);
+            if (uc == 2) {
                 units[nu].start = before;
                 units[nu].len = at - before;
                 units[nu].cps = 1;
@@ -688,7 +735,7 @@ features(PyObject *self, PyObject *text)
                 nu++;
                 in_run = 0;
             }
-            else if (is_unit_char(c)) {
+            else if (uc == 1) {
                 if (in_run) {
                     units[nu - 1].len = at - units[nu - 1].start;
                     units[nu - 1].cps++;
@@ -826,7 +873,7 @@ features(PyObject *self, PyObject *text)
                 continue;
             }
             int cls = u->ascii ? entry_classes(utf8 + u->start, u->len)
-                               : word_classes(text, kind, data, u, utf8, scratch);
+                               : word_classes(kind, data, u, scratch);
             if (cls < 0) {
                 goto done;
             }
@@ -879,6 +926,252 @@ done:
     return result;
 }
 
+static int
+check_configured(void)
+{
+    if (!T.configured) {
+        PyErr_SetString(PyExc_RuntimeError, "_textkern.configure was not called");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+features(PyObject *self, PyObject *text)
+{
+    (void)self;
+    if (check_configured() < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "features(text: str)");
+        return NULL;
+    }
+    return core(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                PyUnicode_IS_ASCII(text));
+}
+
+/* one code point's normalisation, asking norm_char the first time; -1 on
+ * error, 0 when the text must be normalised whole, else 1 with out and outlen
+ * set (outlen 0: the character itself) */
+static int
+norm_lookup(Py_UCS4 c, const Py_UCS4 **out, Py_ssize_t *outlen)
+{
+    uint8_t st = T.norm_state[c];
+    if (st == 0) {
+        PyObject *ch = PyUnicode_FromOrdinal((int)c);
+        if (ch == NULL) {
+            return -1;
+        }
+        PyObject *r = PyObject_CallOneArg(T.norm_char, ch);
+        if (r == NULL) {
+            Py_DECREF(ch);
+            return -1;
+        }
+        PyObject *full = r;
+        if (r == Py_None) {
+            st = 2;
+        }
+        else if (!PyTuple_Check(full) || PyTuple_GET_SIZE(full) != 3
+                 || !PyUnicode_Check(PyTuple_GET_ITEM(full, 0))
+                 || !PyLong_Check(PyTuple_GET_ITEM(full, 1))
+                 || !PyLong_Check(PyTuple_GET_ITEM(full, 2))) {
+            Py_DECREF(ch);
+            Py_DECREF(full);
+            PyErr_SetString(PyExc_TypeError, "norm_char must return (str, int, int) or None");
+            return -1;
+        }
+        else {
+            long first = PyLong_AsLong(PyTuple_GET_ITEM(full, 1));
+            long last = PyLong_AsLong(PyTuple_GET_ITEM(full, 2));
+            T.norm_ccc[c] = (uint16_t)((first & 0xFF) << 8 | (last & 0xFF));
+            r = PyTuple_GET_ITEM(full, 0);
+            Py_INCREF(r);
+            Py_DECREF(full);
+        }
+        if (st == 2) {
+            /* None */
+        }
+        else if (PyUnicode_Compare(r, ch) == 0) {
+            st = 1;
+        }
+        else {
+            Py_ssize_t rn = PyUnicode_GET_LENGTH(r);
+            st = 2; /* unless it fits the table */
+            if (T.nnorm < NORM_SLOTS / 2 && rn > 0) {
+                if (T.pool_len + (size_t)rn > T.pool_cap) {
+                    size_t cap = T.pool_cap ? T.pool_cap * 2 : 4096;
+                    while (cap < T.pool_len + (size_t)rn) {
+                        cap *= 2;
+                    }
+                    Py_UCS4 *pool = PyMem_Realloc(T.norm_pool, cap * sizeof(Py_UCS4));
+                    if (pool == NULL) {
+                        Py_DECREF(ch);
+                        Py_DECREF(r);
+                        PyErr_NoMemory();
+                        return -1;
+                    }
+                    T.norm_pool = pool;
+                    T.pool_cap = cap;
+                }
+                int rk = PyUnicode_KIND(r);
+                const void *rd = PyUnicode_DATA(r);
+                for (Py_ssize_t i = 0; i < rn; i++) {
+                    T.norm_pool[T.pool_len + (size_t)i] = PyUnicode_READ(rk, rd, i);
+                }
+                uint32_t h = (c * 0x9E3779B1u) >> (32 - 14);
+                while (T.norm_map[h].cp != 0) {
+                    h = (h + 1) & (NORM_SLOTS - 1);
+                }
+                T.norm_map[h].cp = c;
+                T.norm_map[h].at = (uint32_t)T.pool_len;
+                T.norm_map[h].len = (uint32_t)rn;
+                T.pool_len += (size_t)rn;
+                T.nnorm++;
+                st = 3;
+            }
+        }
+        Py_DECREF(ch);
+        Py_DECREF(r);
+        T.norm_state[c] = st;
+    }
+    if (st == 2) {
+        return 0;
+    }
+    if (st == 1) {
+        *outlen = 0;
+        return 1;
+    }
+    uint32_t h = (c * 0x9E3779B1u) >> (32 - 14);
+    while (T.norm_map[h].cp != c) {
+        h = (h + 1) & (NORM_SLOTS - 1);
+    }
+    *out = T.norm_pool + T.norm_map[h].at;
+    *outlen = T.norm_map[h].len;
+    return 1;
+}
+
+/* features(text.normalize(s)) for a prompt already cut to its scanned part:
+ * ASCII is lowered here; other text is normalised character by character
+ * from a table filled by norm_char (text._norm_char: NFKC + case fold of one
+ * character, when a text's is the concatenation of its characters'), else
+ * whole by norm_text. */
+static PyObject *
+features_raw(PyObject *self, PyObject *s)
+{
+    (void)self;
+    if (check_configured() < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(s)) {
+        PyErr_SetString(PyExc_TypeError, "features_raw(text: str)");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    PyObject *result = NULL;
+    if (PyUnicode_IS_ASCII(s)) {
+        uint8_t stack[4096] = {0};
+        uint8_t *low = n <= (Py_ssize_t)sizeof(stack) ? stack : PyMem_Malloc((size_t)n + 1);
+        if (low == NULL) {
+            return PyErr_NoMemory();
+        }
+        const uint8_t *src = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint8_t b = src[i];
+            low[i] = (uint8_t)(b >= 'A' && b <= 'Z' ? b | 0x20 : b);
+        }
+        result = core(PyUnicode_1BYTE_KIND, low, n, 1);
+        if (low != stack) {
+            PyMem_Free(low);
+        }
+        return result;
+    }
+    size_t cap = (size_t)n + 64, m = 0;
+    Py_UCS4 *buf = PyMem_Malloc(cap * sizeof(Py_UCS4));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_UCS4 maxc = 0;
+    int last_ccc = 0; /* of the previous character's decomposition's end */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const Py_UCS4 *rep = NULL;
+        Py_ssize_t rlen = 0;
+        if (c < 0x80) {
+            c = c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+            last_ccc = 0;
+        }
+        else {
+            int ok = norm_lookup(c, &rep, &rlen);
+            if (ok < 0) {
+                goto done;
+            }
+            if (ok == 1) {
+                /* a mark after marks of a higher class would be reordered */
+                int first = T.norm_ccc[c] >> 8;
+                if (first != 0 && last_ccc > first) {
+                    ok = 0;
+                }
+                last_ccc = T.norm_ccc[c] & 0xFF;
+            }
+            if (ok == 0) { /* the whole text through the Python */
+                PyObject *t = PyObject_CallOneArg(T.norm_text, s);
+                if (t == NULL) {
+                    goto done;
+                }
+                if (!PyUnicode_Check(t)) {
+                    Py_DECREF(t);
+                    PyErr_SetString(PyExc_TypeError, "norm_text must return str");
+                    goto done;
+                }
+                result = core(PyUnicode_KIND(t), PyUnicode_DATA(t), PyUnicode_GET_LENGTH(t),
+                              PyUnicode_IS_ASCII(t));
+                Py_DECREF(t);
+                goto done;
+            }
+        }
+        if (m + (size_t)rlen + 1 > cap) {
+            cap = cap * 2 + (size_t)rlen;
+            Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            buf = grown;
+        }
+        if (rlen == 0) {
+            buf[m++] = c;
+            maxc = c > maxc ? c : maxc;
+        }
+        else {
+            for (Py_ssize_t j = 0; j < rlen; j++) {
+                buf[m++] = rep[j];
+                maxc = rep[j] > maxc ? rep[j] : maxc;
+            }
+        }
+    }
+    if (maxc < 0x80) { /* ASCII after all ("ﬁle" is "file"): as bytes */
+        uint8_t *low = PyMem_Malloc(m + 1);
+        if (low == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (size_t i = 0; i < m; i++) {
+            low[i] = (uint8_t)buf[i];
+        }
+        result = core(PyUnicode_1BYTE_KIND, low, (Py_ssize_t)m, 1);
+        PyMem_Free(low);
+    }
+    else {
+        result = core(PyUnicode_4BYTE_KIND, buf, (Py_ssize_t)m, 0);
+    }
+done:
+    PyMem_Free(buf);
+    return result;
+}
+
 static PyObject *
 crc32_py(PyObject *self, PyObject *arg)
 {
@@ -894,9 +1187,12 @@ crc32_py(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(ranges, idioms, entries, markers, stop, strip_char, strip_word): the tables"},
+     "configure(ranges, idioms, entries, markers, stop, strip_char, strip_word, norm_char, "
+     "norm_text): the tables"},
     {"features", features, METH_O,
      "features(text) -> (sketch, size, elicit, terms, anchor) of a normalised text"},
+    {"features_raw", features_raw, METH_O,
+     "features_raw(text) -> features(text.normalize(text)) of a prompt's scanned part"},
     {"crc32", crc32_py, METH_O, "crc32(data) -> int: zlib.crc32(data)"},
     {NULL, NULL, 0, NULL},
 };

@@ -10,9 +10,14 @@ def configure(
     stop: list[bytes],
     strip_char: Callable[[str], str | None],
     strip_word: Callable[[str], str],
+    norm_char: Callable[[str], str | None],
+    norm_text: Callable[[str], str],
     /,
 ) -> None: ...
 def features(
+    text: str, /
+) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]: ...
+def features_raw(
     text: str, /
 ) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]: ...
 def crc32(data: bytes, /) -> int: ...

@@ -88,6 +88,13 @@ _ASCII_SEP: Final = bytes(
 )
 
 
+def _scanned(prompt: str, scan_chars: int) -> str:
+    """The part of a prompt that is read: all of it, or both ends."""
+    if len(prompt) > 2 * scan_chars:
+        return prompt[:scan_chars] + "\n" + prompt[-scan_chars:]
+    return prompt
+
+
 def normalize(prompt: str, scan_chars: int = SCAN_CHARS) -> str:
     """NFKC + full case fold of the scanned part of a prompt.
 
@@ -96,11 +103,68 @@ def normalize(prompt: str, scan_chars: int = SCAN_CHARS) -> str:
     >>> len(normalize("x" * 10_000, 100))
     201
     """
-    if len(prompt) > 2 * scan_chars:
-        prompt = prompt[:scan_chars] + "\n" + prompt[-scan_chars:]
+    prompt = _scanned(prompt, scan_chars)
     if prompt.isascii():
         return prompt.lower()
-    return unicodedata.normalize("NFKC", prompt).casefold()
+    return _nfkc_casefold(prompt)
+
+
+def _nfkc_casefold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+# Characters that compose with the starter before them although they are
+# starters themselves (canonical combining class 0), from the Unicode data of
+# this version (tests/test_textkern.py recomputes it); with another version the
+# per-character normalisation of the C kernel is off (it normalises whole texts).
+_STARTER_SECONDS_UNIDATA: Final = "14.0.0"
+# ... and the combining marks that compose with a starter before them
+_SECONDS: Final = frozenset((
+    0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0306, 0x0307, 0x0308, 0x0309, 0x030A, 0x030B,
+    0x030C, 0x030F, 0x0311, 0x0313, 0x0314, 0x031B, 0x0323, 0x0324, 0x0325, 0x0326, 0x0327,
+    0x0328, 0x032D, 0x032E, 0x0330, 0x0331, 0x0338, 0x0342, 0x0345, 0x0653, 0x0654, 0x0655,
+    0x093C, 0x0C56, 0x0DCA, 0x3099, 0x309A, 0x110BA,
+))
+_STARTER_SECONDS: Final = frozenset((
+    0x09BE, 0x09D7, 0x0B3E, 0x0B56, 0x0B57, 0x0BBE, 0x0BD7, 0x0CC2, 0x0CD5, 0x0CD6, 0x0D3E,
+    0x0D57, 0x0DCF, 0x0DDF, 0x102E, 0x1B35, 0x11127, 0x1133E, 0x11357, 0x114B0, 0x114BA,
+    0x114BD, 0x115AF, 0x11930,
+))
+
+
+def _norm_char(ch: str) -> tuple[str, int, int] | None:
+    """:func:`normalize` of one non-ASCII character and the combining classes
+    of its compatibility decomposition's first and last characters, when a
+    text's normalisation is the concatenation of its characters' (the C
+    kernel's per-character table); None when a text holding ``ch`` must be
+    normalised whole.
+
+    It is when the decomposition starts with a starter that composes with
+    nothing before it, or is a combining mark that composes with nothing and is
+    its own normalisation: then no composition crosses from one character's
+    part to the next, and canonical reordering does not either as long as a
+    mark never follows a mark of a higher class (the kernel checks that with
+    the two classes). Case folding is per character anyway.
+
+    >>> _norm_char("Ｓ"), _norm_char("ß"), _norm_char("\u094d")
+    (('s', 0, 0), ('ss', 0, 0), ('\u094d', 9, 9))
+    >>> _norm_char("\u0301"), _norm_char("\u1161")
+    (None, None)
+    """
+    if unicodedata.unidata_version != _STARTER_SECONDS_UNIDATA:
+        return None
+    decomposed = unicodedata.normalize("NFKD", ch)
+    first = ord(decomposed[0])
+    if first in _SECONDS or first in _STARTER_SECONDS:
+        return None
+    for lo, hi in _JAMO_SECOND:
+        if lo <= first <= hi:
+            return None
+    ccc = unicodedata.combining(chr(first))
+    out = _nfkc_casefold(ch)
+    if ccc and (decomposed != ch or out != ch):
+        return None  # a mark: only one that is its own decomposition and normalisation
+    return out, ccc, unicodedata.combining(decomposed[-1])
 
 
 def units(text: str) -> list[str]:
@@ -453,10 +517,9 @@ def prompt_features(
     >>> prompt_features("")
     ((1, 1, 1, 1), 0, False, [], 1)
     """
-    text = normalize(prompt, scan_chars)
-    if _C_FEATURES is not None:
-        return _C_FEATURES(text)
-    return _features(text)
+    if _C_FEATURES_RAW is not None:
+        return _C_FEATURES_RAW(_scanned(prompt, scan_chars))
+    return _features(normalize(prompt, scan_chars))
 
 
 def _features(text: str) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]:
@@ -527,9 +590,20 @@ def _configure(kernel: Any) -> Callable[[str], _Features] | None:
         sorted(_STOP),
         _strip_char,
         _strip_marks,
+        _norm_char,
+        _nfkc_casefold,
     )
     features: Callable[[str], _Features] = kernel.features
     return features
+
+
+def _features_raw_kernel(configured: object) -> Callable[[str], _Features] | None:
+    if configured is None:
+        return None
+    from detectors import _textkern
+
+    features_raw: Callable[[str], _Features] = _textkern.features_raw
+    return features_raw
 
 
 _CLASS_BITS: Final = {"R": 1, "V": 2, "G": 4, "A": 8}
@@ -569,6 +643,8 @@ def topic_terms(us: list[str], enc: list[bytes] | None = None) -> list[int]:
 
 # Final: the compiled module reads it as a C static, not from the module dict
 _C_FEATURES: Final = _features_kernel()
+#: the kernel's features(normalize(...)) of a prompt's scanned part
+_C_FEATURES_RAW: Final = _features_raw_kernel(_C_FEATURES)
 
 
 class TextTopics:

@@ -77,7 +77,12 @@ _PIECES = st.one_of(
                      "e\u0301", "\u0301", "\u0345", "ä\u0308", "आ", "समझाएं", "٣", "१२",
                      "Ⅻ", "½", "²", "_", "\x00", "\ud800", "\udfff", "\ud83d\ude00", "😀",
                      "\U00020000", "ก", "ທ", "ខ្មែរ", "မြန်", "ｶ", "ﾞ", "\u3099", "step by step",
-                     "chain of thought", "\ufeff", "\u200b", "\u2028", " ", "\n", "\t"]),
+                     "chain of thought", "\ufeff", "\u200b", "\u2028", " ", "\n", "\t",
+                     # marks in and out of canonical order, marks that compose
+                     "तर्क", "न\u093c", "क़", "\u094d\u093c", "\u093c\u094d", "ที่",
+                     "\u0e48\u0e38", "\u0e38\u0e48", "\u064b\u0651", "\u0651\u064b",
+                     "ǘ\u094d", "\u094d", "\u0bbe", "க\u0bbe", "ㄱ", "ㅏ", "ᄀ", "Ａ", "㍿",
+                     "ﷺ", "Ω", "Å", "ᾳ", "\u0345", "İ", "ϐ", "ſ"]),
     st.text(_ANY, max_size=6),
 )
 _HOSTILE = st.one_of(
@@ -89,9 +94,13 @@ _HOSTILE = st.one_of(
 )
 
 
-def _both(features: _Features, raw: str, scan: int) -> None:
+def _both(kernel: tuple[Any, _Features], raw: str, scan: int) -> None:
+    mod, features = kernel
     norm = text.normalize(raw, scan)
-    assert features(norm) == text._features(norm)
+    expected = text._features(norm)
+    assert features(norm) == expected
+    # normalising in the kernel (what prompt_features calls)
+    assert mod.features_raw(text._scanned(raw, scan)) == expected
     # any str, normalised or not (the kernel assumes nothing of its input)
     assert features(raw) == text._features(raw)
 
@@ -108,21 +117,21 @@ def _both(features: _Features, raw: str, scan: int) -> None:
 def test_kernel_matches_python_on_hostile_unicode(
     kernel: tuple[Any, _Features], raw: str, scan: int
 ) -> None:
-    _both(kernel[1], raw, scan)
+    _both(kernel, raw, scan)
 
 
 def test_kernel_matches_python_on_every_code_point(kernel: tuple[Any, _Features]) -> None:
     # each character alone and between letters, in runs: unit boundaries,
-    # scripts without spaces, strip tables, surrogates
-    features = kernel[1]
+    # scripts without spaces, strip and normalisation tables, surrogates
+    mod, features = kernel
     chunk: list[str] = []
     for cp in range(0x110000):
         chunk.append(chr(cp))
         if len(chunk) == 64:
-            joined = "".join(chunk)
-            assert features(joined) == text._features(joined)
-            spaced = "ab" + "ab ".join(chunk) + "ab explain reasoning"
-            assert features(spaced) == text._features(spaced)
+            for raw in ("".join(chunk), "Ab" + "aB ".join(chunk) + "ab explain REASONING",
+                        "".join(c + "\u094d" for c in chunk)):
+                assert features(raw) == text._features(raw)
+                assert mod.features_raw(raw) == text._features(text.normalize(raw, len(raw)))
             chunk = []
 
 
@@ -143,7 +152,7 @@ def test_crc32_is_zlibs(kernel: tuple[Any, _Features]) -> None:
 def test_configure_refuses_tables_it_cannot_hold(tmp_path: Path) -> None:
     mod = _compile(tmp_path)  # a private copy: the shared one stays configured
     args: list[Any] = [[(0x3040, 0x30FF)], ["abc"], [], [], [], text._strip_char,
-                       text._strip_marks]
+                       text._strip_marks, text._norm_char, text._nfkc_casefold]
     with pytest.raises(ValueError, match="shorter than 4 bytes"):
         mod.configure(*args)  # an idiom of 3 bytes: the scan reads 4
     args[1] = ["step by step"]
@@ -152,11 +161,18 @@ def test_configure_refuses_tables_it_cannot_hold(tmp_path: Path) -> None:
         mod.configure(*args)
     with pytest.raises(RuntimeError, match="configure"):
         mod.features("abc")  # never configured after the failures
+    with pytest.raises(RuntimeError, match="configure"):
+        mod.features_raw("abc")
     with pytest.raises(TypeError):
         mod.configure(1, 2)
 
 
 # ------------------------------------------- the per-character strip table
+def covered_jamo() -> set[int]:
+    """Hangul's algorithmic composition seconds (vowel and final jamo)."""
+    return set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+
+
 @settings(max_examples=1500, deadline=None)
 @given(st.text(st.characters(min_codepoint=0x80, max_codepoint=0x10FFFF,
                              exclude_categories=("Cs",)).filter(str.isalnum),
@@ -179,8 +195,12 @@ def test_only_hangul_jamo_letters_compose_with_the_letter_before() -> None:
             parts = [chr(int(x, 16)) for x in d.split()]
             if len(parts) == 2 and unicodedata.normalize("NFC", "".join(parts)) == ch:
                 seconds.add(ord(parts[1]))
-    seconds |= set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    seconds |= covered_jamo()
     # (a character of a script without spaces is a unit alone, never in a word)
+    if unicodedata.unidata_version == text._STARTER_SECONDS_UNIDATA:
+        # text._norm_char's tables: every second, starters apart from marks
+        assert seconds - covered_jamo() == text._SECONDS | text._STARTER_SECONDS
+        assert {cp for cp in text._STARTER_SECONDS if unicodedata.combining(chr(cp))} == set()
     in_words = {cp for cp in seconds
                 if text._UNIT_RE.fullmatch(chr(cp)) and not text._NOSPACE_RE.match(chr(cp))}
     covered = {cp for lo, hi in text._JAMO_SECOND for cp in range(lo, hi + 1)}

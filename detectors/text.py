@@ -47,6 +47,11 @@ articulate the internal reasoning behind a completed response ... step by
 step"; rubric-based grading, the model as a reward model); Google GTIG 2026
 ("reasoning trace coercion", many non-English prompts).
 
+C kernel. ``detectors/_textkern.c`` (built by ``python -m streams.native
+build``) computes :func:`prompt_features` with the same results, bit for bit
+(``tests/test_textkern.py``); the Python functions here are the reference and
+run when it is not built.
+
 Topics (:class:`TextTopics`). Content units vote for the topic their hash was
 first seen with. The vocabulary holds 32-bit hashes, never words: the
 detector's snapshot (the state changelog) carries no prompt text.

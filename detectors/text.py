@@ -47,7 +47,7 @@ articulate the internal reasoning behind a completed response ... step by
 step"; rubric-based grading, the model as a reward model); Google GTIG 2026
 ("reasoning trace coercion", many non-English prompts).
 
-C kernel. ``detectors/_textkern.c`` (built by ``python -m streams.native
+C kernel. ``detectors/_textkern.c`` (built by ``python -m tools.native
 build``) computes :func:`prompt_features` with the same results, bit for bit
 (``tests/test_textkern.py``); the Python functions here are the reference and
 run when it is not built.
@@ -573,7 +573,7 @@ _Features = tuple[tuple[int, int, int, int], int, bool, list[int], int]
 def _features_kernel() -> Callable[[str], _Features] | None:
     """The C kernel of :func:`prompt_features` after :func:`normalize`
     (``detectors/_textkern.c``), configured with this module's tables, when
-    ``python -m streams.native build`` compiled it."""
+    ``python -m tools.native build`` compiled it."""
     try:
         from detectors import _textkern
     except ImportError:

@@ -2,7 +2,7 @@
 Python reference (detectors.text._features): the same sketch, size,
 elicitation flag, topic terms and anchor, bit for bit, on hostile Unicode.
 
-The kernel under test is the one ``python -m streams.native build`` installed
+The kernel under test is the one ``python -m tools.native build`` installed
 when the compiled detectors are in use; otherwise (``DISTILLWATCH_NATIVE=0``,
 no build) this test compiles ``detectors/_textkern.c`` itself, so the
 comparison runs either way when a C compiler is present.

@@ -47,6 +47,11 @@ articulate the internal reasoning behind a completed response ... step by
 step"; rubric-based grading, the model as a reward model); Google GTIG 2026
 ("reasoning trace coercion", many non-English prompts).
 
+C kernel. ``detectors/_textkern.c`` (built by ``python -m tools.native
+build``) computes :func:`prompt_features` with the same results, bit for bit
+(``tests/test_textkern.py``); the Python functions here are the reference and
+run when it is not built.
+
 Topics (:class:`TextTopics`). Content units vote for the topic their hash was
 first seen with. The vocabulary holds 32-bit hashes, never words: the
 detector's snapshot (the state changelog) carries no prompt text.
@@ -57,7 +62,8 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 #: characters read at each end of a longer prompt
 SCAN_CHARS: Final = 2048
@@ -67,16 +73,17 @@ SKETCH_BINS: Final = 16
 SKETCH_WORDS: Final = SKETCH_BINS // 4
 
 # Scripts written without spaces: each character is a unit.
-_NOSPACE: Final = (
-    "\u0e00-\u0eff"  # Thai, Lao
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u31f0-\u31ff"
-    "\u3400-\u4dbf"  # CJK extension A
-    "\u4e00-\u9fff"  # CJK unified
-    "\uf900-\ufaff"  # CJK compatibility
+_NOSPACE_RANGES: Final = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified
+    (0xF900, 0xFAFF),  # CJK compatibility
 )
+_NOSPACE: Final = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _NOSPACE_RANGES)
 _UNIT_RE: Final = re.compile(f"[{_NOSPACE}]|[^\\W\\d_{_NOSPACE}]+")
 _WORD_RE: Final = re.compile(r"[^\W\d_]+")
 _NOSPACE_RE: Final = re.compile(f"[{_NOSPACE}]")
@@ -84,6 +91,13 @@ _NOSPACE_RE: Final = re.compile(f"[{_NOSPACE}]")
 _ASCII_SEP: Final = bytes(
     b if (0x61 <= b <= 0x7A or 0x41 <= b <= 0x5A or b >= 0x80) else 0x20 for b in range(256)
 )
+
+
+def _scanned(prompt: str, scan_chars: int) -> str:
+    """The part of a prompt that is read: all of it, or both ends."""
+    if len(prompt) > 2 * scan_chars:
+        return prompt[:scan_chars] + "\n" + prompt[-scan_chars:]
+    return prompt
 
 
 def normalize(prompt: str, scan_chars: int = SCAN_CHARS) -> str:
@@ -94,11 +108,68 @@ def normalize(prompt: str, scan_chars: int = SCAN_CHARS) -> str:
     >>> len(normalize("x" * 10_000, 100))
     201
     """
-    if len(prompt) > 2 * scan_chars:
-        prompt = prompt[:scan_chars] + "\n" + prompt[-scan_chars:]
+    prompt = _scanned(prompt, scan_chars)
     if prompt.isascii():
         return prompt.lower()
-    return unicodedata.normalize("NFKC", prompt).casefold()
+    return _nfkc_casefold(prompt)
+
+
+def _nfkc_casefold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+# Characters that compose with the starter before them although they are
+# starters themselves (canonical combining class 0), from the Unicode data of
+# this version (tests/test_textkern.py recomputes it); with another version the
+# per-character normalisation of the C kernel is off (it normalises whole texts).
+_STARTER_SECONDS_UNIDATA: Final = "14.0.0"
+# ... and the combining marks that compose with a starter before them
+_SECONDS: Final = frozenset((
+    0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x0306, 0x0307, 0x0308, 0x0309, 0x030A, 0x030B,
+    0x030C, 0x030F, 0x0311, 0x0313, 0x0314, 0x031B, 0x0323, 0x0324, 0x0325, 0x0326, 0x0327,
+    0x0328, 0x032D, 0x032E, 0x0330, 0x0331, 0x0338, 0x0342, 0x0345, 0x0653, 0x0654, 0x0655,
+    0x093C, 0x0C56, 0x0DCA, 0x3099, 0x309A, 0x110BA,
+))
+_STARTER_SECONDS: Final = frozenset((
+    0x09BE, 0x09D7, 0x0B3E, 0x0B56, 0x0B57, 0x0BBE, 0x0BD7, 0x0CC2, 0x0CD5, 0x0CD6, 0x0D3E,
+    0x0D57, 0x0DCF, 0x0DDF, 0x102E, 0x1B35, 0x11127, 0x1133E, 0x11357, 0x114B0, 0x114BA,
+    0x114BD, 0x115AF, 0x11930,
+))
+
+
+def _norm_char(ch: str) -> tuple[str, int, int] | None:
+    """:func:`normalize` of one non-ASCII character and the combining classes
+    of its compatibility decomposition's first and last characters, when a
+    text's normalisation is the concatenation of its characters' (the C
+    kernel's per-character table); None when a text holding ``ch`` must be
+    normalised whole.
+
+    It is when the decomposition starts with a starter that composes with
+    nothing before it, or is a combining mark that composes with nothing and is
+    its own normalisation: then no composition crosses from one character's
+    part to the next, and canonical reordering does not either as long as a
+    mark never follows a mark of a higher class (the kernel checks that with
+    the two classes). Case folding is per character anyway.
+
+    >>> _norm_char("Ｓ"), _norm_char("ß"), _norm_char("\u094d")
+    (('s', 0, 0), ('ss', 0, 0), ('\u094d', 9, 9))
+    >>> _norm_char("\u0301"), _norm_char("\u1161")
+    (None, None)
+    """
+    if unicodedata.unidata_version != _STARTER_SECONDS_UNIDATA:
+        return None
+    decomposed = unicodedata.normalize("NFKD", ch)
+    first = ord(decomposed[0])
+    if first in _SECONDS or first in _STARTER_SECONDS:
+        return None
+    for lo, hi in _JAMO_SECOND:
+        if lo <= first <= hi:
+            return None
+    ccc = unicodedata.combining(chr(first))
+    out = _nfkc_casefold(ch)
+    if ccc and (decomposed != ch or out != ch):
+        return None  # a mark: only one that is its own decomposition and normalisation
+    return out, ccc, unicodedata.combining(decomposed[-1])
 
 
 def units(text: str) -> list[str]:
@@ -274,6 +345,34 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", _MARKS_RE.sub("", unicodedata.normalize("NFD", text)))
 
 
+# Hangul vowel and final jamo: letters that compose with the letter before them
+# (the only letters that do; tests/test_textkern.py checks it on the whole of
+# Unicode)
+_JAMO_SECOND: Final = ((0x1161, 0x1175), (0x11A8, 0x11C2))
+
+
+def _strip_char(ch: str) -> str | None:
+    """:func:`_strip_marks` of one letter, when a word's is the concatenation of
+    its letters' (the C kernel's per-character table); None when a word holding
+    ``ch`` must be stripped whole.
+
+    It is when the letter's decomposition starts with a starter that composes
+    with nothing before it: then neither canonical reordering nor composition
+    crosses from one letter's part to the next. (Words hold no combining marks:
+    marks separate units.)
+
+    >>> _strip_char("é"), _strip_char("ж"), _strip_char("\u1161"), _strip_char("\u0301")
+    ('e', 'ж', None, None)
+    """
+    first = ord(unicodedata.normalize("NFD", ch)[0])
+    if unicodedata.combining(chr(first)) or 0x0300 <= first <= 0x036F:
+        return None
+    for lo, hi in _JAMO_SECOND:
+        if lo <= first <= hi:
+            return None
+    return _strip_marks(ch)
+
+
 
 
 def _prefix_tables() -> tuple[dict[str, tuple[tuple[str, str], ...]], ...]:
@@ -423,7 +522,13 @@ def prompt_features(
     >>> prompt_features("")
     ((1, 1, 1, 1), 0, False, [], 1)
     """
-    text = normalize(prompt, scan_chars)
+    if _C_FEATURES_RAW is not None:
+        return _C_FEATURES_RAW(_scanned(prompt, scan_chars))
+    return _features(normalize(prompt, scan_chars))
+
+
+def _features(text: str) -> tuple[tuple[int, int, int, int], int, bool, list[int], int]:
+    """:func:`prompt_features` of a normalised text (the reference of the C kernel)."""
     if text.isascii():
         # the same units as the regular expression, several times faster
         enc = text.encode("ascii").translate(_ASCII_SEP).split()
@@ -460,6 +565,54 @@ _STOP: Final = frozenset(
         " и в на что не как это с по для из от к о у за"
     ).split()
 )
+
+
+_Features = tuple[tuple[int, int, int, int], int, bool, list[int], int]
+
+
+def _features_kernel() -> Callable[[str], _Features] | None:
+    """The C kernel of :func:`prompt_features` after :func:`normalize`
+    (``detectors/_textkern.c``), configured with this module's tables, when
+    ``python -m tools.native build`` compiled it."""
+    try:
+        from detectors import _textkern
+    except ImportError:
+        return None
+    return _configure(_textkern)
+
+
+def _configure(kernel: Any) -> Callable[[str], _Features] | None:
+    """Hands this module's tables to a ``_textkern`` module; its ``features``,
+    or None when the tables are beyond what it handles."""
+    entries = [(e, _CLASS_BITS[cls]) for t in _PREFIXES for es in t.values() for e, cls in es]
+    if any(len(e) < _KEY_LENGTHS[0] for e, _ in entries):
+        return None  # the kernel's prefix table assumes entries of 3+ characters
+    kernel.configure(
+        list(_NOSPACE_RANGES),
+        list(_IDIOMS),
+        entries,
+        [(m, _CLASS_BITS[cls]) for m, cls in _NOSPACE_MARKERS],
+        sorted(_STOP),
+        _strip_char,
+        _strip_marks,
+        _norm_char,
+        _nfkc_casefold,
+    )
+    features: Callable[[str], _Features] = kernel.features
+    return features
+
+
+def _features_raw_kernel(configured: object) -> Callable[[str], _Features] | None:
+    if configured is None:
+        return None
+    from detectors import _textkern
+
+    features_raw: Callable[[str], _Features] = _textkern.features_raw
+    return features_raw
+
+
+_CLASS_BITS: Final = {"R": 1, "V": 2, "G": 4, "A": 8}
+
 #: content units of a prompt that vote for its topic
 TOPIC_TERMS: Final = 12
 #: leading units of a prompt read for topic terms
@@ -491,6 +644,12 @@ def topic_terms(us: list[str], enc: list[bytes] | None = None) -> list[int]:
         if len(out) >= TOPIC_TERMS:
             break
     return out
+
+
+# Final: the compiled module reads it as a C static, not from the module dict
+_C_FEATURES: Final = _features_kernel()
+#: the kernel's features(normalize(...)) of a prompt's scanned part
+_C_FEATURES_RAW: Final = _features_raw_kernel(_C_FEATURES)
 
 
 class TextTopics:

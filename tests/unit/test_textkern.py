@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import detectors
 from detectors import text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _Features = Callable[[str], Any]
 
 

@@ -331,7 +331,7 @@ class DetectorConfig:
     grading_ratio_log2: float = 0.0
     reasoning_ratio_log2: float = 2.0
     fresh_gap_events: float = 3.0
-    stable_min_events: float = 6.0
+    stable_min_events: float = 4.0
     harvest_min_events: float = 10.0
     fresh_pct_lo: float = 0.9
     # [score]
@@ -342,8 +342,8 @@ class DetectorConfig:
     w_volume: float = 1.0
     w_narrow: float = 0.8
     w_drift: float = 0.8
-    w_harvest: float = 1.0
-    w_fresh: float = 0.6
+    w_harvest: float = 1.5
+    w_fresh: float = 1.0
     template_alone: float = 0.3
     elicitation_alone: float = 0.5
     generic_floor: float = 0.35

@@ -808,9 +808,10 @@ class Detector:
         if s_fresh > ctx:
             ctx = s_fresh
         s_elic_eff = s_elic * (self._solo + self._not_solo * ctx)
-        # a new account harvesting at volume: heavy traffic from an account
-        # first seen minutes ago is specific, not generic, evidence; for a new
-        # account "heavy" starts lower, at the population's fresh_pct_lo
+        # a new account harvesting: heavy traffic (for a new account "heavy"
+        # starts lower, at the population's fresh_pct_lo) or harvest-shaped
+        # answers from an account first seen minutes ago is specific, not
+        # generic, evidence
         s_new_heavy = 0.0
         if s_fresh > 0.0:
             x = s_vol
@@ -819,6 +820,9 @@ class Detector:
                 rate = 60.0 * state.r_short / ws / (w if w > self._min_win else self._min_win)
                 y = _ramp(self.pop_rate.percentile(rate), cfg.fresh_pct_lo, cfg.volume_pct_lo)
                 x = y if y > x else x
+            # ... or taking home harvest-shaped answers from its first requests
+            if s_harvest > x:
+                x = s_harvest
             s_new_heavy = s_fresh * x * take
         # a template alone is an app's (one product, one prompt skeleton); it is
         # a harvest's when it carries reasoning requests, harvest-shaped

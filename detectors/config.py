@@ -318,7 +318,7 @@ class DetectorConfig:
     sweep_excess_lo: float = 0.3
     sweep_excess_hi: float = 1.0
     ratio_log2_lo: float = 2.0
-    ratio_log2_hi: float = 4.0
+    ratio_log2_hi: float = 3.5
     saturation_lo: float = 0.3
     saturation_hi: float = 0.7
     thinking_lo: float = 0.5

@@ -783,9 +783,21 @@ class Detector:
         s_fresh = 0.0
         if not old and age < cfg.fresh_age_s:
             s_fresh = 1.0
+        # how heavy the account is for one that is new, or whose history we
+        # have not yet seen: from the population's fresh_pct_lo percentile
+        rel = s_vol
+        if rel < 1.0 and (s_fresh > 0.0 or (old and age < cfg.established_age_s)):
+            w = self._win_s * (1.0 - math.pow(2.0, -age * self._inv_hs)) if age > 0.0 else 0.0
+            rate = 60.0 * state.r_short / ws / (w if w > self._min_win else self._min_win)
+            x = _ramp(self.pop_rate.percentile(rate), cfg.fresh_pct_lo, cfg.volume_pct_lo)
+            if x > rel:
+                rel = x
         # established: long enough history; or active since before the
-        # partition began (its history predates what we saw)
-        established = state.n >= cfg.stable_min_events and (age >= cfg.established_age_s or old)
+        # partition began (its history predates what we saw) and not heavy:
+        # a heavy account's history is not taken on trust before we saw it
+        established = state.n >= cfg.stable_min_events and (
+            age >= cfg.established_age_s or (old and rel < 0.5)
+        )
         if established and s_vol < 0.5 and s_drift < 0.5:
             # a stable history without a burst or drift: its templates,
             # reasoning requests and long answers are its normal business
@@ -814,12 +826,12 @@ class Detector:
         # generic, evidence
         s_new_heavy = 0.0
         if s_fresh > 0.0:
-            x = s_vol
-            if x < 1.0:
-                w = self._win_s * (1.0 - math.pow(2.0, -age * self._inv_hs)) if age > 0.0 else 0.0
-                rate = 60.0 * state.r_short / ws / (w if w > self._min_win else self._min_win)
-                y = _ramp(self.pop_rate.percentile(rate), cfg.fresh_pct_lo, cfg.volume_pct_lo)
-                x = y if y > x else x
+            x = rel
+            # heavy counts as far as the answers it takes home are harvest-shaped
+            # (a new batch job's outputs are not much longer than its inputs)
+            if state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
+                y = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+                x *= _ramp(y, cfg.ratio_log2_lo, cfg.ratio_log2_hi)
             # ... or taking home harvest-shaped answers from its first requests
             if s_harvest > x:
                 x = s_harvest

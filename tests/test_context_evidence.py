@@ -49,11 +49,12 @@ def _feed(det: Detector, events: list[Event]) -> list:
 
 
 def _warm(det: Detector) -> None:
-    """A population: 60 light ordinary accounts from the stream's start."""
+    """A population from the stream's start: 60 ordinary accounts, a few heavy
+    (a Zipf-like spread of request rates, as in production)."""
     rng = random.Random(0)
     state: dict[str, object] = {}
     for i in range(4000):
-        acct = f"pop-{i % 60}"
+        acct = f"pop-{min(59, int(rng.paretovariate(0.8)) - 1)}"
         t = T0 + i * 3.0
         ev = Event(t, acct, prompt=f"please help with {rng.choice('abcdefgh')} report {i % 7}",
                    input_tokens=30, output_tokens=40, max_tokens=1024, stop_reason="end_turn")
@@ -137,8 +138,8 @@ def test_an_established_tutor_does_not_page_but_a_new_account_doing_the_same_doe
     det = Detector()
     _warm(det)
     # the tutor has been working this way since the stream began (long answers,
-    # templated step-by-step requests, ~40/h)
-    tutor = _tutor_events("tutor", T0 + 20.0, 200, 90.0, out_tokens=700)
+    # templated step-by-step requests, ~20/h)
+    tutor = _tutor_events("tutor", T0 + 20.0, 100, 180.0, out_tokens=700)
     # a brand-new account, first seen 3 h in, sends the same kind of traffic
     # at ~150/h: nothing in its history makes it the account's business
     newcomer = _tutor_events("newcomer", T0 + 3 * 3600.0, 200, 24.0, out_tokens=700, seed=2)

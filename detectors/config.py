@@ -90,6 +90,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "fresh_unknown_s",
         "stable_discount",
         "grading_ratio_log2",
+        "reasoning_ratio_log2",
+        "fresh_gap_events",
+        "stable_min_events",
+        "harvest_min_events",
+        "fresh_pct_lo",
     ),
     "score": (
         "w_template",
@@ -162,6 +167,7 @@ _UNIT_FIELDS = frozenset(
         "thinking_hi",
         "flagship_lo",
         "flagship_hi",
+        "fresh_pct_lo",
         "stable_discount",
         "fire_threshold",
         "hot_threshold",
@@ -192,10 +198,15 @@ _NONNEG_FIELDS = frozenset(
         "established_age_s",
         "season_min_age_s",
         "regular_cv_lo",
+        "fresh_gap_events",
+        "stable_min_events",
+        "harvest_min_events",
     }
 )
 # lower < upper pairs of ramps
 _ORDERED = (
+    ("grading_ratio_log2", "reasoning_ratio_log2"),
+    ("fresh_pct_lo", "volume_pct_lo"),
     ("template_lo", "template_hi"),
     ("template_lo_max", "template_hi"),
     ("template_lo", "template_lo_max"),
@@ -307,7 +318,7 @@ class DetectorConfig:
     sweep_excess_lo: float = 0.3
     sweep_excess_hi: float = 1.0
     ratio_log2_lo: float = 2.0
-    ratio_log2_hi: float = 4.0
+    ratio_log2_hi: float = 3.5
     saturation_lo: float = 0.3
     saturation_hi: float = 0.7
     thinking_lo: float = 0.5
@@ -317,7 +328,12 @@ class DetectorConfig:
     fresh_age_s: float = 7200.0
     fresh_unknown_s: float = 3600.0
     stable_discount: float = 0.7
-    grading_ratio_log2: float = -1.0
+    grading_ratio_log2: float = 0.0
+    reasoning_ratio_log2: float = 2.0
+    fresh_gap_events: float = 3.0
+    stable_min_events: float = 4.0
+    harvest_min_events: float = 10.0
+    fresh_pct_lo: float = 0.9
     # [score]
     w_template: float = 1.5
     w_elicitation: float = 1.0
@@ -326,8 +342,8 @@ class DetectorConfig:
     w_volume: float = 1.0
     w_narrow: float = 0.8
     w_drift: float = 0.8
-    w_harvest: float = 1.0
-    w_fresh: float = 0.6
+    w_harvest: float = 1.5
+    w_fresh: float = 1.0
     template_alone: float = 0.3
     elicitation_alone: float = 0.5
     generic_floor: float = 0.35
@@ -370,7 +386,8 @@ class DetectorConfig:
                 if value < 0:
                     raise InvalidConfig(f"{name} must be >= 0, got {value!r}")
             elif name not in ("burst_log2_lo", "burst_log2_hi", "novelty_lo", "novelty_hi",
-                              "grading_ratio_log2", "ratio_log2_lo", "ratio_log2_hi"):
+                              "grading_ratio_log2", "reasoning_ratio_log2",
+                              "ratio_log2_lo", "ratio_log2_hi"):
                 if not value > 0:
                     raise InvalidConfig(f"{name} must be > 0, got {value!r}")
         if self.max_tracked_topics < 2 or self.max_tracked_topics > 64:

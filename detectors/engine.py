@@ -672,18 +672,20 @@ class Detector:
         return self._pop_h
 
     def _harvest(self, state: AccountState, ws: float) -> float:
-        """Content-free evidence of answer harvesting, in [0, 1]: the mean of the
-        indicators the events carry (at least two of them): long outputs for
-        short inputs, outputs at the request's limit, thinking enabled, only
-        the flagship model."""
+        """Content-free evidence of answer harvesting, in [0, 1], over at least
+        ``harvest_min_events`` recent requests. With token counts, the ratio of
+        output to input tokens leads (what the account takes home), and the
+        other indicators the events carry (outputs at the request's limit,
+        thinking enabled, only the flagship model) raise it from 0.7 to 1 of
+        the ratio's ramp: none of them alone is a harvest (benign apps hit
+        their limits and turn on thinking too). Without token counts, the
+        mean of the others (at least two)."""
         cfg = self.config
-        need = cfg.min_prompts * ws
+        need = cfg.harvest_min_events * ws
+        if state.r_short < need:
+            return 0.0
         total = 0.0
         have = 0
-        if state.inp_short > 0.0 and state.r_short >= need:
-            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
-            total += _ramp(x, cfg.ratio_log2_lo, cfg.ratio_log2_hi)
-            have += 1
         if state.lim_short >= need:
             total += _ramp(state.sat_short / state.lim_short, cfg.saturation_lo,
                            cfg.saturation_hi)
@@ -696,9 +698,38 @@ class Detector:
             total += _ramp(state.flag_short / state.mdl_short, cfg.flagship_lo,
                            cfg.flagship_hi)
             have += 1
+        if state.inp_short > 0.0:
+            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+            x = _ramp(x, cfg.ratio_log2_lo, cfg.ratio_log2_hi)
+            return x * (0.7 + 0.3 * (total / have if have else 0.0))
         if have < 2:
             return 0.0
         return total / have
+
+    def _take(self, state: AccountState, ws: float) -> float:
+        """What the account takes home, in [0, 1]: a ramp on log2(output /
+        input tokens) from ``grading_ratio_log2`` to ``reasoning_ratio_log2``;
+        1 when the events carry no token counts. Reasoning harvests and plain
+        harvests collect answers longer than their questions; graders (LLM as
+        a judge) and batch jobs (classification, extraction, summaries) return
+        outputs no longer than their inputs."""
+        cfg = self.config
+        if state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
+            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+            return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
+        return 1.0
+
+    def predates(self, state: AccountState, age: float) -> bool:
+        """Whether the account was plausibly active before the partition's
+        first event: at its own mean rate since it was first seen, it would
+        have sent fewer than ``fresh_gap_events`` requests between the
+        partition's first event and its own first one (a Poisson gap with
+        probability >= exp(-fresh_gap_events)). A heavy account first seen
+        well after the stream began is new; a light one may just have been
+        quiet."""
+        cfg = self.config
+        span = age if age > cfg.min_rate_window_s else cfg.min_rate_window_s
+        return (state.first_ts - self._start) * state.n / span < cfg.fresh_gap_events
 
     def _combine(
         self,
@@ -724,53 +755,80 @@ class Detector:
           mix exceeds the population's own entropy (a general-purpose account
           draws topics the way the population does; a systematic sweep covers
           rare topics as often as common ones).
-        * Fresh: an account first seen after the partition's first
-          ``fresh_unknown_s`` and younger than ``fresh_age_s``.
-        * Stable: an established account (``established_events`` and
-          ``established_age_s``, or active since the partition's first
-          ``fresh_unknown_s`` and watched that long: its history predates the
-          stream) whose long-term template and elicitation shares are at least
-          half its current ones, without a burst or drift: its templates and
-          reasoning requests are its normal business and count at
-          ``1 - stable_discount``.
+        * Fresh: an account younger than ``fresh_age_s`` that does not
+          predate the stream (:meth:`predates`); for it, volume evidence starts
+          at the population's ``fresh_pct_lo`` percentile.
+        * Established: ``stable_min_events`` events and ``established_age_s``
+          old, or predating the stream. Without a burst or drift, its harvest
+          evidence, and its template and elicitation evidence where the
+          long-term shares are at least half the current ones, count at
+          ``1 - stable_discount``: a stable history is its business.
+        * What the account takes home (:meth:`_take`) weighs elicitation and
+          fresh-and-heavy evidence: judges and batch jobs return short outputs.
         """
         cfg = self.config
         if s_sweep > 0.0:
             excess = state.ce_short / state.s_short - self._population_entropy(t)
             s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
         s_harvest = self._harvest(state, ws)
+        keep = 1.0 - cfg.stable_discount
+        old = self.predates(state, age)
         s_fresh = 0.0
-        first = state.first_ts
-        if first - self._start >= cfg.fresh_unknown_s and age < cfg.fresh_age_s:
+        if not old and age < cfg.fresh_age_s:
             s_fresh = 1.0
-        # established: long enough history; or active since the partition began
-        # (its history predates what we saw) and watched for fresh_unknown_s
-        established = state.n >= cfg.established_events and (
-            age >= cfg.established_age_s
-            or (first - self._start < cfg.fresh_unknown_s and age >= cfg.fresh_unknown_s)
+        # how heavy the account is for one that is new, or whose history we
+        # have not yet seen: from the population's fresh_pct_lo percentile
+        rel = s_vol
+        if rel < 1.0 and (s_fresh > 0.0 or (old and age < cfg.established_age_s)):
+            w = self._win_s * (1.0 - math.pow(2.0, -age * self._inv_hs)) if age > 0.0 else 0.0
+            rate = 60.0 * state.r_short / ws / (w if w > self._min_win else self._min_win)
+            x = _ramp(self.pop_rate.percentile(rate), cfg.fresh_pct_lo, cfg.volume_pct_lo)
+            if x > rel:
+                rel = x
+        # established: long enough history; or active since before the
+        # partition began (its history predates what we saw) and not heavy:
+        # a heavy account's history is not taken on trust before we saw it
+        established = state.n >= cfg.stable_min_events and (
+            age >= cfg.established_age_s or (old and rel < 0.5)
         )
-        if established and s_vol < 0.5 and s_drift < 0.5 and state.txt_long > 0.0:
-            txt, txt_l = state.txt_short, state.txt_long
-            stable = 1.0 - cfg.stable_discount
-            if state.tmpl_long / txt_l >= 0.5 * state.tmpl_short / txt:
-                s_tmpl *= stable
-            if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
-                s_elic *= stable
-        # grading whose outputs are much shorter than its inputs consumes scores
-        # (an LLM-as-judge pipeline), it does not harvest written-out reasoning
-        if s_elic > 0.0 and state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
-            x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
-            if x < cfg.grading_ratio_log2:
-                s_elic *= 1.0 - cfg.stable_discount
+        if established and s_vol < 0.5 and s_drift < 0.5:
+            # a stable history without a burst or drift: its templates,
+            # reasoning requests and long answers are its normal business
+            if state.txt_long > 0.0:
+                txt, txt_l = state.txt_short, state.txt_long
+                if state.tmpl_long / txt_l >= 0.5 * state.tmpl_short / txt:
+                    s_tmpl *= keep
+                if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
+                    s_elic *= keep
+            s_harvest *= keep
+        # reasoning requests and new heavy traffic weigh with what the account
+        # takes home: grading that returns short verdicts (an LLM-as-judge
+        # pipeline) and batch jobs whose outputs are no longer than their
+        # inputs do not harvest written-out answers
+        take = keep + (1.0 - keep) * self._take(state, ws)
+        s_elic *= take
         # elicitation alone (a human who likes "step by step") is weaker than
         # elicitation in templated, heavy or new traffic
         ctx = s_vol if s_vol > s_tmpl else s_tmpl
         if s_fresh > ctx:
             ctx = s_fresh
         s_elic_eff = s_elic * (self._solo + self._not_solo * ctx)
-        # a new account harvesting at volume: heavy traffic from an account
-        # first seen minutes ago is specific, not generic, evidence
-        s_new_heavy = s_fresh * s_vol
+        # a new account harvesting: heavy traffic (for a new account "heavy"
+        # starts lower, at the population's fresh_pct_lo) or harvest-shaped
+        # answers from an account first seen minutes ago is specific, not
+        # generic, evidence
+        s_new_heavy = 0.0
+        if s_fresh > 0.0:
+            x = rel
+            # heavy counts as far as the answers it takes home are harvest-shaped
+            # (a new batch job's outputs are not much longer than its inputs)
+            if state.inp_short > 0.0 and state.r_short >= cfg.min_prompts * ws:
+                y = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
+                x *= _ramp(y, cfg.ratio_log2_lo, cfg.ratio_log2_hi)
+            # ... or taking home harvest-shaped answers from its first requests
+            if s_harvest > x:
+                x = s_harvest
+            s_new_heavy = s_fresh * x * take
         # a template alone is an app's (one product, one prompt skeleton); it is
         # a harvest's when it carries reasoning requests, harvest-shaped
         # outputs, a sweep, or comes from a new account at volume

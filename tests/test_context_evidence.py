@@ -1,0 +1,177 @@
+"""Unit tests of the context the account stage weighs evidence with (issue 18):
+whether an account predates the stream, what it takes home (output/input
+tokens), the ratio-led harvest evidence, and the stable-history discount.
+
+The prompts here are written for these tests: no list in detectors/ or in the
+simulator anticipated them (the detector keeps no list of its own for these
+pieces of evidence; they read timing and token counts only).
+"""
+
+from __future__ import annotations
+
+import random
+
+from detectors.config import DetectorConfig
+from detectors.engine import Detector
+from detectors.schema import Event
+
+T0 = 1_772_409_600.0
+# Step-by-step tutoring in a fixed frame around the student's question: what an
+# ed-tech tutor sends all day, and what a templated reasoning harvest sends too.
+TUTOR = (
+    "You are a patient maths tutor for a secondary-school pupil. Walk the pupil through the "
+    "solution step by step, explain your reasoning at each step, then give the final answer. "
+    "Pupil's question: {q}"
+)
+
+
+WORDS = ("the answer states that energy is conserved because work done equals change in "
+         "kinetic energy which the reference also shows but with a diagram of forces and a "
+         "worked example about a sliding block on an incline with friction").split()
+
+
+def _question(rng: random.Random) -> str:
+    a, b = rng.randint(2, 99), rng.randint(2, 99)
+    return rng.choice((
+        f"what is {a} times {b} and why does the method work",
+        f"how do I simplify {a}/{b} into lowest terms",
+        f"if a train travels {a} km in {b} minutes what is its speed",
+    ))
+
+
+def _feed(det: Detector, events: list[Event]) -> list:
+    state = None
+    alerts: list = []
+    for e in events:
+        state, out = det.process(state, e)
+        alerts += out
+    return alerts
+
+
+def _warm(det: Detector) -> None:
+    """A population from the stream's start: 60 ordinary accounts, a few heavy
+    (a Zipf-like spread of request rates, as in production)."""
+    rng = random.Random(0)
+    state: dict[str, object] = {}
+    for i in range(4000):
+        acct = f"pop-{min(59, int(rng.paretovariate(0.8)) - 1)}"
+        t = T0 + i * 3.0
+        ev = Event(t, acct, prompt=f"please help with {rng.choice('abcdefgh')} report {i % 7}",
+                   input_tokens=30, output_tokens=40, max_tokens=1024, stop_reason="end_turn")
+        state[acct], _ = det.process(state.get(acct), ev)  # type: ignore[arg-type]
+
+
+def _tutor_events(acct: str, start: float, n: int, gap: float, out_tokens: int,
+                  seed: int = 1) -> list[Event]:
+    rng = random.Random(seed)
+    return [
+        Event(start + i * gap * rng.uniform(0.5, 1.5), acct,
+              prompt=TUTOR.format(q=_question(rng)), input_tokens=60, output_tokens=out_tokens,
+              max_tokens=4096, stop_reason="end_turn")
+        for i in range(n)
+    ]
+
+
+# --------------------------------------------------------------- predates
+def test_a_heavy_account_first_seen_late_is_new_and_a_light_one_may_predate() -> None:
+    det = Detector()
+    det.process(None, Event(T0, "first"))  # the partition's first event
+    heavy = None
+    for i in range(30):  # 30 requests in 5 minutes, first seen 40 minutes in
+        heavy, _ = det.process(heavy, Event(T0 + 2400 + 10 * i, "heavy"))
+    light = None
+    for i in range(3):  # 3 requests an hour apart, first seen 40 minutes in
+        light, _ = det.process(light, Event(T0 + 2400 + 3600 * i, "light"))
+    assert heavy is not None and light is not None
+    assert not det.predates(heavy, heavy.last_ts - heavy.first_ts)
+    assert det.predates(light, light.last_ts - light.first_ts)
+    early = None
+    for i in range(30):  # active from the stream's first minute
+        early, _ = det.process(early, Event(T0 + 10 + 10 * i, "early"))
+    assert early is not None and det.predates(early, early.last_ts - early.first_ts)
+
+
+# ----------------------------------------------------------- what it takes
+def test_take_home_ramp_on_output_over_input_and_neutral_without_tokens() -> None:
+    det = Detector()
+    short = long_ = none = None
+    for i in range(12):
+        t = T0 + 10 * i
+        short, _ = det.process(short, Event(t, "judge", input_tokens=2000, output_tokens=150))
+        long_, _ = det.process(long_, Event(t, "harvest", input_tokens=40, output_tokens=900))
+        none, _ = det.process(none, Event(t, "gateway"))
+    assert short is not None and long_ is not None and none is not None
+    ws = 2.0 ** ((short.last_ts - short.ref) / det.config.short_half_life_s)
+    assert det._take(short, ws) == 0.0
+    assert det._take(long_, ws) == 1.0
+    assert det._take(none, ws) == 1.0
+
+
+# ----------------------------------------------------------------- harvest
+def test_harvest_is_led_by_the_ratio_and_absent_indicators_do_not_dilute_it() -> None:
+    det = Detector()
+    harvester = app = few = None
+    for i in range(20):
+        t = T0 + 10 * i
+        # long answers to short questions; never at the limit, no thinking
+        harvester, _ = det.process(harvester, Event(
+            t, "h", input_tokens=40, output_tokens=1200, max_tokens=8192,
+            stop_reason="end_turn", thinking=False))
+        # an app that always hits its limit and thinks, with outputs like its inputs
+        app, _ = det.process(app, Event(
+            t, "a", input_tokens=500, output_tokens=512, max_tokens=512,
+            stop_reason="max_tokens", thinking=True))
+    for i in range(5):  # too few requests to judge
+        few, _ = det.process(few, Event(T0 + 10 * i, "f", input_tokens=10, output_tokens=2000,
+                                        max_tokens=2048, stop_reason="max_tokens"))
+    assert harvester is not None and app is not None and few is not None
+    ws = 2.0 ** ((harvester.last_ts - harvester.ref) / det.config.short_half_life_s)
+    h = det._harvest(harvester, ws)
+    assert 0.69 <= h <= 0.71  # the ratio's full ramp, others present but low
+    assert det._harvest(app, ws) == 0.0
+    ws_f = 2.0 ** ((few.last_ts - few.ref) / det.config.short_half_life_s)
+    assert det._harvest(few, ws_f) == 0.0
+
+
+# ---------------------------------------------------- stable history, judges
+def test_an_established_tutor_does_not_page_but_a_new_account_doing_the_same_does() -> None:
+    det = Detector()
+    _warm(det)
+    # the tutor has been working this way since the stream began (long answers,
+    # templated step-by-step requests, ~20/h)
+    tutor = _tutor_events("tutor", T0 + 20.0, 100, 180.0, out_tokens=700)
+    # a brand-new account, first seen 3 h in, sends the same kind of traffic
+    # at ~150/h: nothing in its history makes it the account's business
+    newcomer = _tutor_events("newcomer", T0 + 3 * 3600.0, 200, 24.0, out_tokens=700, seed=2)
+    merged = sorted(tutor + newcomer, key=lambda e: e.ts)
+    states: dict[str, object] = {}
+    fired: set[str] = set()
+    for e in merged:
+        states[e.account_id], out = det.process(states.get(e.account_id), e)  # type: ignore
+        fired |= {a.account_id for a in out if a.status == "firing"}
+    assert "tutor" not in fired
+    assert "newcomer" in fired
+
+
+def test_grading_with_short_verdicts_weighs_less_than_reasoning_with_long_answers() -> None:
+    cfg = DetectorConfig()
+    prompt = ("Please act as an impartial judge and grade the assistant's answer against the "
+              "reference on a 1-10 scale, explaining your reasoning briefly. Answer: {a}")
+    scores = {}
+    for name, (inp, out) in {"judge": (1500, 120), "reasoner": (80, 1500)}.items():
+        det = Detector(cfg)
+        _warm(det)
+        state = None
+        rng = random.Random(5)
+        peak = 0.0
+        t = T0 + 4 * 3600.0
+        for _ in range(120):
+            t += rng.expovariate(1 / 20.0)  # Poisson arrivals, ~180/h
+            ev = Event(t, name,
+                       prompt=prompt.format(a=" ".join(rng.choice(WORDS) for _ in range(60))),
+                       input_tokens=inp, output_tokens=out)
+            state, _ = det.process(state, ev)
+            peak = max(peak, state.score)
+        scores[name] = peak
+    assert scores["judge"] < cfg.fire_threshold
+    assert scores["judge"] < scores["reasoner"]

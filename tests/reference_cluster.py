@@ -567,6 +567,7 @@ class Cluster:
         "last_hot",
         "peak",
         "alerted",
+        "fire_sev",
         "evidence",
         "_max_h",
     )
@@ -583,6 +584,9 @@ class Cluster:
         self.last_hot = 0.0
         self.peak = 0.0
         self.alerted: BloomFilter | None = None
+        #: the open episode's firing severity ("": none, or restored from a
+        #: state written before it was kept), repeated by its resolved record
+        self.fire_sev = ""
         self.evidence: dict[str, Any] = {}
         self._max_h: int | None = None
 
@@ -609,6 +613,9 @@ class Cluster:
             "lh": self.last_hot,
             "pk": self.peak,
             "al": None if self.alerted is None else self.alerted.to_json(),
+            # optional both ways (no version change): older readers ignore it,
+            # older states lack it (their open episodes resolve without it)
+            **({"fs": self.fire_sev} if self.fire_sev else {}),
             "ev": self.evidence,
         }
 
@@ -624,6 +631,7 @@ class Cluster:
         c.last_hot = float(obj["lh"])
         c.peak = float(obj["pk"])
         c.alerted = None if obj["al"] is None else BloomFilter.from_json(obj["al"])
+        c.fire_sev = str(obj.get("fs") or "")
         c.evidence = dict(obj.get("ev") or {})
         return c
 
@@ -1057,10 +1065,11 @@ class ClusterDetector:
             f"{count} accounts sharing {c.key[:50]}: coordinated score {score:.2f} "
             f"({', '.join(ev.get('reasons', [])) or 'combined'})"
         )
+        c.fire_sev = severity_for(score, self.severity)
         return Alert(
             detector=self.name,
             status="firing",
-            severity=severity_for(score, self.severity),
+            severity=c.fire_sev,
             score=score,
             ts=t,
             episode_start=c.episode_start,
@@ -1107,6 +1116,7 @@ class ClusterDetector:
                 "last_hot_ts": c.last_hot,
                 "members": c.count(),
                 "episode_duration_s": round(c.last_hot - c.episode_start, 1),
+                **({"firing_severity": c.fire_sev} if c.fire_sev else {}),
             },
             account_id=None,
             accounts=tuple(sorted(c.members)[:MAX_ACCOUNTS_LISTED]),
@@ -1114,6 +1124,7 @@ class ClusterDetector:
         )
         c.episode_start = c.last_hot = c.peak = 0.0
         c.alerted = None
+        c.fire_sev = ""
         self._firing.discard(c.key)
         return alert
 

@@ -50,7 +50,10 @@ MEMBER_NAME: Final = "campaign_member"
 CLUSTER_NAMES: Final = ("cluster",)
 CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
 ACCOUNT_NAMES: Final = ("account",)
-_VERSION: Final = 1
+#: 2: an open account episode also keeps the account's request rate (the
+#: adaptive hold-down); a version-1 snapshot restores with it unknown
+_VERSION: Final = 2
+_VERSIONS: Final = (1, 2)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -300,7 +303,7 @@ class CampaignStage:
         score_step: float = 0.05,
         holddown_s: float = 1800.0,
         forget_after_s: float = 6 * 3600.0,
-        account_margin: float = 0.05,
+        account_margin: float = 0.1,
         max_members: int = 4096,
         max_keys: int = 64,
         bloom_bits: int = 1 << 18,
@@ -308,6 +311,12 @@ class CampaignStage:
         max_campaigns: int = 10_000,
         join_overlap: float = 0.5,
         join_members: int = 2,
+        name_via_behaviour: bool = True,
+        fold_by_severity: bool = True,
+        account_quiet_requests: float = 30.0,
+        behaviour_founds: bool = True,
+        account_hold_s: float = 0.0,
+        max_holddown_s: float = 4 * 3600.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -334,15 +343,25 @@ class CampaignStage:
         self.max_campaigns = max_campaigns
         self.join_overlap = join_overlap
         self.join_members = join_members
+        self.name_via_behaviour = name_via_behaviour
+        self.account_quiet_requests = account_quiet_requests
+        self.behaviour_founds = behaviour_founds
+        self.account_hold_s = account_hold_s
+        self.max_holddown_s = max_holddown_s
+        self.fold_by_severity = fold_by_severity
         # learned state
         self._campaigns: dict[str, Campaign] = {}
         self._by_key: dict[str, str] = {}  # fired cluster key -> campaign id
-        #: account id -> (engine episode start, campaign id or "" , folded?)
-        self._accounts: dict[str, tuple[float, str, bool]] = {}
+        #: account id -> (engine episode start, campaign id or "" , folded?,
+        #: its request rate per minute when it fired, 0: unknown)
+        self._accounts: dict[str, tuple[float, str, bool, float]] = {}
         #: account id -> (kept episode start, held resolved alert, due ts)
         self._held: dict[str, tuple[float, Alert, float]] = {}
         #: account id -> the episode start its engine episodes are reported under
         self._alias: dict[str, tuple[float, float]] = {}
+        #: account id -> (its firing alert, held until the stage's event time
+        #: passes this): a campaign naming it meanwhile folds it
+        self._pending: dict[str, tuple[Alert, float]] = {}
         self._watermark = 0.0
         self._next_sweep = 0.0
         self._dirty: set[str] = set()
@@ -357,6 +376,8 @@ class CampaignStage:
         out: list[Alert] = []
         if t > self._watermark:
             self._watermark = t
+            if self._pending:
+                self._release_pending(t, out)
             if t >= self._next_sweep:
                 if self._next_sweep:
                     out.extend(self.sweep())
@@ -453,6 +474,8 @@ class CampaignStage:
                 if new < max(self.join_members, self.join_overlap * len(hashes)):
                     found[best.cid] = best
         out: list[Alert] = []
+        if not found and not self.behaviour_founds and _kind(key) not in STRONG_KINDS:
+            return out
         if not found:
             c = Campaign(campaign_id(key, alert.episode_start), t)
             if c.cid in self._campaigns:  # the same founding episode again (re-processing)
@@ -602,7 +625,9 @@ class CampaignStage:
     def _add_members(
         self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool
     ) -> list[Alert]:
-        out = []
+        out: list[Alert] = []
+        if not core and not self.name_via_behaviour and _strong_keys(c):
+            return out
         others = [o for o in self._active() if o is not c]
         for acct in sorted(accounts):
             h = account_hash(acct)
@@ -613,6 +638,8 @@ class CampaignStage:
                     c.listed.append(acct)
                     c.listed.sort()
                 out.append(self._member(c, acct, t, source))
+                if self._pending:
+                    self._settle_pending(acct, c, out)
         if out:
             self._dirty.add(c.cid)
         return out
@@ -656,20 +683,29 @@ class CampaignStage:
     # ------------------------------------------------------------ accounts
     def _campaign_of(self, account_id: str) -> Campaign | None:
         h = account_hash(account_id)
+        best: Campaign | None = None
         for c in self._active():
-            if c.has_member(h):
-                return c
-        return None
+            if c.has_member(h) and (best is None or _fold_rank(c) > _fold_rank(best)):
+                best = c
+        return best
+
+    def _stronger(self, alert: Alert, c: Campaign) -> bool:
+        """Whether an account's own alert is stronger evidence than its campaign's."""
+        if alert.score <= c.score + self.account_margin:
+            return False
+        return not self.fold_by_severity or severity_rank(alert.severity) > severity_rank(c.severity)
 
     def _account(self, alert: Alert) -> list[Alert]:
         acct = alert.account_id
         assert acct is not None
         out: list[Alert] = []
         if alert.status == "firing":
+            rate = _rate(alert)
             held = self._held.pop(acct, None)
             if held is not None:
                 # re-fired within the hold-down: the same episode goes on
                 self._alias[acct] = (alert.episode_start, held[0])
+                self._accounts[acct] = (alert.episode_start, "", False, rate)
                 self._meta_dirty = True
                 return out
             c = self._campaign_of(acct)
@@ -678,16 +714,26 @@ class CampaignStage:
             # after a campaign that started later in event time (replay would
             # have passed it, in event-time order)
             if c is not None and c.state == "firing" and c.episode_start <= alert.ts and (
-                alert.score <= c.score + self.account_margin
+                not self._stronger(alert, c)
             ):
-                self._accounts[acct] = (alert.episode_start, c.cid, True)
+                self._accounts[acct] = (alert.episode_start, c.cid, True, rate)
                 self._meta_dirty = True
                 return out  # folded: the campaign's incident covers it
-            self._accounts[acct] = (alert.episode_start, c.cid if c is not None else "", False)
+            self._accounts[acct] = (
+                alert.episode_start, c.cid if c is not None else "", False, rate)
             self._meta_dirty = True
+            if c is None and self.account_hold_s >= 0:
+                # in no campaign yet: a cluster alert of the same event (or
+                # of the next moments) may name it; wait for event time to
+                # move on past the hold before paging on the account alone
+                self._pending[acct] = (alert, alert.ts + self.account_hold_s)
+                return out
             out.append(self._name_campaign(alert, c))
             return out
         # resolved
+        pending = self._pending.pop(acct, None)
+        if pending is not None:  # (its hold outlasted the episode: page it, then close it)
+            out.append(pending[0])
         alias = self._alias.pop(acct, None)
         if alias is not None and alias[0] == alert.episode_start:
             alert = replace(alert, episode_start=alias[1])
@@ -695,14 +741,49 @@ class CampaignStage:
         self._meta_dirty = True
         if known is not None and known[2]:
             return out  # its firing was folded into a campaign: nothing to close
-        due = alert.ts + self.holddown_s
-        if self.holddown_s > 0 and due > self._watermark:
+        hold = self._account_holddown(known[3] if known is not None else 0.0)
+        due = alert.ts + hold
+        if hold > 0 and due > self._watermark:
             self._held[acct] = (alert.episode_start, alert, due)
             return out
         # the hold-down has passed already (a partition that lags the others
         # by more than it, live): nothing later will sweep it out
         out.append(alert)
         return out
+
+    def _account_holddown(self, rate: float) -> float:
+        """How long an account's resolution is held: ``holddown_s``, or the
+        time the account takes for ``account_quiet_requests`` requests at the
+        rate it fired with, if longer (at most ``max_holddown_s``). A slow
+        account's quiet spell is a few requests long: judged on the fixed
+        hold-down it flaps (fires, resolves, fires again 40 min later)."""
+        hold = self.holddown_s
+        if self.account_quiet_requests > 0 and rate > 0:
+            own = self.account_quiet_requests * 60.0 / rate
+            hold = max(hold, min(self.max_holddown_s, own))
+        return hold
+
+    def _release_pending(self, t: float, out: list[Alert]) -> None:
+        for acct in sorted(self._pending):
+            alert, due = self._pending[acct]
+            if t > due:
+                del self._pending[acct]
+                self._meta_dirty = True
+                out.append(alert)
+
+    def _settle_pending(self, acct: str, c: Campaign, out: list[Alert]) -> None:
+        """A campaign named an account whose own alert is still held: fold it
+        (or, if its evidence is stronger, send it now naming the campaign)."""
+        pending = self._pending.pop(acct, None)
+        if pending is None:
+            return
+        alert = pending[0]
+        self._meta_dirty = True
+        if self._stronger(alert, c):
+            self._accounts[acct] = (alert.episode_start, c.cid, False, _rate(alert))
+            out.append(self._name_campaign(alert, c))
+        else:
+            self._accounts[acct] = (alert.episode_start, c.cid, True, _rate(alert))
 
     def _name_campaign(self, alert: Alert, c: Campaign | None) -> Alert:
         if c is None:
@@ -869,6 +950,7 @@ class CampaignStage:
             "accounts": {a: list(v) for a, v in self._accounts.items()},
             "held": {a: [s, encode_alert(al).decode(), d] for a, (s, al, d) in self._held.items()},
             "alias": {a: list(v) for a, v in self._alias.items()},
+            "pending": {a: [encode_alert(al).decode(), d] for a, (al, d) in self._pending.items()},
         })
 
     @property
@@ -879,21 +961,25 @@ class CampaignStage:
         """Restore from :meth:`snapshot` bytes and the checkpointed campaigns."""
         try:
             obj = orjson.loads(data)
-            if not isinstance(obj, dict) or obj.get("v") != _VERSION:
+            if not isinstance(obj, dict) or obj.get("v") not in _VERSIONS:
                 raise CorruptState("unknown campaign snapshot version")
             wm = float(obj["wm"])
             nxt = float(obj["next"])
-            accounts = {str(a): (float(v[0]), str(v[1]), bool(v[2]))
+            accounts = {str(a): (float(v[0]), str(v[1]), bool(v[2]),
+                                 float(v[3]) if len(v) > 3 else 0.0)
                         for a, v in dict(obj["accounts"]).items()}
             held = {str(a): (float(v[0]), decode_alert(str(v[1]).encode()), float(v[2]))
                     for a, v in dict(obj["held"]).items()}
             alias = {str(a): (float(v[0]), float(v[1])) for a, v in dict(obj["alias"]).items()}
+            pending = {str(a): (decode_alert(str(v[0]).encode()), float(v[1]))
+                       for a, v in dict(obj.get("pending") or {}).items()}
         except CorruptState:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise CorruptState(f"cannot restore campaign snapshot: {exc}") from None
         self._watermark, self._next_sweep = wm, nxt
         self._accounts, self._held, self._alias = accounts, held, alias
+        self._pending = pending
         for c in campaigns:
             self.restore_campaign(c)
 
@@ -946,6 +1032,17 @@ def _kind(key: str) -> str:
 def _seniority(c: Campaign) -> tuple[bool, float, str]:
     # an active campaign absorbs a remembered (resolved) one; then the earliest founded
     return c.state == "resolved", c.founded, c.cid
+
+
+def _rate(alert: Alert) -> float:
+    """An account alert's request rate per minute (0: not given)."""
+    r = alert.details.get("rate_per_min")
+    return float(r) if isinstance(r, (int, float)) and r > 0 else 0.0
+
+
+def _fold_rank(c: Campaign) -> tuple[bool, int, float, str]:
+    # the campaign an account alert is compared with: a firing one, the most severe, highest score
+    return c.state == "firing", severity_rank(c.severity), c.score, c.cid
 
 
 def _age(c: Campaign) -> tuple[float, str]:

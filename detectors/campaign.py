@@ -316,6 +316,9 @@ class CampaignStage:
         account_quiet_requests: float = 30.0,
         behaviour_founds: bool = True,
         account_hold_s: float = 0.0,
+        tight_naming: bool = False,
+        linked_merge: bool = False,
+        account_link_hold_s: float = 600.0,
         max_holddown_s: float = 4 * 3600.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
@@ -347,6 +350,9 @@ class CampaignStage:
         self.account_quiet_requests = account_quiet_requests
         self.behaviour_founds = behaviour_founds
         self.account_hold_s = account_hold_s
+        self.tight_naming = tight_naming
+        self.account_link_hold_s = account_link_hold_s
+        self.linked_merge = linked_merge
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -452,7 +458,14 @@ class CampaignStage:
             for c in self._active():
                 if c.cid in found:
                     continue
-                if self._overlap(c, hashes, True) >= self.join_overlap or _linked(c, mine, key):
+                if _linked(c, mine, key):
+                    found[c.cid] = c
+                elif self.linked_merge and not _strong_keys(c):
+                    # a campaign of behaviour keys alone (unrelated accounts
+                    # sharing a public template, say) holds members of many
+                    # actors: members in common are no identity link
+                    continue
+                elif self._overlap(c, hashes, True) >= self.join_overlap:
                     found[c.cid] = c
         elif not found:
             # a behaviour key (template, topic mix, client) is shared by
@@ -476,6 +489,7 @@ class CampaignStage:
         out: list[Alert] = []
         if not found and not self.behaviour_founds and _kind(key) not in STRONG_KINDS:
             return out
+        founding = not found
         if not found:
             c = Campaign(campaign_id(key, alert.episode_start), t)
             if c.cid in self._campaigns:  # the same founding episode again (re-processing)
@@ -512,7 +526,10 @@ class CampaignStage:
         earlier = c.sent_ts > 0.0 and t < c.first_ts
         if earlier:
             c.first_ts = t
-        members = self._add_members(c, alert.accounts, t, alert, _kind(key) in STRONG_KINDS)
+        strong = _kind(key) in STRONG_KINDS
+        members: list[Alert] = []
+        if strong or founding or self._tight(c, key, shared):
+            members = self._add_members(c, alert.accounts, t, alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -527,6 +544,17 @@ class CampaignStage:
         out.extend(members)
         self._maybe_update(c, t, out)
         return out
+
+    def _tight(self, c: Campaign, key: str, shared: Any) -> bool:
+        """Whether a behaviour cluster that joined campaign ``c`` names its
+        accounts as members: only when what its members share ties it to the
+        campaign (an identity key, or behaviour keys of two kinds). A template
+        that single extractors and one hydra campaign both use joins the
+        campaign holding most of its members, but naming the rest would name
+        other actors' accounts."""
+        if not self.tight_naming:
+            return True
+        return _linked(c, [str(k) for k in shared] if isinstance(shared, list) else [], key)
 
     def _key_score(self, c: Campaign) -> float:
         best = 0.0
@@ -656,7 +684,11 @@ class CampaignStage:
         t = alert.ts
         out: list[Alert] = []
         c.last_ts = max(c.last_ts, t)
-        out.extend(self._add_members(c, (acct,), t, alert, _kind(key) in STRONG_KINDS))
+        strong = _kind(key) in STRONG_KINDS
+        if not strong and campaign_id(key, c.founded) != c.cid and not self._tight(
+                c, key, alert.details.get("shared_keys")):
+            return out
+        out.extend(self._add_members(c, (acct,), t, alert, strong))
         if out:
             self._maybe_update(c, t, out)
         return out
@@ -726,7 +758,10 @@ class CampaignStage:
                 # in no campaign yet: a cluster alert of the same event (or
                 # of the next moments) may name it; wait for event time to
                 # move on past the hold before paging on the account alone
-                self._pending[acct] = (alert, alert.ts + self.account_hold_s)
+                hold = self.account_hold_s
+                if self.account_link_hold_s > hold and self._template_linked(alert):
+                    hold = self.account_link_hold_s
+                self._pending[acct] = (alert, alert.ts + hold)
                 return out
             out.append(self._name_campaign(alert, c))
             return out
@@ -762,6 +797,20 @@ class CampaignStage:
             own = self.account_quiet_requests * 60.0 / rate
             hold = max(hold, min(self.max_holddown_s, own))
         return hold
+
+    def _template_linked(self, alert: Alert) -> bool:
+        """Whether one of the account's own template fingerprints is a
+        linkage key of a firing campaign (the cluster stage names members
+        on its next rescoring, minutes later)."""
+        fps = alert.details.get("prompt_fingerprints")
+        if not isinstance(fps, list) or not fps:
+            return False
+        keys = {f"tmpl:{fp}" for fp in fps}
+        for c in self._active():
+            if c.state == "firing" and (any(k in c.keys for k in keys)
+                                        or any(k in keys for k in c.linked)):
+                return True
+        return False
 
     def _release_pending(self, t: float, out: list[Alert]) -> None:
         for acct in sorted(self._pending):

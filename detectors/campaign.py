@@ -311,16 +311,12 @@ class CampaignStage:
         max_campaigns: int = 10_000,
         join_overlap: float = 0.5,
         join_members: int = 2,
-        name_via_behaviour: bool = True,
         fold_by_severity: bool = True,
         account_quiet_requests: float = 30.0,
-        behaviour_founds: bool = True,
-        account_hold_s: float = 0.0,
-        tight_naming: bool = False,
-        linked_merge: bool = False,
-        account_link_hold_s: float = 600.0,
-        probation_s: float = 600.0,
         max_holddown_s: float = 4 * 3600.0,
+        account_hold_s: float = 0.0,
+        account_link_hold_s: float = 600.0,
+        probation_s: float = 0.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -347,14 +343,10 @@ class CampaignStage:
         self.max_campaigns = max_campaigns
         self.join_overlap = join_overlap
         self.join_members = join_members
-        self.name_via_behaviour = name_via_behaviour
         self.account_quiet_requests = account_quiet_requests
-        self.behaviour_founds = behaviour_founds
         self.account_hold_s = account_hold_s
-        self.tight_naming = tight_naming
         self.account_link_hold_s = account_link_hold_s
         self.probation_s = probation_s
-        self.linked_merge = linked_merge
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -477,11 +469,7 @@ class CampaignStage:
         mine = [str(k) for k in shared] if isinstance(shared, list) else []
         hashes = [account_hash(a) for a in alert.accounts]
         for c in self._active():
-            if _linked(c, mine, key):
-                return True
-            if self.linked_merge and not _strong_keys(c):
-                continue
-            if self._overlap(c, hashes, True) >= self.join_overlap:
+            if _linked(c, mine, key) or self._overlap(c, hashes, True) >= self.join_overlap:
                 return True
         return False
 
@@ -531,14 +519,7 @@ class CampaignStage:
             for c in self._active():
                 if c.cid in found:
                     continue
-                if _linked(c, mine, key):
-                    found[c.cid] = c
-                elif self.linked_merge and not _strong_keys(c):
-                    # a campaign of behaviour keys alone (unrelated accounts
-                    # sharing a public template, say) holds members of many
-                    # actors: members in common are no identity link
-                    continue
-                elif self._overlap(c, hashes, True) >= self.join_overlap:
+                if _linked(c, mine, key) or self._overlap(c, hashes, True) >= self.join_overlap:
                     found[c.cid] = c
         elif not found:
             # a behaviour key (template, topic mix, client) is shared by
@@ -560,8 +541,6 @@ class CampaignStage:
                 if new < max(self.join_members, self.join_overlap * len(hashes)):
                     found[best.cid] = best
         out: list[Alert] = []
-        if not found and not self.behaviour_founds and _kind(key) not in STRONG_KINDS:
-            return out
         founding = not found
         if founding and probation and self._probation(alert, key):
             self._parked[key] = (alert, alert.ts + self.probation_s, [])
@@ -604,9 +583,7 @@ class CampaignStage:
         if earlier:
             c.first_ts = t
         strong = _kind(key) in STRONG_KINDS
-        members: list[Alert] = []
-        if strong or founding or self._tight(c, key, shared):
-            members = self._add_members(c, alert.accounts, t, alert, strong)
+        members = self._add_members(c, alert.accounts, t, alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -621,17 +598,6 @@ class CampaignStage:
         out.extend(members)
         self._maybe_update(c, t, out)
         return out
-
-    def _tight(self, c: Campaign, key: str, shared: Any) -> bool:
-        """Whether a behaviour cluster that joined campaign ``c`` names its
-        accounts as members: only when what its members share ties it to the
-        campaign (an identity key, or behaviour keys of two kinds). A template
-        that single extractors and one hydra campaign both use joins the
-        campaign holding most of its members, but naming the rest would name
-        other actors' accounts."""
-        if not self.tight_naming:
-            return True
-        return _linked(c, [str(k) for k in shared] if isinstance(shared, list) else [], key)
 
     def _key_score(self, c: Campaign) -> float:
         best = 0.0
@@ -731,8 +697,6 @@ class CampaignStage:
         self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool
     ) -> list[Alert]:
         out: list[Alert] = []
-        if not core and not self.name_via_behaviour and _strong_keys(c):
-            return out
         others = [o for o in self._active() if o is not c]
         for acct in sorted(accounts):
             h = account_hash(acct)
@@ -761,11 +725,7 @@ class CampaignStage:
         t = alert.ts
         out: list[Alert] = []
         c.last_ts = max(c.last_ts, t)
-        strong = _kind(key) in STRONG_KINDS
-        if not strong and campaign_id(key, c.founded) != c.cid and not self._tight(
-                c, key, alert.details.get("shared_keys")):
-            return out
-        out.extend(self._add_members(c, (acct,), t, alert, strong))
+        out.extend(self._add_members(c, (acct,), t, alert, _kind(key) in STRONG_KINDS))
         if out:
             self._maybe_update(c, t, out)
         return out
@@ -802,7 +762,9 @@ class CampaignStage:
         """Whether an account's own alert is stronger evidence than its campaign's."""
         if alert.score <= c.score + self.account_margin:
             return False
-        return not self.fold_by_severity or severity_rank(alert.severity) > severity_rank(c.severity)
+        if not self.fold_by_severity:
+            return True
+        return severity_rank(alert.severity) > severity_rank(c.severity)
 
     def _account(self, alert: Alert) -> list[Alert]:
         acct = alert.account_id

@@ -171,3 +171,19 @@ def test_snapshot_carries_held_and_parked_alerts_and_restores_version_1():
     with pytest.raises(CorruptState):
         old.restore(orjson.dumps({"v": 9, "wm": T0, "next": 0, "held": {}, "alias": {},
                                   "accounts": {}}))
+
+
+def test_noise_counts_incidents_that_name_several_campaigns():
+    from simulator.noise import format_noise, noise_metrics
+
+    labels = [{"account_id": f"{c}{i}", "attack": "hydra", "campaign": c}
+              for c in ("a", "b") for i in range(3)]
+    kinds = {lab["account_id"]: "hydra" for lab in labels}
+    one = {"detector": "campaign", "status": "firing", "dedup_key": "campaign:x",
+           "episode_start": 1.0, "accounts": ["a0", "a1", "a2", "b0", "b1", "b2"]}
+    own = {"detector": "campaign", "status": "firing", "dedup_key": "campaign:y",
+           "episode_start": 1.0, "accounts": ["a0", "a1", "a2", "b0"]}
+    assert noise_metrics([one], labels, kinds, 24)["mixed_incidents"] == 1
+    m = noise_metrics([own], labels, kinds, 24)
+    assert m["mixed_incidents"] == 0
+    assert "naming >= 2 campaigns" in format_noise(m)

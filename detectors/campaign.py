@@ -800,8 +800,10 @@ class CampaignStage:
                 hold = self.account_hold_s
                 if self.account_link_hold_s > hold and self._template_linked(alert):
                     hold = self.account_link_hold_s
-                self._pending[acct] = (alert, alert.ts + hold)
-                return out
+                if alert.ts + hold >= self._watermark:
+                    self._pending[acct] = (alert, alert.ts + hold)
+                    return out
+                # (live: a partition lagging the others by more than the hold)
             out.append(self._name_campaign(alert, c))
             return out
         # resolved

@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-# the detection core compiled with mypyc (streams/native.py); optional: a
+# the detection core compiled with mypyc (tools/native.py); optional: a
 # failed build leaves pure Python, and the stamp is made either way
 NATIVE  := build/native.stamp
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 $(NATIVE): $(STAMP) $(wildcard detectors/*.py) $(wildcard detectors/*.c)
-	$(BIN)/python -m streams.native build
+	$(BIN)/python -m tools.native build
 	@mkdir -p build && touch $(NATIVE)
 
 run: $(STAMP) $(NATIVE)
@@ -28,7 +28,7 @@ test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams detectors simulator benchmarks tests
+	$(BIN)/ruff check streams detectors simulator benchmarks tests tools
 	$(BIN)/mypy
 
 bench: $(STAMP) $(NATIVE)

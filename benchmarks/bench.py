@@ -4,16 +4,16 @@ side by side against aiokafka's and Faust's own ceilings (issue 7).
 One run starts one embedded broker, generates one deterministic data set with
 the simulator (seeded; benign population plus every attack family), publishes
 it once as single-event messages and once as batched messages (JSON arrays of
-up to ``batch`` consecutive events of one account, ``streams.publish.batches``),
+up to ``batch`` consecutive events of one account, ``streams.replay.publish.batches``),
 and then measures, on that broker and that data:
 
 1. ``raw``      raw aiokafka consume + orjson decode (the ceiling);
 2. ``noop``     a no-op Faust agent with the service's Faust settings and
-   empty-fetch pacing (``streams.fetch_pacing``);
+   empty-fetch pacing (``streams.kafka.fetch_pacing``);
 3. ``single``   the real ``distillwatch worker`` subprocess (full detection,
    recoverable state), fed single-event messages;
 4. ``batched``  the same, fed batched messages;
-5. ``replay``   ``streams.replay.replay_files`` over a JSONL file of the data;
+5. ``replay``   ``streams.replay.replayer.replay_files`` over a JSONL file of the data;
    ``detectors``  the detection core alone on the same data, pre-parsed, in
    memory (issue 3: >= 50k events/s on one core, prompt features included):
    the account stage by itself, and with the cluster stage;
@@ -33,7 +33,7 @@ The data is one workload of :mod:`benchmarks.workloads` (``Profile.workload``):
 real text and big shared-key organisations, 10k accounts) and ``classic`` (the
 data of the earlier figures) in turn, each as its own table, then side by
 side. ``detectors`` also reports the cluster stage's deterministic work per
-1,000 events, and ``replay`` the per-stage timings (:mod:`streams.stages`).
+1,000 events, and ``replay`` the per-stage timings (:mod:`streams.service.stages`).
 
 Workers are timed by their own ``/health``: ``events``, and wall-clock stamps
 of the first message begun and the latest finished (rate = all events over
@@ -150,7 +150,7 @@ def generate(profile: Profile, workdir: Path) -> Data:
     """Deterministic data: the workload's simulated traffic (seeded), as published."""
     from benchmarks.workloads import workload_dicts
     from detectors.schema import format_ts, parse_event
-    from streams.publish import batches, event_payload
+    from streams.replay.publish import batches, event_payload
 
     events = [parse_event(e) for e in workload_dicts(profile.workload, profile.seed,
                                                      profile.accounts, profile.hours)]
@@ -208,7 +208,7 @@ def drop_topics(bootstrap: str, keep: tuple[str, ...] = ()) -> int:
     would not happen on Kafka."""
     from kafka import KafkaAdminClient
 
-    from streams.topics import delete_topics
+    from streams.service.topics import delete_topics
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
@@ -224,7 +224,7 @@ def drop_topics(bootstrap: str, keep: tuple[str, ...] = ()) -> int:
 
 
 def _free_port() -> int:
-    from streams.broker import free_port
+    from streams.broker.embedded import free_port
 
     return free_port()
 
@@ -265,7 +265,7 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the worker process so far."""
-        from streams.broker import cpu_seconds
+        from streams.broker.embedded import cpu_seconds
 
         cpu = cpu_seconds(self.proc.pid)
         return float("nan") if cpu is None else cpu
@@ -310,8 +310,8 @@ class Ctx:
         }
 
     def topics(self, name: str) -> Any:
+        from streams.service.topics import ensure_topics
         from streams.settings import Settings
-        from streams.topics import ensure_topics
 
         settings = Settings.load(env=self.settings_env(name))
         ensure_topics(settings)
@@ -376,7 +376,7 @@ def measure_rate(procs: list[Proc], total: int, timeout: float,
     also the cores the workers and the broker used in the window: on a small
     machine the broker's share is what the workers cannot have.
     """
-    from streams.broker import cpu_seconds
+    from streams.broker.embedded import cpu_seconds
 
     def broker_cpu() -> float:
         return (cpu_seconds(broker_pid) or 0.0) if broker_pid else 0.0
@@ -525,7 +525,7 @@ def phase_replay(ctx: Ctx, data: Data) -> dict[str, Any]:
     figure is the faster setting. Parent and children's CPU both count."""
     import resource
 
-    from streams.replay import replay_files
+    from streams.replay.replayer import replay_files
 
     jobs_many = min(os.cpu_count() or 1, ctx.profile.partitions)
     out: dict[str, Any] = {"events": data.events}
@@ -846,7 +846,7 @@ def machine() -> dict[str, Any]:
         info["faust"] = faust.__version__
     import detectors
 
-    # "on": the mypyc-compiled detection core (streams/native.py); else pure Python
+    # "on": the mypyc-compiled detection core (tools/native.py); else pure Python
     info["detectors_native"] = detectors.NATIVE
     return info
 
@@ -860,7 +860,7 @@ def settle(broker: Any, idle_share: float = 0.15, max_wait_s: float = 20.0) -> f
     file: see :func:`drop_topics`), and a section that starts then shares the 2 cores with it:
     the latency section's p99 went from 0.57-0.77 s alone to 1.08 s right
     after the others."""
-    from streams.broker import cpu_seconds
+    from streams.broker.embedded import cpu_seconds
 
     pid = getattr(broker, "pid", None)
     start = time.monotonic()
@@ -877,7 +877,7 @@ def settle(broker: Any, idle_share: float = 0.15, max_wait_s: float = 20.0) -> f
 
 def run(profile: Profile, *, sections: tuple[str, ...] = SECTIONS,
         say: Callable[[str], None] = print, workdir: Path | None = None) -> dict[str, Any]:
-    from streams.broker import embedded_broker_from_env
+    from streams.broker.embedded import embedded_broker_from_env
 
     own_dir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="dw-bench-")) if workdir is None else workdir

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.seasonal import SeasonalSeriesScorer
-from streams.series_cli import parse_time
+from streams.replay.score_series import parse_time
 
 DETECTOR = "distillwatch"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")

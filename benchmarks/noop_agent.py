@@ -1,6 +1,6 @@
 """A no-op Faust agent: Faust's own ceiling for ``distillwatch bench``.
 
-Same Faust settings as the service (:func:`streams.app.faust_config`), same
+Same Faust settings as the service (:func:`streams.service.app.faust_config`), same
 topic declaration and the same iteration as the ``detect`` agent (``async for _
 in stream``), but the body only counts. ``GET /health`` reports ``events`` and the
 ``first_message_at`` / ``last_message_at`` stamps like the real worker, so the
@@ -18,9 +18,9 @@ from typing import Any
 
 import faust
 
-from streams.app import faust_config
-from streams.fetch_pacing import install as pace_empty_fetches
+from streams.kafka.fetch_pacing import install as pace_empty_fetches
 from streams.logs import configure_logging
+from streams.service.app import faust_config
 from streams.settings import Settings
 
 
@@ -59,7 +59,7 @@ def build_noop_app(settings: Settings) -> tuple[faust.App, dict[str, float]]:
 
 
 def main() -> int:
-    from streams.worker import BoundedWorker, wait_for_broker
+    from streams.service.worker import BoundedWorker, wait_for_broker
 
     settings = Settings.load()
     configure_logging(settings.log_format, settings.log_level)

@@ -1,6 +1,6 @@
 """Pure detection logic: events in, alerts and state out.
 
-The modules here are plain Python. ``python -m streams.native build`` (run by
+The modules here are plain Python. ``python -m tools.native build`` (run by
 ``make``) may also compile them with mypyc into ``_native/``; this file puts
 that folder first on the package's import path only when it was compiled
 from exactly the sources beside it, for this interpreter. Otherwise the

@@ -238,7 +238,7 @@ def decode_campaign(data: bytes) -> Campaign:
     return Campaign.from_json(obj)
 
 
-# (compiled by streams.native: tests and tools may still subclass it)
+# (compiled by tools.native: tests and tools may still subclass it)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class CampaignStage:
     """Folds one stream of stage alerts (cluster, cluster member, account)

@@ -83,7 +83,7 @@ _U64: Final = float(2**64)
 
 
 def _shared_kernel() -> Callable[[list[tuple[int, ...]], int], list[int] | None] | None:
-    """The C kernel, when ``python -m streams.native build`` compiled it."""
+    """The C kernel, when ``python -m tools.native build`` compiled it."""
     try:
         from detectors import _fpcount
     except ImportError:
@@ -870,7 +870,7 @@ def decode_entry(data: bytes) -> Cluster | tuple[int, float]:
 Loader = Callable[[str], "Cluster | tuple[int, float] | None"]
 
 
-# (compiled by streams.native: tests and tools may still subclass it)
+# (compiled by tools.native: tests and tools may still subclass it)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class ClusterDetector:
     """Stage 2: per-linkage-key clusters of one partition of the summaries stream.

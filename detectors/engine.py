@@ -104,7 +104,7 @@ def _ramp(x: float, lo: float, hi: float) -> float:
     return (x - lo) / (hi - lo)
 
 
-# (compiled by streams.native: tests and tools may still subclass it)
+# (compiled by tools.native: tests and tools may still subclass it)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Detector:
     """Per-partition detector: owns config and population context.

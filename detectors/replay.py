@@ -33,7 +33,7 @@ from detectors.schema import Event
 
 # The two stage-2 parts are typed by what the replayer calls, not by class: an
 # equivalent implementation (the frozen references in tests/) can stand in,
-# also when this module is compiled (streams.native), where a class annotation
+# also when this module is compiled (tools.native), where a class annotation
 # would be checked at run time.
 class Summarizer(Protocol):
     def maybe_emit(

@@ -479,7 +479,7 @@ def load_detector_config(path: str | None) -> Any:
         data = tomllib.load(f)
     if "detector" in data and isinstance(data["detector"], dict):
         data = data["detector"]
-    # the service's own tables ([actions], [sharing]: streams/detection.py)
+    # the service's own tables ([actions], [sharing]: streams/service/detection.py)
     data = {k: v for k, v in data.items() if k not in ("actions", "sharing")}
     if hasattr(config_cls, "from_mapping"):
         return config_cls.from_mapping(data)

@@ -20,18 +20,18 @@ from streams.settings import Settings
 
 # Sub-command modules; each exposes ``register(subparsers)``.
 _PLUGINS = (
-    "streams.broker_cli",
+    "streams.broker.cli",
     "simulator.cli",
-    "streams.replay_cli",
-    "streams.publish",
-    "streams.series_cli",
-    "streams.tail",
-    "streams.forward",
+    "streams.replay.cli",
+    "streams.replay.publish",
+    "streams.replay.score_series",
+    "streams.oncall.tail",
+    "streams.oncall.forward",
     "benchmarks.cli",
-    "streams.soak",
-    "streams.actions",
-    "streams.enforce",
-    "streams.indicators",
+    "benchmarks.soak",
+    "streams.response.actions",
+    "streams.response.enforce",
+    "streams.response.indicators",
 )
 
 
@@ -49,7 +49,7 @@ def _settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.worker import run_worker
+    from streams.service.worker import run_worker
 
     return run_worker(_settings_from(args))
 
@@ -58,11 +58,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Embedded broker + worker + built-in traffic, alerts printed as they fire."""
     from kafka import KafkaConsumer, KafkaProducer
 
-    from streams.broker import EmbeddedBroker, free_port
-    from streams.lifeline import die_with_parent, port_owner
-    from streams.render import alert_line
-    from streams.topics import ensure_topics
-    from streams.traffic import TrafficSource
+    from streams.broker.embedded import EmbeddedBroker, free_port
+    from streams.broker.lifeline import die_with_parent, port_owner
+    from streams.broker.traffic import TrafficSource
+    from streams.oncall.render import alert_line
+    from streams.service.topics import ensure_topics
 
     base = _settings_from(args)
     workdir = Path(tempfile.mkdtemp(prefix="distillwatch-run-"))
@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # the broker and the worker die with this process however it dies
-    # (streams.lifeline): a hard-killed `run` left both running (issue 21)
+    # (streams.broker.lifeline): a hard-killed `run` left both running (issue 21)
     broker = EmbeddedBroker(kind=base.embedded_broker, data_dir=workdir / "broker",
                             die_with_parent=True)
     worker: subprocess.Popen[bytes] | None = None

@@ -109,7 +109,7 @@ class Settings:
     #: event-time spacing of an account's summaries (plus one on first sight)
     summary_interval_s: float = 300.0
     #: the worker buffers summaries and sends them as one message per summaries
-    #: partition (streams.summary_batch): at the latest this many wall-clock
+    #: partition (streams.service.summary_batch): at the latest this many wall-clock
     #: seconds after they were produced, sooner when ``summary_batch_max_pairs``
     #: (key, summary) pairs are buffered, and always before offsets are
     #: committed. Adds at most this much to a cluster alert's latency; in
@@ -125,7 +125,7 @@ class Settings:
     max_batch_events: int = 10_000
     max_prompt_chars: int = 200_000
     #: per-stage timings on /metrics (``distillwatch_stage_seconds_total``):
-    #: one message or event in this many is timed (streams.stages); 0 turns
+    #: one message or event in this many is timed (streams.service.stages); 0 turns
     #: them off. 16 costs about 1.5% of replay's instructions (callgrind:
     #: +1.1k instructions per event, of about 80k)
     stage_timing_every: int = 16
@@ -169,11 +169,11 @@ class Settings:
     #: dropped without it. ``distillwatch run`` uses 30 s
     topic_segment_s: float = 0.0
     #: a fetch that brings no records waits out the rest of this interval
-    #: before the next (streams.fetch_pacing): a broker that answers empty
+    #: before the next (streams.kafka.fetch_pacing): a broker that answers empty
     #: fetches at once, as the embedded one does, must not make the consumer
     #: spin; never waits on a broker that long-polls; 0 turns it off; in [0, 1]
     empty_fetch_interval_s: float = 0.01
-    #: group liveness (streams.liveness): a member of the worker's consumer
+    #: group liveness (streams.service.liveness): a member of the worker's consumer
     #: group whose heartbeats (written every ``liveness_interval_s`` to the
     #: compacted topic ``<app_id>-liveness``) have not arrived for this long is
     #: removed from the group, so its partitions go to the living. The embedded
@@ -181,7 +181,7 @@ class Settings:
     #: acts first. 0 turns it off
     liveness_timeout_s: float = 12.0
     liveness_interval_s: float = 2.0
-    #: dead-letter alarm (streams.dlq_alarm): when more than this share of the
+    #: dead-letter alarm (streams.service.dlq_alarm): when more than this share of the
     #: last ``dlq_alarm_window`` events was dead-lettered, the worker emits a
     #: ``pipeline`` alert and /ready says not ready; it resolves at half the
     #: share. 0 turns it off

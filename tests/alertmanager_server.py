@@ -48,7 +48,7 @@ class AlertmanagerServer:
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None,
                  web_config: str | None = None) -> None:
-        from streams.broker import free_port
+        from streams.broker.embedded import free_port
 
         binary = alertmanager_binary()
         if binary is None:

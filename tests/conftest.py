@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from streams.broker import EmbeddedBroker
+    from streams.broker.embedded import EmbeddedBroker
 
     b = EmbeddedBroker(data_dir=tmp_path_factory.mktemp("broker"))
     b.start()
@@ -72,7 +72,7 @@ class WorkerProcess:
         return Settings.load(env=self.env)
 
     def start(self) -> WorkerProcess:
-        from streams.topics import ensure_topics
+        from streams.service.topics import ensure_topics
 
         ensure_topics(self.settings)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
@@ -128,7 +128,7 @@ class WorkerProcess:
 
 
 def _free_port() -> int:
-    from streams.broker import free_port
+    from streams.broker.embedded import free_port
 
     return free_port()
 

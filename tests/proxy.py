@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import threading
 
-from streams.broker import free_port
+from streams.broker.embedded import free_port
 
 
 class TcpProxy:

@@ -21,7 +21,7 @@ USER, PASSWORD = "sharer", "medallion-test-pass"
 @contextmanager
 def medallion(tmp: Path) -> Iterator[str]:
     """Yields the API root URL (``http://127.0.0.1:PORT/api1/``)."""
-    from streams.broker import free_port
+    from streams.broker.embedded import free_port
 
     exe = shutil.which("medallion", path=str(Path(sys.executable).parent))
     if exe is None:

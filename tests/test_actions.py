@@ -23,7 +23,7 @@ from detectors.response import (
     format_time,
 )
 from streams.cli import main
-from streams.enforce import Gateway, TokenBucket, demo, gateway_from
+from streams.response.enforce import Gateway, TokenBucket, demo, gateway_from
 from streams.settings import Settings
 from tests.attack import extractor_events
 from tests.conftest import consume_until
@@ -206,7 +206,7 @@ def test_live_harvester_proposed_approved_by_cli_and_throttled(broker, worker_fa
             assert resp.status == 200
             assert json.loads(resp.read())["data"]["decided_by"]["principal"] == "web:cy"
         settings = Settings.load(env={**env})
-        from streams.actions import load_ledger
+        from streams.response.actions import load_ledger
         ledger = load_ledger(settings)
         assert ledger.status(throttle["data"]["action_id"]) == "approved"
         assert ledger.status(degrade["data"]["action_id"]) == "rejected"

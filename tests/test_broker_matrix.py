@@ -1,7 +1,7 @@
 """Compatibility matrix of the embedded broker (issue 10), run in ``make test``.
 
-The checks live in :mod:`streams.broker_matrix` so that
-``python -m streams.broker_matrix --kind K`` produces the same results for the
+The checks live in :mod:`tools.broker_matrix` so that
+``python -m tools.broker_matrix --kind K`` produces the same results for the
 README table. Here they run against the embedded default (or the kind named by
 ``DISTILLWATCH_EMBEDDED_BROKER``) on a broker this module starts and always
 stops.
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import broker_matrix as mx
-from streams.broker import (
+from streams.broker.embedded import (
     DEFAULT_KIND,
     ENV_KIND,
     ENV_TANSU_BIN,
@@ -29,6 +28,7 @@ from streams.broker import (
     kind_from_env,
 )
 from streams.errors import BrokerUnavailable, ConfigError
+from tools import broker_matrix as mx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,7 @@ KNOWN_NOIDA_GAPS = [
         "fetch_max_wait", {},
         "noida-db 0.2.3 answers an empty fetch at once instead of holding it for "
         "fetch_max_wait_ms, so an idle aiokafka consumer sends thousands of fetch requests "
-        "a second; the worker paces them (streams.fetch_pacing).",
+        "a second; the worker paces them (streams.kafka.fetch_pacing).",
         id="fetch_max_wait"),
     # found on 2026-11-30: the benchmark's broker used 0.75 of a core serving one worker
     pytest.param(
@@ -252,7 +252,7 @@ def test_stop_escalates_to_sigkill_within_the_timeout(tmp_path):
 def test_register_adds_the_broker_subcommand():
     import argparse
 
-    from streams import broker_cli
+    from streams.broker import cli as broker_cli
 
     parser = argparse.ArgumentParser(prog="distillwatch")
     broker_cli.register(parser.add_subparsers(dest="command"))
@@ -287,7 +287,7 @@ def test_broker_command_runs_in_foreground_and_stops_on_signal(tmp_path, sig):
         [
             sys.executable,
             "-m",
-            "streams.broker_cli",
+            "streams.broker.cli",
             "--port",
             "0",
             "--data-dir",

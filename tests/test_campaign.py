@@ -338,9 +338,9 @@ def test_earlier_evidence_arriving_late_is_sent_at_once():
 
 
 def test_campaign_records_export_their_linkage_keys_as_indicators():
-    """Indicator sharing (streams/sharing.py) reads cluster alerts' keys; with
+    """Indicator sharing (streams/response/sharing.py) reads cluster alerts' keys; with
     the campaign stage on, the campaign record carries them instead."""
-    from streams.sharing import build_bundle
+    from streams.response.sharing import build_bundle
 
     stage = CampaignStage()
     out = run(stage, [cluster("pay:pm_1", T0, ("a", "b", "c"), shared=("ip:10.1.2.0/24",))])

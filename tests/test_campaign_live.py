@@ -58,7 +58,7 @@ def test_one_simulated_campaign_is_one_alertmanager_alert(broker, worker_factory
     assert all(r["details"]["campaign_id"] == cid for r in records
                if r.get("detector") == "campaign_member")
     # the stage's state is checkpointed to its own changelog
-    from streams.topics import campaign_changelog_topic
+    from streams.service.topics import campaign_changelog_topic
     from tests.test_cluster_integration import _read_raw
 
     state = _read_raw(broker, campaign_changelog_topic(worker.settings))

@@ -1,4 +1,4 @@
-"""streams.checkpoint: the agents are held while state is written, the commit
+"""streams.service.checkpoint: the agents are held while state is written, the commit
 runs only after every state record is acknowledged, and unacknowledged
 records are sent again (before newer values of the same key) next time."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from streams.checkpoint import Checkpointer
 from streams.errors import ProducerStalled
+from streams.service.checkpoint import Checkpointer
 
 
 class FakeClient:

@@ -89,7 +89,7 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
     # stage 1 really went through Kafka: summaries in batch messages, one per
     # destination partition, each pair on the partition its linkage key maps to
     from detectors.partitioning import partition_for
-    from streams.summary_batch import decode_batch
+    from streams.service.summary_batch import decode_batch
 
     batches = _read_raw(broker, summaries_topic, with_partition=True)
     pairs = [(key, summary, partition) for partition, _, value in batches
@@ -100,7 +100,7 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
                for key, _, partition in pairs)
 
     # the cluster state is checkpointed to its own changelog
-    from streams.topics import cluster_changelog_topic
+    from streams.service.topics import cluster_changelog_topic
 
     changelog = cluster_changelog_topic(worker.settings)
     state = _read_raw(broker, changelog)
@@ -108,7 +108,7 @@ def test_live_two_stage_pipeline_emits_a_cluster_alert(broker, worker_factory):
 
     # a poison summary on the summaries topic (negative rate) is dead-lettered
     # with its reason and pair index; the agent stays up
-    from streams.summary_batch import BATCH_V1
+    from streams.service.summary_batch import BATCH_V1
 
     poison = dict(pairs[0][1].to_json(), r=-5.0)
     produce(broker, summaries_topic, [(None, BATCH_V1 + orjson.dumps([[poison, ["ua:x"]]]))])

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.coverage import ContentCoverage
+from streams.service.coverage import ContentCoverage
 from tests.conftest import produce
 from tests.reliability import try_health, wait_until
 

@@ -1,4 +1,4 @@
-"""The dead-letter alarm's window (streams.dlq_alarm): its run-length-encoded
+"""The dead-letter alarm's window (streams.service.dlq_alarm): its run-length-encoded
 count equals counting the last ``window`` outcomes one by one, it fires once
 per episode and resolves at half the bound, and its records follow the alert
 schema with deterministic ids."""
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.dlq_alarm import DeadLetterAlarm
+from streams.service.dlq_alarm import DeadLetterAlarm
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas"
                      / "alert.schema.json").read_text())
@@ -68,7 +68,7 @@ def test_invalid_parameters_fail_in_the_constructor():
 
 
 def test_pipeline_alerts_are_named_as_such_on_call():
-    from streams.oncall import alertmanager_alert, pagerduty_event
+    from streams.oncall.mappings import alertmanager_alert, pagerduty_event
 
     record = DeadLetterAlarm("dw@h:1", window=100).record("firing", 5.0)
     assert alertmanager_alert(record)["labels"]["alertname"] == "DistillwatchPipeline"

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.errors import ConfigError
-from streams.processor import DeadLetter, redact_payload
+from streams.service.processor import DeadLetter, redact_payload
 from streams.settings import Settings
 from tests.conftest import produce
 
@@ -113,7 +113,7 @@ def test_settings_validate_policy():
 
 @pytest.mark.integration
 def test_dlq_topic_created_with_retention(broker):
-    from streams.topics import ensure_topics
+    from streams.service.topics import ensure_topics
     from tests.test_topics import _configs
 
     app = f"dlqret-{uuid.uuid4().hex[:8]}"

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from streams.cli import build_parser
+from streams.service.topics import changelog_topic, cluster_changelog_topic, liveness_topic
 from streams.settings import Settings
-from streams.topics import changelog_topic, cluster_changelog_topic, liveness_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -104,7 +104,7 @@ def test_topic_init_matches_the_worker_settings(compose):
     assert created.get(s.summaries_topic) == "8"
     assert created.get(cluster_changelog_topic(s)) == "8"
     assert "cleanup.policy=compact" in script.split(cluster_changelog_topic(s))[1].splitlines()[0]
-    # group liveness (streams.liveness): one partition, compacted
+    # group liveness (streams.service.liveness): one partition, compacted
     assert created.get(liveness_topic(s)) == "1"
     assert "cleanup.policy=compact" in script.split(liveness_topic(s))[1].splitlines()[0]
     env = compose["x-distillwatch"]["environment"]
@@ -120,8 +120,8 @@ def test_dockerfile_contract():
     assert f"EXPOSE {Settings().web_port}" in text
     assert "FROM python:3.11-slim" in text
     # everything the package needs is copied into the build stage
-    for pkg in ("streams", "detectors", "simulator", "benchmarks", "schemas"):
+    for pkg in ("streams", "detectors", "simulator", "benchmarks", "schemas", "tools"):
         assert f"COPY {pkg} " in text, pkg
     # the healthcheck's URL is a view the worker serves
-    assert os.path.exists(ROOT / "streams" / "web.py")
-    assert '"/health"' in (ROOT / "streams" / "web.py").read_text()
+    assert os.path.exists(ROOT / "streams" / "service" / "web.py")
+    assert '"/health"' in (ROOT / "streams" / "service" / "web.py").read_text()

@@ -1,4 +1,4 @@
-"""Empty-fetch pacing (streams.fetch_pacing) against the embedded broker, which
+"""Empty-fetch pacing (streams.kafka.fetch_pacing) against the embedded broker, which
 answers empty fetches at once (broker matrix check ``fetch_max_wait``)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.fetcher import Fetcher
 
-from streams import fetch_pacing
 from streams.errors import ConfigError
+from streams.kafka import fetch_pacing
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""streams.flush: a commit waits until the producer buffer is really empty."""
+"""streams.kafka.flush: a commit waits until the producer buffer is really empty."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from streams.errors import ProducerStalled
-from streams.flush import flush_completely
+from streams.kafka.flush import flush_completely
 
 
 class SlowBuffer:

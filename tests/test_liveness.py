@@ -1,4 +1,4 @@
-"""The rules that decide which group members are dead (streams.liveness.MemberWatch):
+"""The rules that decide which group members are dead (streams.service.liveness.MemberWatch):
 a member whose heartbeats keep arriving is never judged dead, whatever the
 jitter, and a broker outage (this worker's own heartbeats stop arriving) suspends
 every judgement until the path has worked for a whole timeout again."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.liveness import MARKER, MemberWatch, incarnation_id
+from streams.service.liveness import MARKER, MemberWatch, incarnation_id
 
 OWN, OTHER = f"{MARKER}own", f"{MARKER}other"
 MEMBERS = [("m-own", OWN), ("m-other", OTHER), ("m-foreign", "faust-0.15.3")]

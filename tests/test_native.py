@@ -1,4 +1,4 @@
-"""The mypyc-compiled detection core (streams/native.py) against the Python
+"""The mypyc-compiled detection core (tools/native.py) against the Python
 sources: same alerts, byte for byte, and never a compiled module older than
 its source."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import detectors
-from streams import native
+from tools import native
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def _run(args: list[str], cwd: Path, **env: str) -> str:
 
 @pytest.mark.skipif(detectors.NATIVE != "on",
                     reason=f"compiled detectors not in use here ({detectors.NATIVE}): "
-                           "`python -m streams.native build` (make does it)")
+                           "`python -m tools.native build` (make does it)")
 def test_compiled_and_python_detectors_emit_identical_alerts(tmp_path):
     # every attack family, text-only producers too (online text topics), and
     # the cluster stage: the whole detection path replay and the agents share

@@ -1,4 +1,4 @@
-"""streams.offsets: Faust's commit-offset rule with each offset counted once."""
+"""streams.kafka.offsets: Faust's commit-offset rule with each offset counted once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import IntervalTree
 
-from streams.offsets import install, new_offset
+from streams.kafka.offsets import install, new_offset
 
 TP = ("events", 0)
 
@@ -91,7 +91,7 @@ def test_install_replaces_the_consumers_rule_once():
 
 
 def test_commit_watch_reports_a_stall_once_and_clears_when_commits_move():
-    from streams.offsets import CommitWatch
+    from streams.kafka.offsets import CommitWatch
 
     watch = CommitWatch(after=2)
     # idle: nothing read past the commit, never a stall

@@ -14,8 +14,8 @@ import pytest
 
 from detectors.alerts import Alert
 from streams.cli import main
-from streams.forward import Forwarder
-from streams.oncall import alertmanager_alert, pagerduty_event
+from streams.oncall.forward import Forwarder
+from streams.oncall.mappings import alertmanager_alert, pagerduty_event
 from streams.settings import SecretStr
 from tests.conftest import produce
 
@@ -112,7 +112,7 @@ def test_forwarder_retries_then_delivers_once(server):
 
 
 def test_forwarder_does_not_retry_per_alert_rejections(server):
-    from streams.forward import DeliveryRejected
+    from streams.oncall.forward import DeliveryRejected
 
     for status in (400, 413, 422):
         server.answers = [status]
@@ -124,7 +124,7 @@ def test_forwarder_does_not_retry_per_alert_rejections(server):
 
 
 def test_wrong_url_or_credentials_stop_delivery(server):
-    from streams.forward import TargetMisconfigured
+    from streams.oncall.forward import TargetMisconfigured
 
     for status in (401, 403, 404, 405, 410):
         server.answers = [status]
@@ -218,8 +218,8 @@ def test_tail_filters_and_renders(broker, capsys):
 def test_forwarder_counters_are_served_on_loopback(server):
     import urllib.request
 
-    from streams.broker import free_port
-    from streams.forward import TargetMisconfigured, serve_metrics
+    from streams.broker.embedded import free_port
+    from streams.oncall.forward import TargetMisconfigured, serve_metrics
 
     fwd = Forwarder("webhook", server.url, sleep=lambda s: None)
     server.answers = [405]

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.parallel_replay import ParallelReplayError, replay_files_parallel
-from streams.replay import replay_files
+from streams.replay.parallel import ParallelReplayError, replay_files_parallel
+from streams.replay.replayer import replay_files
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_replay_collects_the_young_generation_less_often_and_restores_it(
     import gc
 
     from detectors.replay import Replayer
-    from streams import replay as replay_mod
+    from streams.replay import replayer as replay_mod
 
     before = gc.get_threshold()
     during: list[tuple[int, int, int]] = []

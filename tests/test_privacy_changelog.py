@@ -73,7 +73,7 @@ def _absent(blob: bytes, where: str) -> None:
 
 
 def test_changelogs_summaries_and_logs_carry_no_prompt_words(broker, worker_factory):
-    from streams.topics import changelog_topic, cluster_changelog_topic
+    from streams.service.topics import changelog_topic, cluster_changelog_topic
 
     worker = worker_factory(DISTILLWATCH_SUMMARIES_TOPIC=f"sum-{time.monotonic_ns()}").start()
     worker.wait_log("partitions_assigned", timeout=45)

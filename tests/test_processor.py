@@ -10,7 +10,7 @@ import jsonschema
 import orjson
 
 from detectors.engine import AccountState, Detector
-from streams.processor import StreamProcessor, meta_key
+from streams.service.processor import StreamProcessor, meta_key
 from tests.attack import extractor_events
 
 ROOT = Path(__file__).resolve().parent.parent

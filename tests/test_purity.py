@@ -52,7 +52,7 @@ def test_no_pickle_in_the_data_path():
 def test_faust_serializers_are_raw_never_pickle():
     """Every topic and table the service declares moves raw bytes (orjson is
     applied by our code), so no Faust codec -- pickle included -- touches data."""
-    from streams.app import build_service
+    from streams.service.app import build_service
     from streams.settings import Settings
 
     service = build_service(Settings.load(env={"DISTILLWATCH_BROKER": "kafka://127.0.0.1:9"}))

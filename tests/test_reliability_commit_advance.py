@@ -39,7 +39,7 @@ def test_commits_reach_the_end_of_every_partition_after_a_kill_9(broker, worker_
     processes part of a partition before Faust's recovery seeks back, which
     left every offset it had processed acknowledged twice, and Faust's commit
     rule then advanced one offset per commit (2 of 3 runs failed before
-    streams.offsets)."""
+    streams.kafka.offsets)."""
     start = time.time() - 6 * 3600
     part1 = benign_events(accounts=60, per_account=40, start=start)
     part2 = (benign_events(accounts=60, per_account=80, seed=5, start=start + 3600)

@@ -232,8 +232,8 @@ def _restart_scenario(restart: bool):
     """One partition: an attacker fires, goes quiet; benign traffic goes on.
     With ``restart``, the processor is replaced (from its checkpoint) right
     after the attacker's last event, as a crash + restart would."""
-    from streams.detection import AccountState, detector_factory
-    from streams.processor import StreamProcessor
+    from streams.service.detection import AccountState, detector_factory
+    from streams.service.processor import StreamProcessor
 
     table: dict[bytes, bytes] = {}
     make = lambda: StreamProcessor(detector_factory({}), AccountState,  # noqa: E731

@@ -1,6 +1,6 @@
 """Group liveness on the embedded broker (issue 21): noida-db never expires a
 member whose process died, so the workers remove dead members themselves
-(streams.liveness). Two workers, ``kill -9`` of one that is not restarted: the
+(streams.service.liveness). Two workers, ``kill -9`` of one that is not restarted: the
 survivor gets all partitions within 30 s and alerts on an attacker whose
 partition the dead one held."""
 
@@ -121,7 +121,7 @@ def test_restart_under_another_web_port_resumes_with_every_alert(worker_factory,
     committed, end = group_offsets(broker.bootstrap, worker.name, worker.events_topic)
     assert 0 < committed < end == len(objs), (committed, end)
 
-    from streams.broker import free_port
+    from streams.broker.embedded import free_port
 
     new_port = free_port()
     worker.env["DISTILLWATCH_WEB_PORT"] = str(new_port)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.broker.embedded import EmbeddedBroker
 from tests.attack import benign_events, extractor_events
 from tests.conftest import WorkerProcess, consume_until, produce
 from tests.proxy import TcpProxy

@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.app import faust_config, faust_credentials
+from streams.service.app import faust_config, faust_credentials
+from streams.service.topics import kafka_python_security
 from streams.settings import Settings
-from streams.topics import kafka_python_security
 from tests.attack import extractor_events
 from tests.conftest import consume_until, produce
 from tests.reliability import try_health, wait_until

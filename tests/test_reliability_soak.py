@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from streams.soak import run_soak
+from benchmarks.soak import run_soak
 
 pytestmark = pytest.mark.integration
 
 
 def test_short_soak_memory_flat_and_lag_bounded(broker, tmp_path):
     # The maximum is the rate sustained while this process publishes (see
-    # streams.soak); 0.5 of it, not the full soak's 0.8, because the shared CI
+    # benchmarks.soak); 0.5 of it, not the full soak's 0.8, because the shared CI
     # machine's load changes between calibration and soak (stop 11 failed at
     # 0.6 of a burst-only maximum: the backlog grew the whole run).
     result = run_soak(broker.url, minutes=50 / 60, load=0.5, workdir=tmp_path,

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.logfiles import ReadStats, merged_events
+from streams.replay.logfiles import ReadStats, merged_events
 from tests.attack import benign_events, extractor_events
 from tests.conftest import consume_until
 
@@ -120,7 +120,7 @@ def test_live_service_and_replay_emit_the_same_alert_ids(broker, worker_factory,
 
 
 def _reorder_reference(items, lateness_s, stats, file_index):  # type: ignore[no-untyped-def]
-    """streams.logfiles.reorder as first written: every event through the heap
+    """streams.replay.logfiles.reorder as first written: every event through the heap
     (tie-break on the event's position in the file)."""
     import heapq
 
@@ -145,7 +145,7 @@ def test_reorder_in_order_fast_path_matches_heap_reference() -> None:
     import random
 
     from detectors.schema import Event
-    from streams.logfiles import ReadStats, reorder
+    from streams.replay.logfiles import ReadStats, reorder
 
     rng = random.Random(4)
     for _ in range(2000):

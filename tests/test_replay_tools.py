@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams.cli import main
-from streams.sweep import apply_setting, best_index, load_grid, to_toml
+from streams.replay.sweep import apply_setting, best_index, load_grid, to_toml
 from tests.attack import benign_events, extractor_events
 
 T0 = 1771840800.0

@@ -18,9 +18,9 @@ from stix2validator import ValidationOptions, validate_file
 
 from detectors.response import parse_ts
 from simulator.simulate import simulate
-from streams.actions import load_ledger
 from streams.cli import main
-from streams.enforce import demo, gateway_from
+from streams.response.actions import load_ledger
+from streams.response.enforce import demo, gateway_from
 from tests.conftest import consume_until, produce
 from tests.taxii_server import COLLECTION, PASSWORD, USER, medallion
 

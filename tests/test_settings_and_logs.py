@@ -8,11 +8,11 @@ import logging
 import orjson
 import pytest
 
-from streams.app import faust_config, faust_credentials
 from streams.errors import ConfigError
 from streams.logs import configure_logging, get_logger
+from streams.service.app import faust_config, faust_credentials
+from streams.service.topics import kafka_python_security
 from streams.settings import SecretStr, Settings
-from streams.topics import kafka_python_security
 
 
 def test_env_overrides_and_types():

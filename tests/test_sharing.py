@@ -16,8 +16,8 @@ from detectors.engine import Detector
 from detectors.response import format_time
 from detectors.schema import Event
 from detectors.watchlist import Watchlist, hmac_hex
-from streams.indicators import load_watchlist_file, publish, pull, validate_bundle
-from streams.sharing import TLP_IDS, build_bundle, watchlist_records
+from streams.response.indicators import load_watchlist_file, publish, pull, validate_bundle
+from streams.response.sharing import TLP_IDS, build_bundle, watchlist_records
 from tests.taxii_server import COLLECTION, PASSWORD, USER, medallion
 
 KEY = b"community-key-for-tests-000000001"
@@ -175,7 +175,7 @@ def test_records_that_are_not_alerts_are_skipped(junk):
 
 def test_sharing_table_weights_the_watchlist(tmp_path):
     from streams.errors import ConfigError
-    from streams.indicators import watchlist_for
+    from streams.response.indicators import watchlist_for
     from streams.settings import Settings
 
     toml = tmp_path / "d.toml"

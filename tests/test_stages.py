@@ -1,4 +1,4 @@
-"""Per-stage timings (streams.stages): present in the replay summary, in the
+"""Per-stage timings (streams.service.stages): present in the replay summary, in the
 metrics file and on /metrics; monotone; adding up to the time spent; and not
 changing what is detected."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.metrics import Metrics
-from streams.processor import StreamProcessor
-from streams.stages import STAGES, StageTimes
+from streams.service.metrics import Metrics
+from streams.service.processor import StreamProcessor
+from streams.service.stages import STAGES, StageTimes
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_timed_event_charges_the_inner_stages_to_them() -> None:
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_replay_reports_every_stage_adding_up(day: Path, jobs: int) -> None:
-    from streams.replay import replay_files
+    from streams.replay.replayer import replay_files
 
     timed = replay_files([day], jobs=jobs, stage_every=1, show_progress=False)
     plain = replay_files([day], jobs=jobs, stage_every=0, show_progress=False)
@@ -95,7 +95,7 @@ def test_replay_reports_every_stage_adding_up(day: Path, jobs: int) -> None:
 
 
 def test_replay_sampling_one_in_n(day: Path) -> None:
-    from streams.replay import replay_files
+    from streams.replay.replayer import replay_files
 
     result = replay_files([day], jobs=1, stage_every=16, show_progress=False)
     assert result.stages is not None
@@ -119,8 +119,8 @@ def test_replay_cli_prints_and_writes_stages(day: Path, tmp_path: Path,
 
 def test_processor_and_metrics_expose_monotone_stage_counters(day: Path) -> None:
     from detectors.cluster import ClusterDetector, SummaryEmitter
-    from streams.clusters import ClusterProcessor
-    from streams.detection import AccountState, detector_factory
+    from streams.service.clusters import ClusterProcessor
+    from streams.service.detection import AccountState, detector_factory
 
     times = StageTimes(every=2)
     proc = StreamProcessor(detector_factory({}), AccountState, summarizer=SummaryEmitter(),

@@ -1,4 +1,4 @@
-"""Batched summaries (streams/summary_batch.py): the wire format round-trips,
+"""Batched summaries (streams/service/summary_batch.py): the wire format round-trips,
 pairs are grouped by the partition Kafka's default partitioner gives their
 key and keep their order, hostile bytes never raise, the cluster agent still
 reads the old one-summary-per-message format, and the worker hands buffered
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from detectors.cluster import AccountSummary, ClusterDetector
 from detectors.errors import CorruptState
 from detectors.partitioning import partition_for
-from streams.clusters import ClusterProcessor
-from streams.summary_batch import BATCH_V1, SummaryBatcher, decode_batch, encode_batch
+from streams.service.clusters import ClusterProcessor
+from streams.service.summary_batch import BATCH_V1, SummaryBatcher, decode_batch, encode_batch
 
 T0 = 1_771_840_800.0
 
@@ -206,7 +206,7 @@ class _Producer:
 
     async def send(self, topic: str, key: Any, value: Any, partition: Any, timestamp: Any,
                    headers: Any) -> Any:
-        # state records go straight to the client (streams.checkpoint)
+        # state records go straight to the client (streams.service.checkpoint)
         self.log.append(("state", (topic, partition, key)))
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -226,7 +226,7 @@ class _Consumer:
 
 
 def _service_with_pending_summaries() -> tuple[Any, list[tuple[str, Any]]]:
-    from streams.app import build_service
+    from streams.service.app import build_service
     from streams.settings import Settings
 
     service = build_service(Settings.load(

@@ -1,4 +1,4 @@
-"""Topic creation (streams.topics) against the embedded broker: partition
+"""Topic creation (streams.service.topics) against the embedded broker: partition
 counts, compaction of the state changelogs, and the optional retention of the
 high-volume topics that ``distillwatch run`` relies on to bound the embedded
 broker's persistence cost."""
@@ -12,8 +12,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.errors import ConfigError
+from streams.service.topics import changelog_topic, cluster_changelog_topic, ensure_topics
 from streams.settings import Settings
-from streams.topics import changelog_topic, cluster_changelog_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.errors import ConfigError, WebTokenMissing
+from streams.service.web_auth import WebGuard
 from streams.settings import Settings
-from streams.web_auth import WebGuard
 
 TOKEN = "t0ken-for-tests-" + "9f" * 12
 

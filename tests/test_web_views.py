@@ -56,7 +56,7 @@ def test_views_on_a_live_worker(broker, worker_factory):
     assert "distillwatch_consumer_lag{partition=" in text
     assert "distillwatch_accounts_tracked " in text
     assert "distillwatch_partition_assignments_total 1" in text
-    # per-stage timings (streams.stages): every stage timed on a live worker
+    # per-stage timings (streams.service.stages): every stage timed on a live worker
     for stage in ("decode", "validate", "account", "summaries", "cluster"):
         line = [x for x in text.splitlines()
                 if x.startswith(f'distillwatch_stage_seconds_total{{stage="{stage}"}} ')]

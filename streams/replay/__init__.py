@@ -1,0 +1,2 @@
+"""Historic logs through the live detection path: ``replay``, ``publish``,
+parameter sweeps, the HTML report and ``score-series``."""

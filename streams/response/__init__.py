@@ -1,0 +1,2 @@
+"""Responding and sharing: operator decisions on proposed actions, the
+reference enforcer, STIX 2.1 / TAXII 2.1 indicators."""

@@ -17,7 +17,7 @@ from detectors.engine import Detector
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
 from detectors.state import _HEAD, FLOATS, INTS, AccountState
-from streams.oncall import alertmanager_alert
+from streams.oncall.mappings import alertmanager_alert
 from tests.test_cluster import T0, AccountSummary, _hydra_summaries, _run
 
 RESOLVED_LABELS = ("alertname", "detector", "dedup_key", "subject", "severity", "service")

@@ -315,7 +315,7 @@ class CampaignStage:
         account_quiet_requests: float = 30.0,
         max_holddown_s: float = 4 * 3600.0,
         account_hold_s: float = 0.0,
-        account_link_hold_s: float = 600.0,
+        account_link_hold_s: float = 0.0,
         probation_s: float = 0.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:

@@ -50,7 +50,10 @@ MEMBER_NAME: Final = "campaign_member"
 CLUSTER_NAMES: Final = ("cluster",)
 CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
 ACCOUNT_NAMES: Final = ("account",)
-_VERSION: Final = 1
+#: 2: an open account episode also keeps the account's request rate (the
+#: adaptive hold-down); a version-1 snapshot restores with it unknown
+_VERSION: Final = 2
+_VERSIONS: Final = (1, 2)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -300,7 +303,7 @@ class CampaignStage:
         score_step: float = 0.05,
         holddown_s: float = 1800.0,
         forget_after_s: float = 6 * 3600.0,
-        account_margin: float = 0.05,
+        account_margin: float = 0.1,
         max_members: int = 4096,
         max_keys: int = 64,
         bloom_bits: int = 1 << 18,
@@ -308,6 +311,12 @@ class CampaignStage:
         max_campaigns: int = 10_000,
         join_overlap: float = 0.5,
         join_members: int = 2,
+        fold_by_severity: bool = True,
+        account_quiet_requests: float = 30.0,
+        max_holddown_s: float = 4 * 3600.0,
+        account_hold_s: float = 0.0,
+        account_link_hold_s: float = 0.0,
+        probation_s: float = 0.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -334,15 +343,28 @@ class CampaignStage:
         self.max_campaigns = max_campaigns
         self.join_overlap = join_overlap
         self.join_members = join_members
+        self.account_quiet_requests = account_quiet_requests
+        self.account_hold_s = account_hold_s
+        self.account_link_hold_s = account_link_hold_s
+        self.probation_s = probation_s
+        self.max_holddown_s = max_holddown_s
+        self.fold_by_severity = fold_by_severity
         # learned state
         self._campaigns: dict[str, Campaign] = {}
         self._by_key: dict[str, str] = {}  # fired cluster key -> campaign id
-        #: account id -> (engine episode start, campaign id or "" , folded?)
-        self._accounts: dict[str, tuple[float, str, bool]] = {}
+        #: account id -> (engine episode start, campaign id or "" , folded?,
+        #: its request rate per minute when it fired, 0: unknown)
+        self._accounts: dict[str, tuple[float, str, bool, float]] = {}
         #: account id -> (kept episode start, held resolved alert, due ts)
         self._held: dict[str, tuple[float, Alert, float]] = {}
         #: account id -> the episode start its engine episodes are reported under
         self._alias: dict[str, tuple[float, float]] = {}
+        #: account id -> (its firing alert, held until the stage's event time
+        #: passes this): a campaign naming it meanwhile folds it
+        self._pending: dict[str, tuple[Alert, float]] = {}
+        #: identity cluster key -> (its firing alert, due, its member alerts
+        #: since): a new campaign on probation, see _cluster_fired
+        self._parked: dict[str, tuple[Alert, float, list[Alert]]] = {}
         self._watermark = 0.0
         self._next_sweep = 0.0
         self._dirty: set[str] = set()
@@ -357,6 +379,10 @@ class CampaignStage:
         out: list[Alert] = []
         if t > self._watermark:
             self._watermark = t
+            if self._pending:
+                self._release_pending(t, out)
+            if self._parked:
+                self._release_parked(t, out)
             if t >= self._next_sweep:
                 if self._next_sweep:
                     out.extend(self.sweep())
@@ -372,10 +398,21 @@ class CampaignStage:
         if det in CLUSTER_NAMES:
             if alert.status == "firing":
                 out.extend(self._cluster_fired(alert))
+                if self._parked:
+                    self._retry_parked(out)
             else:
+                parked = self._parked.pop(self._cluster_key(alert), None)
+                if parked is not None:  # over before its probation ended: page it, then close
+                    self._meta_dirty = True
+                    out.extend(self._unpark(parked, alert.ts))
                 out.extend(self._cluster_resolved(alert))
         elif det in CLUSTER_MEMBER_NAMES:
-            out.extend(self._cluster_member(alert))
+            parked = self._parked.get(str(alert.details.get("cluster_key", "")))
+            if parked is not None:
+                parked[2].append(alert)
+                self._meta_dirty = True
+            else:
+                out.extend(self._cluster_member(alert))
         elif det in ACCOUNT_NAMES and alert.account_id is not None:
             out.extend(self._account(alert))
         else:
@@ -410,7 +447,58 @@ class CampaignStage:
             return 1.0
         return n / len(hashes)
 
-    def _cluster_fired(self, alert: Alert) -> list[Alert]:
+    def _probation(self, alert: Alert, key: str) -> bool:
+        """Whether a new campaign founded by this identity cluster waits: some
+        of its accounts are named by an active campaign already (so the
+        actor is paged), but not enough to link it. On the simulator's days
+        such a sub-group (another card or range of the same actor) is linked
+        by a cluster firing 4-8 minutes later; paged at once, it was a second
+        incident resolved minutes later as merged."""
+        if self.probation_s <= 0 or _kind(key) not in STRONG_KINDS:
+            return False
+        hashes = [account_hash(a) for a in alert.accounts]
+        return any(c.has_member(h) for c in self._active() for h in hashes)
+
+    def _links(self, alert: Alert) -> bool:
+        """Whether a parked identity cluster now joins an active campaign."""
+        key = self._cluster_key(alert)
+        owner = self._by_key.get(key)
+        if owner is not None and self._live(owner) is not None:
+            return True
+        shared = alert.details.get("shared_keys")
+        mine = [str(k) for k in shared] if isinstance(shared, list) else []
+        hashes = [account_hash(a) for a in alert.accounts]
+        for c in self._active():
+            if _linked(c, mine, key) or self._overlap(c, hashes, True) >= self.join_overlap:
+                return True
+        return False
+
+    def _unpark(self, parked: tuple[Alert, float, list[Alert]], t: float) -> list[Alert]:
+        alert, _, members = parked
+        # paged now: its record carries the event time of the decision
+        out = self._cluster_fired(replace(alert, ts=max(alert.ts, t)), probation=False)
+        for m in members:
+            out.extend(self._cluster_member(m))
+        return out
+
+    def _retry_parked(self, out: list[Alert]) -> None:
+        for key in sorted(self._parked):
+            parked = self._parked[key]
+            if self._links(parked[0]):
+                del self._parked[key]
+                self._meta_dirty = True
+                # linked: it joins (no page of its own), at its own event time
+                out.extend(self._unpark(parked, parked[0].ts))
+
+    def _release_parked(self, t: float, out: list[Alert]) -> None:
+        for key in sorted(self._parked):
+            parked = self._parked[key]
+            if t > parked[1]:
+                del self._parked[key]
+                self._meta_dirty = True
+                out.extend(self._unpark(parked, t))
+
+    def _cluster_fired(self, alert: Alert, probation: bool = True) -> list[Alert]:
         key = self._cluster_key(alert)
         t = alert.ts
         found: dict[str, Campaign] = {}
@@ -431,7 +519,7 @@ class CampaignStage:
             for c in self._active():
                 if c.cid in found:
                     continue
-                if self._overlap(c, hashes, True) >= self.join_overlap or _linked(c, mine, key):
+                if _linked(c, mine, key) or self._overlap(c, hashes, True) >= self.join_overlap:
                     found[c.cid] = c
         elif not found:
             # a behaviour key (template, topic mix, client) is shared by
@@ -453,6 +541,11 @@ class CampaignStage:
                 if new < max(self.join_members, self.join_overlap * len(hashes)):
                     found[best.cid] = best
         out: list[Alert] = []
+        founding = not found
+        if founding and probation and self._probation(alert, key):
+            self._parked[key] = (alert, alert.ts + self.probation_s, [])
+            self._meta_dirty = True
+            return out
         if not found:
             c = Campaign(campaign_id(key, alert.episode_start), t)
             if c.cid in self._campaigns:  # the same founding episode again (re-processing)
@@ -489,7 +582,8 @@ class CampaignStage:
         earlier = c.sent_ts > 0.0 and t < c.first_ts
         if earlier:
             c.first_ts = t
-        members = self._add_members(c, alert.accounts, t, alert, _kind(key) in STRONG_KINDS)
+        strong = _kind(key) in STRONG_KINDS
+        members = self._add_members(c, alert.accounts, t, alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -602,7 +696,7 @@ class CampaignStage:
     def _add_members(
         self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool
     ) -> list[Alert]:
-        out = []
+        out: list[Alert] = []
         others = [o for o in self._active() if o is not c]
         for acct in sorted(accounts):
             h = account_hash(acct)
@@ -613,6 +707,8 @@ class CampaignStage:
                     c.listed.append(acct)
                     c.listed.sort()
                 out.append(self._member(c, acct, t, source))
+                if self._pending:
+                    self._settle_pending(acct, c, out)
         if out:
             self._dirty.add(c.cid)
         return out
@@ -656,20 +752,31 @@ class CampaignStage:
     # ------------------------------------------------------------ accounts
     def _campaign_of(self, account_id: str) -> Campaign | None:
         h = account_hash(account_id)
+        best: Campaign | None = None
         for c in self._active():
-            if c.has_member(h):
-                return c
-        return None
+            if c.has_member(h) and (best is None or _fold_rank(c) > _fold_rank(best)):
+                best = c
+        return best
+
+    def _stronger(self, alert: Alert, c: Campaign) -> bool:
+        """Whether an account's own alert is stronger evidence than its campaign's."""
+        if alert.score <= c.score + self.account_margin:
+            return False
+        if not self.fold_by_severity:
+            return True
+        return severity_rank(alert.severity) > severity_rank(c.severity)
 
     def _account(self, alert: Alert) -> list[Alert]:
         acct = alert.account_id
         assert acct is not None
         out: list[Alert] = []
         if alert.status == "firing":
+            rate = _rate(alert)
             held = self._held.pop(acct, None)
             if held is not None:
                 # re-fired within the hold-down: the same episode goes on
                 self._alias[acct] = (alert.episode_start, held[0])
+                self._accounts[acct] = (alert.episode_start, "", False, rate)
                 self._meta_dirty = True
                 return out
             c = self._campaign_of(acct)
@@ -678,16 +785,31 @@ class CampaignStage:
             # after a campaign that started later in event time (replay would
             # have passed it, in event-time order)
             if c is not None and c.state == "firing" and c.episode_start <= alert.ts and (
-                alert.score <= c.score + self.account_margin
+                not self._stronger(alert, c)
             ):
-                self._accounts[acct] = (alert.episode_start, c.cid, True)
+                self._accounts[acct] = (alert.episode_start, c.cid, True, rate)
                 self._meta_dirty = True
                 return out  # folded: the campaign's incident covers it
-            self._accounts[acct] = (alert.episode_start, c.cid if c is not None else "", False)
+            self._accounts[acct] = (
+                alert.episode_start, c.cid if c is not None else "", False, rate)
             self._meta_dirty = True
+            if c is None and self.account_hold_s >= 0:
+                # in no campaign yet: a cluster alert of the same event (or
+                # of the next moments) may name it; wait for event time to
+                # move on past the hold before paging on the account alone
+                hold = self.account_hold_s
+                if self.account_link_hold_s > hold and self._template_linked(alert):
+                    hold = self.account_link_hold_s
+                if alert.ts + hold >= self._watermark:
+                    self._pending[acct] = (alert, alert.ts + hold)
+                    return out
+                # (live: a partition lagging the others by more than the hold)
             out.append(self._name_campaign(alert, c))
             return out
         # resolved
+        pending = self._pending.pop(acct, None)
+        if pending is not None:  # (its hold outlasted the episode: page it, then close it)
+            out.append(pending[0])
         alias = self._alias.pop(acct, None)
         if alias is not None and alias[0] == alert.episode_start:
             alert = replace(alert, episode_start=alias[1])
@@ -695,14 +817,63 @@ class CampaignStage:
         self._meta_dirty = True
         if known is not None and known[2]:
             return out  # its firing was folded into a campaign: nothing to close
-        due = alert.ts + self.holddown_s
-        if self.holddown_s > 0 and due > self._watermark:
+        hold = self._account_holddown(known[3] if known is not None else 0.0)
+        due = alert.ts + hold
+        if hold > 0 and due > self._watermark:
             self._held[acct] = (alert.episode_start, alert, due)
             return out
         # the hold-down has passed already (a partition that lags the others
         # by more than it, live): nothing later will sweep it out
         out.append(alert)
         return out
+
+    def _account_holddown(self, rate: float) -> float:
+        """How long an account's resolution is held: ``holddown_s``, or the
+        time the account takes for ``account_quiet_requests`` requests at the
+        rate it fired with, if longer (at most ``max_holddown_s``). A slow
+        account's quiet spell is a few requests long: judged on the fixed
+        hold-down it flaps (fires, resolves, fires again 40 min later)."""
+        hold = self.holddown_s
+        if self.account_quiet_requests > 0 and rate > 0:
+            own = self.account_quiet_requests * 60.0 / rate
+            hold = max(hold, min(self.max_holddown_s, own))
+        return hold
+
+    def _template_linked(self, alert: Alert) -> bool:
+        """Whether one of the account's own template fingerprints is a
+        linkage key of a firing campaign (the cluster stage names members
+        on its next rescoring, minutes later)."""
+        fps = alert.details.get("prompt_fingerprints")
+        if not isinstance(fps, list) or not fps:
+            return False
+        keys = {f"tmpl:{fp}" for fp in fps}
+        for c in self._active():
+            if c.state == "firing" and (any(k in c.keys for k in keys)
+                                        or any(k in keys for k in c.linked)):
+                return True
+        return False
+
+    def _release_pending(self, t: float, out: list[Alert]) -> None:
+        for acct in sorted(self._pending):
+            alert, due = self._pending[acct]
+            if t > due:
+                del self._pending[acct]
+                self._meta_dirty = True
+                out.append(alert)
+
+    def _settle_pending(self, acct: str, c: Campaign, out: list[Alert]) -> None:
+        """A campaign named an account whose own alert is still held: fold it
+        (or, if its evidence is stronger, send it now naming the campaign)."""
+        pending = self._pending.pop(acct, None)
+        if pending is None:
+            return
+        alert = pending[0]
+        self._meta_dirty = True
+        if self._stronger(alert, c):
+            self._accounts[acct] = (alert.episode_start, c.cid, False, _rate(alert))
+            out.append(self._name_campaign(alert, c))
+        else:
+            self._accounts[acct] = (alert.episode_start, c.cid, True, _rate(alert))
 
     def _name_campaign(self, alert: Alert, c: Campaign | None) -> Alert:
         if c is None:
@@ -869,6 +1040,9 @@ class CampaignStage:
             "accounts": {a: list(v) for a, v in self._accounts.items()},
             "held": {a: [s, encode_alert(al).decode(), d] for a, (s, al, d) in self._held.items()},
             "alias": {a: list(v) for a, v in self._alias.items()},
+            "pending": {a: [encode_alert(al).decode(), d] for a, (al, d) in self._pending.items()},
+            "parked": {k: [encode_alert(al).decode(), d, [encode_alert(m).decode() for m in ms]]
+                       for k, (al, d, ms) in self._parked.items()},
         })
 
     @property
@@ -879,21 +1053,28 @@ class CampaignStage:
         """Restore from :meth:`snapshot` bytes and the checkpointed campaigns."""
         try:
             obj = orjson.loads(data)
-            if not isinstance(obj, dict) or obj.get("v") != _VERSION:
+            if not isinstance(obj, dict) or obj.get("v") not in _VERSIONS:
                 raise CorruptState("unknown campaign snapshot version")
             wm = float(obj["wm"])
             nxt = float(obj["next"])
-            accounts = {str(a): (float(v[0]), str(v[1]), bool(v[2]))
+            accounts = {str(a): (float(v[0]), str(v[1]), bool(v[2]),
+                                 float(v[3]) if len(v) > 3 else 0.0)
                         for a, v in dict(obj["accounts"]).items()}
             held = {str(a): (float(v[0]), decode_alert(str(v[1]).encode()), float(v[2]))
                     for a, v in dict(obj["held"]).items()}
             alias = {str(a): (float(v[0]), float(v[1])) for a, v in dict(obj["alias"]).items()}
+            pending = {str(a): (decode_alert(str(v[0]).encode()), float(v[1]))
+                       for a, v in dict(obj.get("pending") or {}).items()}
+            parked = {str(k): (decode_alert(str(v[0]).encode()), float(v[1]),
+                               [decode_alert(str(m).encode()) for m in v[2]])
+                      for k, v in dict(obj.get("parked") or {}).items()}
         except CorruptState:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise CorruptState(f"cannot restore campaign snapshot: {exc}") from None
         self._watermark, self._next_sweep = wm, nxt
         self._accounts, self._held, self._alias = accounts, held, alias
+        self._pending, self._parked = pending, parked
         for c in campaigns:
             self.restore_campaign(c)
 
@@ -946,6 +1127,17 @@ def _kind(key: str) -> str:
 def _seniority(c: Campaign) -> tuple[bool, float, str]:
     # an active campaign absorbs a remembered (resolved) one; then the earliest founded
     return c.state == "resolved", c.founded, c.cid
+
+
+def _rate(alert: Alert) -> float:
+    """An account alert's request rate per minute (0: not given)."""
+    r = alert.details.get("rate_per_min")
+    return float(r) if isinstance(r, (int, float)) and r > 0 else 0.0
+
+
+def _fold_rank(c: Campaign) -> tuple[bool, int, float, str]:
+    # the campaign an account alert is compared with: a firing one, the most severe, highest score
+    return c.state == "firing", severity_rank(c.severity), c.score, c.cid
 
 
 def _age(c: Campaign) -> tuple[float, str]:

@@ -61,7 +61,7 @@ from typing import Any, Final
 import orjson
 from mypy_extensions import mypyc_attr
 
-from detectors.alerts import Alert, severity_for
+from detectors.alerts import SEVERITIES, Alert, severity_for
 from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
@@ -1057,10 +1057,13 @@ class Detector:
             f"{state.account_id[:40]}: distillation score {score:.2f} "
             f"({', '.join(reasons) or 'combined'})"
         )
+        severity = severity_for(score, self._severity)
+        # the resolved record repeats it (Alertmanager identifies an alert by its labels)
+        state.fire_sev = SEVERITIES.index(severity)
         return Alert(
             detector=self.name,
             status="firing",
-            severity=severity_for(score, self._severity),
+            severity=severity,
             score=score,
             ts=t,
             episode_start=state.episode_start,
@@ -1070,6 +1073,14 @@ class Detector:
         )
 
     def _resolve(self, state: AccountState, t: float) -> Alert:
+        details: dict[str, Any] = {
+            "peak_score": round(state.peak_score, 4),
+            "last_hot_ts": state.last_hot,
+            "episode_duration_s": round(state.last_hot - state.episode_start, 1),
+        }
+        if 0 < state.fire_sev < len(SEVERITIES):
+            # the firing record's severity: the forwarders label the resolve with it
+            details["firing_severity"] = SEVERITIES[state.fire_sev]
         alert = Alert(
             detector=self.name,
             status="resolved",
@@ -1078,15 +1089,12 @@ class Detector:
             ts=t,
             episode_start=state.episode_start,
             summary=f"{state.account_id[:40]}: quiet since the last suspicious request",
-            details={
-                "peak_score": round(state.peak_score, 4),
-                "last_hot_ts": state.last_hot,
-                "episode_duration_s": round(state.last_hot - state.episode_start, 1),
-            },
+            details=details,
             account_id=state.account_id,
         )
         state.episode_start = 0.0
         state.peak_score = 0.0
+        state.fire_sev = 0
         return alert
 
     # ------------------------------------------------------------- snapshot

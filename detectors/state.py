@@ -25,7 +25,10 @@ from detectors.models import PageHinkley
 
 # 4: version 3 (MinHash anchors, content-free sums) + the seasonal hour fields;
 # older states decode as corrupt and those accounts start over
-VERSION: Final = 4
+# 5: version 4 + ``fire_sev`` (the open episode's firing severity, which its
+# resolved record repeats); version 4 still decodes, with it unknown (0)
+VERSION: Final = 5
+_OLDEST: Final = 4
 
 # Float slots, in encoding order.
 FLOATS: tuple[str, ...] = (
@@ -82,10 +85,12 @@ FLOATS: tuple[str, ...] = (
 #: the content-free short-window sums (rebased with the other short sums)
 META_SHORT: Final = ("out_short", "inp_short", "lim_short", "sat_short", "thn_short",
                      "think_short", "mdl_short", "flag_short")
-INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model", "hour_idx")
+INTS: tuple[str, ...] = ("n", "ring_pos", "drift_dir", "model", "hour_idx", "fire_sev")
 
 _HEAD: Final = struct.Struct("<BH")
 _NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
+#: version 4: the same without ``fire_sev`` (the last of INTS)
+_NUMS_V4: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
 _PH: Final = struct.Struct("<7d")
 
 
@@ -149,6 +154,7 @@ class AccountState:
     drift_dir: int
     model: int
     hour_idx: int
+    fire_sev: int
     ids: array[int]
     w_short: array[float]
     w_long: array[float]
@@ -178,6 +184,8 @@ class AccountState:
         self.out_short = self.inp_short = self.lim_short = self.sat_short = 0.0
         self.thn_short = self.think_short = self.mdl_short = self.flag_short = 0.0
         self.n = self.ring_pos = self.drift_dir = self.model = self.hour_idx = 0
+        # index in alerts.SEVERITIES of the open episode's firing record (0: none/unknown)
+        self.fire_sev = 0
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))
@@ -257,15 +265,16 @@ class AccountState:
         if len(data) < _HEAD.size:
             raise CorruptState("cannot decode account state: truncated")
         version, n_aid = _HEAD.unpack_from(data, 0)
-        if version != VERSION:
+        if not _OLDEST <= version <= VERSION:
             raise CorruptState(f"unknown account state version {version!r}")
+        layout = _NUMS if version == VERSION else _NUMS_V4
         pos = _HEAD.size
         aid = data[pos : pos + n_aid].decode("utf-8", "surrogatepass")
         pos += n_aid
-        if len(data) < pos + _NUMS.size:
+        if len(data) < pos + layout.size:
             raise CorruptState("cannot decode account state: truncated")
-        nums = _NUMS.unpack_from(data, pos)
-        pos += _NUMS.size
+        nums = layout.unpack_from(data, pos)
+        pos += layout.size
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
@@ -279,7 +288,8 @@ class AccountState:
             if math.isnan(value):
                 raise CorruptState(f"cannot decode account state: {name} is NaN")
             setattr(state, name, value)
-        for name, value in zip(INTS, nums[len(FLOATS) :], strict=False):
+        # (a version-4 state has no fire_sev: it stays 0, unknown)
+        for name, value in zip(INTS, nums[len(FLOATS) : -2], strict=False):
             setattr(state, name, value)
         pos = _load(state.ids, data, pos)
         pos = _load(state.w_short, data, pos)

@@ -17,7 +17,10 @@ pages. Definitions (``noise_metrics``):
 * **records per attacking account per day**: every record (any status,
   member records included) whose ``account_id`` is that account, divided by
   the simulated days (a run shorter than a day: per run);
-* per benign kind, **incidents per flagged account**.
+* per benign kind, **incidents per flagged account**;
+* **mixed incidents**: incidents naming at least 3 accounts of each of two or
+  more labelled campaigns (one incident for several actors). Incidents per
+  campaign rewards merging; this says what the merging cost.
 """
 
 from __future__ import annotations
@@ -140,6 +143,10 @@ def noise_metrics(
         for s in subjects:
             if s not in entity_of:
                 benign_incidents[s].add(inc)
+    mixed = 0
+    for counts in named.values():
+        if sum(1 for (fam, _), n in counts.items() if fam in CAMPAIGN_FAMILIES and n >= 3) >= 2:
+            mixed += 1
     owned: Counter[tuple[str, str]] = Counter()
     for counts in named.values():
         owned[max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]] += 1
@@ -185,6 +192,7 @@ def noise_metrics(
         "families": families,
         "benign": benign,
         "firing_records_by_detector": dict(sorted(firing_records.items())),
+        "mixed_incidents": mixed,
     }
 
 
@@ -209,6 +217,9 @@ def format_noise(noise: Mapping[str, Any]) -> str:
             f"{f(m['member_records_per_account_day']):>17}"
             f"{f(m['member_records_per_account_day_max']):>6}"
         )
+    if "mixed_incidents" in noise:
+        lines.append(f"{'incidents naming >= 2 campaigns (>= 3 accounts each)':<54}"
+                     f"{noise['mixed_incidents']:>4}")
     lines.append(f"{'benign kind':<24}{'flagged':>9}{'incidents':>10}{'per flagged':>12}")
     for kind, m in noise["benign"].items():
         lines.append(f"{kind:<24}{m['flagged']:>9}{m['incidents']:>10}"

@@ -534,10 +534,11 @@ class ClusterDetector:
             f"{count} accounts sharing {c.key[:50]}: coordinated score {score:.2f} "
             f"({', '.join(ev.get('reasons', [])) or 'combined'})"
         )
+        c.fire_sev = severity_for(score, self.severity)
         return Alert(
             detector=self.name,
             status="firing",
-            severity=severity_for(score, self.severity),
+            severity=c.fire_sev,
             score=score,
             ts=t,
             episode_start=c.episode_start,
@@ -589,6 +590,7 @@ class ClusterDetector:
                 "last_hot_ts": c.last_hot,
                 "members": c.count(),
                 "episode_duration_s": round(c.last_hot - c.episode_start, 1),
+                **({"firing_severity": c.fire_sev} if c.fire_sev else {}),
             },
             account_id=None,
             accounts=tuple(sorted(c.members)[:MAX_ACCOUNTS_LISTED]),
@@ -596,6 +598,7 @@ class ClusterDetector:
         )
         c.episode_start = c.last_hot = c.peak = 0.0
         c.alerted = None
+        c.fire_sev = ""
         self._firing.discard(c.key)
         return alert
 

@@ -91,6 +91,7 @@ class Cluster:
         "last_hot",
         "peak",
         "alerted",
+        "fire_sev",
         "evidence",
         "_evict",
         "_fpc",
@@ -111,6 +112,9 @@ class Cluster:
         self.last_hot = 0.0
         self.peak = 0.0
         self.alerted: BloomFilter | None = None
+        #: the open episode's firing severity ("": none, or restored from a
+        #: state written before it was kept), repeated by its resolved record
+        self.fire_sev = ""
         self.evidence: dict[str, Any] = {}
         # derived, not checkpointed: ``(hash, account_id)`` of the sampled member
         # with the largest hash, the first to go from a full sample (None: to find)
@@ -152,6 +156,9 @@ class Cluster:
             "lh": self.last_hot,
             "pk": self.peak,
             "al": None if self.alerted is None else self.alerted.to_json(),
+            # optional both ways (no version change): older readers ignore it,
+            # older states lack it (their open episodes resolve without it)
+            **({"fs": self.fire_sev} if self.fire_sev else {}),
             "ev": self.evidence,
         }
 
@@ -167,6 +174,7 @@ class Cluster:
         c.last_hot = float(obj["lh"])
         c.peak = float(obj["pk"])
         c.alerted = None if obj["al"] is None else BloomFilter.from_json(obj["al"])
+        c.fire_sev = str(obj.get("fs") or "")
         c.evidence = dict(obj.get("ev") or {})
         return c
 

@@ -248,7 +248,7 @@ class Detector:
         # One flat function: the per-event hot path (issue 3: >= 50k events/s).
         # Helpers are inlined and constants precomputed; every floating-point
         # expression is evaluated in the same order as the straightforward
-        # reference (tests/reference_detector.py), so results are bit-identical.
+        # reference (tests/oracles/plain_detector.py), so results are bit-identical.
         cfg = self.config
         t = event.ts
         if not self._seeded:

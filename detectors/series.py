@@ -2,7 +2,7 @@
 plain time series (one value per time bucket). Superseded by
 :class:`detectors.seasonal.SeasonalSeriesScorer`, which knows daily and weekly
 cycles (this one fires on every morning ramp: NAB standard 0.0); kept as the
-baseline tests/test_seasonal.py shows failing.
+baseline tests/unit/test_seasonal.py shows failing.
 
 It is the account volume model's logic on a bucketed series: values are
 compared on a log scale (volume is multiplicative), against an exponentially

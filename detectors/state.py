@@ -305,7 +305,7 @@ class AccountState:
 # Look-ups in AccountState's small arrays, per event (Detector.process). The
 # array module answers ``x in arr`` or ``min(arr)`` by creating an object per
 # item it compares; the C kernels (detectors/_arrays.c) compare in place and
-# give the same results (tests/test_detectors_core.py, for arrays without NaN).
+# give the same results (tests/unit/test_detectors_core.py, for arrays without NaN).
 _FindFn = Callable[["array[int]", int], int]
 _ArgminFn = Callable[["array[float]"], int]
 _MaximumFn = Callable[["array[float]"], float]

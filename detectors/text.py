@@ -49,7 +49,7 @@ step"; rubric-based grading, the model as a reward model); Google GTIG 2026
 
 C kernel. ``detectors/_textkern.c`` (built by ``python -m tools.native
 build``) computes :func:`prompt_features` with the same results, bit for bit
-(``tests/test_textkern.py``); the Python functions here are the reference and
+(``tests/unit/test_textkern.py``); the Python functions here are the reference and
 run when it is not built.
 
 Topics (:class:`TextTopics`). Content units vote for the topic their hash was
@@ -120,7 +120,7 @@ def _nfkc_casefold(text: str) -> str:
 
 # Characters that compose with the starter before them although they are
 # starters themselves (canonical combining class 0), from the Unicode data of
-# this version (tests/test_textkern.py recomputes it); with another version the
+# this version (tests/unit/test_textkern.py recomputes it); with another version the
 # per-character normalisation of the C kernel is off (it normalises whole texts).
 _STARTER_SECONDS_UNIDATA: Final = "14.0.0"
 # ... and the combining marks that compose with a starter before them
@@ -214,7 +214,7 @@ def fingerprint_topic(topic: str) -> int:
 # An idiom (I) carries a whole request alone. Written from the concepts, in
 # English, Spanish, Portuguese, French, Italian, German, Dutch, Polish,
 # Russian, Ukrainian, Turkish, Indonesian, Vietnamese, Hindi, Arabic, Chinese,
-# Japanese, Korean and Thai; tests/test_text_unicode.py checks phrasings this
+# Japanese, Korean and Thai; tests/unit/test_text_unicode.py checks phrasings this
 # table was not written from.
 _CONCEPTS: Final = {
     "R": (
@@ -346,7 +346,7 @@ def _strip_marks(text: str) -> str:
 
 
 # Hangul vowel and final jamo: letters that compose with the letter before them
-# (the only letters that do; tests/test_textkern.py checks it on the whole of
+# (the only letters that do; tests/unit/test_textkern.py checks it on the whole of
 # Unicode)
 _JAMO_SECOND: Final = ((0x1161, 0x1175), (0x11A8, 0x11C2))
 

@@ -4,7 +4,7 @@ Every check is a function ``check_x(broker) -> dict`` that runs against an
 already started :class:`~streams.broker.embedded.EmbeddedBroker` and returns a result
 with ``status`` (``pass`` | ``fail`` | ``skip`` | ``not claimed``), ``detail``
 and, where it measures something, numbers (seconds, counts). Every wait inside
-a check is bounded. ``tests/test_broker_matrix.py`` runs the same checks
+a check is bounded. ``tests/unit/test_broker_matrix.py`` runs the same checks
 against the default broker in ``make test``;
 
     python -m tools.broker_matrix --kind tansu [--json] [--only a,b]

@@ -5,7 +5,7 @@ into C extension modules with the same behaviour. Measured here: the
 per-message path (decode, validate, both detection stages) went from 37 to
 22 µs per event. The compiled modules are an optional accelerator: the
 Python sources stay the reference, every test passes on either, and
-``tests/test_native.py`` checks that both produce byte-identical alerts.
+``tests/unit/test_native.py`` checks that both produce byte-identical alerts.
 
     python -m tools.native build     # make does this (make run, make test)
     python -m tools.native status

@@ -316,7 +316,7 @@ class ClusterDetector:
         ceil(shared_fp_share * active))`` times by the active members, who are
         a subset of the sample; for ``tmpl:`` keys, ``min_members`` active
         members. Prunes first, as :meth:`_core` does, so the sample evolves as
-        if every call had been a full evaluation (tests/test_cluster.py runs
+        if every call had been a full evaluation (tests/unit/test_cluster.py runs
         both ways and compares the alerts).
         """
         self._prune(c, t)

@@ -11,7 +11,7 @@ looks like a jump, and the offsets it already processed are recorded as a
 gap as well. They enter the list twice, the run of consecutive numbers breaks
 at the first duplicate, and each commit advances that partition by one offset
 (seen with ``kill -9`` during a burst: 3 of 4 partitions stuck ~1,000 behind
-the end, ``tests/test_reliability_commit_advance.py``). Faust issue #559
+the end, ``tests/reliability/test_reliability_commit_advance.py``). Faust issue #559
 reports the same duplicates.
 
 :func:`install` replaces ``_new_offset`` on the worker's consumer with

@@ -10,7 +10,7 @@ summaries, each tagged with ``i``. The parent merges the children's chunks by
 ``i`` and runs the cluster stage (which needs every summary, in stream order)
 exactly where the one-process :class:`~detectors.replay.Replayer` runs it: after
 the account alerts of the event that produced the summary. Same alerts, same
-order, byte for byte (``tests/test_parallel_replay.py``).
+order, byte for byte (``tests/unit/test_parallel_replay.py``).
 
 Children and parent talk through pipes in orjson, never pickle.
 """

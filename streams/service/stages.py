@@ -15,7 +15,7 @@ nanoseconds times ``every``: an unbiased estimate of the time spent (the
 choice of sample is periodic, not tied to the data), and monotone, so they
 can be Prometheus counters. ``ns`` and ``samples`` keep what was measured.
 
-The detectors stay clock-free (tests/test_purity.py): the summarizer and the
+The detectors stay clock-free (tests/unit/test_purity.py): the summarizer and the
 cluster stage are wrapped here, in the service and replay layer.
 
 >>> times = StageTimes(every=1, clock=iter(range(0, 100, 5)).__next__)

@@ -59,7 +59,7 @@ def evict_stale_members(settings: Settings) -> list[str]:
     The embedded broker (noida-db 0.2.x) never expires a member whose process
     died (``kill -9``): the group stays ``Stable`` with the dead member, and a
     restarted worker's join waits for it forever (issue 8,
-    ``tests/test_reliability_crash.py``). Before joining, a starting worker
+    ``tests/reliability/test_reliability_crash.py``). Before joining, a starting worker
     removes members that advertise *its own* web URL from *its own* host,
     i.e. earlier incarnations of itself; on a real cluster the session
     timeout would have removed them anyway. Best effort: failures are logged.

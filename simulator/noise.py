@@ -54,6 +54,66 @@ def _view(alert: Any) -> tuple[str, str, str, str, list[str], str | None]:
     )
 
 
+def _family_rows(
+    entities: Mapping[str, set[tuple[str, str]]],
+    incidents: Mapping[tuple[str, str], set[tuple[str, str]]],
+    by_detector: Mapping[tuple[str, str], Counter[str]],
+    owned: Counter[tuple[str, str]],
+    attacking: Mapping[str, list[str]],
+    records: Counter[str],
+    member_records: Counter[str],
+    day: float,
+) -> dict[str, Any]:
+    """Per attack family: incidents per entity, records per account per day."""
+    families: dict[str, Any] = {}
+    order = [f for f in FAMILIES if f in entities] + sorted(set(entities) - set(FAMILIES))
+    for fam in order:
+        ents = sorted(entities[fam])
+        per = [len(incidents.get(e, ())) for e in ents]
+        accts = attacking[fam]
+        rec = [records.get(a, 0) * day for a in accts]
+        mem = [member_records.get(a, 0) * day for a in accts]
+        dets: Counter[str] = Counter()
+        for e in ents:
+            dets.update(by_detector.get(e, Counter()))
+        families[fam] = {
+            "entities": len(ents),
+            "campaign_family": fam in CAMPAIGN_FAMILIES,
+            "incidents": sum(per),
+            "incidents_per_entity": round(sum(per) / len(ents), 3) if ents else None,
+            "incidents_per_entity_max": max(per) if per else None,
+            "incidents_by_detector": dict(sorted(dets.items())),
+            # incidents naming this entity's accounts more than any other's
+            "owned_incidents_per_entity": (
+                round(sum(owned.get(e, 0) for e in ents) / len(ents), 3) if ents else None),
+            "records_per_account_day": round(statistics.mean(rec), 3) if rec else None,
+            "records_per_account_day_max": round(max(rec), 3) if rec else None,
+            "member_records_per_account_day": round(statistics.mean(mem), 3) if mem else None,
+            "member_records_per_account_day_max": round(max(mem), 3) if mem else None,
+        }
+    return families
+
+
+def _benign_rows(
+    account_kinds: Mapping[str, str],
+    entity_of: Mapping[str, tuple[str, str]],
+    benign_incidents: Mapping[str, set[tuple[str, str]]],
+) -> dict[str, Any]:
+    """Per benign kind: flagged accounts and incidents per flagged account."""
+    benign: dict[str, Any] = {}
+    labelled = set(entity_of)
+    for kind in sorted({k for a, k in account_kinds.items() if a not in labelled}):
+        flagged = [a for a, k in account_kinds.items()
+                   if k == kind and a not in labelled and a in benign_incidents]
+        n = sum(len(benign_incidents[a]) for a in flagged)
+        benign[kind] = {
+            "flagged": len(flagged),
+            "incidents": n,
+            "incidents_per_flagged": round(n / len(flagged), 3) if flagged else None,
+        }
+    return benign
+
+
 def noise_metrics(
     alerts: Iterable[Any],
     labels: Iterable[Mapping[str, Any]],
@@ -150,43 +210,9 @@ def noise_metrics(
     owned: Counter[tuple[str, str]] = Counter()
     for counts in named.values():
         owned[max(counts.items(), key=lambda kv: (kv[1], kv[0]))[0]] += 1
-    families: dict[str, Any] = {}
-    order = [f for f in FAMILIES if f in entities] + sorted(set(entities) - set(FAMILIES))
-    for fam in order:
-        ents = sorted(entities[fam])
-        per = [len(incidents.get(e, ())) for e in ents]
-        accts = attacking[fam]
-        rec = [records.get(a, 0) * day for a in accts]
-        mem = [member_records.get(a, 0) * day for a in accts]
-        dets: Counter[str] = Counter()
-        for e in ents:
-            dets.update(by_detector.get(e, Counter()))
-        families[fam] = {
-            "entities": len(ents),
-            "campaign_family": fam in CAMPAIGN_FAMILIES,
-            "incidents": sum(per),
-            "incidents_per_entity": round(sum(per) / len(ents), 3) if ents else None,
-            "incidents_per_entity_max": max(per) if per else None,
-            "incidents_by_detector": dict(sorted(dets.items())),
-            # incidents naming this entity's accounts more than any other's
-            "owned_incidents_per_entity": (
-                round(sum(owned.get(e, 0) for e in ents) / len(ents), 3) if ents else None),
-            "records_per_account_day": round(statistics.mean(rec), 3) if rec else None,
-            "records_per_account_day_max": round(max(rec), 3) if rec else None,
-            "member_records_per_account_day": round(statistics.mean(mem), 3) if mem else None,
-            "member_records_per_account_day_max": round(max(mem), 3) if mem else None,
-        }
-    benign: dict[str, Any] = {}
-    labelled = set(entity_of)
-    for kind in sorted({k for a, k in account_kinds.items() if a not in labelled}):
-        flagged = [a for a, k in account_kinds.items()
-                   if k == kind and a not in labelled and a in benign_incidents]
-        n = sum(len(benign_incidents[a]) for a in flagged)
-        benign[kind] = {
-            "flagged": len(flagged),
-            "incidents": n,
-            "incidents_per_flagged": round(n / len(flagged), 3) if flagged else None,
-        }
+    families = _family_rows(entities, incidents, by_detector, owned, attacking, records,
+                            member_records, day)
+    benign = _benign_rows(account_kinds, entity_of, benign_incidents)
     return {
         "hours": hours,
         "families": families,

@@ -135,7 +135,10 @@ def test_account_mornings_are_expected_and_a_burst_is_not():
     events = _workday_account(5, jump_day=4)
     old = _max_score_per_day(DetectorConfig(season_min_age_s=1e12), events)
     new = _max_score_per_day(DetectorConfig(), events)
-    assert new[0] == old[0] and new[1] == old[1]        # no profile before a whole day
+    # no profile on the first day (the account's age is under a day); from the
+    # first morning a day after its first event the profile may lower the
+    # evidence (checked below: never above the profile-less scores)
+    assert new[0] == old[0]
     assert new[2] < old[2] - 0.05                       # an ordinary morning: less evidence
     assert all(new[d] <= old[d] for d in range(4))      # never more than before
     assert new[4] >= old[4] and new[4] > max(new[2], new[3])  # the burst stands out
@@ -147,7 +150,7 @@ def test_state_round_trips_with_the_hour_fields_and_older_versions_are_refused()
     state.hour_w = 2.5
     state.hour_idx = 13
     data = state.encode()
-    assert data[0] == VERSION == 4
+    assert data[0] == VERSION == 5
     back = AccountState.decode(data)
     assert back.n == 7 and back.hour_w == 2.5 and back.hour_idx == 13
     assert back.encode() == data

@@ -136,7 +136,7 @@ def test_kernel_matches_python_on_every_code_point(kernel: tuple[Any, _Features]
 
 
 def test_kernel_matches_python_on_the_elicitation_corpus(kernel: tuple[Any, _Features]) -> None:
-    from tests.test_text_unicode import ELICITING
+    from tests.unit.test_text_unicode import ELICITING
 
     for sentence in ELICITING:
         norm = text.normalize(sentence)

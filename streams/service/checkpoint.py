@@ -97,6 +97,19 @@ class Checkpointer:
         if not self._applying:
             self._idle.set()
 
+    async def run_held(self, stream: Any,
+                       handle: Callable[[Any], Awaitable[None]]) -> None:
+        """An agent body: each message of ``stream`` to ``handle``, held while
+        a checkpoint writes state and bracketed by ``enter``/``leave``."""
+        async for _ in stream:
+            if self.paused:
+                await self.wait()
+            self.enter()
+            try:
+                await handle(stream.current_event.message)
+            finally:
+                self.leave()
+
     async def commit(self, commit: Callable[[], Awaitable[Any]]) -> bool:
         """Write the state, then run ``commit`` (Faust's), with the agents
         paused; raises :class:`ProducerStalled` (commit skipped) when the

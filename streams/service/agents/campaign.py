@@ -24,15 +24,7 @@ class CampaignAgent:
         self.metrics = metrics
 
     async def run(self, stream: Any) -> None:
-        checkpointer = self.checkpointer
-        async for _ in stream:
-            if checkpointer.paused:
-                await checkpointer.wait()
-            checkpointer.enter()
-            try:
-                await self.handle(stream.current_event.message)
-            finally:
-                checkpointer.leave()
+        await self.checkpointer.run_held(stream, self.handle)
 
     async def handle(self, message: Any) -> None:
         out = self.campaigns.handle(message.value)

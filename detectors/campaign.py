@@ -34,6 +34,7 @@ campaign (:meth:`take_dirty`, :meth:`snapshot`), like the cluster stage.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final
@@ -389,6 +390,48 @@ class CampaignStage:
                 step = self.sweep_interval_s
                 self._next_sweep = (t // step + 1) * step
                 self._meta_dirty = True
+        return out
+
+    @property
+    def watermark(self) -> float:
+        """The latest event time this stage has seen (alerts and ticks)."""
+        return self._watermark
+
+    @property
+    def holding(self) -> int:
+        """How many alerts wait for event time to move on: account alerts
+        held for a campaign that may name them, and clusters on probation."""
+        return len(self._pending) + len(self._parked)
+
+    def release_held(self, t: float = math.inf) -> list[Alert]:
+        """Nothing more will arrive up to event time ``t``: the held account
+        alerts and parked clusters due by then come out, as :meth:`advance`
+        would have let them out on the next tick. Replay calls it at the end
+        of its input (``t`` infinite); the live worker when its input has
+        been quiet for a while (``streams.service.campaigns``), as ticks only
+        come with events and a partition that goes quiet sends none. The
+        watermark does not move: sweeps stay tied to event time.
+
+        >>> stage = CampaignStage()
+        >>> acct = Alert("account", "firing", "error", 0.8, 1e9, 1e9, "s", {}, "a")
+        >>> stage.process(acct), stage.holding
+        ([], 1)
+        >>> [a.account_id for a in stage.release_held()], stage.holding
+        (['a'], 0)
+        """
+        out: list[Alert] = []
+        for acct in sorted(self._pending):
+            alert, due = self._pending[acct]
+            if due <= t:
+                del self._pending[acct]
+                self._meta_dirty = True
+                out.append(alert)
+        for key in sorted(self._parked):
+            parked = self._parked[key]
+            if parked[1] <= t:
+                del self._parked[key]
+                self._meta_dirty = True
+                out.extend(self._unpark(parked, min(t, max(parked[1], self._watermark))))
         return out
 
     def process(self, alert: Alert) -> list[Alert]:

@@ -110,6 +110,14 @@ class Replayer:
             folded += stage.advance(wm)
         return folded
 
+    def finish(self) -> list[Alert]:
+        """The input ended: what the campaign stage still holds for a
+        campaign that could have named it comes out (the live worker lets it
+        out when its input goes quiet). Resolutions are not forced: they wait
+        for event time, live and here alike."""
+        return self.campaigns.release_held() if self.campaigns is not None else []
+
     def run(self, events: Iterable[Event]) -> Iterator[Alert]:
         for event in events:
             yield from self.process(event)
+        yield from self.finish()

@@ -559,6 +559,11 @@ def run_systems(
         for proc in procs:
             proc(obj)
         t_base += pc() - t2
+    for a in replayer.finish():
+        if a.status == "firing":
+            ours.append(a)
+        if every_alert is not None:
+            every_alert.append(a)
     for r in rules.values():
         if hasattr(r, "finish"):
             r.finish()

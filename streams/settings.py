@@ -106,6 +106,13 @@ class Settings:
     #: a campaign (or account episode) firing again within this of going
     #: quiet re-opens the same episode; resolutions wait this long
     campaign_holddown_s: float = 1800.0
+    #: wall-clock seconds without any input (alert or tick) after which the
+    #: campaign agent lets out the account alerts it holds for a campaign
+    #: that may name them. Ticks come only with events, so when traffic stops
+    #: nothing else would; a cluster alert of the same event follows within
+    #: ``summary_flush_interval_s`` plus two agent hops, far less than this.
+    #: Replay does the same at the end of its input.
+    campaign_release_quiet_s: float = 5.0
     #: event-time spacing of an account's summaries (plus one on first sight)
     summary_interval_s: float = 300.0
     #: the worker buffers summaries and sends them as one message per summaries
@@ -204,6 +211,11 @@ class Settings:
         for name in ("campaign_update_interval_s", "campaign_holddown_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.campaign_release_quiet_s > self.summary_flush_interval_s:
+            raise ConfigError(
+                "campaign_release_quiet_s must be > summary_flush_interval_s "
+                f"({self.summary_flush_interval_s!r}), got {self.campaign_release_quiet_s!r}: "
+                "held account alerts would come out before the cluster alert that may fold them")
         if self.broker and not self.broker.startswith("kafka://"):
             raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
         if self.partitions < 1:

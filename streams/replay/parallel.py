@@ -219,6 +219,7 @@ def replay_files_parallel(
                     for alert in found:
                         alerts.extend(campaigns.process(alert))
             progress.update(chunks[0]["events"])
+        alerts.extend(campaigns.release_held())  # the input ended (Replayer.finish)
     finally:
         for c in conns:
             c.close()

@@ -116,8 +116,10 @@ def replay_events(
             on_event(event, replayer)
         if progress is not None:
             progress.update()
-    # No closing sweep: the live service never "ends", and replay must emit
-    # exactly what it would have emitted by the time it saw the last event.
+    # No closing sweep (resolutions wait for event time, as live); alerts the
+    # campaign stage held for a campaign that never came out come out, as
+    # the live worker lets them out once its input goes quiet.
+    alerts.extend(replayer.finish())
     return alerts, replayer
 
 

@@ -276,7 +276,8 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
     if ch.campaign_table is not None:
         campaigns = CampaignProcessor(CampaignStageFactory(settings),
                                       scan=TableReads(ch.campaign_table, 1).items,
-                                      on_corrupt=log_corrupt_campaign)
+                                      on_corrupt=log_corrupt_campaign,
+                                      quiet_s=settings.campaign_release_quiet_s, clock=clock)
     metrics = Metrics()
     metrics.stages = stage_times
     recent_alerts: deque[dict[str, Any]] = deque(maxlen=200)
@@ -315,9 +316,11 @@ def build_service(settings: Settings, clock: Callable[[], float] = time.time,
         app.agent(ch.summaries, name="clusters")(ClusterAgent(
             clusters=clusters, checkpointer=checkpointer, outputs=outputs, metrics=metrics).run)
     if campaigns is not None and ch.campaign is not None:
-        app.agent(ch.campaign, name="campaigns")(CampaignAgent(
-            campaigns=campaigns, checkpointer=checkpointer, outputs=outputs,
-            metrics=metrics).run)
+        campaign_agent = CampaignAgent(campaigns=campaigns, checkpointer=checkpointer,
+                                       outputs=outputs, metrics=metrics)
+        app.agent(ch.campaign, name="campaigns")(campaign_agent.run)
+        app.timer(interval=max(0.5, settings.campaign_release_quiet_s / 5),
+                  name="campaign_release_timer")(campaign_agent.release_quiet)
 
     checkpoint = timers.Checkpoint(app, settings, checkpointer, metrics)
     timers.attach(app, settings, checkpoint, timers.WatchlistRefresh(settings, watchlist, metrics),

@@ -16,6 +16,7 @@ one partition is far from a bottleneck.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Iterable
 
 from detectors.alerts import Alert
@@ -42,13 +43,20 @@ class CampaignProcessor:
         *,
         scan: Callable[[], Iterable[tuple[bytes, bytes]]] | None = None,
         on_corrupt: Callable[[str, str], None] | None = None,
+        quiet_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.factory = factory
         self.scan = scan
         self.on_corrupt = on_corrupt
+        self.quiet_s = quiet_s
+        self.clock = clock
         self.stage: CampaignStage | None = None
         self.alerts_in = 0
         self.rejected = 0
+        self.released = 0
+        #: the clock when the last message came in
+        self.last_input = clock()
 
     def current(self) -> CampaignStage:
         """The stage, restored from the table on first use after assignment."""
@@ -85,6 +93,7 @@ class CampaignProcessor:
         """One campaign-topic message (a stage alert, or an events partition's
         watermark tick): the alerts to publish, or None when the message is
         neither (the agent dead-letters it)."""
+        self.last_input = self.clock()
         if value is None:
             self.rejected += 1
             return None
@@ -98,6 +107,23 @@ class CampaignProcessor:
             return None
         self.alerts_in += 1
         return self.current().process(alert)
+
+    def release_quiet(self) -> list[Alert]:
+        """The alerts the stage holds for event time to move on, once no
+        message has come in for ``quiet_s``: ticks come only with events, so
+        after traffic stops nothing else would let them out. Event time is
+        taken to have moved on with the wall clock since the last message
+        (:meth:`CampaignStage.release_held`); replay does the same at the end
+        of its input."""
+        stage = self.stage
+        if stage is None or not stage.holding:
+            return []
+        quiet = self.clock() - self.last_input
+        if quiet < self.quiet_s:
+            return []
+        out = stage.release_held(stage.watermark + quiet)
+        self.released += len(out)
+        return out
 
     def revoke(self) -> None:
         """This worker lost partition 0: forget the hot stage."""

@@ -121,3 +121,11 @@ def register_campaigns(metrics: Metrics, campaigns: CampaignProcessor) -> None:
     metrics.gauge("distillwatch_campaigns_tracked",
                   "Campaigns held in memory by this worker (firing, quiet or remembered).",
                   tracked)
+
+    def held() -> Samples:
+        stage = campaigns.stage
+        return [({}, float(stage.holding if stage is not None else 0))]
+
+    metrics.gauge("distillwatch_campaign_alerts_held",
+                  "Account alerts (and clusters on probation) the campaign stage holds "
+                  "until event time moves on or its input goes quiet.", held)

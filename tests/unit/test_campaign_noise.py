@@ -12,7 +12,7 @@ import pytest
 from detectors.alerts import Alert
 from detectors.campaign import CampaignStage, decode_campaign
 from detectors.errors import CorruptState
-from tests.unit.test_campaign import T0, cluster, member, run, tick
+from tests.helpers.campaign import T0, cluster, member, run, tick
 
 
 def acct(a: str, t: float, score: float, severity: str = "error", status: str = "firing",

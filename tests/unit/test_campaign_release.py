@@ -19,7 +19,7 @@ from streams.errors import ConfigError
 from streams.service.campaigns import CampaignProcessor, encode_tick
 from streams.settings import Settings
 from tests.helpers.attack import extractor_events
-from tests.unit.test_campaign import T0, account, cluster, run
+from tests.helpers.campaign import T0, account, cluster, run
 
 
 class FakeClock:

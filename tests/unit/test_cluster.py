@@ -28,20 +28,13 @@ from detectors.errors import CorruptState
 from detectors.replay import Replayer
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
-
-T0 = 1_771_840_800.0  # 2026-02-23T10:00:00Z
-
-TOPICS = [
-    "coding/python",
-    "writing/email",
-    "math/algebra",
-    "support/customer",
-    "translation/general",
-    "data/analysis",
-    "coding/go",
-    "science/biology",
-]
-
+from tests.helpers.summaries import (
+    T0,
+    hydra_summaries,
+    org_summaries,
+    run_summaries,
+    summary,
+)
 
 # ------------------------------------------------------------------ linkage ---
 
@@ -161,100 +154,11 @@ def test_summary_decode_rejects_garbage():
 # ------------------------------------------------------------------ scoring ---
 
 
-def _summary(acct, ts, first_ts, keys, top, share, fps, tmpl, elic, flat=0.3, rate=0.3, score=0.2):
-    return AccountSummary(
-        acct,
-        ts,
-        first_ts,
-        tuple(keys),
-        ((top, share),),
-        tuple(fps),
-        tmpl,
-        elic,
-        flat,
-        rate,
-        score,
-        20,
-    )
-
-
-def _org_summaries(rng, n, rounds=24, start=T0):
-    """An organisation: shared card, office range, UA and org; varied prompts,
-    diverse topics, diurnal, each member on its own schedule."""
-    keys = ("pay:pm_org", "ip:198.51.100.0/24", "org:org_1", "ua:lumen-python/1.40.0")
-    out = []
-    for r in range(rounds):
-        for i in range(n):
-            ts = start + 7200 + r * 300 + rng.uniform(0, 299)
-            fps = [rng.getrandbits(32) for _ in range(8)]
-            topic = rng.choice(TOPICS)
-            out.append(
-                _summary(
-                    f"org-{i}",
-                    ts,
-                    start + rng.uniform(0, 600),
-                    keys,
-                    topic,
-                    rng.uniform(0.2, 0.5),
-                    fps,
-                    rng.uniform(0.0, 0.15),
-                    rng.uniform(0.0, 0.04),
-                    flat=rng.uniform(0.3, 0.6),
-                    rate=rng.uniform(0.02, 0.3),
-                    score=rng.uniform(0.0, 0.2),
-                )
-            )
-    out.sort(key=lambda s: s.ts)
-    return out
-
-
-def _hydra_summaries(rng, n, rounds=6, start=T0 + 4 * 3600, cover=False):
-    """A campaign: members share a card or two, a range, a UA; they start within
-    minutes of each other and carry the campaign's template fingerprints."""
-    tpl = [0x1234ABCD, 0x0BADF00D]
-    out = []
-    for r in range(rounds):
-        for i in range(n):
-            keys = (f"pay:pm_h{i % 2}", "ip:203.0.113.0/24", "ua:aiohttp/3.9.5")
-            ts = start + r * 300 + rng.uniform(0, 299)
-            fps = [rng.choice(tpl)] + [rng.getrandbits(32) for _ in range(5 if cover else 1)]
-            first = T0 if cover else start + rng.uniform(0, 300)
-            top = "coding/rust" if not cover or rng.random() < 0.8 else rng.choice(TOPICS)
-            out.append(
-                _summary(
-                    f"hydra-{i}",
-                    ts,
-                    first,
-                    keys,
-                    top,
-                    0.4 if cover else 0.95,
-                    fps,
-                    0.3 if cover else 0.8,
-                    0.35 if cover else 0.5,  # elicitation (ramp 0.1..0.4 since issue 18)
-                    rate=0.3,
-                    score=0.3,
-                )
-            )
-    out.sort(key=lambda s: s.ts)
-    return out
-
-
-def _run(stage_or_det, summaries):
-    alerts = []
-    for s in summaries:
-        if isinstance(stage_or_det, ClusterStage):
-            alerts.extend(stage_or_det.process(s))
-        else:
-            for k in s.keys:
-                alerts.extend(stage_or_det.process(k, s))
-    return alerts
-
-
 @pytest.mark.parametrize("size", [3, 8, 30])
 def test_benign_organisation_is_not_flagged_for_sharing(size):
     rng = random.Random(size)
     det = ClusterDetector()
-    alerts = _run(det, _org_summaries(rng, size))
+    alerts = run_summaries(det, org_summaries(rng, size))
     assert alerts == []
     c = det.cluster("pay:pm_org")
     assert c is not None and c.count() == size
@@ -265,9 +169,9 @@ def test_benign_organisation_is_not_flagged_for_sharing(size):
 def test_synchronized_templated_cluster_fires_once_and_names_members(cover):
     rng = random.Random(7)
     stage = ClusterStage(ClusterDetector, partitions=4)
-    summaries = _org_summaries(rng, 12) + _hydra_summaries(rng, 10, cover=cover)
+    summaries = org_summaries(rng, 12) + hydra_summaries(rng, 10, cover=cover)
     summaries.sort(key=lambda s: s.ts)
-    alerts = _run(stage, summaries)
+    alerts = run_summaries(stage, summaries)
     clusters = [a for a in alerts if a.detector == "cluster"]
     members = [a for a in alerts if a.detector == "cluster_member"]
     assert clusters, "no cluster alert"
@@ -304,8 +208,8 @@ def test_synchronized_templated_cluster_fires_once_and_names_members(cover):
 def test_cluster_resolves_after_quiet_period_and_ids_are_deterministic():
     def run():
         det = ClusterDetector(quiet_period_s=1800)
-        summaries = _hydra_summaries(random.Random(3), 8)
-        alerts = _run(det, summaries)
+        summaries = hydra_summaries(random.Random(3), 8)
+        alerts = run_summaries(det, summaries)
         end = summaries[-1].ts
         # unrelated traffic moves the watermark on
         for i in range(12):
@@ -330,7 +234,7 @@ def test_sketch_memory_is_bounded_at_20k_members():
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for i in range(20_000):
-        s = _summary(
+        s = summary(
             f"proxy-{i:05d}",
             T0 + i * 0.5,
             T0 + i * 0.5,
@@ -368,14 +272,14 @@ def test_hyperloglog_accuracy():
 
 
 def test_state_round_trip_resumes_identically():
-    summaries = _org_summaries(random.Random(1), 6) + _hydra_summaries(random.Random(2), 8)
+    summaries = org_summaries(random.Random(1), 6) + hydra_summaries(random.Random(2), 8)
     summaries.sort(key=lambda s: s.ts)
     whole = ClusterDetector()
-    expected = _run(whole, summaries)
+    expected = run_summaries(whole, summaries)
     # first half, checkpoint, restart from the checkpoint, second half
     half = len(summaries) // 2
     first = ClusterDetector()
-    got = _run(first, summaries[:half])
+    got = run_summaries(first, summaries[:half])
     table: dict[str, bytes] = {}
     changed, removed = first.take_dirty()
     for k, v in changed:
@@ -386,7 +290,7 @@ def test_state_round_trip_resumes_identically():
     second = ClusterDetector()
     second.loader = lambda k: decode_entry(table[k]) if k in table else None
     second.restore(meta)
-    got += _run(second, summaries[half:])
+    got += run_summaries(second, summaries[half:])
     assert [a.alert_id for a in got] == [a.alert_id for a in expected]
     assert [a.to_record() for a in got] == [a.to_record() for a in expected]
 

@@ -12,13 +12,13 @@ import struct
 
 import orjson
 
-from detectors.cluster import Cluster, ClusterDetector
+from detectors.cluster import AccountSummary, Cluster, ClusterDetector
 from detectors.engine import Detector
 from detectors.runner import PartitionRunner
 from detectors.schema import Event
 from detectors.state import _HEAD, FLOATS, INTS, AccountState
 from streams.oncall.mappings import alertmanager_alert
-from tests.unit.test_cluster import T0, AccountSummary, _hydra_summaries, _run
+from tests.helpers.summaries import T0, hydra_summaries, run_summaries
 
 RESOLVED_LABELS = ("alertname", "detector", "dedup_key", "subject", "severity", "service")
 
@@ -63,8 +63,8 @@ def test_account_resolved_repeats_the_firing_severity() -> None:
 
 def test_cluster_resolved_repeats_the_firing_severity_and_survives_a_restore() -> None:
     det = ClusterDetector(quiet_period_s=1800)
-    summaries = _hydra_summaries(random.Random(3), 8)
-    alerts = _run(det, summaries)
+    summaries = hydra_summaries(random.Random(3), 8)
+    alerts = run_summaries(det, summaries)
     firing = {a.dedup_key: a.to_record() for a in alerts
               if a.detector == "cluster" and a.status == "firing"}
     assert firing

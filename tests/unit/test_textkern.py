@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import detectors
 from detectors import text
+from tests.helpers.text_samples import ELICITING
 
 ROOT = Path(__file__).resolve().parents[2]
 _Features = Callable[[str], Any]
@@ -136,8 +137,6 @@ def test_kernel_matches_python_on_every_code_point(kernel: tuple[Any, _Features]
 
 
 def test_kernel_matches_python_on_the_elicitation_corpus(kernel: tuple[Any, _Features]) -> None:
-    from tests.unit.test_text_unicode import ELICITING
-
     for sentence in ELICITING:
         norm = text.normalize(sentence)
         assert kernel[1](norm) == text._features(norm)

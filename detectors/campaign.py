@@ -22,7 +22,9 @@ account stages and turns their alerts into what on-call pages on:
 * **account alerts folded**: an account in a firing campaign opens no
   account incident of its own unless its score is above the campaign's by
   ``account_margin``; when it does, or when it fired first, the alert names
-  the campaign. An account's resolution is held ``holddown_s``: firing again
+  the campaign. An account in no campaign whose own template is a firing
+  cluster of a campaign is named by it at once (``template_fold``). An
+  account's resolution is held ``holddown_s``: firing again
   before then continues the same episode (same ``episode_start``, same ids).
 
 Everything else (other detectors) passes through unchanged. The stage is pure
@@ -277,6 +279,10 @@ class CampaignStage:
         ... or, for an identity key, this many of them, whatever the share.
     sweep_interval_s
         Event-time spacing of the resolution / update / forgetting sweeps.
+    template_fold
+        An account alert whose own template fingerprint is a firing cluster
+        of a campaign makes the account a member at once (one member
+        record at the alert's event time) instead of paging on its own.
 
     Examples
     --------

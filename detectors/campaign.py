@@ -22,7 +22,9 @@ account stages and turns their alerts into what on-call pages on:
 * **account alerts folded**: an account in a firing campaign opens no
   account incident of its own unless its score is above the campaign's by
   ``account_margin``; when it does, or when it fired first, the alert names
-  the campaign. An account's resolution is held ``holddown_s``: firing again
+  the campaign. An account in no campaign whose own template is a firing
+  cluster of a campaign is named by it at once (``template_fold``). An
+  account's resolution is held ``holddown_s``: firing again
   before then continues the same episode (same ``episode_start``, same ids).
 
 Everything else (other detectors) passes through unchanged. The stage is pure
@@ -277,6 +279,10 @@ class CampaignStage:
         ... or, for an identity key, this many of them, whatever the share.
     sweep_interval_s
         Event-time spacing of the resolution / update / forgetting sweeps.
+    template_fold
+        An account alert whose own template fingerprint is a firing cluster
+        of a campaign makes the account a member at once (one member
+        record at the alert's event time) instead of paging on its own.
 
     Examples
     --------
@@ -318,6 +324,7 @@ class CampaignStage:
         account_hold_s: float = 0.0,
         account_link_hold_s: float = 0.0,
         probation_s: float = 0.0,
+        template_fold: bool = True,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -348,6 +355,7 @@ class CampaignStage:
         self.account_hold_s = account_hold_s
         self.account_link_hold_s = account_link_hold_s
         self.probation_s = probation_s
+        self.template_fold = template_fold
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -737,7 +745,8 @@ class CampaignStage:
         return True
 
     def _add_members(
-        self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool
+        self, c: Campaign, accounts: Iterable[str], t: float, source: Alert, core: bool,
+        via: str = "",
     ) -> list[Alert]:
         out: list[Alert] = []
         others = [o for o in self._active() if o is not c]
@@ -749,7 +758,7 @@ class CampaignStage:
                 if len(c.listed) < MAX_ACCOUNTS_LISTED:
                     c.listed.append(acct)
                     c.listed.sort()
-                out.append(self._member(c, acct, t, source))
+                out.append(self._member(c, acct, t, source, via))
                 if self._pending:
                     self._settle_pending(acct, c, out)
         if out:
@@ -833,6 +842,10 @@ class CampaignStage:
                 self._accounts[acct] = (alert.episode_start, c.cid, True, rate)
                 self._meta_dirty = True
                 return out  # folded: the campaign's incident covers it
+            if c is None and self.template_fold:
+                out.extend(self._template_fold(alert, rate))
+                if acct in self._accounts:
+                    return out
             self._accounts[acct] = (
                 alert.episode_start, c.cid if c is not None else "", False, rate)
             self._meta_dirty = True
@@ -895,6 +908,53 @@ class CampaignStage:
                                         or any(k in keys for k in c.linked)):
                 return True
         return False
+
+    def _template_campaign(self, alert: Alert) -> tuple[Campaign, str] | None:
+        """The firing campaign one of whose fired template clusters is one of
+        the account's own template fingerprints, and that key. Of several,
+        the most specific template: the cluster with the fewest core members
+        (a public template is shared by many unrelated accounts)."""
+        fps = alert.details.get("prompt_fingerprints")
+        if not isinstance(fps, list) or not fps:
+            return None
+        best: tuple[int, str, Campaign] | None = None
+        for fp in fps:
+            key = f"tmpl:{fp}"
+            owner = self._by_key.get(key)
+            c = self._live(owner) if owner is not None else None
+            if c is None or c.state != "firing" or c.episode_start > alert.ts:
+                continue
+            if key not in c.firing_keys:
+                continue
+            core = int(c.evidence.get(key, {}).get("core_members") or 0)
+            if best is None or (core, key) < best[:2]:
+                best = (core, key, c)
+        return None if best is None else (best[2], best[1])
+
+    def _template_fold(self, alert: Alert, rate: float) -> list[Alert]:
+        """An account in no campaign whose own template is a firing
+        cluster of a campaign: the cluster stage names it on its next
+        rescoring, 1.5-5 min later on the simulator's days, after the
+        account's own page (a second incident for the campaign). Named now,
+        at the alert's event time: one member record, no account incident
+        unless its evidence is stronger than the campaign's."""
+        acct = alert.account_id
+        assert acct is not None
+        found = self._template_campaign(alert)
+        if found is None:
+            return []
+        c, key = found
+        out = self._add_members(c, (acct,), alert.ts, alert, False, via=key)
+        if not out:
+            return []
+        c.last_ts = max(c.last_ts, alert.ts)
+        stronger = self._stronger(alert, c)
+        self._accounts[acct] = (alert.episode_start, c.cid, not stronger, rate)
+        self._meta_dirty = True
+        if stronger:
+            out.append(self._name_campaign(alert, c))
+        self._maybe_update(c, alert.ts, out)
+        return out
 
     def _release_pending(self, t: float, out: list[Alert]) -> None:
         for acct in sorted(self._pending):
@@ -980,7 +1040,8 @@ class CampaignStage:
         self._dirty.add(c.cid)
         out.append(self._firing(c, t))
 
-    def _member(self, c: Campaign, account_id: str, t: float, source: Alert) -> Alert:
+    def _member(self, c: Campaign, account_id: str, t: float, source: Alert,
+                via: str = "") -> Alert:
         dedup = f"{NAME}:{c.cid}"
         return Alert(
             detector=MEMBER_NAME, status="firing", severity="warning", score=c.score, ts=t,
@@ -990,7 +1051,7 @@ class CampaignStage:
                 "campaign_id": c.cid,
                 "campaign_dedup_key": dedup,
                 "campaign_alert_id": make_alert_id(dedup, c.episode_start, "firing"),
-                "via": str(source.details.get("cluster_key", "")),
+                "via": via or str(source.details.get("cluster_key", "")),
                 "campaign_score": round(c.score, 4),
             },
             account_id=account_id,

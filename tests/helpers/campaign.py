@@ -35,3 +35,21 @@ def run(stage: CampaignStage, alerts: list[Alert]) -> list[Alert]:
 def tick(t: float) -> Alert:
     """An unrelated alert that only advances event time."""
     return Alert("other", "firing", "info", 0.1, t, t, "tick", {}, account_id="zz")
+
+
+def acct(a: str, t: float, score: float, severity: str = "error", status: str = "firing",
+         start: float | None = None, rate: float = 5.0, fps: tuple[str, ...] = ()) -> Alert:
+    details: dict = {"reasons": ["template"], "rate_per_min": rate}
+    if fps:
+        details["prompt_fingerprints"] = list(fps)
+    return Alert("account", status, severity if status == "firing" else "info", score, t,
+                 t if start is None else start, "a", details, account_id=a)
+
+
+def records(out: list[Alert], a: str) -> list[tuple[str, str]]:
+    return [(x.detector, x.status) for x in out if x.account_id == a]
+
+
+def quiet(out: list[Alert]) -> list[Alert]:
+    """What came out besides the pass-through ticks."""
+    return [x for x in out if x.detector != "other"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from detectors.campaign import CampaignStage
-from tests.unit.test_campaign import T0, cluster, member, run, tick
-from tests.unit.test_campaign_noise import acct, quiet, records
+from tests.helpers.campaign import T0, acct, cluster, member, quiet, records, run, tick
 
 
 def test_an_account_using_a_firing_campaigns_template_is_named_at_its_own_time():

@@ -12,25 +12,7 @@ import pytest
 from detectors.alerts import Alert
 from detectors.campaign import CampaignStage, decode_campaign
 from detectors.errors import CorruptState
-from tests.helpers.campaign import T0, cluster, member, run, tick
-
-
-def acct(a: str, t: float, score: float, severity: str = "error", status: str = "firing",
-         start: float | None = None, rate: float = 5.0, fps: tuple[str, ...] = ()) -> Alert:
-    details: dict = {"reasons": ["template"], "rate_per_min": rate}
-    if fps:
-        details["prompt_fingerprints"] = list(fps)
-    return Alert("account", status, severity if status == "firing" else "info", score, t,
-                 t if start is None else start, "a", details, account_id=a)
-
-
-def records(out: list[Alert], a: str) -> list[tuple[str, str]]:
-    return [(x.detector, x.status) for x in out if x.account_id == a]
-
-
-def quiet(out: list[Alert]) -> list[Alert]:
-    """What came out besides the pass-through ticks."""
-    return [x for x in out if x.detector != "other"]
+from tests.helpers.campaign import T0, acct, cluster, member, quiet, records, run, tick
 
 
 def test_a_member_alert_is_folded_unless_more_severe_and_beyond_the_margin():

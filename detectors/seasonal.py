@@ -230,11 +230,15 @@ class SeasonalSeriesScorer:
        probabilities; their larger ``-log10`` ("nines"), divided by ``nines``,
        is the surprise, so one threshold means the same on every series.
     3. **Onset only.** The surprise is reported *beyond the recent ones*: a
-       remembered surprise decays by ``suppress`` per value; what exceeds it
-       is reported, rescaled to what was left, ``(s - m) / (1 - m)``; a
-       weaker surprise soon after a stronger one scores 0. An anomaly is
-       reported once near its start, not for every value while it lasts
-       (0 turns this off).
+       remembered surprise decays by ``suppress`` per value; a weaker
+       surprise soon after a stronger one scores 0. A rise above it is
+       measured from where it started, rescaled to what was left,
+       ``(s - m) / (1 - m)`` with ``m`` the memory the rise began above (a
+       surprise that builds over a few values is reported by its whole
+       rise), and reported again during the same rise only once it has grown
+       ``report_growth``-fold over the last report. An anomaly is reported
+       near its start, not for every value while it lasts (``suppress=0``
+       turns this off).
 
     No score is given for the first ``calibration`` values. A value or time
     that is not finite (NaN, inf: a missing bucket) scores 0.0 and is not
@@ -274,6 +278,9 @@ class SeasonalSeriesScorer:
         Tail ``-log10`` probability that maps to surprise 1.0.
     calibration
         Values before any score is given (0 until then).
+    report_growth
+        Growth of a rise over its last report before it is reported again
+        (>= 1; 1: at every new high of the rise).
 
     Examples
     --------
@@ -295,7 +302,8 @@ class SeasonalSeriesScorer:
                  "log", "season_half_life_s", "weekly", "season_min_weight",
                  "suppress", "season_slots", "likelihood_window", "likelihood_half_life",
                  "likelihood_min_std", "global_half_life", "nines", "calibration",
-                 "_recent", "_n", "_mean", "_var", "_alpha", "_ph",
+                 "report_growth", "_recent", "_base", "_reported", "_n", "_mean", "_var",
+                 "_alpha", "_ph",
                  "_since_shift", "_profile", "_scale", "_window", "_pos", "_lik_alpha",
                  "_lik_mean", "_lik_var", "_g_alpha", "_g_mean", "_g_var")
 
@@ -306,8 +314,8 @@ class SeasonalSeriesScorer:
                  season_min_weight: float = 2.0, suppress: float = 0.999,
                  season_slots: int = 48, likelihood_window: int = 10,
                  likelihood_half_life: float = 1000.0, likelihood_min_std: float = 0.03,
-                 global_half_life: float = 5000.0, nines: float = 40.0,
-                 calibration: int = 50) -> None:
+                 global_half_life: float = 5000.0, nines: float = 30.0,
+                 calibration: int = 50, report_growth: float = 2.0) -> None:
         if not half_life > 0:
             raise InvalidConfig(f"half_life must be > 0 values, got {half_life!r}")
         if not 0 <= z_lo < z_hi:
@@ -327,6 +335,9 @@ class SeasonalSeriesScorer:
             raise InvalidConfig(f"likelihood_min_std must be > 0, got {likelihood_min_std!r}")
         if not (nines > 0 and math.isfinite(nines)):
             raise InvalidConfig(f"nines must be a finite number > 0, got {nines!r}")
+        if not (report_growth >= 1 and math.isfinite(report_growth)):
+            raise InvalidConfig(f"report_growth must be a finite number >= 1, "
+                                f"got {report_growth!r}")
         if not calibration >= 1:
             raise InvalidConfig(f"calibration must be >= 1 values, got {calibration!r}")
         self.half_life = half_life
@@ -347,7 +358,10 @@ class SeasonalSeriesScorer:
         self.global_half_life = global_half_life
         self.nines = nines
         self.calibration = int(calibration)
+        self.report_growth = report_growth
         self._recent = 0.0
+        self._base = -1.0  # where the current rise started (-1: none)
+        self._reported = 0.0  # the largest part of it reported so far
         self._profile = SeasonalProfile(season_half_life_s, weekly, season_min_weight,
                                         int(season_slots))
         self.season_slots = int(season_slots)
@@ -493,6 +507,21 @@ class SeasonalSeriesScorer:
         onset, not again for every value while it lasts."""
         m = self._recent
         self._recent = s if s > m * self.suppress else m * self.suppress
-        if m <= 0.0 or self.suppress <= 0.0:
+        if self.suppress <= 0.0:
             return s
-        return (s - m) / (1.0 - m) if s > m else 0.0
+        if not s > m:
+            self._base = -1.0  # the rise, if any, is over
+            return 0.0
+        if self._base < 0.0:
+            # a rise starts: measured from the memory it rose above, so that a
+            # surprise that builds over several values (a likelihood window
+            # filling up) is reported by its whole rise, not step by step
+            self._base = m
+            self._reported = 0.0
+        rise = (s - self._base) / (1.0 - self._base)
+        if rise > self.report_growth * self._reported:
+            # reported again only once the rise has grown report_growth-fold:
+            # at any threshold, a rise crosses it once or twice, not per value
+            self._reported = rise
+            return rise
+        return 0.0

@@ -100,6 +100,20 @@ def test_reported_at_onset_only():
     assert sum(s > 0.05 for s in every[600:]) > 5
 
 
+def test_a_rise_is_reported_by_its_whole_size_and_not_at_every_step():
+    """Stage 3 on given surprises: a rise over several values is measured from
+    the memory it began above; within it, a report needs twice the last one."""
+    def reports(growth: float) -> list[float]:
+        sc = SeasonalSeriesScorer(report_growth=growth)
+        sc._novel(0.1)
+        assert sc._novel(0.0) == 0.0  # the memory stays near 0.1
+        return [round(sc._novel(s), 3) for s in (0.12, 0.13, 0.2, 0.6)]
+    m = 0.1 * 0.999
+    whole = round((0.6 - m) / (1 - m), 3)  # the whole rise, not 0.6's step alone
+    assert reports(2.0) == [0.022, 0.0, 0.111, whole]
+    assert reports(1.0) == [0.022, 0.033, 0.111, whole]  # every new high
+
+
 def test_calibration_a_noisy_series_needs_more():
     """The same jump is more surprising on a calm series than on a noisy one."""
     def jump_score(noise: float) -> float:
@@ -125,6 +139,8 @@ def test_tail_nines_monotone_and_finite(z, dz):
     ({"nines": 0}, "nines"),
     ({"calibration": 0}, "calibration"),
     ({"suppress": 1.0}, "suppress"),
+    ({"report_growth": 0.5}, "report_growth"),
+    ({"report_growth": math.nan}, "report_growth"),
     ({"half_life": math.nan}, "half_life"),
     ({"clip_z": 0}, "clip_z"),
 ])

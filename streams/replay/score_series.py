@@ -10,6 +10,7 @@ import math
 import sys
 from datetime import UTC, datetime
 
+from detectors.errors import InvalidConfig
 from detectors.seasonal import SeasonalSeriesScorer
 
 
@@ -30,9 +31,14 @@ def parse_time(text: str) -> float:
 
 
 def cmd_score_series(args: argparse.Namespace) -> int:
-    scorer = SeasonalSeriesScorer(half_life=args.half_life, z_lo=args.z_lo, z_hi=args.z_hi,
-                                  ph_threshold=args.ph_threshold, suppress=args.suppress,
-                                  log=not args.linear, weekly=not args.no_weekly)
+    try:
+        scorer = SeasonalSeriesScorer(half_life=args.half_life, z_lo=args.z_lo,
+                                      z_hi=args.z_hi, ph_threshold=args.ph_threshold,
+                                      suppress=args.suppress, report_growth=args.report_growth,
+                                      log=not args.linear, weekly=not args.no_weekly)
+    except InvalidConfig as exc:  # a bad option: say which, no traceback
+        print(f"score-series: {exc}", file=sys.stderr)
+        return 2
     bad = 0
     rows = 0
     with open(args.csv, newline="") as src, open(args.out, "w", newline="") as dst:
@@ -80,6 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suppress", type=float, default=d.suppress,
                    help="per-row decay of the remembered surprise (0: score every row on "
                         "its own, not only onsets; default %(default)s)")
+    p.add_argument("--report-growth", type=float, default=d.report_growth,
+                   help="growth of a rising surprise over its last report before it is "
+                        "reported again (1: every new high; default %(default)s)")
     p.add_argument("--linear", action="store_true",
                    help="score the values themselves, not log1p(value)")
     p.add_argument("--no-weekly", action="store_true",

@@ -62,6 +62,14 @@ def test_rejects_bad_header(tmp_path):
     assert main(["score-series", str(src), "--out", str(tmp_path / "o.csv")]) == 2
 
 
+def test_cli_bad_option_is_refused_with_its_rule(tmp_path, capsys):
+    src = tmp_path / "x.csv"
+    src.write_text("timestamp,value\n1,2\n")
+    out = tmp_path / "o.csv"
+    assert main(["score-series", str(src), "--out", str(out), "--report-growth", "0.5"]) == 2
+    assert "report_growth" in capsys.readouterr().err and not out.exists()
+
+
 def test_invalid_parameters_name_the_rule():
     with pytest.raises(InvalidConfig, match="z_lo < z_hi"):
         VolumeSeriesScorer(z_lo=5, z_hi=4)

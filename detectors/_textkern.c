@@ -28,8 +28,9 @@
  * objects, a set of words with a strip_marks call each and prefix look-ups:
  * ~110 us per prompt of the realistic workload, nearly all of the account
  * stage. Here one pass over the code points makes the UTF-8 text and the
- * units, the shingles are CRC-32s of byte ranges sorted as uint32, and the
- * concept scan is a hashed prefix table; no object per unit or shingle.
+ * units, the shingles are CRC-32s of byte ranges (not sorted: the sketch,
+ * anchor and count need only minima and a distinct count), and the concept
+ * scan is a hashed prefix table; no object per unit or shingle.
  *
  * Units follow the Python's regular expression exactly: a character of a
  * script without spaces alone, else a run of characters that are alphanumeric

@@ -579,6 +579,13 @@ def phase_detectors(ctx: Ctx, data: Data) -> dict[str, Any]:
                       "events_per_cpu_s": round(statistics.median(cpu)),
                       "us_per_event": round(1e6 / statistics.median(cpu), 2),
                       "alerts": alerts}
+        if not clusters:
+            # the checkpointed state of the workload's accounts (what a
+            # worker writes to its changelog), bytes per account
+            sizes = [len(st.encode()) for r in replayer.runners for st in r.states.values()]
+            if sizes:
+                out["state_bytes_per_account"] = round(statistics.mean(sizes))
+                out["state_bytes_max"] = max(sizes)
         work = getattr(replayer.clusters, "work", None)
         if work is not None and events:
             # deterministic: the cluster stage's work per 1,000 events
@@ -1047,6 +1054,11 @@ def table(r: dict[str, Any]) -> str:
         add("5b", "detectors alone: account stage, in memory", det.get("account_stage") or {},
             "≥ 50,000/s (issue 3)")
         add("5b", "detectors alone: both stages, in memory", det.get("both_stages") or {})
+        if det.get("state_bytes_per_account"):
+            rows.append(("5b", "encoded account state (this workload), mean / max",
+                         f"{det['state_bytes_per_account']:,} B",
+                         _fmt(det.get("state_bytes_max")) + " B",
+                         "", "", "", ""))
     lat = r.get("latency") or {}
     if lat:
         rows.append(("6", f"event → alert latency @ {lat.get('rate_events_per_s', 0):,} ev/s, "
@@ -1096,7 +1108,7 @@ def compare(by_workload: dict[str, dict[str, Any]]) -> str:
     (a Markdown table; "–" where a section did not run)."""
     head = ("workload", "events", "accounts", "replay 1 proc", "replay best",
             "batched worker", "single ÷ no-op", "p99 alert", "both stages µs/ev",
-            "cluster evals /1k ev")
+            "cluster evals /1k ev", "state B/account")
     rows = [head]
     for name, r in by_workload.items():
         data = r.get("data") or {}
@@ -1114,6 +1126,7 @@ def compare(by_workload: dict[str, dict[str, Any]]) -> str:
             "–" if lat.get("p99_ms") is None else f"{_fmt(lat['p99_ms'])} ms",
             _fmt(det.get("us_per_event")),
             _fmt(work.get("scored")),
+            _fmt((r.get("detectors") or {}).get("state_bytes_per_account")),
         ))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines = []

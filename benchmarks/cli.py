@@ -42,7 +42,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"\n## workload {workload}: {w.description} "
               f"({profile.accounts:,} benign accounts, {profile.hours:g} h)\n")
         print(table(results))
-        print(f"\n(run took {results['elapsed_s']} s; machine: {results['machine']})")
+        load = ", ".join(f"{x:.1f}" for x in results.get("loadavg_start", ()))
+        load_end = ", ".join(f"{x:.1f}" for x in results.get("loadavg_end", ()))
+        print(f"\n(run took {results['elapsed_s']} s; machine: {results['machine']}; "
+              f"load average {load} at the start, {load_end} at the end)")
     if len(by_workload) > 1:
         print("\n## side by side\n")
         print(compare(by_workload))

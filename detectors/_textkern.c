@@ -28,8 +28,9 @@
  * objects, a set of words with a strip_marks call each and prefix look-ups:
  * ~110 us per prompt of the realistic workload, nearly all of the account
  * stage. Here one pass over the code points makes the UTF-8 text and the
- * units, the shingles are CRC-32s of byte ranges sorted as uint32, and the
- * concept scan is a hashed prefix table; no object per unit or shingle.
+ * units, the shingles are CRC-32s of byte ranges (not sorted: the sketch,
+ * anchor and count need only minima and a distinct count), and the concept
+ * scan is a hashed prefix table; no object per unit or shingle.
  *
  * Units follow the Python's regular expression exactly: a character of a
  * script without spaces alone, else a run of characters that are alphanumeric
@@ -480,10 +481,12 @@ typedef struct {
     int ascii;
 } unit_t;
 
-static void
-radix_sort(uint32_t *a, uint32_t *tmp, Py_ssize_t n)
+/* how many distinct values a[0..n) holds (a is reordered when n is small);
+ * -1 with MemoryError */
+static Py_ssize_t
+distinct_count(uint32_t *a, Py_ssize_t n)
 {
-    if (n < 48) {
+    if (n < 48) { /* insertion sort, then count the runs */
         for (Py_ssize_t i = 1; i < n; i++) {
             uint32_t v = a[i];
             Py_ssize_t j = i;
@@ -493,21 +496,37 @@ radix_sort(uint32_t *a, uint32_t *tmp, Py_ssize_t n)
             }
             a[j] = v;
         }
-        return;
+        Py_ssize_t size = n > 0;
+        for (Py_ssize_t i = 1; i < n; i++) {
+            size += a[i] != a[i - 1];
+        }
+        return size;
     }
-    for (int shift = 0; shift < 32; shift += 8) {
-        Py_ssize_t count[257] = {0};
-        for (Py_ssize_t i = 0; i < n; i++) {
-            count[((a[i] >> shift) & 0xFF) + 1]++;
-        }
-        for (int b = 0; b < 256; b++) {
-            count[b + 1] += count[b];
-        }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            tmp[count[(a[i] >> shift) & 0xFF]++] = a[i];
-        }
-        memcpy(a, tmp, (size_t)n * sizeof(uint32_t));
+    /* an open-addressing set at most half full; a slot holds value + 2^32 */
+    int bits = 1;
+    while (((Py_ssize_t)1 << bits) < 2 * n) {
+        bits++;
     }
+    uint64_t *set = PyMem_Calloc((size_t)1 << bits, sizeof(uint64_t));
+    if (set == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t mask = ((size_t)1 << bits) - 1;
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = (uint64_t)a[i] | ((uint64_t)1 << 32);
+        size_t at = (size_t)((a[i] * 0x9E3779B1u) >> (32 - (bits < 32 ? bits : 32))) & mask;
+        while (set[at] && set[at] != key) {
+            at = (at + 1) & mask;
+        }
+        if (!set[at]) {
+            set[at] = key;
+            size++;
+        }
+    }
+    PyMem_Free(set);
+    return size;
 }
 
 /* the classes of concept entries that are prefixes of a stripped word */
@@ -770,7 +789,7 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
     }
     /* 2. shingles: CRC-32 of neighbouring units joined by a space, sorted, distinct */
     Py_ssize_t nsh = nu > 1 ? nu - 1 : 1;
-    sh = PyMem_Malloc((size_t)nsh * 2 * sizeof(uint32_t));
+    sh = PyMem_Malloc((size_t)nsh * sizeof(uint32_t));
     if (sh == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -786,24 +805,55 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
             sh[i] = crc32_update(c, utf8 + units[i + 1].start, (size_t)units[i + 1].len);
         }
     }
-    radix_sort(sh, sh + nsh, nsh);
-    Py_ssize_t size = 0;
-    for (Py_ssize_t i = 0; i < nsh; i++) {
-        if (size == 0 || sh[size - 1] != sh[i]) {
-            sh[size++] = sh[i];
-        }
+    /* 3. the b-bit MinHash sketch (text.sketch) and the anchor. The Python
+     * sorts the distinct shingles; all it reads from the sorted list is each
+     * bin's smallest hash, the ANCHORS smallest and how many there are, which
+     * one pass gives without sorting (the sort was a quarter of the kernel) */
+    Py_ssize_t size = distinct_count(sh, nsh);
+    if (size < 0) {
+        goto done;
     }
-    /* 3. the b-bit MinHash sketch (text.sketch) and the anchor */
+    uint32_t binmin[SKETCH_BINS];
     int bins[SKETCH_BINS];
     int left = SKETCH_BINS;
     for (int b = 0; b < SKETCH_BINS; b++) {
         bins[b] = -1;
+        binmin[b] = 0;
     }
-    for (Py_ssize_t i = 0; i < size && left; i++) {
-        int b = sh[i] & 15;
+    uint32_t low[ANCHORS];
+    Py_ssize_t na = 0;
+    for (Py_ssize_t i = 0; i < nsh; i++) {
+        uint32_t h = sh[i];
+        int b = h & 15;
         if (bins[b] < 0) {
-            bins[b] = (sh[i] >> 4) & 0xFF;
+            bins[b] = 0;
+            binmin[b] = h;
             left--;
+        }
+        else if (h < binmin[b]) {
+            binmin[b] = h;
+        }
+        if (na == ANCHORS && h >= low[ANCHORS - 1]) {
+            continue;
+        }
+        Py_ssize_t j = 0;
+        while (j < na && low[j] < h) {
+            j++;
+        }
+        if (j < na && low[j] == h) {
+            continue;
+        }
+        for (Py_ssize_t k = na < ANCHORS ? na : ANCHORS - 1; k > j; k--) {
+            low[k] = low[k - 1];
+        }
+        low[j] = h;
+        if (na < ANCHORS) {
+            na++;
+        }
+    }
+    for (int b = 0; b < SKETCH_BINS; b++) {
+        if (bins[b] >= 0) {
+            bins[b] = (binmin[b] >> 4) & 0xFF;
         }
     }
     uint32_t words[4];
@@ -822,12 +872,11 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
         words[i] = w ? w : 1;
     }
     uint8_t anchor_bytes[4 * ANCHORS];
-    Py_ssize_t na = size < ANCHORS ? size : ANCHORS;
     for (Py_ssize_t i = 0; i < na; i++) {
-        anchor_bytes[4 * i] = (uint8_t)sh[i];
-        anchor_bytes[4 * i + 1] = (uint8_t)(sh[i] >> 8);
-        anchor_bytes[4 * i + 2] = (uint8_t)(sh[i] >> 16);
-        anchor_bytes[4 * i + 3] = (uint8_t)(sh[i] >> 24);
+        anchor_bytes[4 * i] = (uint8_t)low[i];
+        anchor_bytes[4 * i + 1] = (uint8_t)(low[i] >> 8);
+        anchor_bytes[4 * i + 2] = (uint8_t)(low[i] >> 16);
+        anchor_bytes[4 * i + 3] = (uint8_t)(low[i] >> 24);
     }
     uint32_t anchor = crc32_update(0, anchor_bytes, (size_t)(4 * na));
     if (anchor == 0) {

@@ -488,14 +488,33 @@ def agreement(a0: int, a1: int, a2: int, a3: int, b0: int, b1: int, b2: int, b3:
     >>> agreement(0x01020304, 5, 6, 7, 0x01020304, 5, 6, 8)
     15
     """
-    same = 0
-    for x in (a0 ^ b0, a1 ^ b1, a2 ^ b2, a3 ^ b3):
-        # a byte of x is non-zero iff its bins differ: fold each byte onto its low bit
-        x |= x >> 4
-        x |= x >> 2
-        x |= x >> 1
-        same += 4 - (x & _LOW).bit_count()
-    return same
+    # A byte of x is non-zero iff its bins differ: fold each byte onto its low
+    # bit, then add the four low bits up with one multiplication (their sum
+    # lands in bits 24..31). Written out per word, without ``bit_count``:
+    # compiled, a loop over a tuple of the words and the method call boxed
+    # every word, 8 calls a prompt.
+    x = a0 ^ b0
+    x |= x >> 4
+    x |= x >> 2
+    x |= x >> 1
+    y = x & _LOW
+    x = a1 ^ b1
+    x |= x >> 4
+    x |= x >> 2
+    x |= x >> 1
+    y += x & _LOW
+    x = a2 ^ b2
+    x |= x >> 4
+    x |= x >> 2
+    x |= x >> 1
+    y += x & _LOW
+    x = a3 ^ b3
+    x |= x >> 4
+    x |= x >> 2
+    x |= x >> 1
+    y += x & _LOW
+    # y: four byte counts of at most 4 each; sum them into bits 24..31
+    return 16 - (((y * _LOW) >> 24) & 0xFF)
 
 
 def prompt_features(

@@ -114,8 +114,10 @@ def test_bench_workload_selection_runs_each_and_compares(monkeypatch, capsys, tm
                 "replay": {"events_per_s": eps, "jobs": 2,
                            "jobs_1": {"jobs": 1, "events_per_s": eps // 2}},
                 "detectors": {"both_stages": {"us_per_event": 12.5,
-                                              "cluster_work_per_1k_events": {"scored": 33.5}}},
-                "targets": {}, "elapsed_s": 1.0, "machine": {}}
+                                              "cluster_work_per_1k_events": {"scored": 33.5}},
+                              "state_bytes_per_account": 1234},
+                "targets": {}, "elapsed_s": 1.0, "machine": {},
+                "loadavg_start": (1.5, 2.0, 3.0), "loadavg_end": (4.0, 3.0, 2.0)}
 
     monkeypatch.setattr(bench, "run", fake_run)
     out_json = tmp_path / "b.json"
@@ -130,6 +132,9 @@ def test_bench_workload_selection_runs_each_and_compares(monkeypatch, capsys, tm
             or line.startswith("| classic")]
     assert len(rows) == 2 and "1,000 (2 proc)" in rows[0] and "33.5" in rows[0]
     assert "3,000 (2 proc)" in rows[1] and "| 500 " in rows[0]
+    assert "| 1,234 " in rows[0]  # encoded state per account
+    # the machine's load beside every run's figures
+    assert "load average 1.5, 2.0, 3.0 at the start, 4.0, 3.0, 2.0 at the end" in text
     import json
 
     assert set(json.loads(out_json.read_text())["workloads"]) == {"realistic", "classic"}

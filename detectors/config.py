@@ -95,6 +95,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "stable_min_events",
         "harvest_min_events",
         "fresh_pct_lo",
+        "stable_share",
     ),
     "score": (
         "w_template",
@@ -169,6 +170,7 @@ _UNIT_FIELDS = frozenset(
         "flagship_hi",
         "fresh_pct_lo",
         "stable_discount",
+        "stable_share",
         "fire_threshold",
         "hot_threshold",
         "severity_warning",
@@ -334,6 +336,7 @@ class DetectorConfig:
     stable_min_events: float = 4.0
     harvest_min_events: float = 10.0
     fresh_pct_lo: float = 0.9
+    stable_share: float = 0.8
     # [score]
     w_template: float = 1.5
     w_elicitation: float = 1.0

@@ -719,6 +719,17 @@ class Detector:
             return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
         return 1.0
 
+    def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:
+        """Whether the account's short-term rate is below the start of the burst
+        ramp (``burst_log2_lo``: 4x) against its own mean rate since first seen.
+        (The middle of the ramp, as an established account's ``volume < 0.5``,
+        would say nothing here: the mean since first seen includes the short
+        window, and for an account seen for 2 h the ratio cannot reach 8x.)"""
+        cfg = self.config
+        short = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        long = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+        return long > 0.0 and math.log2((short + 1e-9) / long) < cfg.burst_log2_lo
+
     def predates(self, state: AccountState, age: float) -> bool:
         """Whether the account was plausibly active before the partition's
         first event: at its own mean rate since it was first seen, it would
@@ -801,6 +812,29 @@ class Detector:
                 if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
                     s_elic *= keep
             s_harvest *= keep
+        elif (
+            s_drift < 0.5
+            and s_narrow < 0.5
+            and s_harvest < 0.5
+            and state.n >= cfg.stable_min_events
+            and (old or age >= cfg.fresh_age_s)
+            and state.txt_long > 0.0
+            and self._steady(state, ws, wl, age)
+        ):
+            # not established (a heavy account predating the stream, or one
+            # seen for hours but not yet established_age_s old), but observed
+            # long enough, at its own steady rate, over a broad topic mix and
+            # without harvest-shaped answers: language it has used all along
+            # (a tutor's step-by-step framing, an app's template) is its
+            # business. Its harvest and volume evidence are not discounted, and
+            # narrow, templated reasoning requests (a low-and-slow harvest) keep
+            # their weight
+            txt, txt_l = state.txt_short, state.txt_long
+            share = cfg.stable_share
+            if state.tmpl_long / txt_l >= share * state.tmpl_short / txt:
+                s_tmpl *= keep
+            if state.elic_long / txt_l >= share * state.elic_short / txt:
+                s_elic *= keep
         # reasoning requests and new heavy traffic weigh with what the account
         # takes home: grading that returns short verdicts (an LLM-as-judge
         # pipeline) and batch jobs whose outputs are no longer than their

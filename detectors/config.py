@@ -109,6 +109,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_fresh",
         "elicitation_alone",
         "template_alone",
+        "pair_alone",
         "generic_floor",
         "specific_full",
         "fire_threshold",
@@ -162,6 +163,7 @@ _UNIT_FIELDS = frozenset(
         "generic_floor",
         "elicitation_alone",
         "template_alone",
+        "pair_alone",
         "saturation_lo",
         "saturation_hi",
         "thinking_lo",
@@ -349,6 +351,7 @@ class DetectorConfig:
     w_fresh: float = 1.0
     template_alone: float = 0.3
     elicitation_alone: float = 0.5
+    pair_alone: float = 0.3
     generic_floor: float = 0.35
     specific_full: float = 1.0
     fire_threshold: float = 0.8

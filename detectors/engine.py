@@ -118,6 +118,7 @@ class Detector:
         self._win_l = cfg.long_half_life_s / _LN2
         self._log_k = math.log(cfg.max_tracked_topics)
         # constants of the hot path (the config is frozen)
+        self._pair_floor = cfg.pair_alone
         self._hs = cfg.short_half_life_s
         self._hl = cfg.long_half_life_s
         self._min_win = cfg.min_rate_window_s
@@ -843,9 +844,20 @@ class Detector:
         s_elic *= take
         # elicitation alone (a human who likes "step by step") is weaker than
         # elicitation in templated, heavy or new traffic
-        ctx = s_vol if s_vol > s_tmpl else s_tmpl
-        if s_fresh > ctx:
-            ctx = s_fresh
+        # ... and templates and reasoning requests (or a new account's
+        # reasoning requests) reinforce each other as far as the account takes
+        # something: rate, a narrow focus, harvest-shaped answers
+        m = rel
+        if s_narrow > m:
+            m = s_narrow
+        if s_harvest > m:
+            m = s_harvest
+        pair = self._pair_floor + (1.0 - self._pair_floor) * (m if m < 1.0 else 1.0)
+        ctx = s_vol
+        if pair * s_tmpl > ctx:
+            ctx = pair * s_tmpl
+        if pair * s_fresh > ctx:
+            ctx = pair * s_fresh
         s_elic_eff = s_elic * (self._solo + self._not_solo * ctx)
         # a new account harvesting: heavy traffic (for a new account "heavy"
         # starts lower, at the population's fresh_pct_lo) or harvest-shaped
@@ -866,7 +878,9 @@ class Detector:
         # a template alone is an app's (one product, one prompt skeleton); it is
         # a harvest's when it carries reasoning requests, harvest-shaped
         # outputs, a sweep, or comes from a new account at volume
-        ctx = s_elic if s_elic > s_harvest else s_harvest
+        ctx = pair * s_elic
+        if s_harvest > ctx:
+            ctx = s_harvest
         if s_new_heavy > ctx:
             ctx = s_new_heavy
         if s_sweep > ctx:

@@ -777,6 +777,13 @@ class Detector:
           ``1 - stable_discount``: a stable history is its business.
         * What the account takes home (:meth:`_take`) weighs elicitation and
           fresh-and-heavy evidence: judges and batch jobs return short outputs.
+        * Not established but observed for ``fresh_age_s`` (or predating the
+          stream), steady, broad, without drift or harvest: template and
+          elicitation shares it has kept (``stable_share``) count at
+          ``1 - stable_discount``.
+        * Template and elicitation (and a new account's elicitation) lend each
+          other context at ``pair_alone``, up to 1 with the account's rate,
+          narrowness or harvest evidence.
         """
         cfg = self.config
         if s_sweep > 0.0:

@@ -95,6 +95,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "stable_min_events",
         "harvest_min_events",
         "fresh_pct_lo",
+        "stable_share",
     ),
     "score": (
         "w_template",
@@ -108,6 +109,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_fresh",
         "elicitation_alone",
         "template_alone",
+        "pair_alone",
         "generic_floor",
         "specific_full",
         "fire_threshold",
@@ -161,6 +163,7 @@ _UNIT_FIELDS = frozenset(
         "generic_floor",
         "elicitation_alone",
         "template_alone",
+        "pair_alone",
         "saturation_lo",
         "saturation_hi",
         "thinking_lo",
@@ -169,6 +172,7 @@ _UNIT_FIELDS = frozenset(
         "flagship_hi",
         "fresh_pct_lo",
         "stable_discount",
+        "stable_share",
         "fire_threshold",
         "hot_threshold",
         "severity_warning",
@@ -334,6 +338,7 @@ class DetectorConfig:
     stable_min_events: float = 4.0
     harvest_min_events: float = 10.0
     fresh_pct_lo: float = 0.9
+    stable_share: float = 0.8
     # [score]
     w_template: float = 1.5
     w_elicitation: float = 1.0
@@ -346,6 +351,7 @@ class DetectorConfig:
     w_fresh: float = 1.0
     template_alone: float = 0.3
     elicitation_alone: float = 0.5
+    pair_alone: float = 0.3
     generic_floor: float = 0.35
     specific_full: float = 1.0
     fire_threshold: float = 0.8

@@ -118,6 +118,7 @@ class Detector:
         self._win_l = cfg.long_half_life_s / _LN2
         self._log_k = math.log(cfg.max_tracked_topics)
         # constants of the hot path (the config is frozen)
+        self._pair_floor = cfg.pair_alone
         self._hs = cfg.short_half_life_s
         self._hl = cfg.long_half_life_s
         self._min_win = cfg.min_rate_window_s
@@ -719,6 +720,17 @@ class Detector:
             return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
         return 1.0
 
+    def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:
+        """Whether the account's short-term rate is below the start of the burst
+        ramp (``burst_log2_lo``: 4x) against its own mean rate since first seen.
+        (The middle of the ramp, as an established account's ``volume < 0.5``,
+        would say nothing here: the mean since first seen includes the short
+        window, and for an account seen for 2 h the ratio cannot reach 8x.)"""
+        cfg = self.config
+        short = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        long = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+        return long > 0.0 and math.log2((short + 1e-9) / long) < cfg.burst_log2_lo
+
     def predates(self, state: AccountState, age: float) -> bool:
         """Whether the account was plausibly active before the partition's
         first event: at its own mean rate since it was first seen, it would
@@ -765,6 +777,13 @@ class Detector:
           ``1 - stable_discount``: a stable history is its business.
         * What the account takes home (:meth:`_take`) weighs elicitation and
           fresh-and-heavy evidence: judges and batch jobs return short outputs.
+        * Not established but observed for ``fresh_age_s`` (or predating the
+          stream), steady, broad, without drift or harvest: template and
+          elicitation shares it has kept (``stable_share``) count at
+          ``1 - stable_discount``.
+        * Template and elicitation (and a new account's elicitation) lend each
+          other context at ``pair_alone``, up to 1 with the account's rate,
+          narrowness or harvest evidence.
         """
         cfg = self.config
         if s_sweep > 0.0:
@@ -801,6 +820,29 @@ class Detector:
                 if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
                     s_elic *= keep
             s_harvest *= keep
+        elif (
+            s_drift < 0.5
+            and s_narrow < 0.5
+            and s_harvest < 0.5
+            and state.n >= cfg.stable_min_events
+            and (old or age >= cfg.fresh_age_s)
+            and state.txt_long > 0.0
+            and self._steady(state, ws, wl, age)
+        ):
+            # not established (a heavy account predating the stream, or one
+            # seen for hours but not yet established_age_s old), but observed
+            # long enough, at its own steady rate, over a broad topic mix and
+            # without harvest-shaped answers: language it has used all along
+            # (a tutor's step-by-step framing, an app's template) is its
+            # business. Its harvest and volume evidence are not discounted, and
+            # narrow, templated reasoning requests (a low-and-slow harvest) keep
+            # their weight
+            txt, txt_l = state.txt_short, state.txt_long
+            share = cfg.stable_share
+            if state.tmpl_long / txt_l >= share * state.tmpl_short / txt:
+                s_tmpl *= keep
+            if state.elic_long / txt_l >= share * state.elic_short / txt:
+                s_elic *= keep
         # reasoning requests and new heavy traffic weigh with what the account
         # takes home: grading that returns short verdicts (an LLM-as-judge
         # pipeline) and batch jobs whose outputs are no longer than their
@@ -809,9 +851,20 @@ class Detector:
         s_elic *= take
         # elicitation alone (a human who likes "step by step") is weaker than
         # elicitation in templated, heavy or new traffic
-        ctx = s_vol if s_vol > s_tmpl else s_tmpl
-        if s_fresh > ctx:
-            ctx = s_fresh
+        # ... and templates and reasoning requests (or a new account's
+        # reasoning requests) reinforce each other as far as the account takes
+        # something: rate, a narrow focus, harvest-shaped answers
+        m = rel
+        if s_narrow > m:
+            m = s_narrow
+        if s_harvest > m:
+            m = s_harvest
+        pair = self._pair_floor + (1.0 - self._pair_floor) * (m if m < 1.0 else 1.0)
+        ctx = s_vol
+        if pair * s_tmpl > ctx:
+            ctx = pair * s_tmpl
+        if pair * s_fresh > ctx:
+            ctx = pair * s_fresh
         s_elic_eff = s_elic * (self._solo + self._not_solo * ctx)
         # a new account harvesting: heavy traffic (for a new account "heavy"
         # starts lower, at the population's fresh_pct_lo) or harvest-shaped
@@ -832,7 +885,9 @@ class Detector:
         # a template alone is an app's (one product, one prompt skeleton); it is
         # a harvest's when it carries reasoning requests, harvest-shaped
         # outputs, a sweep, or comes from a new account at volume
-        ctx = s_elic if s_elic > s_harvest else s_harvest
+        ctx = pair * s_elic
+        if s_harvest > ctx:
+            ctx = s_harvest
         if s_new_heavy > ctx:
             ctx = s_new_heavy
         if s_sweep > ctx:

@@ -153,6 +153,81 @@ def test_an_established_tutor_does_not_page_but_a_new_account_doing_the_same_doe
     assert "newcomer" in fired
 
 
+SUBJECTS = ("algebra", "geometry", "statistics", "physics", "chemistry", "biology")
+
+
+def _observed_score(topics: tuple[str, ...], *, burst: bool = False,
+                    out_tokens: int = 300) -> float:
+    """The score of a tutor-like account first seen 1 h into the stream (so it
+    does not predate it), after 4 h of templated step-by-step requests at
+    ~30/h; ``burst``: its last 10 minutes at ~1,800/h."""
+    det = Detector()
+    _warm(det)
+    rng = random.Random(3)
+    events = []
+    t = T0 + 3600.0
+    while t < T0 + 5 * 3600.0:
+        events.append(Event(t, "acct", topic=rng.choice(topics),
+                            prompt=TUTOR.format(q=_question(rng)), input_tokens=60,
+                            output_tokens=out_tokens, max_tokens=4096,
+                            stop_reason="end_turn"))
+        fast = burst and t > T0 + 5 * 3600.0 - 600.0
+        t += rng.expovariate(1.0 / (2.0 if fast else 120.0))
+    state = None
+    for e in events:
+        state, _ = det.process(state, e)
+    assert state is not None and not det.predates(state, state.last_ts - state.first_ts)
+    return state.score
+
+
+def test_a_tutor_observed_for_hours_at_a_steady_rate_over_a_broad_mix_is_its_business() -> None:
+    cfg = DetectorConfig()
+    broad = _observed_score(SUBJECTS)
+    # the same language on one narrow topic (a low-and-slow harvest), in a burst
+    # against the account's own rate, or with harvest-shaped answers keeps its weight
+    narrow = _observed_score(("algebra",))
+    burst = _observed_score(SUBJECTS, burst=True)
+    harvest = _observed_score(SUBJECTS, out_tokens=1500)
+    assert broad < cfg.fire_threshold
+    assert narrow >= cfg.fire_threshold
+    assert burst >= cfg.fire_threshold
+    assert harvest >= cfg.fire_threshold
+
+
+def _new_account_peak(topics: tuple[str, ...], gap: float, n: int = 12,
+                      out_tokens: int = 300, cfg: DetectorConfig | None = None) -> float:
+    """The highest score of an account first seen after the population warmed
+    up, over its first ``n`` templated step-by-step requests ``gap`` s apart
+    on average."""
+    det = Detector(cfg)
+    _warm(det)
+    rng = random.Random(4)
+    state = None
+    peak = 0.0
+    t = T0 + 13_000.0
+    for i in range(n):
+        t += rng.expovariate(1.0 / gap)  # Poisson arrivals: not machine-timed
+        e = Event(t, "new", topic=topics[i % len(topics)],
+                  prompt=TUTOR.format(q=_question(rng)), input_tokens=60,
+                  output_tokens=out_tokens, max_tokens=4096, stop_reason="end_turn")
+        state, _ = det.process(state, e)
+        peak = max(peak, state.score)
+    return peak
+
+
+def test_template_and_reasoning_requests_reinforce_as_far_as_the_account_takes() -> None:
+    fire = DetectorConfig().fire_threshold
+    # a tutor app first seen minutes ago: ~30 requests an hour over six subjects
+    assert _new_account_peak(SUBJECTS, 120.0) < fire
+    # before (pair_alone = 1: the two always lent each other full context) it paged
+    assert _new_account_peak(SUBJECTS, 120.0, cfg=DetectorConfig(pair_alone=1.0)) >= fire
+    # the same language at a heavy rate, on one narrow topic, or taking home
+    # harvest-shaped answers pages
+    assert _new_account_peak(SUBJECTS, 3.0, n=40) >= fire
+    assert _new_account_peak(("algebra",), 120.0) >= fire
+    assert _new_account_peak(SUBJECTS, 120.0, n=30, out_tokens=1500) >= fire
+
+
 def test_grading_with_short_verdicts_weighs_less_than_reasoning_with_long_answers() -> None:
     cfg = DetectorConfig()
     prompt = ("Please act as an impartial judge and grade the assistant's answer against the "

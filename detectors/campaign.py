@@ -54,9 +54,11 @@ CLUSTER_NAMES: Final = ("cluster",)
 CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
 ACCOUNT_NAMES: Final = ("account",)
 #: 2: an open account episode also keeps the account's request rate (the
-#: adaptive hold-down); a version-1 snapshot restores with it unknown
-_VERSION: Final = 2
-_VERSIONS: Final = (1, 2)
+#: adaptive hold-down); a version-1 snapshot restores with it unknown.
+#: 3: a cluster on probation keeps its re-fires in its held list (a stage
+#: reading version 2 would take them for member alerts and drop them)
+_VERSION: Final = 3
+_VERSIONS: Final = (1, 2, 3)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -283,6 +285,11 @@ class CampaignStage:
         An account alert whose own template fingerprint is a firing cluster
         of a campaign makes the account a member at once (one member
         record at the alert's event time) instead of paging on its own.
+    probation_s
+        A new campaign founded by an identity cluster some of whose accounts
+        an active campaign names already, but that nothing links to it yet,
+        waits up to this much event time for a linking cluster (then it
+        joins, no page) before it pages on its own (0: pages at once).
 
     Examples
     --------
@@ -323,7 +330,7 @@ class CampaignStage:
         max_holddown_s: float = 4 * 3600.0,
         account_hold_s: float = 0.0,
         account_link_hold_s: float = 0.0,
-        probation_s: float = 0.0,
+        probation_s: float = 300.0,
         template_fold: bool = True,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
@@ -526,16 +533,35 @@ class CampaignStage:
 
     def _unpark(self, parked: tuple[Alert, float, list[Alert]], t: float) -> list[Alert]:
         alert, _, members = parked
-        # paged now: its record carries the event time of the decision
-        out = self._cluster_fired(replace(alert, ts=max(alert.ts, t)), probation=False)
+        # paged now: its record carries the event time of the decision; its
+        # member records the event time of the alert that listed each account
+        out = self._cluster_fired(replace(alert, ts=max(alert.ts, t)), probation=False,
+                                  named_at=alert.ts)
         for m in members:
-            out.extend(self._cluster_member(m))
+            if m.detector in CLUSTER_NAMES:  # a re-fire while it waited
+                out.extend(self._cluster_fired(replace(m, ts=max(m.ts, t)), probation=False,
+                                               named_at=m.ts))
+            else:
+                out.extend(self._cluster_member(m))
         return out
+
+    def _parked_since(self, acct: str) -> float:
+        """The earliest event time a cluster on probation listed the account
+        (inf if none). Whoever names it meanwhile names it as of then: the
+        evidence is that old, only its page waited (the member record's
+        ``ts`` is the evidence's event time, as for held account alerts)."""
+        since = math.inf
+        for alert, _, later in self._parked.values():
+            for a in (alert, *later):
+                if a.ts < since and (acct in a.accounts or a.account_id == acct):
+                    since = a.ts
+        return since
 
     def _retry_parked(self, out: list[Alert]) -> None:
         for key in sorted(self._parked):
-            parked = self._parked[key]
-            if self._links(parked[0]):
+            parked = self._parked.get(key)
+            if parked is not None and any(self._links(a) for a in (parked[0], *parked[2])
+                   if a.detector in CLUSTER_NAMES):
                 del self._parked[key]
                 self._meta_dirty = True
                 # linked: it joins (no page of its own), at its own event time
@@ -549,8 +575,17 @@ class CampaignStage:
                 self._meta_dirty = True
                 out.extend(self._unpark(parked, t))
 
-    def _cluster_fired(self, alert: Alert, probation: bool = True) -> list[Alert]:
+    def _cluster_fired(self, alert: Alert, probation: bool = True,
+                       named_at: float = math.inf) -> list[Alert]:
         key = self._cluster_key(alert)
+        if probation and key in self._parked:
+            # the cluster stage re-fired (rescored) a cluster on probation: the
+            # re-fire waits with it. Parking it afresh dropped the member alerts
+            # held since and restarted the probation, so its accounts were named
+            # up to minutes after their own event time once it joined
+            self._parked[key][2].append(alert)
+            self._meta_dirty = True
+            return []
         t = alert.ts
         found: dict[str, Campaign] = {}
         owner = self._by_key.get(key)
@@ -634,7 +669,11 @@ class CampaignStage:
         if earlier:
             c.first_ts = t
         strong = _kind(key) in STRONG_KINDS
-        members = self._add_members(c, alert.accounts, t, alert, strong)
+        if probation and self._parked and c.sent_ts:
+            # a cluster on probation this one links joins first, at its own
+            # event time: its accounts are named then, not now by this one
+            self._retry_parked(out)
+        members = self._add_members(c, alert.accounts, min(t, named_at), alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -758,7 +797,8 @@ class CampaignStage:
                 if len(c.listed) < MAX_ACCOUNTS_LISTED:
                     c.listed.append(acct)
                     c.listed.sort()
-                out.append(self._member(c, acct, t, source, via))
+                named = min(t, self._parked_since(acct)) if self._parked else t
+                out.append(self._member(c, acct, named, source, via))
                 if self._pending:
                     self._settle_pending(acct, c, out)
         if out:

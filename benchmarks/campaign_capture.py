@@ -9,7 +9,9 @@ only a few thousand alerts and ticks of it. ``capture`` replays the day once
 with a recorder in the stage's place and writes the calls (JSON) (``process``,
 ``advance``, ``release_held``) with the day's labels. ``run`` feeds them to a
 fresh stage (any constructor parameters) and scores the output as
-``evaluate`` does: recall and delay per family, and the noise metrics.
+``evaluate`` does: recall and delay per family, and the noise metrics, and
+the same delays by the time the records came out (paging latency: a record
+held for a while carries its evidence's event time as ``ts``).
 
     python -m benchmarks.campaign_capture capture --seed 0 --out /tmp/cap0.json
     python -m benchmarks.campaign_capture run /tmp/cap0.json [--param probation_s=600]
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from typing import Any
 
@@ -78,16 +81,60 @@ def load(path: str) -> dict[str, Any]:
     return cap
 
 
-def replay_stage(calls: list[tuple[str, Any]], stage: CampaignStage) -> list[Alert]:
+def replay_stage(calls: list[tuple[str, Any]], stage: CampaignStage,
+                 emitted: list[float] | None = None) -> list[Alert]:
+    """The stage's output over a capture; ``emitted`` (if given) gets, per
+    record, the stage's event time when it came out (its paging time: a held
+    record's ``ts`` is its evidence's event time, earlier)."""
     out: list[Alert] = []
     for op, arg in calls:
         if op == "p":
-            out += stage.process(arg)
+            got = stage.process(arg)
         elif op == "a":
-            out += stage.advance(arg)
+            got = stage.advance(arg)
         else:
-            out += stage.release_held(arg)
+            got = stage.release_held(arg)
+        out += got
+        if emitted is not None:
+            emitted += [max(stage.watermark, a.ts) for a in got]
     return out
+
+
+def paging_delays(cap: dict[str, Any], alerts: list[Alert], emitted: list[float]
+                  ) -> dict[str, Any]:
+    """Per campaign family, the median delay from the campaign's (account's)
+    start to the first record naming it by the time that record came out,
+    and the longest paging latency of any firing record (out - ``ts``)."""
+    from simulator.evaluate import _ts
+
+    first: dict[str, float] = {}
+    late = 0.0
+    for a, e in zip(alerts, emitted, strict=True):
+        if a.status != "firing":
+            continue
+        if not math.isinf(e):
+            late = max(late, e - a.ts)
+        for acct in ([a.account_id] if a.account_id else a.accounts):
+            first.setdefault(acct, e)
+    camps: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
+    accts: dict[str, list[float]] = {}
+    for lab in cap["labels"]:
+        if not lab.get("campaign"):
+            continue
+        start, hit = _ts(lab["start"]), first.get(lab["account_id"])
+        camps.setdefault((lab["attack"], lab["campaign"]), []).append((start, hit))
+        if hit is not None:
+            accts.setdefault(lab["attack"], []).append(hit - start)
+    per: dict[str, list[float]] = {}
+    for (fam, _), rows in camps.items():
+        hits = [h for _, h in rows if h is not None]
+        if hits:
+            per.setdefault(fam, []).append(min(hits) - min(s for s, _ in rows))
+    return {
+        "campaign_delay_min": {f: round(statistics.median(v) / 60, 2) for f, v in per.items()},
+        "account_delay_s": {f: round(statistics.median(v)) for f, v in accts.items()},
+        "max_latency_s": round(late),
+    }
 
 
 def score(cap: dict[str, Any], alerts: list[Alert]) -> dict[str, Any]:
@@ -117,6 +164,8 @@ def summary(s: dict[str, Any]) -> dict[str, Any]:
         "recall": {f: res["campaigns"][f]["recall"] for f in camps if f in res["campaigns"]},
         "delay_min": {f: round((res["campaigns"][f]["delay_median_s"] or 0) / 60, 2)
                       for f in camps if f in res["campaigns"]},
+        "account_delay_s": {f: round(res["attacks"][f]["delay_median_s"] or 0)
+                            for f in camps if f in res["attacks"]},
         "family_recall_min": min(m["recall"] for m in res["attacks"].values()),
         "benign_flagged": sum(m["flagged"] for m in res["benign"]["by_kind"].values()),
     }
@@ -175,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
               for k, v in (x.split("=", 1) for x in a.param)}
     for path in a.captures:
         cap = load(path)
-        alerts = replay_stage(cap["calls"], CampaignStage(**params))  # type: ignore[arg-type]
+        emitted: list[float] = []
+        alerts = replay_stage(cap["calls"], CampaignStage(**params),  # type: ignore[arg-type]
+                              emitted)
         print(f"seed {cap['seed']}:", summary(score(cap, alerts)), file=sys.stdout)
+        print("  by paging time:", paging_delays(cap, alerts, emitted), file=sys.stdout)
         if a.debug:
             print("\n".join(incidents_of_campaigns(cap, alerts)))
     return 0

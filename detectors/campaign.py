@@ -50,13 +50,18 @@ from detectors.errors import CorruptState
 
 NAME: Final = "campaign"
 MEMBER_NAME: Final = "campaign_member"
+#: an account whose alert joined another account's page (shared identity key)
+ACCOUNT_MEMBER_NAME: Final = "account_member"
 CLUSTER_NAMES: Final = ("cluster",)
 CLUSTER_MEMBER_NAMES: Final = ("cluster_member",)
 ACCOUNT_NAMES: Final = ("account",)
 #: 2: an open account episode also keeps the account's request rate (the
-#: adaptive hold-down); a version-1 snapshot restores with it unknown
-_VERSION: Final = 2
-_VERSIONS: Final = (1, 2)
+#: adaptive hold-down); a version-1 snapshot restores with it unknown.
+#: 3: a cluster on probation keeps its re-fires in its held list (a stage
+#: reading version 2 would take them for member alerts and drop them), and
+#: the stage keeps the recent account pages others may join (``paged``)
+_VERSION: Final = 3
+_VERSIONS: Final = (1, 2, 3)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -283,6 +288,19 @@ class CampaignStage:
         An account alert whose own template fingerprint is a firing cluster
         of a campaign makes the account a member at once (one member
         record at the alert's event time) instead of paging on its own.
+    identity_fold
+        An account alert in no campaign whose own identity keys (payer,
+        network range, org: ``details.linkage_keys``) a firing campaign's
+        clusters fired on or share makes the account its member at once.
+    join_window_s
+        An account alert in no campaign sharing an identity key with an
+        account paged on its own less than this long ago joins that page's
+        incident (one ``account_member`` record) instead of paging (0: off).
+    probation_s
+        A new campaign founded by an identity cluster some of whose accounts
+        an active campaign names already, but that nothing links to it yet,
+        waits up to this much event time for a linking cluster (then it
+        joins, no page) before it pages on its own (0: pages at once).
 
     Examples
     --------
@@ -323,8 +341,10 @@ class CampaignStage:
         max_holddown_s: float = 4 * 3600.0,
         account_hold_s: float = 0.0,
         account_link_hold_s: float = 0.0,
-        probation_s: float = 0.0,
+        probation_s: float = 300.0,
         template_fold: bool = True,
+        identity_fold: bool = True,
+        join_window_s: float = 600.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -336,6 +356,8 @@ class CampaignStage:
             raise ValueError(f"join_members must be >= 1, got {join_members!r}")
         if not 0.0 < join_overlap <= 1.0:
             raise ValueError(f"join_overlap must be in (0, 1], got {join_overlap!r}")
+        if join_window_s < 0:
+            raise ValueError(f"join_window_s must be >= 0, got {join_window_s!r}")
         if sweep_interval_s <= 0:
             raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
         self.update_interval_s = update_interval_s
@@ -356,6 +378,8 @@ class CampaignStage:
         self.account_link_hold_s = account_link_hold_s
         self.probation_s = probation_s
         self.template_fold = template_fold
+        self.identity_fold = identity_fold
+        self.join_window_s = join_window_s
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -374,6 +398,9 @@ class CampaignStage:
         #: identity cluster key -> (its firing alert, due, its member alerts
         #: since): a new campaign on probation, see _cluster_fired
         self._parked: dict[str, tuple[Alert, float, list[Alert]]] = {}
+        #: account id -> (event time, episode start, severity, score, identity
+        #: keys) of its alert paged on its own, for ``join_window_s``
+        self._paged: dict[str, tuple[float, float, str, float, list[str]]] = {}
         self._watermark = 0.0
         self._next_sweep = 0.0
         self._dirty: set[str] = set()
@@ -433,7 +460,7 @@ class CampaignStage:
             if due <= t:
                 del self._pending[acct]
                 self._meta_dirty = True
-                out.append(alert)
+                out.extend(self._page_alone(alert))
         for key in sorted(self._parked):
             parked = self._parked[key]
             if parked[1] <= t:
@@ -526,16 +553,35 @@ class CampaignStage:
 
     def _unpark(self, parked: tuple[Alert, float, list[Alert]], t: float) -> list[Alert]:
         alert, _, members = parked
-        # paged now: its record carries the event time of the decision
-        out = self._cluster_fired(replace(alert, ts=max(alert.ts, t)), probation=False)
+        # paged now: its record carries the event time of the decision; its
+        # member records the event time of the alert that listed each account
+        out = self._cluster_fired(replace(alert, ts=max(alert.ts, t)), probation=False,
+                                  named_at=alert.ts)
         for m in members:
-            out.extend(self._cluster_member(m))
+            if m.detector in CLUSTER_NAMES:  # a re-fire while it waited
+                out.extend(self._cluster_fired(replace(m, ts=max(m.ts, t)), probation=False,
+                                               named_at=m.ts))
+            else:
+                out.extend(self._cluster_member(m))
         return out
+
+    def _parked_since(self, acct: str) -> float:
+        """The earliest event time a cluster on probation listed the account
+        (inf if none). Whoever names it meanwhile names it as of then: the
+        evidence is that old, only its page waited (the member record's
+        ``ts`` is the evidence's event time, as for held account alerts)."""
+        since = math.inf
+        for alert, _, later in self._parked.values():
+            for a in (alert, *later):
+                if a.ts < since and (acct in a.accounts or a.account_id == acct):
+                    since = a.ts
+        return since
 
     def _retry_parked(self, out: list[Alert]) -> None:
         for key in sorted(self._parked):
-            parked = self._parked[key]
-            if self._links(parked[0]):
+            parked = self._parked.get(key)
+            if parked is not None and any(self._links(a) for a in (parked[0], *parked[2])
+                   if a.detector in CLUSTER_NAMES):
                 del self._parked[key]
                 self._meta_dirty = True
                 # linked: it joins (no page of its own), at its own event time
@@ -549,8 +595,17 @@ class CampaignStage:
                 self._meta_dirty = True
                 out.extend(self._unpark(parked, t))
 
-    def _cluster_fired(self, alert: Alert, probation: bool = True) -> list[Alert]:
+    def _cluster_fired(self, alert: Alert, probation: bool = True,
+                       named_at: float = math.inf) -> list[Alert]:
         key = self._cluster_key(alert)
+        if probation and key in self._parked:
+            # the cluster stage re-fired (rescored) a cluster on probation: the
+            # re-fire waits with it. Parking it afresh dropped the member alerts
+            # held since and restarted the probation, so its accounts were named
+            # up to minutes after their own event time once it joined
+            self._parked[key][2].append(alert)
+            self._meta_dirty = True
+            return []
         t = alert.ts
         found: dict[str, Campaign] = {}
         owner = self._by_key.get(key)
@@ -634,7 +689,11 @@ class CampaignStage:
         if earlier:
             c.first_ts = t
         strong = _kind(key) in STRONG_KINDS
-        members = self._add_members(c, alert.accounts, t, alert, strong)
+        if probation and self._parked and c.sent_ts:
+            # a cluster on probation this one links joins first, at its own
+            # event time: its accounts are named then, not now by this one
+            self._retry_parked(out)
+        members = self._add_members(c, alert.accounts, min(t, named_at), alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -758,7 +817,8 @@ class CampaignStage:
                 if len(c.listed) < MAX_ACCOUNTS_LISTED:
                     c.listed.append(acct)
                     c.listed.sort()
-                out.append(self._member(c, acct, t, source, via))
+                named = min(t, self._parked_since(acct)) if self._parked else t
+                out.append(self._member(c, acct, named, source, via))
                 if self._pending:
                     self._settle_pending(acct, c, out)
         if out:
@@ -846,6 +906,12 @@ class CampaignStage:
                 out.extend(self._template_fold(alert, rate))
                 if acct in self._accounts:
                     return out
+            if c is None and self.identity_fold:
+                found = self._identity_campaign(alert)
+                if found is not None:
+                    out.extend(self._fold_into(alert, rate, found[0], found[1], True))
+                    if acct in self._accounts:
+                        return out
             self._accounts[acct] = (
                 alert.episode_start, c.cid if c is not None else "", False, rate)
             self._meta_dirty = True
@@ -860,12 +926,15 @@ class CampaignStage:
                     self._pending[acct] = (alert, alert.ts + hold)
                     return out
                 # (live: a partition lagging the others by more than the hold)
-            out.append(self._name_campaign(alert, c))
+            if c is None:
+                out.extend(self._page_alone(alert))
+            else:
+                out.append(self._name_campaign(alert, c))
             return out
         # resolved
         pending = self._pending.pop(acct, None)
         if pending is not None:  # (its hold outlasted the episode: page it, then close it)
-            out.append(pending[0])
+            out.extend(self._page_alone(pending[0]))
         alias = self._alias.pop(acct, None)
         if alias is not None and alias[0] == alert.episode_start:
             alert = replace(alert, episode_start=alias[1])
@@ -943,8 +1012,16 @@ class CampaignStage:
         found = self._template_campaign(alert)
         if found is None:
             return []
-        c, key = found
-        out = self._add_members(c, (acct,), alert.ts, alert, False, via=key)
+        return self._fold_into(alert, rate, found[0], found[1], False)
+
+    def _fold_into(self, alert: Alert, rate: float, c: Campaign, key: str,
+                   core: bool) -> list[Alert]:
+        """Name the alert's account a member of ``c`` at the alert's event
+        time (through ``key``); no account incident unless its evidence is
+        stronger than the campaign's (it then goes out naming it)."""
+        acct = alert.account_id
+        assert acct is not None
+        out = self._add_members(c, (acct,), alert.ts, alert, core, via=key)
         if not out:
             return []
         c.last_ts = max(c.last_ts, alert.ts)
@@ -956,13 +1033,86 @@ class CampaignStage:
         self._maybe_update(c, alert.ts, out)
         return out
 
+    def _identity_campaign(self, alert: Alert) -> tuple[Campaign, str] | None:
+        """The campaign firing at the alert's event time whose clusters fired
+        on, or whose members share, the most of the account's own identity
+        keys (the earliest founded of equals), and the first such key. An
+        identity key is one operator's: the account is that campaign's before
+        any cluster names it (the cluster stage does on a later rescoring)."""
+        keys = _identity_keys_of(alert)
+        if not keys:
+            return None
+        best: tuple[int, Campaign, str] | None = None
+        for c in sorted(self._active(), key=_seniority):
+            if c.state != "firing" or c.episode_start > alert.ts:
+                continue
+            hits = [k for k in keys if k in c.keys or k in c.linked]
+            if hits and (best is None or len(hits) > best[0]):
+                best = (len(hits), c, hits[0])
+        return None if best is None else (best[1], best[2])
+
+    def _page_alone(self, alert: Alert) -> list[Alert]:
+        """An account alert in no campaign, due to go out on its own. If it
+        shares an identity key with an account paged on its own less than
+        ``join_window_s`` ago, it joins that page's incident instead: one
+        ``account_member`` record naming it (the cluster stage links such
+        accounts minutes later; paged, each was an incident of its own),
+        unless its evidence is stronger than that page's."""
+        acct = alert.account_id
+        assert acct is not None
+        keys = _identity_keys_of(alert)
+        if self.join_window_s > 0 and keys:
+            best: tuple[float, str, str] | None = None
+            for other in sorted(self._paged):
+                ts, start, severity, score, theirs = self._paged[other]
+                if other == acct or not 0 <= alert.ts - ts <= self.join_window_s:
+                    continue
+                shared = [k for k in keys if k in theirs]
+                if shared and (best is None or ts < best[0]):
+                    best = (ts, other, shared[0])
+            if best is not None:
+                _, other, key = best
+                ts, start, severity, score, _ = self._paged[other]
+                stronger = alert.score > score + self.account_margin and (
+                    not self.fold_by_severity
+                    or severity_rank(alert.severity) > severity_rank(severity))
+                if not stronger:
+                    known = self._accounts.get(acct)
+                    self._accounts[acct] = (alert.episode_start, "", True,
+                                            known[3] if known is not None else _rate(alert))
+                    self._meta_dirty = True
+                    return [self._account_member(alert, other, start, key)]
+        if keys and self.join_window_s > 0:
+            self._paged[acct] = (alert.ts, alert.episode_start, alert.severity, alert.score, keys)
+            self._meta_dirty = True
+        return [alert]
+
+    def _account_member(self, alert: Alert, other: str, start: float, key: str) -> Alert:
+        acct = alert.account_id
+        assert acct is not None
+        dedup = f"{ACCOUNT_NAMES[0]}:{other}"
+        return Alert(
+            detector=ACCOUNT_MEMBER_NAME, status="firing", severity="warning", score=alert.score,
+            ts=alert.ts, episode_start=start,
+            summary=f"{acct[:40]}: shares {key[:40]} with paged account {other[:40]}",
+            details={
+                "account_dedup_key": dedup,
+                "account_alert_id": make_alert_id(dedup, start, "firing"),
+                "related_account": other,
+                "via": key,
+                "reasons": list(alert.details.get("reasons") or []),
+                "own_severity": alert.severity,
+            },
+            account_id=acct,
+        )
+
     def _release_pending(self, t: float, out: list[Alert]) -> None:
         for acct in sorted(self._pending):
             alert, due = self._pending[acct]
             if t > due:
                 del self._pending[acct]
                 self._meta_dirty = True
-                out.append(alert)
+                out.extend(self._page_alone(alert))
 
     def _settle_pending(self, acct: str, c: Campaign, out: list[Alert]) -> None:
         """A campaign named an account whose own alert is still held: fold it
@@ -1097,6 +1247,9 @@ class CampaignStage:
                 self._close(c)
             elif c.state == "resolved" and wm - c.last_ts >= self.forget_after_s:
                 self._forget(c)
+        for acct in [a for a, v in self._paged.items() if wm - v[0] > self.join_window_s]:
+            del self._paged[acct]
+            self._meta_dirty = True
         for acct in sorted(self._held):
             start, alert, due = self._held[acct]
             if wm >= due:
@@ -1147,6 +1300,7 @@ class CampaignStage:
             "pending": {a: [encode_alert(al).decode(), d] for a, (al, d) in self._pending.items()},
             "parked": {k: [encode_alert(al).decode(), d, [encode_alert(m).decode() for m in ms]]
                        for k, (al, d, ms) in self._parked.items()},
+            "paged": {a: list(v) for a, v in self._paged.items()},
         })
 
     @property
@@ -1172,13 +1326,16 @@ class CampaignStage:
             parked = {str(k): (decode_alert(str(v[0]).encode()), float(v[1]),
                                [decode_alert(str(m).encode()) for m in v[2]])
                       for k, v in dict(obj.get("parked") or {}).items()}
+            paged = {str(a): (float(v[0]), float(v[1]), str(v[2]), float(v[3]),
+                              [str(k) for k in v[4]])
+                     for a, v in dict(obj.get("paged") or {}).items()}
         except CorruptState:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise CorruptState(f"cannot restore campaign snapshot: {exc}") from None
         self._watermark, self._next_sweep = wm, nxt
         self._accounts, self._held, self._alias = accounts, held, alias
-        self._pending, self._parked = pending, parked
+        self._pending, self._parked, self._paged = pending, parked, paged
         for c in campaigns:
             self.restore_campaign(c)
 
@@ -1218,6 +1375,14 @@ def _linked(c: Campaign, shared: list[str], own: str) -> bool:
             return True
         kinds.add(kind)
     return len(kinds) >= 2
+
+
+def _identity_keys_of(alert: Alert) -> list[str]:
+    """The identity keys an account alert carries (``details.linkage_keys``)."""
+    keys = alert.details.get("linkage_keys")
+    if not isinstance(keys, list):
+        return []
+    return [str(k) for k in keys if _kind(str(k)) in STRONG_KINDS]
 
 
 def _strong_keys(c: Campaign) -> int:

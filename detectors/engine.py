@@ -62,6 +62,7 @@ import orjson
 from mypy_extensions import mypyc_attr
 
 from detectors.alerts import SEVERITIES, Alert, severity_for
+from detectors.cluster.keys import identity_keys
 from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
@@ -561,7 +562,7 @@ class Detector:
             state.episode_start = t
             state.last_hot = t
             state.peak_score = score
-            fired = self._fire(state, t, score, terms)
+            fired = self._fire(state, t, score, terms, event)
             if s_shared > 0.0 and watch is not None:
                 fired = mark_alert(fired, watch.matched, s_shared)
             alerts.append(fired)
@@ -1096,9 +1097,17 @@ class Detector:
         return out
 
     def _fire(
-        self, state: AccountState, t: float, score: float, terms: tuple[float, ...]
+        self, state: AccountState, t: float, score: float, terms: tuple[float, ...],
+        event: Event | None = None,
     ) -> Alert:
         details = self.features(state, t)
+        if event is not None:
+            # who pays, from where, for which org: the campaign stage folds an
+            # account into the campaign whose clusters fired on these keys
+            # before any cluster names the account
+            ids = identity_keys(event)
+            if ids:
+                details["linkage_keys"] = ids
         evidence = {name: round(v, 3) for name, v in zip(REASONS, terms, strict=True)}
         reasons = [name for name, v in zip(REASONS, terms, strict=True) if v >= 0.5]
         details["evidence"] = evidence

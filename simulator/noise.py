@@ -179,7 +179,8 @@ def noise_metrics(
             # a member record ties its account to the incident it belongs to
             # (the campaign's or cluster's), also beyond the capped list
             details = _get(a, "details") or {}
-            parent = details.get("campaign_dedup_key") or details.get("cluster_dedup_key")
+            parent = (details.get("campaign_dedup_key") or details.get("cluster_dedup_key")
+                      or details.get("account_dedup_key"))
             if parent and acct in entity_of:
                 ent = entity_of[acct]
                 pinc = (str(parent), episode)

@@ -155,16 +155,14 @@ _SIGNATURES: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _SIGNATURES_MAX: Final = 4096
 
 
-def linkage_keys(
-    event: Event, template_fps: Sequence[int] = (), lsh: Sequence[str] = ()
-) -> list[str]:
-    """The ``<kind>:<value>`` keys an account summary is repartitioned by.
+def identity_keys(event: Event) -> list[str]:
+    """The identity linkage keys of one request (payer, network range, org):
+    one operator's, unlike behaviour keys (client, template, topic mix) that
+    unrelated accounts share. Account alerts carry them, so the campaign stage
+    can tell which campaign an account belongs to before a cluster names it.
 
-    >>> ev = Event(1e9, "a", ip="198.51.100.9", payment_fingerprint="pm_1",
-    ...            org_id="org_7", user_agent="aiohttp/3.9.5")
-    >>> linkage_keys(ev, [0xdeadbeef], ["0-0000abcd"])  # doctest: +NORMALIZE_WHITESPACE
-    ['pay:pm_1', 'ip:198.51.100.0/24', 'org:org_7', 'ua:aiohttp/3.9.5',
-     'tmpl:deadbeef', 'lsh:0-0000abcd']
+    >>> identity_keys(Event(1e9, "a", ip="198.51.100.9", payment_fingerprint="pm_1"))
+    ['pay:pm_1', 'ip:198.51.100.0/24']
     """
     keys = []
     pay = _norm(event.payment_fingerprint)
@@ -176,6 +174,21 @@ def linkage_keys(
     org = _norm(event.org_id)
     if org:
         keys.append(f"org:{org}")
+    return keys
+
+
+def linkage_keys(
+    event: Event, template_fps: Sequence[int] = (), lsh: Sequence[str] = ()
+) -> list[str]:
+    """The ``<kind>:<value>`` keys an account summary is repartitioned by.
+
+    >>> ev = Event(1e9, "a", ip="198.51.100.9", payment_fingerprint="pm_1",
+    ...            org_id="org_7", user_agent="aiohttp/3.9.5")
+    >>> linkage_keys(ev, [0xdeadbeef], ["0-0000abcd"])  # doctest: +NORMALIZE_WHITESPACE
+    ['pay:pm_1', 'ip:198.51.100.0/24', 'org:org_7', 'ua:aiohttp/3.9.5',
+     'tmpl:deadbeef', 'lsh:0-0000abcd']
+    """
+    keys = identity_keys(event)
     ua = _norm(event.user_agent)
     if ua:
         keys.append(f"ua:{ua}")

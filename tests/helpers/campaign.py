@@ -38,10 +38,13 @@ def tick(t: float) -> Alert:
 
 
 def acct(a: str, t: float, score: float, severity: str = "error", status: str = "firing",
-         start: float | None = None, rate: float = 5.0, fps: tuple[str, ...] = ()) -> Alert:
+         start: float | None = None, rate: float = 5.0, fps: tuple[str, ...] = (),
+         keys: tuple[str, ...] = ()) -> Alert:
     details: dict = {"reasons": ["template"], "rate_per_min": rate}
     if fps:
         details["prompt_fingerprints"] = list(fps)
+    if keys:
+        details["linkage_keys"] = list(keys)
     return Alert("account", status, severity if status == "firing" else "info", score, t,
                  t if start is None else start, "a", details, account_id=a)
 

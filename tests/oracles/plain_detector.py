@@ -181,7 +181,7 @@ class ReferenceDetector(Detector):
             state.episode_start = t
             state.last_hot = t
             state.peak_score = score
-            alerts.append(self._fire(state, t, score, terms))
+            alerts.append(self._fire(state, t, score, terms, event))
 
         # ---- population learning (clean accounts only)
         if not state.episode_start and score < cfg.population_clean_score_max:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from detectors.alerts import Alert
-from detectors.campaign import CampaignStage, decode_campaign
+from detectors.campaign import CampaignStage, decode_campaign, encode_alert
 from detectors.errors import CorruptState
 from tests.helpers.campaign import T0, acct, cluster, member, quiet, records, run, tick
 
@@ -121,16 +121,74 @@ def test_probation_pages_an_unlinked_subgroup_after_it_with_the_decision_time():
     out = run(stage, [tick(T0 + 661)])
     page = [x for x in out if x.detector == "campaign"]
     assert len(page) == 1 and page[0].ts == T0 + 661 and page[0].episode_start == T0 + 661
-    assert {x.account_id for x in out if x.detector == "campaign_member"} == {"x1", "x2", "x3"}
+    # its member records carry the event time of the cluster that listed them:
+    # the page waited, the evidence did not
+    assert {x.account_id: x.ts for x in out if x.detector == "campaign_member"} == {
+        "x1": T0 + 60, "x2": T0 + 60, "x3": T0 + 60}
 
 
-def test_snapshot_carries_held_and_parked_alerts_and_restores_version_1():
+def test_probation_is_on_by_default_for_five_minutes():
+    stage = CampaignStage()
+    assert stage.probation_s == 300.0
+    run(stage, [cluster("pay:p1", T0, ("h1", "h2", "h3"))])
+    assert run(stage, [cluster("pay:p9", T0 + 60, ("h3", "x1", "x2"))]) == []
+    assert stage.holding == 1
+    page = [x for x in run(stage, [tick(T0 + 361)]) if x.detector == "campaign"]
+    assert [x.ts for x in page] == [T0 + 361]
+    # off: paged at once, as before
+    off = CampaignStage(probation_s=0)
+    run(off, [cluster("pay:p1", T0, ("h1", "h2", "h3"))])
+    assert [x.detector for x in run(off, [cluster("pay:p9", T0 + 60, ("h3", "x1", "x2"))])
+            ].count("campaign") == 1
+
+
+def test_a_cluster_re_fired_on_probation_keeps_its_first_event_time_and_members():
+    stage = CampaignStage(probation_s=600)
+    run(stage, [cluster("pay:p1", T0, ("h1", "h2", "h3"), shared=("ua:bot",))])
+    assert run(stage, [cluster("pay:p2", T0 + 60, ("h3", "y1", "y2"))]) == []
+    assert run(stage, [member("pay:p2", T0 + 90, "y3", T0 + 60)]) == []
+    # the cluster stage rescored it with a further member: it waits with it
+    # (re-parked, it used to drop y3's member alert and restart the probation)
+    assert run(stage, [cluster("pay:p2", T0 + 200, ("h3", "y1", "y2", "y4"))]) == []
+    assert stage.holding == 1
+    link = run(stage, [cluster("ip:10.0.0.0/24", T0 + 400, ("h1", "y1"),
+                               shared=("pay:p1", "pay:p2"))])
+    assert [x for x in link if x.detector == "campaign"] == []  # joined: no page
+    named = {x.account_id: x.ts for x in link if x.detector == "campaign_member"}
+    # each at the event time of the first alert that listed it (y1 is named
+    # by the range that links the two, but the parked card listed it at +60)
+    assert named == {"y1": T0 + 60, "y2": T0 + 60, "y3": T0 + 90, "y4": T0 + 200}
+
+
+def test_an_account_a_parked_cluster_listed_is_named_as_of_that_listing():
+    stage = CampaignStage(probation_s=600)
+    run(stage, [cluster("pay:p1", T0, ("h1", "h2", "h3"))])
+    assert run(stage, [cluster("pay:p2", T0 + 60, ("h3", "y1", "y2"))]) == []
+    # the first campaign's behaviour key names y1 minutes later, while pay:p2
+    # still waits: the record says when the evidence named y1 (+60), not +250
+    out = run(stage, [cluster("tmpl:abcd1234", T0 + 250, ("h1", "h2", "y1"))])
+    assert {x.account_id: x.ts for x in out if x.detector == "campaign_member"} == {
+        "y1": T0 + 60}
+    # an account no parked cluster listed is named at the time it is named
+    out = run(stage, [member("tmpl:abcd1234", T0 + 260, "z1", T0 + 250)])
+    assert [(x.account_id, x.ts) for x in out] == [("z1", T0 + 260)]
+    # and with nothing parked, nothing is backdated
+    off = CampaignStage(probation_s=0)
+    run(off, [cluster("pay:p1", T0, ("h1", "h2", "h3"))])
+    run(off, [cluster("pay:p2", T0 + 60, ("h3", "y1", "y2"))])
+    out = run(off, [cluster("tmpl:abcd1234", T0 + 250, ("h1", "h2", "y9"))])
+    assert [(x.account_id, x.ts) for x in out if x.detector == "campaign_member"] == [
+        ("y9", T0 + 250)]
+
+
+def test_snapshot_carries_held_and_parked_alerts_and_restores_versions_1_and_2():
     def feed() -> list[Alert]:
         return [
             cluster("pay:p1", T0, ("h1", "h2", "h3")),
             acct("x", T0 + 10, 0.95),                           # held (no campaign)
             acct("h9", T0 + 20, 0.95, fps=("aaaa0000",)),
             cluster("pay:p2", T0 + 30, ("h3", "y1", "y2")),     # on probation
+            cluster("pay:p2", T0 + 35, ("h3", "y1", "y2", "y4")),  # its re-fire waits too
             acct("s", T0 + 40, 0.9, rate=0.2),
             acct("s", T0 + 50, 0.1, status="resolved", start=T0 + 40),
             tick(T0 + 60), tick(T0 + 700), tick(T0 + 4 * 3600),
@@ -151,6 +209,21 @@ def test_snapshot_carries_held_and_parked_alerts_and_restores_version_1():
     old = CampaignStage()
     old.restore(v1)
     assert old._accounts["x"] == (T0, "", False, 0.0)
+    # a version-2 snapshot (before re-fires waited with their parked cluster):
+    # its parked list holds member alerts only, read as before
+    park = cluster("pay:p2", T0 + 30, ("h3", "y1", "y2"))
+    v2 = orjson.dumps({
+        "v": 2, "wm": T0 + 40, "next": T0 + 60, "held": {}, "alias": {}, "accounts": {},
+        "pending": {}, "parked": {"pay:p2": [encode_alert(park).decode(), T0 + 630,
+                                             [encode_alert(member("pay:p2", T0 + 40, "y3",
+                                                                  T0 + 30)).decode()]]}})
+    two = CampaignStage(probation_s=600)
+    two.restore(v2)
+    assert two.holding == 1
+    out = two.release_held()
+    assert {x.account_id: x.ts for x in out if x.detector == "campaign_member"} == {
+        "h3": T0 + 30, "y1": T0 + 30, "y2": T0 + 30, "y3": T0 + 40}
+    assert orjson.loads(two.snapshot())["v"] == 3
     with pytest.raises(CorruptState):
         old.restore(orjson.dumps({"v": 9, "wm": T0, "next": 0, "held": {}, "alias": {},
                                   "accounts": {}}))

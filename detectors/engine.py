@@ -98,6 +98,21 @@ REASONS = (
 _LIMIT_STOPS: Final = frozenset({"max_tokens", "length", "max_output_tokens", "token_limit"})
 
 
+def _discount_kept(
+    state: AccountState, s_tmpl: float, s_elic: float, share: float, keep: float
+) -> tuple[float, float]:
+    """Template and elicitation evidence scaled by ``keep`` where the account's
+    long-term share of it is at least ``share`` of its current share: language
+    it has used all along, not language it just took up. ``state.txt_long``
+    must be positive."""
+    txt, txt_l = state.txt_short, state.txt_long
+    if state.tmpl_long / txt_l >= share * state.tmpl_short / txt:
+        s_tmpl *= keep
+    if state.elic_long / txt_l >= share * state.elic_short / txt:
+        s_elic *= keep
+    return s_tmpl, s_elic
+
+
 # (compiled by tools.native: tests and tools may still subclass it)
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Detector:
@@ -815,11 +830,7 @@ class Detector:
             # a stable history without a burst or drift: its templates,
             # reasoning requests and long answers are its normal business
             if state.txt_long > 0.0:
-                txt, txt_l = state.txt_short, state.txt_long
-                if state.tmpl_long / txt_l >= 0.5 * state.tmpl_short / txt:
-                    s_tmpl *= keep
-                if state.elic_long / txt_l >= 0.5 * state.elic_short / txt:
-                    s_elic *= keep
+                s_tmpl, s_elic = _discount_kept(state, s_tmpl, s_elic, 0.5, keep)
             s_harvest *= keep
         elif (
             s_drift < 0.5
@@ -838,12 +849,7 @@ class Detector:
             # business. Its harvest and volume evidence are not discounted, and
             # narrow, templated reasoning requests (a low-and-slow harvest) keep
             # their weight
-            txt, txt_l = state.txt_short, state.txt_long
-            share = cfg.stable_share
-            if state.tmpl_long / txt_l >= share * state.tmpl_short / txt:
-                s_tmpl *= keep
-            if state.elic_long / txt_l >= share * state.elic_short / txt:
-                s_elic *= keep
+            s_tmpl, s_elic = _discount_kept(state, s_tmpl, s_elic, cfg.stable_share, keep)
         # reasoning requests and new heavy traffic weigh with what the account
         # takes home: grading that returns short verdicts (an LLM-as-judge
         # pipeline) and batch jobs whose outputs are no longer than their

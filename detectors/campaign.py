@@ -872,11 +872,17 @@ class CampaignStage:
 
     def _stronger(self, alert: Alert, c: Campaign) -> bool:
         """Whether an account's own alert is stronger evidence than its campaign's."""
-        if alert.score <= c.score + self.account_margin:
+        return self._outranks(alert, c.score, c.severity)
+
+    def _outranks(self, alert: Alert, score: float, severity: str) -> bool:
+        """Whether an alert is stronger evidence than an incident of this score
+        and severity (by ``account_margin``, and by severity when
+        ``fold_by_severity``)."""
+        if alert.score <= score + self.account_margin:
             return False
         if not self.fold_by_severity:
             return True
-        return severity_rank(alert.severity) > severity_rank(c.severity)
+        return severity_rank(alert.severity) > severity_rank(severity)
 
     def _account(self, alert: Alert) -> list[Alert]:
         acct = alert.account_id
@@ -1073,10 +1079,7 @@ class CampaignStage:
             if best is not None:
                 _, other, key = best
                 ts, start, severity, score, _ = self._paged[other]
-                stronger = alert.score > score + self.account_margin and (
-                    not self.fold_by_severity
-                    or severity_rank(alert.severity) > severity_rank(severity))
-                if not stronger:
+                if not self._outranks(alert, score, severity):
                     known = self._accounts.get(acct)
                     self._accounts[acct] = (alert.episode_start, "", True,
                                             known[3] if known is not None else _rate(alert))

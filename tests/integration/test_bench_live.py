@@ -10,6 +10,9 @@ import pytest
 
 from benchmarks.bench import SECTIONS, Profile, assess, run, table
 
+# it times workers and reads their CPU shares: alone, after the parallel pass
+pytestmark = pytest.mark.serial
+
 
 @pytest.mark.timeout(180)
 def test_bench_tiny_produces_all_sections(tmp_path):

@@ -17,7 +17,7 @@ from streams.errors import ConfigError
 from streams.kafka import fetch_pacing
 from streams.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from tests.helpers.attack import extractor_events
 from tests.helpers.broker import consume_until, produce
 from tests.helpers.reliability import wait_log_n, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 PARTITIONS = 4
 
 

@@ -26,7 +26,7 @@ from tests.helpers.broker import WorkerProcess, consume_until, produce
 from tests.helpers.proxy import TcpProxy
 from tests.helpers.reliability import try_health, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 OUTAGE_S = 30.0
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.soak import run_soak
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def test_short_soak_memory_flat_and_lag_bounded(broker, tmp_path):

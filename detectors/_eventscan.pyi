@@ -1,0 +1,3 @@
+# The C kernel's signature (detectors/_eventscan.c); see
+# streams.replay.logfiles.read_file_part.
+def scan(line: bytes, max_prompt_chars: int, /) -> tuple[str, float] | None: ...

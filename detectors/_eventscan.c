@@ -375,7 +375,11 @@ rfc3339(cur_t p, Py_ssize_t n, double *out)
     if (secs < 0 || secs > 8000000000LL) { /* keeps the microseconds exact in a double */
         return -1;
     }
-    *out = (double)(secs * 1000000LL + us) / 1e6;
+    double ts = (double)(secs * 1000000LL + us) / 1e6;
+    if (!(ts >= MIN_TS && ts < MAX_TS)) { /* parse_event's range */
+        return -1;
+    }
+    *out = ts;
     return 0;
 }
 

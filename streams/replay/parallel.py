@@ -20,6 +20,7 @@ Children and parent talk through pipes in orjson, never pickle.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import multiprocessing
@@ -66,9 +67,12 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
            config: Mapping[str, Any] | None, partitions: int, lateness_s: float,
            sweep_interval_s: float, max_prompt_chars: int, chunk: int,
            stage_every: int = 0) -> None:
+    gc_tracking = contextlib.ExitStack()
     try:
         factory = detector_factory(config)
         times = StageTimes(stage_every) if stage_every else None
+        if times is not None:
+            gc_tracking.enter_context(times.track_gc())
         emitter = SummaryEmitter()
         timed_emitter = TimedSummarizer(emitter, times) if times is not None else None
         runners = {p: PartitionRunner(factory(), sweep_interval_s=sweep_interval_s,
@@ -135,6 +139,7 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
 
         conn.send_bytes(orjson.dumps({"error": f"{exc!r}\n{traceback.format_exc()}"}))
     finally:
+        gc_tracking.close()
         conn.close()
 
 
@@ -189,6 +194,9 @@ def replay_files_parallel(
     stats = ReadStats()
     accounts = 0
     seen: set[str] = set()
+    gc_tracking = contextlib.ExitStack()
+    if times is not None:  # the parent's cluster stage
+        gc_tracking.enter_context(times.track_gc())
     try:
         finished = False
         while not finished:
@@ -234,6 +242,7 @@ def replay_files_parallel(
             progress.update(chunks[0]["events"])
         alerts.extend(campaigns.release_held())  # the input ended (Replayer.finish)
     finally:
+        gc_tracking.close()
         for c in conns:
             c.close()
         for proc in procs:

@@ -115,7 +115,8 @@ def test_valid_lines_are_scanned(scan: _Scan, line: bytes) -> None:
     b'{"ts": 1771840800}', b'{"account_id": "a"}', b'{}', b'null', b'',
     b'{"ts": null, "account_id": "a"}', b'{"ts": 1771840800, "account_id": null}',
     b'{"ts": 12, "account_id": "a"}', b'{"ts": "1999-01-01T00:00:00Z", "account_id": "a"}',
-    b'{"ts": "2100-01-01T00:00:00Z", "account_id": "a"}', b'{"ts": "2026-02-30T10:00:00Z", "account_id": "a"}',
+    b'{"ts": "2100-01-01T00:00:00Z", "account_id": "a"}',
+    b'{"ts": "2026-02-30T10:00:00Z", "account_id": "a"}',
     b'{"ts": "2026-02-23T24:00:00Z", "account_id": "a"}',
     b'{"ts": 1771840800, "account_id": "   "}', b'{"ts": 1771840800, "account_id": "a\\tb"}',
     b'{"ts": 1771840800, "account_id": ""}', b'{"ts": 1771840800, "account_id": "a\x7f"}',
@@ -199,7 +200,8 @@ def test_read_file_part_splits_read_file(tmp_path: Path, scan: _Scan) -> None:
         parts.append((got, stats))
     (a, sa), (b, sb) = parts
     for x, y, ev in zip(a, b, events, strict=True):
-        assert (x if type(y) is Foreign else y) == ev and (type(x) is Foreign) != (type(y) is Foreign)
+        assert (x if type(y) is Foreign else y) == ev
+        assert (type(x) is Foreign) != (type(y) is Foreign)
     assert (sa.lines, sa.events, sa.bad) == (ref.lines, ref.events, ref.bad) == (
         sb.lines, sb.events, sb.bad)
     assert sa.with_prompt + sb.with_prompt == ref.with_prompt

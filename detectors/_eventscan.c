@@ -12,6 +12,11 @@
  *   followed by Z or +00:00, a number with an exponent, a repeated field,
  *   and every invalid line). The caller then decodes the line in full.
  *
+ * rfc3339(text: str) -> float | None
+ *
+ *   detectors.schema.parse_ts of a time in that layout (None: any other
+ *   text, for the Python); datetime.fromisoformat cost 0.9 us per event.
+ *
  * Why: with --jobs 2 each child must number the events as the one-process
  * replay does, so it has to know every event's time and whether it is valid,
  * but only its own partitions' events need decoding. Decoding and validating
@@ -614,9 +619,30 @@ scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* parse_ts of a str in the layout rfc3339() reads (what producers send, and
+ * the simulator): the same float, or None for the Python to parse (any other
+ * layout, and every invalid text, so that its error message stays its own). */
+static PyObject *
+rfc3339_py(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    double ts;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "rfc3339(text: str)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(arg)
+        || rfc3339(PyUnicode_1BYTE_DATA(arg), PyUnicode_GET_LENGTH(arg), &ts) < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyFloat_FromDouble(ts);
+}
+
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
      "scan(line, max_prompt_chars) -> (account_id, ts) | None: a valid event line's key"},
+    {"rfc3339", rfc3339_py, METH_O,
+     "rfc3339(text) -> float | None: parse_ts of YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+00:00)"},
     {NULL, NULL, 0, NULL},
 };
 

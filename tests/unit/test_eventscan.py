@@ -33,9 +33,12 @@ _Scan = Callable[[bytes, int], Any]
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory: pytest.TempPathFactory) -> _Scan:
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The built ``detectors._eventscan``, or one compiled here."""
     if logfiles.SCAN is not None:
-        return logfiles.SCAN
+        from detectors import _eventscan
+
+        return _eventscan
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (cc/gcc) to build detectors/_eventscan.c")
@@ -47,7 +50,12 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> _Scan:
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.scan  # type: ignore[no-any-return]
+    return mod
+
+
+@pytest.fixture(scope="module")
+def scan(kernel: Any) -> _Scan:
+    return kernel.scan  # type: ignore[no-any-return]
 
 
 def _full(line: bytes, max_prompt: int) -> tuple[str, float] | None:
@@ -205,3 +213,52 @@ def test_read_file_part_splits_read_file(tmp_path: Path, scan: _Scan) -> None:
     assert (sa.lines, sa.events, sa.bad) == (ref.lines, ref.events, ref.bad) == (
         sb.lines, sb.events, sb.bad)
     assert sa.with_prompt + sb.with_prompt == ref.with_prompt
+
+
+def _python_ts(text: str) -> float | None:
+    """parse_ts's Python branch for text (None where it raises)."""
+    from datetime import datetime
+
+    from detectors.schema import MAX_TS, MIN_TS
+
+    t = text.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    ts = parsed.timestamp()
+    return ts if MIN_TS <= ts < MAX_TS and len(text) <= 64 else None
+
+
+@pytest.fixture(scope="module")
+def rfc3339(kernel: Any) -> Callable[[str], float | None]:
+    from detectors import schema
+
+    assert (schema._C_RFC3339 is None) == (logfiles.SCAN is None)  # built together
+    return kernel.rfc3339  # type: ignore[no-any-return]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.datetimes(), st.sampled_from(["Z", "z", "+00:00", "+01:00", "", " "]),
+       st.sampled_from(["auto", "seconds", "milliseconds", "microseconds"]),
+       st.sampled_from(["T", " "]))
+def test_rfc3339_is_parse_ts_or_leaves_it_to_it(
+        rfc3339: Callable[[str], float | None], when: Any, zone: str, spec: str,
+        sep: str) -> None:
+    text = when.isoformat(sep=sep, timespec=spec) + zone
+    got = rfc3339(text)
+    if got is not None:
+        assert got == _python_ts(text) and type(got) is float, text
+
+
+def test_parse_ts_takes_the_fast_path_and_keeps_its_errors() -> None:
+    from detectors.schema import parse_ts
+
+    assert parse_ts("2026-02-23T10:00:00.139Z") == _python_ts("2026-02-23T10:00:00.139Z")
+    for bad in ("1999-12-31T23:59:59Z", "2026-02-30T10:00:00Z", "2026-02-23T10:00:00"):
+        with pytest.raises(InvalidEvent):
+            parse_ts(bad)

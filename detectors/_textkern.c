@@ -75,6 +75,17 @@ crc_init(void)
     }
 }
 
+/* ASCII lower case of a byte (other bytes as they are) */
+static uint8_t ascii_lower[256];
+
+static void
+lower_init(void)
+{
+    for (int b = 0; b < 256; b++) {
+        ascii_lower[b] = (uint8_t)(b >= 'A' && b <= 'Z' ? b | 0x20 : b);
+    }
+}
+
 /* zlib.crc32(data, value) */
 static uint32_t
 crc32_update(uint32_t value, const uint8_t *p, size_t n)
@@ -95,6 +106,18 @@ crc32_update(uint32_t value, const uint8_t *p, size_t n)
             ^ crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
         p += 8;
         n -= 8;
+    }
+    if (n >= 4) { /* slicing by 4: most units are short */
+        uint32_t lo;
+        memcpy(&lo, p, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        lo = __builtin_bswap32(lo);
+#endif
+        lo ^= c;
+        c = crc_table[3][lo & 0xFF] ^ crc_table[2][(lo >> 8) & 0xFF]
+            ^ crc_table[1][(lo >> 16) & 0xFF] ^ crc_table[0][lo >> 24];
+        p += 4;
+        n -= 4;
     }
     while (n--) {
         c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
@@ -481,6 +504,10 @@ typedef struct {
     int ascii;
 } unit_t;
 
+#define SET_SLOTS 16384
+static uint64_t set_slots[SET_SLOTS];
+static uint32_t set_epoch;
+
 /* how many distinct values a[0..n) holds (a is reordered when n is small);
  * -1 with MemoryError */
 static Py_ssize_t
@@ -506,6 +533,30 @@ distinct_count(uint32_t *a, Py_ssize_t n)
     int bits = 1;
     while (((Py_ssize_t)1 << bits) < 2 * n) {
         bits++;
+    }
+    if (((size_t)1 << bits) <= SET_SLOTS) {
+        /* the usual size: a static table whose slots are tagged with the
+         * call (epoch), so that it needs no clearing (the calloc and its
+         * zeroing were a third of this function) */
+        if (++set_epoch == 0) {
+            memset(set_slots, 0, sizeof(set_slots));
+            set_epoch = 1;
+        }
+        uint64_t tag = (uint64_t)set_epoch << 32;
+        size_t mask = ((size_t)1 << bits) - 1;
+        Py_ssize_t size = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t key = tag | a[i];
+            size_t at = (size_t)((a[i] * 0x9E3779B1u) >> (32 - (bits < 32 ? bits : 32))) & mask;
+            while ((set_slots[at] & 0xFFFFFFFF00000000u) == tag && set_slots[at] != key) {
+                at = (at + 1) & mask;
+            }
+            if (set_slots[at] != key) {
+                set_slots[at] = key;
+                size++;
+            }
+        }
+        return size;
     }
     uint64_t *set = PyMem_Calloc((size_t)1 << bits, sizeof(uint64_t));
     if (set == NULL) {
@@ -671,15 +722,35 @@ word_classes(int kind, const void *data, const unit_t *u, uint8_t *scratch)
 static PyObject *
 make_result(const uint32_t *words, Py_ssize_t size, int elicit, PyObject *terms, uint32_t anchor)
 {
-    PyObject *sk = Py_BuildValue("(kkkk)", (unsigned long)words[0], (unsigned long)words[1],
-                                 (unsigned long)words[2], (unsigned long)words[3]);
-    if (sk == NULL) {
-        Py_DECREF(terms);
-        return NULL;
+    /* tuples filled directly: Py_BuildValue parsed its format per prompt */
+    PyObject *sk = PyTuple_New(4), *res = PyTuple_New(5);
+    if (sk == NULL || res == NULL) {
+        goto fail;
     }
-    PyObject *res = Py_BuildValue("(NnONk)", sk, size, elicit ? Py_True : Py_False, terms,
-                                  (unsigned long)anchor);
+    for (Py_ssize_t i = 0; i < 4; i++) {
+        PyObject *w = PyLong_FromUnsignedLong((unsigned long)words[i]);
+        if (w == NULL) {
+            goto fail;
+        }
+        PyTuple_SET_ITEM(sk, i, w);
+    }
+    PyObject *n = PyLong_FromSsize_t(size), *a = PyLong_FromUnsignedLong((unsigned long)anchor);
+    if (n == NULL || a == NULL) {
+        Py_XDECREF(n);
+        Py_XDECREF(a);
+        goto fail;
+    }
+    PyTuple_SET_ITEM(res, 0, sk);
+    PyTuple_SET_ITEM(res, 1, n);
+    PyTuple_SET_ITEM(res, 2, Py_NewRef(elicit ? Py_True : Py_False));
+    PyTuple_SET_ITEM(res, 3, terms);
+    PyTuple_SET_ITEM(res, 4, a);
     return res;
+fail:
+    Py_XDECREF(sk);
+    Py_XDECREF(res);
+    Py_DECREF(terms);
+    return NULL;
 }
 
 static int
@@ -691,6 +762,67 @@ is_stop(const uint8_t *b, Py_ssize_t len, uint32_t crc)
         }
     }
     return 0;
+}
+
+/* The UTF-8 of a non-ASCII text and its units, in one pass: a character of a
+ * script without spaces is a unit alone, a run of unit characters is one.
+ * The open run is kept in locals and stored when it ends (storing it per
+ * character was a third of this loop). Returns the number of units; *nbytes
+ * the UTF-8 length. Inlined per kind (a constant here). */
+static inline __attribute__((always_inline)) Py_ssize_t
+text_units(int kind, const void *data, Py_ssize_t n, uint8_t *out, unit_t *units,
+           Py_ssize_t *nbytes)
+{
+    Py_ssize_t nu = 0, at = 0;
+    Py_ssize_t run_start = -1, run_cp = 0, run_cps = 0; /* run_start < 0: no open run */
+    int run_ascii = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        Py_ssize_t before = at;
+        at += put_utf8(out + at, c);
+        int uc = unit_class(c);
+        if (uc == 1) {
+            if (run_start < 0) {
+                run_start = before;
+                run_cp = i;
+                run_cps = 0;
+                run_ascii = 1;
+            }
+            run_cps++;
+            run_ascii &= c < 0x80;
+            continue;
+        }
+        if (run_start >= 0) {
+            units[nu].start = run_start;
+            units[nu].len = before - run_start;
+            units[nu].cps = run_cps;
+            units[nu].cp_start = run_cp;
+            units[nu].nospace = 0;
+            units[nu].ascii = run_ascii;
+            nu++;
+            run_start = -1;
+        }
+        if (uc == 2) {
+            units[nu].start = before;
+            units[nu].len = at - before;
+            units[nu].cps = 1;
+            units[nu].cp_start = i;
+            units[nu].nospace = 1;
+            units[nu].ascii = 0;
+            nu++;
+        }
+    }
+    if (run_start >= 0) {
+        units[nu].start = run_start;
+        units[nu].len = at - run_start;
+        units[nu].cps = run_cps;
+        units[nu].cp_start = run_cp;
+        units[nu].nospace = 0;
+        units[nu].ascii = run_ascii;
+        nu++;
+    }
+    *nbytes = at;
+    return nu;
 }
 
 /* the features of a text given as code points of one kind (ascii: all < 0x80) */
@@ -714,14 +846,15 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
         nbytes = n;
         Py_ssize_t i = 0;
         while (i < n) {
-            while (i < n && !is_unit_char(utf8[i])) {
+            /* bmp_class of an ASCII byte is is_unit_char's answer, by a load */
+            while (i < n && !T.bmp_class[utf8[i]]) {
                 i++;
             }
             if (i >= n) {
                 break;
             }
             Py_ssize_t s = i;
-            while (i < n && is_unit_char(utf8[i])) {
+            while (i < n && T.bmp_class[utf8[i]]) {
                 i++;
             }
             units[nu].start = units[nu].cp_start = s;
@@ -737,43 +870,17 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
             PyErr_NoMemory();
             goto done;
         }
-        Py_ssize_t at = 0;
-        int in_run = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            Py_ssize_t before = at;
-            at += put_utf8(utf8_own + at, c);
-            int uc = unit_class(c);
-            if (uc == 2) {
-                units[nu].start = before;
-                units[nu].len = at - before;
-                units[nu].cps = 1;
-                units[nu].cp_start = i;
-                units[nu].nospace = 1;
-                units[nu].ascii = 0;
-                nu++;
-                in_run = 0;
-            }
-            else if (uc == 1) {
-                if (in_run) {
-                    units[nu - 1].len = at - units[nu - 1].start;
-                    units[nu - 1].cps++;
-                    units[nu - 1].ascii &= c < 0x80;
-                }
-                else {
-                    units[nu].start = before;
-                    units[nu].len = at - before;
-                    units[nu].cps = 1;
-                    units[nu].cp_start = i;
-                    units[nu].nospace = 0;
-                    units[nu].ascii = c < 0x80;
-                    nu++;
-                    in_run = 1;
-                }
-            }
-            else {
-                in_run = 0;
-            }
+        /* one loop per kind (features_raw hands over UCS-4), so that
+         * PyUnicode_READ does not branch on the kind per character */
+        Py_ssize_t at;
+        if (kind == PyUnicode_4BYTE_KIND) {
+            nu = text_units(PyUnicode_4BYTE_KIND, data, n, utf8_own, units, &at);
+        }
+        else if (kind == PyUnicode_2BYTE_KIND) {
+            nu = text_units(PyUnicode_2BYTE_KIND, data, n, utf8_own, units, &at);
+        }
+        else {
+            nu = text_units(PyUnicode_1BYTE_KIND, data, n, utf8_own, units, &at);
         }
         utf8_own[at] = 0;
         utf8 = utf8_own;
@@ -800,9 +907,18 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
     else {
         static const uint8_t space = ' ';
         for (Py_ssize_t i = 0; i < nsh; i++) {
-            uint32_t c = crc32_update(0, utf8 + units[i].start, (size_t)units[i].len);
+            const unit_t *a = &units[i], *b = &units[i + 1];
+            Py_ssize_t gap = a->start + a->len;
+            if (b->start == gap + 1 && utf8[gap] == ' ') {
+                /* "a b" is in the text as it is (words one space apart): one
+                 * call over the range, in 8- and 4-byte steps, rather than
+                 * three calls that go byte by byte over short units */
+                sh[i] = crc32_update(0, utf8 + a->start, (size_t)(b->start + b->len - a->start));
+                continue;
+            }
+            uint32_t c = crc32_update(0, utf8 + a->start, (size_t)a->len);
             c = crc32_update(c, &space, 1);
-            sh[i] = crc32_update(c, utf8 + units[i + 1].start, (size_t)units[i + 1].len);
+            sh[i] = crc32_update(c, utf8 + b->start, (size_t)b->len);
         }
     }
     /* 3. the b-bit MinHash sketch (text.sketch) and the anchor. The Python
@@ -886,9 +1002,12 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
      * concept prefixes of the words of 3 or more characters */
     int seen = 0;
     if (nbytes >= 4) {
-        for (Py_ssize_t i = 0; i + 4 <= nbytes && !(seen & IDIOM); i++) {
+        /* the loop every byte goes through holds the bitmap test only (the
+         * idiom check was in its condition: a tenth of the kernel) */
+        const uint8_t *bitmap = T.pat_bitmap;
+        for (Py_ssize_t i = 0, last = nbytes - 4; i <= last; i++) {
             uint32_t h = head_hash(utf8 + i);
-            if (!(T.pat_bitmap[h >> 3] & (1 << (h & 7)))) {
+            if (__builtin_expect(!(bitmap[h >> 3] & (1 << (h & 7))), 1)) {
                 continue;
             }
             for (int p = T.pat_head[h]; p >= 0; p = T.pats[p].next) {
@@ -898,6 +1017,9 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
                     && memcmp(pt->bytes, utf8 + i, (size_t)pt->len) == 0) {
                     seen |= pt->cls;
                 }
+            }
+            if (seen & IDIOM) {
+                break;
             }
         }
     }
@@ -1121,15 +1243,14 @@ features_raw(PyObject *self, PyObject *s)
     const void *data = PyUnicode_DATA(s);
     PyObject *result = NULL;
     if (PyUnicode_IS_ASCII(s)) {
-        uint8_t stack[4096] = {0};
+        uint8_t stack[4096]; /* only its first n bytes are read */
         uint8_t *low = n <= (Py_ssize_t)sizeof(stack) ? stack : PyMem_Malloc((size_t)n + 1);
         if (low == NULL) {
             return PyErr_NoMemory();
         }
         const uint8_t *src = data;
         for (Py_ssize_t i = 0; i < n; i++) {
-            uint8_t b = src[i];
-            low[i] = (uint8_t)(b >= 'A' && b <= 'Z' ? b | 0x20 : b);
+            low[i] = ascii_lower[src[i]];
         }
         result = core(PyUnicode_1BYTE_KIND, low, n, 1);
         if (low != stack) {
@@ -1256,5 +1377,6 @@ PyMODINIT_FUNC
 PyInit__textkern(void)
 {
     crc_init();
+    lower_init();
     return PyModule_Create(&module);
 }

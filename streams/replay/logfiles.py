@@ -8,10 +8,10 @@ import gzip
 import heapq
 import io
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Protocol, TypeVar, cast
 
 from detectors.errors import InvalidEvent
 from detectors.schema import Event, decode_message, parse_event
@@ -91,8 +91,16 @@ def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048
                 yield event, lineno
 
 
-def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadStats,
-            file_index: int) -> Iterator[tuple[float, int, int, Event]]:
+class _Timed(Protocol):
+    @property
+    def ts(self) -> float: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def reorder(items: Iterable[tuple[_T, int]], lateness_s: float, stats: ReadStats,
+            file_index: int) -> Iterator[tuple[float, int, int, _T]]:
     """Sort a nearly-ordered stream, holding events back by ``lateness_s``.
 
     Events later than that are released at once (as a live worker would
@@ -102,14 +110,14 @@ def reorder(items: Iterable[tuple[Event, int]], lateness_s: float, stats: ReadSt
     the position, unique per file, keeps the heap from ever comparing two
     Event objects.
     """
-    buffer: list[tuple[float, int, int, Event]] = []
+    buffer: list[tuple[float, int, int, _T]] = []
     high = float("-inf")
     released = float("-inf")
     it = iter(items)
     # Fast path while the file is in order: a FIFO is already sorted (equal
     # times keep line order), so no heap work until the first event that
     # goes back in time; from there on, the heap below takes over.
-    fifo: deque[tuple[float, int, int, Event]] = deque()
+    fifo: deque[tuple[float, int, int, _T]] = deque()
     for pos, (event, _) in enumerate(it):
         ts = event.ts
         if ts < high:
@@ -165,4 +173,122 @@ def merged_events(paths: Iterable[str | Path], stats: ReadStats, *, lateness_s: 
     ]
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
     for _, _, _, event in merged:  # (ts, file, position, event)
+        yield event
+
+
+# --- one process's part of a multi-process replay ---------------------------
+
+
+class Foreign:
+    """Another replay process's event in :func:`read_file_part`: its time
+    only, which the merge in event-time order needs."""
+
+    __slots__ = ("ts",)
+
+    def __init__(self, ts: float) -> None:
+        self.ts = ts
+
+
+def _scanner() -> Callable[[bytes, int], tuple[str, float] | None] | None:
+    """The C line scanner (``detectors/_eventscan.c``), when built."""
+    try:
+        from detectors import _eventscan
+    except ImportError:
+        return None
+    return _eventscan.scan
+
+
+SCAN = _scanner()
+
+
+class ScanMismatch(RuntimeError):
+    """The line scanner and the full decode disagree on an event (a bug in
+    ``detectors/_eventscan.c``); replay with ``--jobs 1``."""
+
+
+def read_file_part(path: str | Path, stats: ReadStats, mine: Callable[[str], bool], *,
+                   max_line_bytes: int = 1_048_576, max_prompt_chars: int = 200_000,
+                   times: StageTimes | None = None,
+                   scan: Callable[[bytes, int], tuple[str, float] | None] | None = SCAN,
+                   ) -> Iterator[tuple[Event | Foreign, int]]:
+    """:func:`read_file` for one of several replay processes: the events of
+    the accounts ``mine`` accepts, and a :class:`Foreign` in place of every
+    other valid event, in the same order, so that every process numbers the
+    events alike.
+
+    ``scan`` (the C scanner) reads a line's account id and time without
+    decoding it, and only when it is sure that the line is one valid event
+    (else None); such a line is decoded only by the process it belongs to.
+    Every other line is decoded in full by every process, as by
+    :func:`read_file`, so all agree on which events are valid. ``stats``
+    counts every line and event, but ``with_prompt`` and ``with_topic`` only
+    over this process's events (the processes' counts add up)."""
+    name = str(path)
+    every = 0
+    if times is not None:
+        every, clock, add = times.every, times.clock, times.add
+    with open_log(path) as fh:
+        reader = io.BufferedReader(cast(io.RawIOBase, fh)) \
+            if not isinstance(fh, io.BufferedReader) else fh
+        for lineno, line in enumerate(reader, start=1):
+            stats.lines += 1
+            stats.bytes_read += len(line)
+            if not line.strip():
+                continue
+            key = scan(line, max_prompt_chars) \
+                if scan is not None and len(line) <= max_line_bytes else None
+            if key is not None and not mine(key[0]):
+                stats.events += 1
+                yield Foreign(key[1]), lineno
+                continue
+            sampled = every and lineno % every == 0
+            if sampled:
+                t0 = clock()
+            try:
+                items = decode_message(line, max_bytes=max_line_bytes)
+            except InvalidEvent as exc:
+                if key is not None:
+                    raise ScanMismatch(f"{name}:{lineno}: scanned as valid") from exc
+                stats.reject(f"{name}:{lineno}", exc.reason)
+                continue
+            if sampled:
+                add("decode", clock() - t0)
+            for item in items:
+                if sampled:
+                    t0 = clock()
+                try:
+                    event = parse_event(item, max_prompt_chars=max_prompt_chars)
+                except InvalidEvent as exc:
+                    if key is not None:
+                        raise ScanMismatch(f"{name}:{lineno}: scanned as valid") from exc
+                    stats.reject(f"{name}:{lineno}", exc.reason)
+                    continue
+                if sampled:
+                    add("validate", clock() - t0)
+                stats.events += 1
+                if key is not None and (key[0] != event.account_id or key[1] != event.ts):
+                    raise ScanMismatch(f"{name}:{lineno}: scanned {key!r}, decoded "
+                                       f"{(event.account_id, event.ts)!r}")
+                if mine(event.account_id):
+                    stats.with_prompt += event.prompt is not None
+                    stats.with_topic += event.topic is not None
+                    yield event, lineno
+                else:
+                    yield Foreign(event.ts), lineno
+
+
+def merged_events_part(paths: Iterable[str | Path], stats: ReadStats,
+                       mine: Callable[[str], bool], *, lateness_s: float = 300.0,
+                       max_line_bytes: int = 1_048_576, max_prompt_chars: int = 200_000,
+                       times: StageTimes | None = None) -> Iterator[Event | Foreign]:
+    """:func:`merged_events` with :func:`read_file_part`: the same sequence,
+    with a :class:`Foreign` for each event that ``mine`` does not accept."""
+    streams = [
+        reorder(read_file_part(p, stats, mine, max_line_bytes=max_line_bytes,
+                               max_prompt_chars=max_prompt_chars, times=times),
+                lateness_s, stats, i)
+        for i, p in enumerate(paths)
+    ]
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams)
+    for _, _, _, event in merged:
         yield event

@@ -2,8 +2,11 @@
 
 The per-account stage is independent per partition, so the partitions are
 split across ``jobs`` forked child processes (partition ``p`` belongs to child
-``p % jobs``). Every child reads and validates all input, so each sees the same
-merged event sequence and numbers it the same way (event ``i``); it runs only
+``p % jobs``). Every child reads all input and sees the same merged event
+sequence, so it numbers it the same way (event ``i``), but decodes only its own
+events (:func:`~streams.replay.logfiles.read_file_part`: a C scanner reads the
+other events' account id and time, and says when a line needs the full decode,
+which every child then does alike); it runs only
 its own partitions' :class:`~detectors.runner.PartitionRunner`\\ s and sends the
 parent, per chunk of events, what they produced: account alerts and account
 summaries, each tagged with ``i``. The parent merges the children's chunks by
@@ -17,6 +20,7 @@ Children and parent talk through pipes in orjson, never pickle.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import multiprocessing
@@ -33,7 +37,8 @@ from detectors.campaign import CampaignStage, tick_due
 from detectors.cluster import AccountSummary, ClusterDetector, ClusterStage, SummaryEmitter
 from detectors.partitioning import PartitionCache
 from detectors.runner import PartitionRunner
-from streams.replay.logfiles import ReadStats, merged_events
+from detectors.schema import Event
+from streams.replay.logfiles import ReadStats, merged_events_part
 from streams.replay.progress import Progress
 from streams.service.detection import detector_factory
 from streams.service.stages import StageTimes, TimedSummarizer
@@ -62,9 +67,12 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
            config: Mapping[str, Any] | None, partitions: int, lateness_s: float,
            sweep_interval_s: float, max_prompt_chars: int, chunk: int,
            stage_every: int = 0) -> None:
+    gc_tracking = contextlib.ExitStack()
     try:
         factory = detector_factory(config)
         times = StageTimes(stage_every) if stage_every else None
+        if times is not None:
+            gc_tracking.enter_context(times.track_gc())
         emitter = SummaryEmitter()
         timed_emitter = TimedSummarizer(emitter, times) if times is not None else None
         runners = {p: PartitionRunner(factory(), sweep_interval_s=sweep_interval_s,
@@ -79,11 +87,16 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         i = -1
         every = stage_every
         mine = 0
-        for i, event in enumerate(merged_events(paths, stats, lateness_s=lateness_s,
-                                                max_prompt_chars=max_prompt_chars, times=times)):
-            acct = event.account_id
-            runner = runners.get(partition_of(acct))
-            if runner is not None:
+
+        def is_mine(acct: str) -> bool:
+            return partition_of(acct) in runners
+
+        events = merged_events_part(paths, stats, is_mine, lateness_s=lateness_s,
+                                    max_prompt_chars=max_prompt_chars, times=times)
+        for i, event in enumerate(events):
+            if type(event) is Event:
+                acct = event.account_id
+                runner = runners[partition_of(acct)]
                 seen.add(acct)
                 mine += 1
                 if every and mine % every == 0:
@@ -117,14 +130,16 @@ def _child(conn: Connection, k: int, jobs: int, paths: list[str],
         }
         if times is not None:
             done["stages"] = times.to_json()
-        if k == 0:  # every child reads the same input; one reports it
-            done["stats"] = dataclasses.asdict(stats)
+        # the counts of lines, events, bad and late ones are alike in every
+        # child; with_prompt and with_topic count the child's own events
+        done["stats"] = dataclasses.asdict(stats)
         conn.send_bytes(orjson.dumps(done))
     except BaseException as exc:  # reported to the parent, which raises it
         import traceback
 
         conn.send_bytes(orjson.dumps({"error": f"{exc!r}\n{traceback.format_exc()}"}))
     finally:
+        gc_tracking.close()
         conn.close()
 
 
@@ -147,8 +162,9 @@ def replay_files_parallel(
     With ``times``, the children time their stages and the parent its cluster
     stage (:mod:`streams.service.stages`); ``times`` then holds the sum over the
     processes (CPU time: with two processes it can exceed the wall time).
-    Every child reads and validates the whole input, so ``decode`` and
-    ``validate`` count that work once per process."""
+    A child decodes and validates its own events (and the lines the
+    scanner leaves to the full decode), so ``decode`` and ``validate`` count
+    about one process's work."""
     if not 1 <= jobs <= partitions:
         raise ValueError(f"jobs must be in 1..partitions ({partitions}), got {jobs}")
     files = [str(p) for p in paths]
@@ -178,6 +194,9 @@ def replay_files_parallel(
     stats = ReadStats()
     accounts = 0
     seen: set[str] = set()
+    gc_tracking = contextlib.ExitStack()
+    if times is not None:  # the parent's cluster stage
+        gc_tracking.enter_context(times.track_gc())
     try:
         finished = False
         while not finished:
@@ -193,6 +212,8 @@ def replay_files_parallel(
                 if len({msg["total"] for msg in chunks}) != 1:
                     raise ParallelReplayError("replay children read different event counts")
                 st = chunks[0]["stats"]
+                st["with_prompt"] = sum(msg["stats"]["with_prompt"] for msg in chunks)
+                st["with_topic"] = sum(msg["stats"]["with_topic"] for msg in chunks)
                 stats = ReadStats(**st)
                 finished = True
                 continue
@@ -221,6 +242,7 @@ def replay_files_parallel(
             progress.update(chunks[0]["events"])
         alerts.extend(campaigns.release_held())  # the input ended (Replayer.finish)
     finally:
+        gc_tracking.close()
         for c in conns:
             c.close()
         for proc in procs:

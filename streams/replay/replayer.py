@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,12 +158,13 @@ def replay_files(
     progress = Progress("replay", enabled=show_progress)
     times = StageTimes(stage_every) if stage_every else None
     started = time.perf_counter()
-    events = merged_events(paths, stats, lateness_s=lateness_s,
-                           max_prompt_chars=max_prompt_chars, times=times)
-    alerts, replayer = replay_events(
-        events, config, partitions=partitions, sweep_interval_s=sweep_interval_s,
-        on_event=on_event, progress=progress, times=times, watchlist=watchlist,
-    )
+    with times.track_gc() if times is not None else nullcontext():
+        events = merged_events(paths, stats, lateness_s=lateness_s,
+                               max_prompt_chars=max_prompt_chars, times=times)
+        alerts, replayer = replay_events(
+            events, config, partitions=partitions, sweep_interval_s=sweep_interval_s,
+            on_event=on_event, progress=progress, times=times, watchlist=watchlist,
+        )
     elapsed = time.perf_counter() - started
     progress.close()
     accounts = sum(len(r.states) for r in replayer.runners)

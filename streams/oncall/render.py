@@ -102,8 +102,9 @@ def group_by_incident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         camp = [r for r in own if r.get("detector") == "campaign"]
         head = (camp or own or g["accounts"] or g["members"])[-1]
         g["record"] = head
-        # an adopted account page (the incident's first record) shows under its campaign
-        g["accounts"] = [r for r in own if r.get("detector") != "campaign" and r is not head] \
+        # the account page a campaign adopted (the incident's first record)
+        # shows under it; older records of the head's own kind do not
+        g["accounts"] = [r for r in own if r.get("detector") != head.get("detector")] \
             + g["accounts"]
         if head in g["accounts"]:
             g["accounts"].remove(head)

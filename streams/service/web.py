@@ -80,10 +80,11 @@ async function refresh(){
       if(!g.accounts.length&&!g.members.length)return row(g.record,"");
       let out=row(g.record,"camp");
       out+=g.accounts.map(a=>row(a,"sub")).join("");
+      const named=[...new Set(g.members.map(m=>m.account_id))];
       if(g.members.length)out+=`<tr class="sub"><td></td><td colspan="5">`+
-        `${g.members.length} member record(s) on this worker`+
-        (g.campaign_id?` · campaign ${esc(g.campaign_id)}`:"")+": "+
-        g.members.slice(-20).map(m=>esc(m.account_id)).join(", ")+`</td></tr>`;
+        `${named.length} account(s) in it by ${g.members.length} member record(s) on this `+
+        `worker`+(g.campaign_id?` · campaign ${esc(g.campaign_id)}`:"")+": "+
+        named.slice(-20).map(esc).join(", ")+`</td></tr>`;
       return out;});
     document.getElementById("rows").innerHTML=rows.length?rows.join(""):
       '<tr><td colspan="6" class="empty">No alerts yet.</td></tr>';

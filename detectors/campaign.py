@@ -314,6 +314,10 @@ class CampaignStage:
         ``dedup_key`` (an update of it, ``details.adopted``) instead of
         opening a second incident; the account's own resolution is then the
         campaign's.
+    adopt_less_severe
+        ... also a page less severe than the campaign (off: the campaign's
+        own page is the escalation, where on-call routes by severity; the
+        adopted incident keeps the page's severity label in Alertmanager).
 
     Examples
     --------
@@ -359,6 +363,7 @@ class CampaignStage:
         identity_fold: bool = True,
         join_window_s: float = 600.0,
         adopt_pages: bool = True,
+        adopt_less_severe: bool = False,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -395,6 +400,7 @@ class CampaignStage:
         self.identity_fold = identity_fold
         self.join_window_s = join_window_s
         self.adopt_pages = adopt_pages
+        self.adopt_less_severe = adopt_less_severe
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -746,8 +752,9 @@ class CampaignStage:
         those the cluster's members share. A template cluster names
         unrelated accounts too (on tuning seed 0 a public template's
         campaign would have adopted a model pivot's page of 2.5 h before).
-        A page less severe than the campaign is not adopted (the campaign's
-        own page is the escalation)."""
+        A page less severe than the campaign is not adopted unless
+        ``adopt_less_severe`` (the campaign's own page is the escalation: the
+        adopted incident keeps the page's severity)."""
         shared = alert.details.get("shared_keys")
         ids = {str(k) for k in shared if _kind(str(k)) in STRONG_KINDS} \
             if isinstance(shared, list) else set()
@@ -755,7 +762,8 @@ class CampaignStage:
         best: tuple[float, str, str] | None = None
         for acct in alert.accounts:
             own = self._own.get(acct)
-            if own is None or severity_rank(own[2]) < severity_rank(alert.severity):
+            if own is None or (not self.adopt_less_severe
+                               and severity_rank(own[2]) < severity_rank(alert.severity)):
                 continue
             if not same_operator and not ids.intersection(own[3]):
                 continue

@@ -102,6 +102,12 @@ def test_a_closed_or_less_severe_page_is_not_adopted():
     run(stage, [acct("a1", T0, 0.8, severity="warning", keys=("pay:p1",)), tick(T0 + 1)])
     out = run(stage, [cluster("pay:p1", T0 + 300, ("a1", "a2", "a3"))])
     assert [x.dedup_key for x in out if x.detector == "campaign"][0].startswith("campaign:")
+    # ... unless told to (where on-call does not route by severity)
+    stage = CampaignStage(adopt_less_severe=True)
+    run(stage, [acct("a1", T0, 0.8, severity="warning", keys=("pay:p1",)), tick(T0 + 1)])
+    out = run(stage, [cluster("pay:p1", T0 + 300, ("a1", "a2", "a3"))])
+    camp = [x for x in out if x.detector == "campaign"][0]
+    assert camp.dedup_key == "account:a1" and camp.details["adopted"]["severity"] == "warning"
 
 
 def test_a_campaign_naming_an_account_that_joined_a_page_continues_that_page():

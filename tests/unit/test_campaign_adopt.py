@@ -170,3 +170,24 @@ def test_snapshot_carries_open_pages_and_restores_version_3():
     out = run(old, [cluster("pay:p1", T0 + 300, ("a1", "a2", "a3"))])
     assert [x.dedup_key for x in out if x.detector == "campaign"][0].startswith("campaign:")
     assert orjson.loads(old.snapshot())["v"] == 4
+
+
+def test_the_campaigns_resolve_lifts_the_actions_of_the_page_and_of_its_own_first_record():
+    from detectors.response import ActionLedger, ResponsePolicy, decide
+
+    policy = ResponsePolicy.from_mapping({})
+    out = _day(CampaignStage())
+    ledger = ActionLedger()
+    caused: list[str] = []
+    for x in out:
+        if x.detector.endswith("_member"):
+            continue
+        for rec in policy.propose(x.to_record()):
+            ledger.apply(rec)
+            if rec["data"]["action"] != "lift" and rec["type"].endswith("proposed"):
+                caused.append(rec["data"]["action_id"])
+            elif rec["data"]["action"] == "lift" and rec["type"].endswith("proposed"):
+                ledger.apply(decide(rec, "approved", "human", "ana", "resolved", T0 + 9000))
+    # the page's actions and the campaign's (its first record, revision 1)
+    assert len(caused) >= 2
+    assert all(ledger.status(a) == "lifted" for a in caused), [ledger.status(a) for a in caused]

@@ -718,9 +718,10 @@ class CampaignStage:
             # a cluster on probation this one links joins first, at its own
             # event time: its accounts are named then, not now by this one
             self._retry_parked(out)
+        named = alert.accounts
         if self.adopt_pages and c.revision == 0 and c.sent_ts == 0.0 and self._own:
-            self._adopt(c, alert)
-        members = self._add_members(c, alert.accounts, min(t, named_at), alert, strong)
+            named = (*named, *self._adopt(c, alert))
+        members = self._add_members(c, named, min(t, named_at), alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -736,7 +737,7 @@ class CampaignStage:
         self._maybe_update(c, t, out)
         return out
 
-    def _adopt(self, c: Campaign, alert: Alert) -> None:
+    def _adopt(self, c: Campaign, alert: Alert) -> list[str]:
         """A campaign about to page whose founding cluster names accounts in
         open incidents of their own (paged before any cluster of the actor
         fired, or joined to such a page) continues the earliest of them: its
@@ -747,37 +748,49 @@ class CampaignStage:
         campaign's from now on: their own resolution is dropped, the
         campaign's closes it.
 
-        Only the same operator's page: the founding cluster is an identity
-        key (card, range, org), or the account's own identity keys are among
-        those the cluster's members share. A template cluster names
-        unrelated accounts too (on tuning seed 0 a public template's
+        Only the same operator's page: an account the founding cluster names
+        when that cluster is an identity key (card, range, org), or any
+        account whose own identity keys include the cluster's identity key or
+        one its members share (``shared_keys``; such an account is named now,
+        as the identity fold names one after the campaign paged: on tuning
+        seed 3 a hydra's card cluster shared the range of an account paged
+        15 min before and named it a minute later). A template cluster alone
+        names unrelated accounts too (on tuning seed 0 a public template's
         campaign would have adopted a model pivot's page of 2.5 h before).
+        Returns the accounts to name besides the cluster's.
         A page less severe than the campaign is not adopted unless
         ``adopt_less_severe`` (the campaign's own page is the escalation: the
         adopted incident keeps the page's severity)."""
         shared = alert.details.get("shared_keys")
+        key = self._cluster_key(alert)
         ids = {str(k) for k in shared if _kind(str(k)) in STRONG_KINDS} \
             if isinstance(shared, list) else set()
-        same_operator = _kind(self._cluster_key(alert)) in STRONG_KINDS
+        same_operator = _kind(key) in STRONG_KINDS
+        if same_operator:
+            ids.add(key)
+        listed = set(alert.accounts)
         best: tuple[float, str, str] | None = None
-        for acct in alert.accounts:
-            own = self._own.get(acct)
-            if own is None or (not self.adopt_less_severe
-                               and severity_rank(own[2]) < severity_rank(alert.severity)):
+        for acct in sorted(self._own):
+            own = self._own[acct]
+            if not self.adopt_less_severe and severity_rank(own[2]) < severity_rank(
+                    alert.severity):
                 continue
-            if not same_operator and not ids.intersection(own[3]):
+            if not (same_operator and acct in listed) and not ids.intersection(own[3]):
                 continue
             if best is None or (own[1], own[0]) < best[:2]:
                 best = (own[1], own[0], own[2])
         if best is None:
-            return
+            return []
         start, key, sev = best
+        extra: list[str] = []
         detector, _, subject = key.partition(":")
         c.adopted = {"dedup_key": key, "detector": detector, "subject": subject,
                      "severity": sev, "episode_start": start}
         for acct in sorted(self._own):
             if self._own[acct][0] != key:
                 continue
+            if acct not in listed and ids.intersection(self._own[acct][3]):
+                extra.append(acct)
             del self._own[acct]
             known = self._accounts.get(acct)
             if known is not None:  # its resolution closes nothing now
@@ -785,6 +798,7 @@ class CampaignStage:
             self._held.pop(acct, None)  # (resolved already, held: the campaign closes it)
         self._meta_dirty = True
         self._dirty.add(c.cid)
+        return extra
 
     def _incident(self, c: Campaign) -> tuple[str, float, int]:
         """The incident a campaign's records go out under: its dedup key,

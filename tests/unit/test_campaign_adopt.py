@@ -191,3 +191,23 @@ def test_the_campaigns_resolve_lifts_the_actions_of_the_page_and_of_its_own_firs
     # the page's actions and the campaign's (its first record, revision 1)
     assert len(caused) >= 2
     assert all(ledger.status(a) == "lifted" for a in caused), [ledger.status(a) for a in caused]
+
+
+def test_a_campaign_whose_members_share_a_paged_accounts_range_continues_its_page():
+    # a1 paged on its own card; the campaign's first cluster is another card
+    # of the same operator, whose members share a1's network range
+    stage = CampaignStage()
+    run(stage, [acct("a1", T0, 0.9, keys=("pay:pX", "ip:10.5.5.0/24")), tick(T0 + 1)])
+    out = run(stage, [cluster("pay:p1", T0 + 900, ("a2", "a3", "a4"),
+                              shared=("ip:10.5.5.0/24", "ua:x"))])
+    camp = [x for x in out if x.detector == "campaign"]
+    assert [x.dedup_key for x in camp] == ["account:a1"]
+    # a1 is its member from now on (as the identity fold names an account later)
+    assert {x.account_id for x in out if x.detector == "campaign_member"} == {
+        "a1", "a2", "a3", "a4"}
+    # a page on a range the members do not share stays its own incident
+    stage = CampaignStage()
+    run(stage, [acct("a1", T0, 0.9, keys=("pay:pX", "ip:10.6.6.0/24")), tick(T0 + 1)])
+    out = run(stage, [cluster("pay:p1", T0 + 900, ("a2", "a3", "a4"),
+                              shared=("ip:10.5.5.0/24",))])
+    assert [x.dedup_key for x in out if x.detector == "campaign"][0].startswith("campaign:")

@@ -101,6 +101,14 @@ class Alert:
 
     @property
     def dedup_key(self) -> str:
+        # a record that continues another incident (a campaign that adopted
+        # the open page of an account it names: detectors/campaign.py) goes
+        # out under that incident's key, so PagerDuty and Alertmanager keep one
+        adopted = self.details.get("adopted")
+        if isinstance(adopted, Mapping):
+            key = adopted.get("dedup_key")
+            if isinstance(key, str) and key:
+                return key
         return dedup_key(self.detector, self.subject)
 
     @property

@@ -60,8 +60,10 @@ ACCOUNT_NAMES: Final = ("account",)
 #: 3: a cluster on probation keeps its re-fires in its held list (a stage
 #: reading version 2 would take them for member alerts and drop them), and
 #: the stage keeps the recent account pages others may join (``paged``)
-_VERSION: Final = 3
-_VERSIONS: Final = (1, 2, 3)
+#: 4: the open incidents of accounts paged on their own (``own``), which a
+#: campaign naming them adopts; campaigns keep the incident they adopted
+_VERSION: Final = 4
+_VERSIONS: Final = (1, 2, 3, 4)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -129,7 +131,7 @@ class Campaign:
         "cid", "founded", "episode_start", "first_ts", "last_ts", "state", "quiet_since",
         "keys", "firing_keys", "linked", "members", "overflow", "member_count", "listed",
         "score", "peak", "severity", "evidence", "revision", "sent_ts", "sent_members",
-        "sent_keys", "sent_score", "pending", "merged_into",
+        "sent_keys", "sent_score", "pending", "merged_into", "adopted",
     )
 
     def __init__(self, cid: str, ts: float) -> None:
@@ -167,6 +169,9 @@ class Campaign:
         self.sent_score = 0.0
         self.pending = False
         self.merged_into = ""
+        #: the open account incident this episode continues (its dedup key,
+        #: episode start, subject, severity), or empty: see ``_adopt``
+        self.adopted: dict[str, Any] = {}
 
     def has_member(self, h: int) -> bool:
         if h in self.members:
@@ -192,7 +197,7 @@ class Campaign:
             "revision": self.revision, "sent_ts": self.sent_ts,
             "sent_members": self.sent_members, "sent_keys": self.sent_keys,
             "sent_score": self.sent_score, "pending": self.pending,
-            "merged_into": self.merged_into,
+            "merged_into": self.merged_into, "adopted": self.adopted,
         }
 
     @classmethod
@@ -225,6 +230,7 @@ class Campaign:
             c.sent_score = float(obj["sent_score"])
             c.pending = bool(obj["pending"])
             c.merged_into = str(obj.get("merged_into", ""))
+            c.adopted = dict(obj.get("adopted") or {})  # (absent before version 4)
         except CorruptState:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -301,6 +307,17 @@ class CampaignStage:
         an active campaign names already, but that nothing links to it yet,
         waits up to this much event time for a linking cluster (then it
         joins, no page) before it pages on its own (0: pages at once).
+    adopt_pages
+        A new campaign whose founding cluster names an account paged on its
+        own (or joined to such a page) whose incident is still open, and no
+        less severe than the campaign, goes out under that incident's
+        ``dedup_key`` (an update of it, ``details.adopted``) instead of
+        opening a second incident; the account's own resolution is then the
+        campaign's.
+    adopt_less_severe
+        ... also a page less severe than the campaign (off: the campaign's
+        own page is the escalation, where on-call routes by severity; the
+        adopted incident keeps the page's severity label in Alertmanager).
 
     Examples
     --------
@@ -345,6 +362,8 @@ class CampaignStage:
         template_fold: bool = True,
         identity_fold: bool = True,
         join_window_s: float = 600.0,
+        adopt_pages: bool = True,
+        adopt_less_severe: bool = False,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -380,6 +399,8 @@ class CampaignStage:
         self.template_fold = template_fold
         self.identity_fold = identity_fold
         self.join_window_s = join_window_s
+        self.adopt_pages = adopt_pages
+        self.adopt_less_severe = adopt_less_severe
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -401,6 +422,10 @@ class CampaignStage:
         #: account id -> (event time, episode start, severity, score, identity
         #: keys) of its alert paged on its own, for ``join_window_s``
         self._paged: dict[str, tuple[float, float, str, float, list[str]]] = {}
+        #: account id -> (dedup key, episode start, severity) of the open
+        #: incident it is in on its own (its own page, or the page it
+        #: joined), and the account's identity keys
+        self._own: dict[str, tuple[str, float, str, list[str]]] = {}
         self._watermark = 0.0
         self._next_sweep = 0.0
         self._dirty: set[str] = set()
@@ -693,7 +718,10 @@ class CampaignStage:
             # a cluster on probation this one links joins first, at its own
             # event time: its accounts are named then, not now by this one
             self._retry_parked(out)
-        members = self._add_members(c, alert.accounts, min(t, named_at), alert, strong)
+        named = alert.accounts
+        if self.adopt_pages and c.revision == 0 and c.sent_ts == 0.0 and self._own:
+            named = (*named, *self._adopt(c, alert))
+        members = self._add_members(c, named, min(t, named_at), alert, strong)
         if c.revision == 0 and c.sent_ts == 0.0:
             c.severity = alert.severity
             out.append(self._firing(c, t))
@@ -708,6 +736,84 @@ class CampaignStage:
         out.extend(members)
         self._maybe_update(c, t, out)
         return out
+
+    def _adopt(self, c: Campaign, alert: Alert) -> list[str]:
+        """A campaign about to page whose founding cluster names accounts in
+        open incidents of their own (paged before any cluster of the actor
+        fired, or joined to such a page) continues the earliest of them: its
+        records go out under that incident's ``dedup_key`` and episode start
+        (``details.adopted``), so PagerDuty updates the incident on-call
+        already has and Alertmanager keeps one alert, instead of opening a
+        second one minutes later. The accounts of that incident are the
+        campaign's from now on: their own resolution is dropped, the
+        campaign's closes it.
+
+        Only the same operator's page: an account the founding cluster names
+        when that cluster is an identity key (card, range, org), or any
+        account whose own identity keys include the cluster's identity key or
+        one its members share (``shared_keys``; such an account is named now,
+        as the identity fold names one after the campaign paged: on tuning
+        seed 3 a hydra's card cluster shared the range of an account paged
+        15 min before and named it a minute later). A template cluster alone
+        names unrelated accounts too (on tuning seed 0 a public template's
+        campaign would have adopted a model pivot's page of 2.5 h before).
+        Returns the accounts to name besides the cluster's.
+        A page less severe than the campaign is not adopted unless
+        ``adopt_less_severe`` (the campaign's own page is the escalation: the
+        adopted incident keeps the page's severity)."""
+        shared = alert.details.get("shared_keys")
+        key = self._cluster_key(alert)
+        ids = {str(k) for k in shared if _kind(str(k)) in STRONG_KINDS} \
+            if isinstance(shared, list) else set()
+        same_operator = _kind(key) in STRONG_KINDS
+        if same_operator:
+            ids.add(key)
+        listed = set(alert.accounts)
+        best: tuple[float, str, str] | None = None
+        for acct in sorted(self._own):
+            own = self._own[acct]
+            if not self.adopt_less_severe and severity_rank(own[2]) < severity_rank(
+                    alert.severity):
+                continue
+            if not (same_operator and acct in listed) and not ids.intersection(own[3]):
+                continue
+            if best is None or (own[1], own[0]) < best[:2]:
+                best = (own[1], own[0], own[2])
+        if best is None:
+            return []
+        start, key, sev = best
+        extra: list[str] = []
+        detector, _, subject = key.partition(":")
+        c.adopted = {"dedup_key": key, "detector": detector, "subject": subject,
+                     "severity": sev, "episode_start": start}
+        for acct in sorted(self._own):
+            if self._own[acct][0] != key:
+                continue
+            if acct not in listed and ids.intersection(self._own[acct][3]):
+                extra.append(acct)
+            del self._own[acct]
+            known = self._accounts.get(acct)
+            if known is not None:  # its resolution closes nothing now
+                self._accounts[acct] = (known[0], c.cid, True, known[3])
+            self._held.pop(acct, None)  # (resolved already, held: the campaign closes it)
+        self._meta_dirty = True
+        self._dirty.add(c.cid)
+        return extra
+
+    def _incident(self, c: Campaign) -> tuple[str, float, int]:
+        """The incident a campaign's records go out under: its dedup key,
+        episode start, and the revision of its first record (an adopted
+        incident's first record was the account's page: the campaign's
+        records are updates of it)."""
+        if c.adopted:
+            return str(c.adopted["dedup_key"]), float(c.adopted["episode_start"]), 1
+        return f"{NAME}:{c.cid}", c.episode_start, 0
+
+    def _incident_closed(self, key: str) -> None:
+        """An account incident resolved: nothing can adopt it any more."""
+        for acct in [a for a, v in self._own.items() if v[0] == key]:
+            del self._own[acct]
+            self._meta_dirty = True
 
     def _key_score(self, c: Campaign) -> float:
         best = 0.0
@@ -731,6 +837,7 @@ class CampaignStage:
         c.sent_score = 0.0
         c.pending = False
         c.evidence = {}
+        c.adopted = {}
 
     def _active(self) -> list[Campaign]:
         return [c for c in self._campaigns.values()
@@ -956,6 +1063,7 @@ class CampaignStage:
         # the hold-down has passed already (a partition that lags the others
         # by more than it, live): nothing later will sweep it out
         out.append(alert)
+        self._incident_closed(alert.dedup_key)
         return out
 
     def _account_holddown(self, rate: float) -> float:
@@ -1084,9 +1192,14 @@ class CampaignStage:
                     self._accounts[acct] = (alert.episode_start, "", True,
                                             known[3] if known is not None else _rate(alert))
                     self._meta_dirty = True
+                    if other in self._own:  # in that page's incident, while it is open
+                        self._own[acct] = (*self._own[other][:3], keys)
                     return [self._account_member(alert, other, start, key)]
         if keys and self.join_window_s > 0:
             self._paged[acct] = (alert.ts, alert.episode_start, alert.severity, alert.score, keys)
+            self._meta_dirty = True
+        if self.adopt_pages:
+            self._own[acct] = (alert.dedup_key, alert.episode_start, alert.severity, keys)
             self._meta_dirty = True
         return [alert]
 
@@ -1136,7 +1249,7 @@ class CampaignStage:
             return alert
         details = dict(alert.details)
         details["campaign_id"] = c.cid
-        details["campaign_dedup_key"] = f"{NAME}:{c.cid}"
+        details["campaign_dedup_key"] = self._incident(c)[0]
         details["campaign_score"] = round(c.score, 4)
         return replace(alert, details=details)
 
@@ -1167,12 +1280,16 @@ class CampaignStage:
         c.sent_keys = _strong_keys(c)
         c.sent_score = c.peak
         c.pending = False
+        _, start, first = self._incident(c)
+        details = self._record_details(c)
+        if c.adopted:
+            details["adopted"] = dict(c.adopted)
         return Alert(
             detector=NAME, status="firing", severity=c.severity, score=c.score, ts=t,
-            episode_start=c.episode_start, summary=self._summary(c),
-            details=self._record_details(c), account_id=None,
+            episode_start=start, summary=self._summary(c),
+            details=details, account_id=None,
             accounts=tuple(c.listed[:MAX_ACCOUNTS_LISTED]), account_count=c.member_count,
-            revision=c.revision,
+            revision=c.revision + first,
         )
 
     def _material(self, c: Campaign) -> bool:
@@ -1195,15 +1312,15 @@ class CampaignStage:
 
     def _member(self, c: Campaign, account_id: str, t: float, source: Alert,
                 via: str = "") -> Alert:
-        dedup = f"{NAME}:{c.cid}"
+        dedup, start, first = self._incident(c)
         return Alert(
             detector=MEMBER_NAME, status="firing", severity="warning", score=c.score, ts=t,
-            episode_start=c.episode_start,
+            episode_start=start,
             summary=f"{account_id[:40]}: member of campaign {c.cid}",
             details={
                 "campaign_id": c.cid,
                 "campaign_dedup_key": dedup,
-                "campaign_alert_id": make_alert_id(dedup, c.episode_start, "firing"),
+                "campaign_alert_id": make_alert_id(dedup, start, "firing", first),
                 "via": via or str(source.details.get("cluster_key", "")),
                 "campaign_score": round(c.score, 4),
             },
@@ -1221,13 +1338,16 @@ class CampaignStage:
             "episode_duration_s": round(max(0.0, c.last_ts - c.episode_start), 1),
             "firing_severity": c.severity,
         }
+        if c.adopted:  # it closes the adopted incident, as that incident's labels
+            details["adopted"] = dict(c.adopted)
+            details["firing_severity"] = str(c.adopted["severity"])
         if merged_into:
             details["merged_into"] = merged_into
         summary = (f"campaign {c.cid}: merged into {merged_into}" if merged_into
                    else f"campaign {c.cid}: quiet since its last coordinated activity")
         return Alert(
             detector=NAME, status="resolved", severity="info", score=c.score, ts=t,
-            episode_start=c.episode_start, summary=summary, details=details, account_id=None,
+            episode_start=self._incident(c)[1], summary=summary, details=details, account_id=None,
             accounts=tuple(c.listed[:MAX_ACCOUNTS_LISTED]), account_count=c.member_count,
         )
 
@@ -1258,6 +1378,7 @@ class CampaignStage:
             if wm >= due:
                 del self._held[acct]
                 out.append(alert)
+                self._incident_closed(alert.dedup_key)
                 self._meta_dirty = True
         while len(self._campaigns) > self.max_campaigns:  # oldest forgotten first
             oldest = min(self._campaigns.values(), key=_age)
@@ -1304,6 +1425,7 @@ class CampaignStage:
             "parked": {k: [encode_alert(al).decode(), d, [encode_alert(m).decode() for m in ms]]
                        for k, (al, d, ms) in self._parked.items()},
             "paged": {a: list(v) for a, v in self._paged.items()},
+            "own": {a: list(v) for a, v in self._own.items()},
         })
 
     @property
@@ -1332,6 +1454,9 @@ class CampaignStage:
             paged = {str(a): (float(v[0]), float(v[1]), str(v[2]), float(v[3]),
                               [str(k) for k in v[4]])
                      for a, v in dict(obj.get("paged") or {}).items()}
+            # (before version 4 none: pages restored from it are not adopted)
+            own = {str(a): (str(v[0]), float(v[1]), str(v[2]), [str(k) for k in v[3]])
+                   for a, v in dict(obj.get("own") or {}).items()}
         except CorruptState:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
@@ -1339,6 +1464,7 @@ class CampaignStage:
         self._watermark, self._next_sweep = wm, nxt
         self._accounts, self._held, self._alias = accounts, held, alias
         self._pending, self._parked, self._paged = pending, parked, paged
+        self._own = own
         for c in campaigns:
             self.restore_campaign(c)
 

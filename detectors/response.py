@@ -324,28 +324,36 @@ class ResponsePolicy:
         if not any("*" in r.detector or detector in r.detector for r in self.rules):
             return []
         dedup = str(alert.get("dedup_key", ""))
-        start = parse_ts(str(alert.get("episode_start")))
-        # the firing alert of the same episode: the actions it caused are lifted
-        revokes = _id(dedup, str(int(round(start * 1000))), "firing")
+        start = str(int(round(parse_ts(str(alert.get("episode_start"))) * 1000)))
+        # the firing alert of the same episode: the actions it caused are
+        # lifted. A campaign that continued an account's page (details.adopted)
+        # resolves that incident: its own first record (revision 1, the page
+        # was revision 0) caused actions too, lifted as well
+        revoked = [_id(dedup, start, "firing")]
+        details = alert.get("details")
+        if isinstance(details, Mapping) and isinstance(details.get("adopted"), Mapping):
+            revoked.append(_id(dedup, start, "firing", "r1"))
         subject = f"alert:{dedup}"
-        action_id = _id("lift", subject, alert_id)
-        proposal = self._envelope(action_id, PROPOSED, subject, t, {
-            "action_id": action_id,
-            "action": LIFT,
-            "mode": "auto" if LIFT in self.auto else "propose",
-            "scope": {"kind": "alert", "id": dedup},
-            "params": {},
-            "revokes_alert_id": revokes,
-            "rule": "lift-on-resolve",
-            "reversible": True,
-            "confidence": 1.0,
-            "evidence": [_evidence(alert)],
-            "policy_version": self.version,
-        })
-        out = [proposal]
-        if LIFT in self.auto:
-            out.append(decide(proposal, "approved", "auto", "policy",
-                              f"auto by policy {self.version}: the alert resolved", t))
+        out: list[dict[str, Any]] = []
+        for n, revokes in enumerate(revoked):
+            action_id = _id("lift", subject, alert_id, *([revokes] if n else []))
+            proposal = self._envelope(action_id, PROPOSED, subject, t, {
+                "action_id": action_id,
+                "action": LIFT,
+                "mode": "auto" if LIFT in self.auto else "propose",
+                "scope": {"kind": "alert", "id": dedup},
+                "params": {},
+                "revokes_alert_id": revokes,
+                "rule": "lift-on-resolve",
+                "reversible": True,
+                "confidence": 1.0,
+                "evidence": [_evidence(alert)],
+                "policy_version": self.version,
+            })
+            out.append(proposal)
+            if LIFT in self.auto:
+                out.append(decide(proposal, "approved", "auto", "policy",
+                                  f"auto by policy {self.version}: the alert resolved", t))
         return out
 
     def _envelope(self, rid: str, kind: str, subject: str, t: float,

@@ -30,6 +30,23 @@ def subject(record: dict[str, Any]) -> str:
     return str(record.get("account_id") or record.get("dedup_key", "unknown"))
 
 
+def adopted_incident(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The account incident a campaign record continues (``details.adopted``:
+    the campaign adopted the open page of an account it names, and goes out
+    under that page's ``dedup_key``), or None.
+
+    >>> adopted_incident({"dedup_key": "account:a", "details": {"adopted": {
+    ...     "dedup_key": "account:a", "detector": "account", "subject": "a",
+    ...     "severity": "error"}}})["subject"]
+    'a'
+    """
+    details = record.get("details") or {}
+    adopted = details.get("adopted")
+    if isinstance(adopted, dict) and adopted.get("dedup_key") == record.get("dedup_key"):
+        return adopted
+    return None
+
+
 def is_member_record(record: dict[str, Any]) -> bool:
     """Member records (``campaign_member``, ``cluster_member``) are the
     machine-readable membership of an incident, firing-only: ``forward``
@@ -99,6 +116,18 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
     record of one campaign episode (firing, updates, resolved: the resolved
     record carries the episode's severity in ``details.firing_severity``);
     an account alert that names a campaign gets a ``campaign`` label to group by.
+    A campaign that adopted an account's page carries that page's labels
+    (``details.adopted``), so Alertmanager updates the page's alert instead of
+    adding a second one; the campaign id is in the annotations.
+
+    >>> page = alertmanager_alert({"dedup_key": "account:a", "status": "firing",
+    ...     "detector": "account", "severity": "error", "details": {}, "account_id": "a"})
+    >>> camp = alertmanager_alert({"dedup_key": "account:a", "status": "firing",
+    ...     "detector": "campaign", "severity": "critical", "revision": 1,
+    ...     "details": {"campaign_id": "c-1", "adopted": {"dedup_key": "account:a",
+    ...     "detector": "account", "subject": "a", "severity": "error"}}})
+    >>> camp["labels"] == page["labels"], camp["annotations"]["campaign"]
+    (True, 'c-1')
     """
     labels = {
         # a pipeline alert (streams.service.dlq_alarm) is about the service, not an account
@@ -114,7 +143,12 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
         labels["severity"] = str(record.get("severity", "warning"))
     elif details.get("firing_severity"):
         labels["severity"] = str(details["firing_severity"])
-    if details.get("campaign_id"):
+    adopted = adopted_incident(record)
+    if adopted is not None:  # the labels of the page it continues
+        labels.update(detector=str(adopted.get("detector", "account")),
+                      subject=str(adopted.get("subject", "")),
+                      severity=str(adopted.get("severity", "warning")))
+    elif details.get("campaign_id"):
         labels["campaign"] = str(details["campaign_id"])
     annotations = {
         "summary": record.get("summary", ""),
@@ -126,6 +160,8 @@ def alertmanager_alert(record: dict[str, Any], generator_url: str = "") -> dict[
         annotations["account_count"] = str(record["account_count"])
     if record.get("revision"):
         annotations["revision"] = str(record["revision"])
+    if details.get("campaign_id"):
+        annotations["campaign"] = str(details["campaign_id"])
     alert: dict[str, Any] = {
         "labels": labels,
         "annotations": annotations,

@@ -12,7 +12,7 @@ import orjson
 
 from detectors.alerts import SEVERITIES
 from streams.errors import ConfigError
-from streams.oncall.render import MEMBER_DETECTORS, alert_line, campaign_of
+from streams.oncall.render import MEMBER_DETECTORS, alert_line, campaign_of, incident_of
 from streams.settings import Settings
 
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -67,10 +67,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 if args.json:
                     line = orjson.dumps(record).decode()
                 else:
-                    # a campaign's other records indent under it; members are
+                    # records of another incident (a campaign's members and the
+                    # account alerts naming it, an account that joined a page)
+                    # indent under it, tagged with it; campaign members are
                     # folded into the campaign line's count unless --members
                     line = alert_line(record, colour)
-                    if campaign_of(record) and record.get("detector") != "campaign":
+                    if incident_of(record) != record.get("dedup_key") or (
+                            campaign_of(record) and record.get("detector") != "campaign"):
                         line = "    " + line
                 print(line, flush=True)
                 shown += 1

@@ -338,7 +338,8 @@ def render(args: argparse.Namespace, metrics: dict[str, Any], top: list[str],
         parts.append("</table></section>")
     if campaigns:
         parts.append("<section><h2>Campaigns</h2><p class='meta'>One incident per campaign "
-                     "episode (dedup_key <code>campaign:&lt;id&gt;</code>); delay from the "
+                     "episode (dedup_key <code>campaign:&lt;id&gt;</code>, or the key of the "
+                     "account page it continues); delay from the "
                      "earliest labelled start of its members to its first alert.</p><table>"
                      "<tr><th>campaign</th><th>linkage keys</th><th>members</th>"
                      "<th>first alert (UTC)</th><th>updates</th><th>resolved</th>"

@@ -5,8 +5,10 @@
 - ``/metrics``: Prometheus text format;
 - ``/accounts/{account_id}/``: the account's current features and scores,
   routed to the worker that owns the key (``table_route``);
-- ``/alerts/``: a small live HTML page of recent alerts, grouped by campaign
-  (``/alerts.json``: ``alerts`` newest first and the same ``groups``);
+- ``/alerts/``: a small live HTML page of recent alerts, one block per
+  incident: a campaign (with the account page it adopted), or an account page
+  with the accounts that joined it (``/alerts.json``: ``alerts`` newest first
+  and the same ``groups``, ``streams.oncall.render.group_by_incident``);
 - ``/actions.json``: response actions and their status (the actions topic);
   ``POST /actions/{id}/approve`` and ``POST /actions/{id}/reject`` with a
   JSON body ``{"reason": "...", "by": "name"}`` decide one (the token is
@@ -24,7 +26,7 @@ import faust
 from faust.web import Request, Response, View
 
 from detectors.schema import MAX_ID_CHARS
-from streams.oncall.render import group_by_campaign
+from streams.oncall.render import group_by_incident
 from streams.response.actions import ActionAlreadyDecided, ActionNotFound
 from streams.service.service import Service
 
@@ -56,8 +58,12 @@ tr.sub td:first-child{border-left:4px solid #c7d2fe}tr.sub td{font-size:13px}
 function esc(s){return String(s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",
 '"':"&quot;","'":"&#39;"}[c]));}
 function row(a,cls){
+  const cid=(a.details||{}).campaign_id;
   const subj=a.account_id?`<a href="/accounts/${encodeURIComponent(a.account_id)}/">`+
-    `${esc(a.account_id)}</a>`:`${esc(a.dedup_key)} (${a.account_count} accounts)`;
+    `${esc(a.account_id)}</a>`:(a.detector==="campaign"&&cid?
+    `campaign ${esc(cid)} (${a.account_count} accounts)`+
+    (a.dedup_key!=="campaign:"+cid?` · incident ${esc(a.dedup_key)}`:""):
+    `${esc(a.dedup_key)} (${a.account_count} accounts)`);
   return `<tr class="${esc(a.status)} ${cls}"><td class="num">`+
     `${esc(a.ts.slice(0,19).replace("T"," "))}</td><td class="st">${esc(a.status)}`+
     `${a.revision?" · update "+a.revision:""}</td><td><span class="sev ${esc(a.severity)}">`+
@@ -66,15 +72,19 @@ function row(a,cls){
 async function refresh(){
   try{
     const r=await fetch("/alerts.json",{cache:"no-store"});const data=await r.json();
-    // one block per campaign: its latest record, then its account alerts;
-    // member records fold into a count (the campaign's account_count)
+    // one block per incident: its latest record (a campaign's, else its own
+    // page), then the other alerts in it (account alerts naming the campaign,
+    // the account page it adopted); member records (campaign, account and
+    // cluster members) fold into one line
     const rows=data.groups.map(g=>{
-      if(!g.campaign_id)return row(g.record,"");
+      if(!g.accounts.length&&!g.members.length)return row(g.record,"");
       let out=row(g.record,"camp");
       out+=g.accounts.map(a=>row(a,"sub")).join("");
+      const named=[...new Set(g.members.map(m=>m.account_id))];
       if(g.members.length)out+=`<tr class="sub"><td></td><td colspan="5">`+
-        `${g.members.length} member record(s) on this worker: `+
-        g.members.slice(-20).map(m=>esc(m.account_id)).join(", ")+`</td></tr>`;
+        `${named.length} account(s) in it by ${g.members.length} member record(s) on this `+
+        `worker`+(g.campaign_id?` · campaign ${esc(g.campaign_id)}`:"")+": "+
+        named.slice(-20).map(esc).join(", ")+`</td></tr>`;
       return out;});
     document.getElementById("rows").innerHTML=rows.length?rows.join(""):
       '<tr><td colspan="6" class="empty">No alerts yet.</td></tr>';
@@ -123,7 +133,7 @@ def register_views(app: faust.App, service: Service) -> None:
     async def alerts_json(web: View, request: Request) -> Response:
         records = list(recent)
         return web.json({"alerts": list(reversed(records)),
-                         "groups": group_by_campaign(records),
+                         "groups": group_by_incident(records),
                          "events_processed": service.metrics.events_processed})
 
     @app.page("/alerts/")

@@ -48,7 +48,15 @@ def test_one_simulated_campaign_is_one_alertmanager_alert(broker, worker_factory
     assert len({r["dedup_key"] for r in camps}) == 1, [r["dedup_key"] for r in camps]
     fire = camps[0]
     cid = fire["details"]["campaign_id"]
-    assert fire["dedup_key"] == f"campaign:{cid}" and fire["status"] == "firing"
+    # its own incident, or (its first detection an account paged on the same
+    # card minutes before) that page's, which the campaign continues
+    adopted = fire["details"].get("adopted")
+    incident = adopted["dedup_key"] if adopted else f"campaign:{cid}"
+    assert fire["dedup_key"] == incident and fire["status"] == "firing"
+    if adopted:
+        pages = [r for r in records if r.get("dedup_key") == incident
+                 and r.get("detector") == "account" and r["status"] == "firing"]
+        assert pages and pages[0]["episode_start"] == fire["episode_start"]
     assert len(fire["details"]["linkage_keys"]) >= 2  # several keys, one campaign
     assert set(fire["accounts"]) <= members
     # one member record per account, each naming the campaign
@@ -71,9 +79,12 @@ def test_one_simulated_campaign_is_one_alertmanager_alert(broker, worker_factory
     held = alertmanager.alerts()
     mine = [a for a in held if a["labels"].get("campaign") == cid
             or a["labels"].get("dedup_key") == fire["dedup_key"]]
-    campaign_alerts = [a for a in mine if a["labels"]["detector"] == "campaign"]
+    # one alert for the incident: the campaign's, or the page it continues
+    # (its labels; the campaign id is an annotation)
+    campaign_alerts = [a for a in held if a["labels"]["dedup_key"] == incident]
     assert len(campaign_alerts) == 1, held
-    assert campaign_alerts[0]["labels"]["subject"] == cid
+    assert campaign_alerts[0]["labels"]["subject"] == (adopted["subject"] if adopted else cid)
+    assert campaign_alerts[0]["annotations"]["campaign"] == cid
     assert campaign_alerts[0]["status"]["state"] == "active"
     # member records stay off Alertmanager; an account's own stronger alert
     # (if any) carries the campaign label to group by

@@ -215,8 +215,12 @@ def test_invariants_on_arbitrary_streams(items):
             k = (a.details["campaign_id"], a.episode_start, a.account_id)
             assert k not in seen
             seen.add(k)
+        if a.detector == "account" and a.status == "firing":
+            revisions[(a.dedup_key, a.episode_start)] = 0  # a page a campaign may adopt
         if a.detector == "campaign" and a.status == "firing":
             ep = (a.dedup_key, a.episode_start)
+            # an adopted page was the incident's first record: the campaign updates it
+            assert ("adopted" in a.details) == a.dedup_key.startswith("account:")
             assert a.revision == revisions.get(ep, -1) + 1
             revisions[ep] = a.revision
     for c in stage.campaigns():

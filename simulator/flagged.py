@@ -52,6 +52,7 @@ _CLUSTER_CONTEXT: Final = (
     "key_kind", "core_members", "declared_org_share", "size_factor", "median_member_score",
     "start_spread_s",
 )
+_CAMPAIGN_CONTEXT: Final = ("members", "firing_keys", "linkage_keys")
 
 
 def check_seeds(seeds: Iterable[int], allow_held_out: bool = False) -> None:
@@ -112,11 +113,12 @@ def _stage_row(alert: Any, t0: float, clusters: Mapping[str, Any]) -> dict[str, 
         src = clusters.get(key, {}).get("details", d) if key in clusters else d
     elif "cluster_key" in d:
         row["cluster_key"] = str(d["cluster_key"])
-    if alert.detector == "account_member":
+    if alert.detector in ("account_member", "campaign_member"):
         row["via"] = d.get("via")
     row["reasons"] = list(src.get("reasons") or [])
     row["evidence"] = _numbers(src.get("evidence") or {})
-    keys = _ACCOUNT_CONTEXT if alert.detector == "account" else _CLUSTER_CONTEXT
+    keys = (_ACCOUNT_CONTEXT if alert.detector == "account" else
+            _CAMPAIGN_CONTEXT if STAGE_OF[alert.detector] == "campaign" else _CLUSTER_CONTEXT)
     row["context"] = {k: src[k] for k in keys if k in src}
     return row
 

@@ -70,6 +70,22 @@ def test_a_member_alert_borrows_its_clusters_evidence() -> None:
     assert rows[0]["stages"]["cluster"]["detector"] == "cluster_member"
 
 
+def test_a_campaign_alert_shows_its_keys() -> None:
+    alerts = [
+        _alert("campaign", 30.0, accounts=("q", "x1"), members=2, firing_keys=["card:c"],
+               evidence={"clusters": 1}),
+        _alert("campaign_member", 90.0, "t1", via="ip:1.2.3"),
+    ]
+    rows = {r["account_id"]: r["stages"]["campaign"]
+            for r in flagged_accounts(alerts, KINDS, "benign", T0)}
+    assert rows["q"]["context"] == {"members": 2, "firing_keys": ["card:c"]}
+    assert rows["q"]["evidence"] == {"clusters": 1}
+    assert rows["t1"]["via"] == "ip:1.2.3"
+    assert "shares ip:1.2.3" in format_flagged([{"account_id": "t1", "kind": "tutor",
+                                                  "first_s": 90.0,
+                                                  "stages": {"campaign": rows["t1"]}}])
+
+
 def test_selection_by_kind_family_or_all() -> None:
     alerts = [_alert("account", 10.0, a) for a in ("t1", "x1", "q")]
     ids = lambda sel: [r["account_id"] for r in flagged_accounts(alerts, KINDS, sel, T0)]  # noqa: E731

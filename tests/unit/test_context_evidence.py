@@ -250,3 +250,45 @@ def test_grading_with_short_verdicts_weighs_less_than_reasoning_with_long_answer
         scores[name] = peak
     assert scores["judge"] < cfg.fire_threshold
     assert scores["judge"] < scores["reasoner"]
+
+
+# ------------------------------------------------------- freshness fades
+ASKS = ("how should I plan a", "what is a good way to store a", "can you compare a",
+        "write a short note about a", "why would anyone repaint a", "help me choose a")
+THINGS = ("bicycle", "garden shed", "kitchen table", "bookshelf", "canoe", "greenhouse",
+          "front door", "piano", "tent", "fence")
+
+
+def _asker_peak(slow_minutes: float, cfg: DetectorConfig | None = None) -> float:
+    """The highest score of an account first seen after the population warmed
+    up, asking varied everyday questions over six subjects and taking home
+    answers ~15x their questions: ~6 an hour for ``slow_minutes``, then ~60 an
+    hour for an hour."""
+    det = Detector(cfg)
+    _warm(det)
+    rng = random.Random(6)
+    state = None
+    peak = 0.0
+    t0 = t = T0 + 13_000.0
+    while t < t0 + (slow_minutes + 60.0) * 60.0:
+        gap = 600.0 if t < t0 + slow_minutes * 60.0 else 60.0
+        t += rng.expovariate(1.0 / gap)  # Poisson arrivals: not machine-timed
+        e = Event(t, "asker", topic=rng.choice(SUBJECTS),
+                  prompt=f"{rng.choice(ASKS)} {rng.choice(THINGS)} {rng.randint(1, 999)}?",
+                  input_tokens=40, output_tokens=600, max_tokens=4096, stop_reason="end_turn")
+        state, _ = det.process(state, e)
+        peak = max(peak, state.score)
+    return peak
+
+
+def test_freshness_fades_once_the_account_has_a_history() -> None:
+    fire = DetectorConfig().fire_threshold
+    # long answers at ~60/h from an account's very first requests: a debut
+    # harvesting answers pages
+    assert _asker_peak(0.0) >= fire
+    # the same traffic from an account that has asked a few questions an hour
+    # for 90 minutes (a new customer ramping up) does not: it has a history
+    assert _asker_peak(90.0) < fire
+    # before (freshness a step at fresh_age_s, full until then) it paged
+    cliff = DetectorConfig(fresh_fade_s=DetectorConfig().fresh_age_s - 1.0)
+    assert _asker_peak(90.0, cfg=cliff) >= fire

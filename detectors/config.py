@@ -87,7 +87,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "flagship_lo",
         "flagship_hi",
         "fresh_age_s",
-        "fresh_fade_s",
         "fresh_unknown_s",
         "stable_discount",
         "grading_ratio_log2",
@@ -201,7 +200,6 @@ _NONNEG_FIELDS = frozenset(
         "ph_delta",
         "flat_min_age_s",
         "established_age_s",
-        "fresh_fade_s",
         "season_min_age_s",
         "regular_cv_lo",
         "fresh_gap_events",
@@ -213,7 +211,6 @@ _NONNEG_FIELDS = frozenset(
 _ORDERED = (
     ("grading_ratio_log2", "reasoning_ratio_log2"),
     ("fresh_pct_lo", "volume_pct_lo"),
-    ("fresh_fade_s", "fresh_age_s"),
     ("template_lo", "template_hi"),
     ("template_lo_max", "template_hi"),
     ("template_lo", "template_lo_max"),
@@ -333,7 +330,6 @@ class DetectorConfig:
     flagship_lo: float = 0.9
     flagship_hi: float = 0.99
     fresh_age_s: float = 7200.0
-    fresh_fade_s: float = 3600.0
     fresh_unknown_s: float = 3600.0
     stable_discount: float = 0.7
     grading_ratio_log2: float = 0.0

@@ -810,11 +810,7 @@ class Detector:
         old = self.predates(state, age)
         s_fresh = 0.0
         if not old and age < cfg.fresh_age_s:
-            # full in the account's first fresh_fade_s, then fading: what it
-            # did while watched for an hour or more is a history, not a debut
             s_fresh = 1.0
-            if age > cfg.fresh_fade_s:
-                s_fresh = (cfg.fresh_age_s - age) / (cfg.fresh_age_s - cfg.fresh_fade_s)
         # how heavy the account is for one that is new, or whose history we
         # have not yet seen: from the population's fresh_pct_lo percentile
         rel = s_vol

@@ -116,7 +116,14 @@ def _stage_row(alert: Any, t0: float, clusters: Mapping[str, Any]) -> dict[str, 
     if alert.detector in ("account_member", "campaign_member"):
         row["via"] = d.get("via")
     row["reasons"] = list(src.get("reasons") or [])
-    row["evidence"] = _numbers(src.get("evidence") or {})
+    evidence = src.get("evidence") or {}
+    if alert.detector == "campaign":
+        # per firing cluster key: {score, reasons, core_members, ...}
+        keyed = {k: v for k, v in evidence.items() if isinstance(v, Mapping)}
+        row["reasons"] = sorted({r for v in keyed.values() for r in v.get("reasons") or []})
+        row["evidence"] = {k: v.get("score") for k, v in keyed.items() if v.get("score")}
+    else:
+        row["evidence"] = _numbers(evidence)
     keys = (_ACCOUNT_CONTEXT if alert.detector == "account" else
             _CAMPAIGN_CONTEXT if STAGE_OF[alert.detector] == "campaign" else _CLUSTER_CONTEXT)
     row["context"] = {k: src[k] for k in keys if k in src}

@@ -73,13 +73,17 @@ def test_a_member_alert_borrows_its_clusters_evidence() -> None:
 def test_a_campaign_alert_shows_its_keys() -> None:
     alerts = [
         _alert("campaign", 30.0, accounts=("q", "x1"), members=2, firing_keys=["card:c"],
-               evidence={"clusters": 1}),
+               evidence={"card:c": {"score": 0.9, "reasons": ["synchronized", "template"],
+                                    "core_members": 2},
+                         "tmpl:t": {"score": 0.85, "reasons": ["elicitation"]}}),
         _alert("campaign_member", 90.0, "t1", via="ip:1.2.3"),
     ]
     rows = {r["account_id"]: r["stages"]["campaign"]
             for r in flagged_accounts(alerts, KINDS, "benign", T0)}
     assert rows["q"]["context"] == {"members": 2, "firing_keys": ["card:c"]}
-    assert rows["q"]["evidence"] == {"clusters": 1}
+    # the campaign's evidence is per firing cluster key: the keys' scores, the union of reasons
+    assert rows["q"]["evidence"] == {"card:c": 0.9, "tmpl:t": 0.85}
+    assert rows["q"]["reasons"] == ["elicitation", "synchronized", "template"]
     assert rows["t1"]["via"] == "ip:1.2.3"
     assert "shares ip:1.2.3" in format_flagged([{"account_id": "t1", "kind": "tutor",
                                                   "first_s": 90.0,

@@ -58,6 +58,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     if args.scenario:
         args.hours, args.accounts = SCENARIOS[args.scenario]
+    if args.list_flagged:
+        from simulator.evaluate import parse_seeds
+        from simulator.flagged import check_seeds
+
+        try:
+            check_seeds([args.seed] if args.seeds is None else parse_seeds(args.seeds))
+        except ValueError as exc:
+            print(f"distillwatch evaluate: {exc}", file=sys.stderr)
+            return 2
     t = time.perf_counter()
     if args.seeds is None:
         evaluate(
@@ -74,6 +83,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             mix=args.mix,
             text=args.text,
             drop_fields=args.drop_fields,
+            list_flagged=args.list_flagged,
         )
     else:
         evaluate_seeds(
@@ -89,6 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             mix=args.mix,
             text=args.text,
             drop_fields=args.drop_fields,
+            list_flagged=args.list_flagged,
         )
     print(f"evaluate took {time.perf_counter() - t:.1f}s", file=sys.stderr)
     return 0
@@ -203,6 +214,15 @@ def evaluate_arguments(e: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="shared-card baseline: accounts on one payment fingerprint (default 5)",
+    )
+    e.add_argument(
+        "--list-flagged",
+        default=None,
+        metavar="WHICH",
+        help="after each seed, list distillwatch's flagged accounts with kind, stage "
+        "(account/cluster/campaign), reasons, evidence and first alert time: 'benign', "
+        "'all' or a comma list of kinds/families. A tuning aid: refused on the held-out "
+        "seeds 10-14",
     )
     e.add_argument("--config", default=None, help="detector config TOML")
     e.add_argument("--json", default=None, help="also write the metrics as JSON here")

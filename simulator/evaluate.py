@@ -610,14 +610,22 @@ def evaluate(
     text: str = "synthetic",
     drop_fields: Any = (),
     metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
+    list_flagged: str | None = None,
 ) -> dict[str, Any]:
     """One seed: simulate, replay through distillwatch and the baselines, print one table.
 
     Returns (and writes to ``json_path``) ``{"run": ..., "results": {system:
     metrics}, "better_than": {baseline: ...}, "table": str}``. ``metric_hooks``
     (``name -> f(firing alerts, simulation)``) add ``results[system]["extra"][name]``.
+    ``list_flagged`` (``"benign"``, ``"all"`` or kinds, :mod:`simulator.flagged`;
+    refused on held-out seeds) adds ``"flagged"``: distillwatch's flagged
+    accounts of those kinds with stage, evidence and first alert time.
     """
+    from simulator.flagged import check_seeds, flagged_accounts, format_flagged
     from simulator.simulate import parse_drop_fields, simulate
+
+    if list_flagged:
+        check_seeds([seed])
 
     if detector_factory is None:
         detector_factory = _detector_factory(config_path, config)
@@ -672,6 +680,11 @@ def evaluate(
         "delays": {s: _delays_of(a, sim.labels, grace_s) for s, a in alerts.items()},
         "noise": noise,
     }
+    if list_flagged:
+        first_seen = {a.account_id: a.times[0][0] for a in sim.accounts if a.times}
+        report["flagged"] = flagged_accounts(
+            alerts["distillwatch"], sim.account_kinds, list_flagged, sim.timeline.t0, first_seen
+        )
     if out is not None:
         print(
             f"distillwatch evaluate: seed {seed}, {hours:g} h, {mix} mix, {text} text"
@@ -688,6 +701,8 @@ def evaluate(
                 f"{'yes' if v['better'] else 'NO — ' + v['why_not']}",
                 file=out,
             )
+        if list_flagged:
+            print(format_flagged(report["flagged"], seed), file=out)
     if json_path:
         with open(json_path, "wb") as f:
             f.write(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -889,13 +904,19 @@ def evaluate_seeds(
     json_path: str | None = None,
     out: IO[str] | None = None,
     metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
+    list_flagged: str | None = None,
 ) -> dict[str, Any]:
     """Several seeds of :func:`evaluate`, summarised (:func:`summarize_seeds`).
 
     Returns ``{"run": ..., "seeds": {seed: {"run", "results", "better_than"}},
-    "summary": {system: ...}, "table": str}``.
+    "summary": {system: ...}, "table": str}``. ``list_flagged``: as
+    :func:`evaluate`, printed after each seed's line.
     """
+    from simulator.flagged import check_seeds, format_flagged
+
     seed_list = parse_seeds(seeds)
+    if list_flagged:
+        check_seeds(seed_list)
     if detector_factory is None:
         detector_factory = _detector_factory(config_path, config)
     per_seed: dict[int, dict[str, Any]] = {}
@@ -904,7 +925,7 @@ def evaluate_seeds(
             hours=hours, seed=seed, accounts=accounts, attacks=attacks,
             detector_factory=detector_factory, partitions=partitions, baselines=baselines,
             grace_s=grace_s, mix=mix, text=text, drop_fields=drop_fields,
-            metric_hooks=metric_hooks,
+            metric_hooks=metric_hooks, list_flagged=list_flagged,
         )
         per_seed[seed] = rep
         if out is not None:
@@ -916,6 +937,8 @@ def evaluate_seeds(
                 f"{100 * rep['results']['distillwatch']['benign']['overall']['fp_rate']:.2f}%",
                 file=out, flush=True,
             )
+            if list_flagged and rep["flagged"]:
+                print(format_flagged(rep["flagged"], seed), file=out, flush=True)
     summary = summarize_seeds(per_seed)
     table = format_summary(summary)
     first = per_seed[seed_list[0]]["run"]

@@ -74,6 +74,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             mix=args.mix,
             text=args.text,
             drop_fields=args.drop_fields,
+            warmup_hours=args.warmup_hours,
         )
     else:
         evaluate_seeds(
@@ -89,6 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             mix=args.mix,
             text=args.text,
             drop_fields=args.drop_fields,
+            warmup_hours=args.warmup_hours,
         )
     print(f"evaluate took {time.perf_counter() - t:.1f}s", file=sys.stderr)
     return 0
@@ -203,6 +205,15 @@ def evaluate_arguments(e: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="shared-card baseline: accounts on one payment fingerprint (default 5)",
+    )
+    e.add_argument(
+        "--warmup-hours",
+        type=float,
+        default=0.0,
+        metavar="H",
+        help="replay H hours of the established accounts' own ordinary traffic before the "
+        "run (the history an always-on detector has; default 0: every account starts the "
+        "run without history). The run's events are unchanged; pages in the warm-up count",
     )
     e.add_argument("--config", default=None, help="detector config TOML")
     e.add_argument("--json", default=None, help="also write the metrics as JSON here")

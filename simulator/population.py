@@ -187,6 +187,7 @@ def build_regular(
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(topics, weights, "human"))]]
     acct.models = [(tl.t0, model_choice(rng, tl, fast))]
+    acct.predates = join == tl.t0
     return acct
 
 
@@ -205,6 +206,7 @@ def build_narrow_app(rng: random.Random, acct: Account, tl: Timeline) -> Account
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(topics, weights, "app", prefixes=prefixes))]]
     acct.models = [(tl.t0, ModelChoice(weights=(0.1, 0.8, 0.1)))]
+    acct.predates = True
     return acct
 
 
@@ -252,6 +254,7 @@ def build_product_change(rng: random.Random, acct: Account, tl: Timeline) -> Acc
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(*a, "human")), (change, Behaviour(*b, "human"))]]
     acct.models = [(tl.t0, model_choice(rng, tl))]
+    acct.predates = True
     return acct
 
 

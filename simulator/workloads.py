@@ -169,6 +169,7 @@ def build_reseller(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.langs = tuple(langs)
     acct.lang_weights = (3.0,) + tuple(1.0 / (i + 1) for i in range(len(langs) - 1))
     acct.gateway = benign_gateway(rng, app=True)
+    acct.predates = True
     return acct
 
 
@@ -190,6 +191,7 @@ def build_rag_wrapper(rng: random.Random, acct: Account, tl: Timeline) -> Accoun
     acct.models = [(tl.t0, ModelChoice(rng.choice(((0.6, 0.35, 0.05), (0.1, 0.8, 0.1)))))]
     acct.gateway = benign_gateway(rng, app=True)
     acct.gateway.system_prompts = (fingerprint(rng),)
+    acct.predates = True
     return acct
 
 
@@ -219,6 +221,7 @@ def build_judge(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.models = [(tl.t0, ModelChoice((0.85, 0.1, 0.05)))]
     acct.gateway = benign_gateway(rng, app=True)
     acct.gateway.max_tokens, acct.gateway.max_tokens_weights = (1024, 2048), (0.5, 0.5)
+    acct.predates = True
     return acct
 
 
@@ -238,6 +241,7 @@ def build_tutor(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.langs, acct.lang_weights = (lang,), (1.0,)
     acct.gateway = benign_gateway(rng, app=True, long_form=True)
     acct.gateway.thinking = rng.choice((0.0, 0.3, 0.8))
+    acct.predates = True
     return acct
 
 

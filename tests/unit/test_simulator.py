@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import random
 import re
 import statistics
@@ -709,3 +710,69 @@ def test_capitalise_and_token_estimate_are_total(text: str, seed: int) -> None:
     assert isinstance(out, str)
     n = estimate_tokens(text)
     assert 1 <= n <= max(1, len(text))
+
+
+# ------------------------------------------------------------- warm-up ---
+# simulator/warmup.py: the history an always-on detector has of the accounts
+# active before the run.
+
+
+def test_warmup_prepends_history_and_leaves_the_run_unchanged() -> None:
+    args: dict[str, Any] = {"seed": 5, "hours": 3, "accounts": 120, "attacks": "all",
+                            "mix": "production", "text": "real"}
+    plain = simulate(**args)
+    warm = simulate(**args, warmup_hours=4)
+    t0 = warm.timeline.t0
+    run = list(plain.events)
+    both = list(warm.events)
+    early = [e for e in both if parse_ts(e["ts"]) < t0]
+    assert early and both[len(early):] == run  # the run itself is the same bytes
+    assert all(parse_ts(e["ts"]) >= t0 - 4 * 3600 for e in early)
+    assert plain.labels == warm.labels
+    kinds = warm.account_kinds
+    seen = {e["account_id"] for e in early}
+    # established customers have a past; new accounts and attack traffic do not
+    assert {kinds[a] for a in seen} >= {"regular", "narrow_app", "rag_wrapper", "edtech_tutor"}
+    assert not {kinds[a] for a in seen} & {"new_ramp", "extractor", "cover_extractor",
+                                          "plain_harvest", "hydra", "sweep"}
+    # a slow pivot's and a takeover's past is the account's own broad traffic:
+    # the warm-up repeats only what they sent before the attack began
+    first_attack = {lab["account_id"]: parse_ts(lab["start"]) for lab in warm.labels}
+    for a in warm.accounts:
+        if a.kind in ("slow_pivot", "takeover") and a.warm:
+            assert {s for _, s in a.warm} == {0}
+            assert all(t < t0 for t, _ in a.warm)
+            assert a.account_id in first_attack
+    # a product change's past is its first product only: every warm-up time is
+    # a time before the change, moved back by whole segments
+    for a in warm.accounts:
+        if a.kind == "product_change" and a.warm:
+            change = a.phases[0][1][0]
+            span = change - t0
+            before = {round(t, 3) for t, _ in a.times if t < change}
+            for t, _ in a.warm:
+                k = math.ceil((t0 - t) / span)
+                assert any(round(t + j * span, 3) in before for j in (k - 1, k, k + 1))
+
+
+def test_warmup_repeats_a_steady_segment_back_in_time() -> None:
+    from simulator.core import Account, Behaviour
+    from simulator.warmup import add_warmup
+
+    a = Account("a", "regular", "", "", ("10.0.0",), "ua", ("k",), predates=True)
+    a.times = [(10.0, 0), (500.0, 0), (1200.0, 0), (1300.0, 1), (2000.0, 0)]
+    a.phases = [[(0.0, Behaviour(("x",), (1.0,), "human")),
+                 (1800.0, Behaviour(("y",), (1.0,), "human"))],
+                [(0.0, Behaviour(("z",), (1.0,), "human"))]]
+    a.attack_sources, a.attack_from = frozenset({1}), 1300.0
+    assert add_warmup([a], t0=0.0, t1=3600.0, hours=1.0) == len(a.warm)
+    # source 0 steady until the attack begins (1300 s), repeated back; source 1 is attack
+    assert {s for _, s in a.warm} == {0}
+    assert [t for t, _ in a.warm] == sorted(
+        t - k * 1300.0 for t in (10.0, 500.0, 1200.0) for k in (1, 2, 3)
+        if t - k * 1300.0 >= -3600.0)
+    b = Account("b", "new_ramp", "", "", ("10.0.0",), "ua", ("k",))
+    b.times = [(10.0, 0)]
+    assert add_warmup([b], 0.0, 3600.0, 1.0) == 0 and b.warm == []
+    with pytest.raises(ValueError):
+        add_warmup([a], 0.0, 3600.0, -1.0)

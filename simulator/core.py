@@ -271,6 +271,10 @@ class Account:
     # replays its history before the run (simulator.warmup); False: first seen
     # in the run (new accounts, mid-run joiners, attackers' fresh accounts)
     predates: bool = False
+    # its ordinary traffic, for the warm-up: steady Poisson rates (requests/hour
+    # at ts) per source, and bursts (source, bursts per day, requests, seconds)
+    rates: dict[int, Callable[[float], float]] = field(default_factory=dict)
+    bursts: tuple[int, float, tuple[float, float], tuple[float, float]] | None = None
     warm: list[tuple[float, int]] = field(default_factory=list)  # warm-up times, before t0
     # production workloads (``simulator.styles``, ``simulator.gateway``)
     text: str = "synthetic"  # "real": corpus text; "synthetic": the template generators

@@ -183,7 +183,7 @@ def simulate(
     everyone.sort(key=lambda a: a.account_id)
     labels, truth = _labels_and_truth(everyone, campaigns, mix, text)
     kinds = {a.account_id: a.kind for a in everyone}
-    add_warmup(everyone, tl.t0, tl.t1, warmup_hours)
+    add_warmup(everyone, tl.t0, warmup_hours, seed)
     return Simulation(
         _Events(everyone, seed, drop_topic, drops), labels, kinds, truth, everyone, tl
     )

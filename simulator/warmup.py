@@ -8,51 +8,40 @@ it had no past: own-baseline evidence (a burst against its own rate, topics
 new to it) cannot exist, and an account first seen at the run's start cannot
 be told from one created then. ``add_warmup`` gives every account that
 predates the run (``Account.predates``, set by the builders of established
-kinds) ``hours`` of its own ordinary traffic before the run's start: each of
-its sources' steady traffic from the run's start until the source first
-changes (a phase change, the start of the account's attack traffic, the run's
-end) repeated back in time. Attack sources get none, and accounts first seen
-in the run (new ramps, mid-run joiners, fresh attack accounts) get none.
+kinds) ``hours`` of its own ordinary traffic before the run's start, drawn
+from the same processes its builder drew the run from: each steady source's
+rate at that time of day (``Account.rates``, diurnal or school hours) and its
+bursts (``Account.bursts``: batch jobs, evaluation runs) at their daily
+frequency. A source whose traffic changes during the run (a product change,
+a slow pivot, a takeover) had its first behaviour before: the warm-up renders
+with the behaviour the run starts with. Attack sources get no warm-up, and
+accounts first seen in the run (new ramps, mid-run joiners, attackers' fresh
+accounts) get none.
 
 The warm-up is replayed through the same detectors before the run (the
 events of :meth:`simulator.simulate._Events.__iter__`); the run's own events
 are the same bytes with or without it. Pages during the warm-up are pages:
 evaluation counts them (as benign pages on benign accounts).
 
->>> from simulator.core import Account, Behaviour
+>>> import random
+>>> from simulator.core import Account
 >>> a = Account("a", "regular", "", "", ("10.0.0",), "ua", ("k",), predates=True)
->>> a.times = [(100.0, 0), (1900.0, 0), (3000.0, 0)]
->>> a.phases = [[(0.0, Behaviour(("x",), (1.0,), "human"))]]
->>> _ = add_warmup([a], t0=0.0, t1=3600.0, hours=2.0)
->>> [t for t, _ in a.warm]
-[-7100.0, -5300.0, -4200.0, -3500.0, -1700.0, -600.0]
+>>> a.rates = {0: lambda t: 60.0}
+>>> add_warmup([a], t0=0.0, hours=2.0, seed=1) == len(a.warm)
+True
+>>> 90 < len(a.warm) < 150, all(-7200.0 <= t < 0.0 for t, _ in a.warm)
+(True, True)
 """
 
 from __future__ import annotations
 
-import math
+import random
 from collections.abc import Iterable
 
-from simulator.core import HOUR, Account
-
-#: shortest steady segment worth repeating (a source that changes sooner has no warm-up)
-MIN_SEGMENT_S = 900.0
+from simulator.core import HOUR, Account, log_uniform, poisson_times, quantize
 
 
-def _segment_end(acct: Account, source: int, t0: float, t1: float) -> float:
-    """When the source's steady traffic from ``t0`` first changes."""
-    end = t1
-    if acct.attack_sources and acct.attack_from < end:
-        end = acct.attack_from
-    if source < len(acct.phases):
-        for t_from, _ in acct.phases[source]:
-            if t0 < t_from < end:
-                end = t_from
-                break
-    return end
-
-
-def add_warmup(accounts: Iterable[Account], t0: float, t1: float, hours: float) -> int:
+def add_warmup(accounts: Iterable[Account], t0: float, hours: float, seed: int | str = 0) -> int:
     """Fill ``Account.warm`` (times in ``[t0 - hours, t0)``) of every account
     that predates the run; returns the number of warm-up events."""
     if hours < 0:
@@ -63,22 +52,24 @@ def add_warmup(accounts: Iterable[Account], t0: float, t1: float, hours: float) 
         a.warm = []
         if not a.predates or hours == 0:
             continue
+        rng = random.Random(f"{seed}/warmup-times/{a.account_id}")
         warm: list[tuple[float, int]] = []
-        for source in sorted({s for _, s in a.times}):
-            if source in a.attack_sources and a.attack_from <= t0:
-                continue
-            end = _segment_end(a, source, t0, t1)
-            span = end - t0
-            seg = [t for t, s in a.times if s == source and t0 <= t < end]
-            if span < MIN_SEGMENT_S or not seg:
-                continue
-            for k in range(1, math.ceil((t0 - w0) / span) + 1):
-                warm.extend((round((t - k * span) * 1000.0) / 1000.0, source)
-                            for t in seg if t - k * span >= w0)
+        for source, rate in sorted(a.rates.items()):
+            if source not in a.attack_sources:
+                warm.extend((quantize(t), source) for t in poisson_times(rng, w0, t0, rate))
+        if a.bursts is not None:
+            source, per_day, size, dur = a.bursts
+            for _ in range(round(hours / 24.0 * per_day)):
+                s = rng.uniform(w0, t0 - 0.25 * HOUR)
+                n = log_uniform(rng, *size)
+                d = rng.uniform(*dur)
+                r = n / d * HOUR
+                warm.extend((quantize(t), source)
+                            for t in poisson_times(rng, s, min(t0, s + d), lambda _t, r=r: r))
         warm.sort()
         a.warm = warm
         total += len(warm)
     return total
 
 
-__all__ = ["MIN_SEGMENT_S", "add_warmup"]
+__all__ = ["add_warmup"]

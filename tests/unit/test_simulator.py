@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import math
 import random
 import re
 import statistics
@@ -743,36 +742,32 @@ def test_warmup_prepends_history_and_leaves_the_run_unchanged() -> None:
             assert {s for _, s in a.warm} == {0}
             assert all(t < t0 for t, _ in a.warm)
             assert a.account_id in first_attack
-    # a product change's past is its first product only: every warm-up time is
-    # a time before the change, moved back by whole segments
+    # the history is drawn at the account's own rate: a heavy narrow app's
+    # warm-up is about as dense as its run, a light regular's is light
     for a in warm.accounts:
-        if a.kind == "product_change" and a.warm:
-            change = a.phases[0][1][0]
-            span = change - t0
-            before = {round(t, 3) for t, _ in a.times if t < change}
-            for t, _ in a.warm:
-                k = math.ceil((t0 - t) / span)
-                assert any(round(t + j * span, 3) in before for j in (k - 1, k, k + 1))
+        if a.kind in ("narrow_app", "regular") and len(a.times) > 50:
+            per_hour_run = len(a.times) / 3.0
+            per_hour_warm = len(a.warm) / 4.0
+            assert 0.3 < per_hour_warm / per_hour_run < 3.0, a.kind
 
 
-def test_warmup_repeats_a_steady_segment_back_in_time() -> None:
-    from simulator.core import Account, Behaviour
+def test_warmup_draws_rates_and_bursts_and_skips_attack_sources() -> None:
+    from simulator.core import Account
     from simulator.warmup import add_warmup
 
-    a = Account("a", "regular", "", "", ("10.0.0",), "ua", ("k",), predates=True)
-    a.times = [(10.0, 0), (500.0, 0), (1200.0, 0), (1300.0, 1), (2000.0, 0)]
-    a.phases = [[(0.0, Behaviour(("x",), (1.0,), "human")),
-                 (1800.0, Behaviour(("y",), (1.0,), "human"))],
-                [(0.0, Behaviour(("z",), (1.0,), "human"))]]
+    a = Account("a", "batch", "", "", ("10.0.0",), "ua", ("k",), predates=True)
+    a.rates = {0: lambda t: 30.0, 1: lambda t: 1000.0}
     a.attack_sources, a.attack_from = frozenset({1}), 1300.0
-    assert add_warmup([a], t0=0.0, t1=3600.0, hours=1.0) == len(a.warm)
-    # source 0 steady until the attack begins (1300 s), repeated back; source 1 is attack
-    assert {s for _, s in a.warm} == {0}
-    assert [t for t, _ in a.warm] == sorted(
-        t - k * 1300.0 for t in (10.0, 500.0, 1200.0) for k in (1, 2, 3)
-        if t - k * 1300.0 >= -3600.0)
+    a.bursts = (2, 2.0, (500.0, 500.0), (600.0, 600.0))
+    n = add_warmup([a], t0=0.0, hours=12.0, seed=3)
+    by_source = Counter(s for _, s in a.warm)
+    assert n == len(a.warm) and all(-12 * 3600.0 <= t < 0.0 for t, _ in a.warm)
+    assert 250 < by_source[0] < 470  # 30/h for 12 h
+    assert 1 not in by_source  # the attack source has no past
+    assert 350 < by_source[2] < 700  # twice a day: one burst of 500 requests in 12 h
+    assert add_warmup([a], t0=0.0, hours=12.0, seed=3) == n  # deterministic
     b = Account("b", "new_ramp", "", "", ("10.0.0",), "ua", ("k",))
-    b.times = [(10.0, 0)]
-    assert add_warmup([b], 0.0, 3600.0, 1.0) == 0 and b.warm == []
+    b.rates = {0: lambda t: 30.0}
+    assert add_warmup([b], 0.0, 1.0) == 0 and b.warm == []
     with pytest.raises(ValueError):
-        add_warmup([a], 0.0, 3600.0, -1.0)
+        add_warmup([a], 0.0, -1.0)

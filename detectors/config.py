@@ -76,6 +76,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "flat_min_age_s",
         "novelty_lo",
         "novelty_hi",
+        "pivot_gap_max_s",
+        "pivot_history_s",
+        "pivot_min_events",
+        "pivot_shift_lo",
+        "pivot_shift_hi",
+        "pivot_growth_lo",
+        "pivot_growth_hi",
         "sweep_excess_lo",
         "sweep_excess_hi",
         "ratio_log2_lo",
@@ -107,6 +114,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "w_drift",
         "w_harvest",
         "w_fresh",
+        "w_pivot",
         "elicitation_alone",
         "template_alone",
         "pair_alone",
@@ -154,6 +162,8 @@ _UNIT_FIELDS = frozenset(
         "elicitation_hi",
         "narrow_lo",
         "narrow_hi",
+        "pivot_shift_lo",
+        "pivot_shift_hi",
         "sweep_lo",
         "sweep_hi",
         "volume_pct_lo",
@@ -191,6 +201,7 @@ _NONNEG_FIELDS = frozenset(
         "w_drift",
         "w_harvest",
         "w_fresh",
+        "w_pivot",
         "prior_weight",
         "population_min_mass",
         "min_prompts",
@@ -224,6 +235,8 @@ _ORDERED = (
     ("regular_cv_lo", "regular_cv_hi"),
     ("flat_lo", "flat_hi"),
     ("novelty_lo", "novelty_hi"),
+    ("pivot_shift_lo", "pivot_shift_hi"),
+    ("pivot_growth_lo", "pivot_growth_hi"),
     ("sweep_excess_lo", "sweep_excess_hi"),
     ("ratio_log2_lo", "ratio_log2_hi"),
     ("saturation_lo", "saturation_hi"),
@@ -319,6 +332,13 @@ class DetectorConfig:
     flat_min_age_s: float = 72_000.0
     novelty_lo: float = 1.0
     novelty_hi: float = 3.0
+    pivot_gap_max_s: float = 1800.0
+    pivot_history_s: float = 21_600.0
+    pivot_min_events: float = 12.0
+    pivot_shift_lo: float = 0.15
+    pivot_shift_hi: float = 0.45
+    pivot_growth_lo: float = 1.5
+    pivot_growth_hi: float = 3.0
     sweep_excess_lo: float = 0.3
     sweep_excess_hi: float = 1.0
     ratio_log2_lo: float = 2.0
@@ -349,6 +369,7 @@ class DetectorConfig:
     w_drift: float = 0.8
     w_harvest: float = 1.5
     w_fresh: float = 1.0
+    w_pivot: float = 1.0
     template_alone: float = 0.3
     elicitation_alone: float = 0.5
     pair_alone: float = 0.3

@@ -93,6 +93,7 @@ REASONS = (
     "drift",
     "harvest",
     "fresh",
+    "pivot",
 )
 #: stop reasons that mean the output hit the request's limit
 _LIMIT_STOPS: Final = frozenset({"max_tokens", "length", "max_output_tokens", "token_limit"})
@@ -146,6 +147,7 @@ class Detector:
         self._flagship = tuple(cfg.flagship_models)
         self._solo = cfg.elicitation_alone
         self._not_solo = 1.0 - cfg.elicitation_alone
+        self._gap_max = cfg.pivot_gap_max_s
         self._floor = cfg.generic_floor
         self._not_floor = 1.0 - cfg.generic_floor
         self._severity = {
@@ -361,6 +363,7 @@ class Detector:
             state.ce_short += ws * -math.log(
                 (mix._c.get(tid, 0.0) + a) / (mix._total + a * (len(mix._c) + 1))
             )
+            known = j >= 0
             if j < 0:
                 j = find(ids, 0)
                 if j < 0:  # space-saving: the lightest slot takes the new topic, keeping its weight
@@ -376,6 +379,7 @@ class Detector:
             w_l[j] = new
             state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
             state.s_long = s_long + wl
+            self._time_mix(state, j, known, dt, wl)
             if n % _EXACT_EVERY == 0:
                 _exact_sums(state)
 
@@ -592,6 +596,76 @@ class Detector:
         return state, alerts
 
     # ----------------------------------------------------- new evidence terms
+    def _time_mix(
+        self, state: AccountState, j: int, known: bool, gap: float, wl: float
+    ) -> None:
+        """Count the gap before this request (capped at ``pivot_gap_max_s``)
+        as time the account spent on the topic in slot ``j``; a slot that just
+        took a new topic starts without time (space-saving lets it keep the
+        request weight of the topic it replaced, not that topic's time)."""
+        w = state.w_time
+        if not known:
+            w[j] = 0.0
+        w[j] += wl * (gap if gap < self._gap_max else self._gap_max)
+
+    def _season(self, state: AccountState, t: float) -> float:
+        """How busy this time of day usually is for the account, as the
+        seasonal burst baseline of :meth:`process` computes it (>= 1; 1 before
+        the profile has seen ``season_min_age_s``)."""
+        cfg = self.config
+        past = state.r_long - state.hour_w
+        if t - state.first_ts < cfg.season_min_age_s or past <= 0.0:
+            return 1.0
+        hours = state.hours
+        h = int(t % 86_400.0) // 3600
+        x = (t % 86_400.0) / 3600.0 - 0.5
+        if x < 0.0:
+            x += 24.0
+        i = int(x)
+        x -= i
+        j = i + 1 if i < 23 else 0
+        a = hours[i] - (state.hour_w if i == h else 0.0)
+        b = hours[j] - (state.hour_w if j == h else 0.0)
+        x = 24.0 * ((1.0 - x) * (a if a > 0.0 else 0.0) + x * (b if b > 0.0 else 0.0)) / past
+        x = (x + cfg.season_shrink) / (1.0 + cfg.season_shrink)
+        return x if x > 1.0 else 1.0
+
+    def _pivot(self, state: AccountState, t: float, ws: float, wl: float, age: float) -> float:
+        """Pivot evidence in [0, 1]: the account's top topic of the short
+        window takes a share of its recent requests well above that topic's
+        share of the account's *time* (:meth:`_time_mix`, long decay), while its
+        rate grows against its own long-term rate. Needs ``pivot_history_s`` of
+        observed time (weeks, for an always-on detector; nothing in an account's
+        first hours) and ``pivot_min_events`` recent topic events.
+
+        Time, not requests, is the baseline's unit: an account whose rate grows
+        twentyfold on one topic has, after an hour, a request mix dominated by
+        that topic (so novelty against the request-weighted mix fades within
+        the hour) but a time mix that moved by one hour's worth."""
+        cfg = self.config
+        s_s = state.s_short
+        if s_s < cfg.pivot_min_events * ws:
+            return 0.0
+        w_t = state.w_time
+        total = math.fsum(w_t)
+        if total < cfg.pivot_history_s * wl:
+            return 0.0
+        w_s = state.w_short
+        top = maximum(w_s)
+        i = 0
+        while w_s[i] != top:
+            i += 1
+        shift = _ramp(top / s_s - w_t[i] / total, cfg.pivot_shift_lo, cfg.pivot_shift_hi)
+        if shift <= 0.0:
+            return 0.0
+        short = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
+        long = self._rate(state.r_long / wl, age, self._win_l, cfg.long_half_life_s)
+        if long <= 0.0:
+            return 0.0
+        long *= self._season(state, t)  # a busy hour of its day is no growth
+        growth = math.log2((short + 1e-9) / long)
+        return shift * _ramp(growth, cfg.pivot_growth_lo, cfg.pivot_growth_hi)
+
     def _prompt_update(
         self, state: AccountState, prompt: str, infer_topic: bool, ws: float, wl: float
     ) -> int:
@@ -806,6 +880,7 @@ class Detector:
             excess = state.ce_short / state.s_short - self._population_entropy(t)
             s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
         s_harvest = self._harvest(state, ws)
+        s_pivot = self._pivot(state, t, ws, wl, age)
         keep = 1.0 - cfg.stable_discount
         old = self.predates(state, age)
         s_fresh = 0.0
@@ -826,7 +901,7 @@ class Detector:
         established = state.n >= cfg.stable_min_events and (
             age >= cfg.established_age_s or (old and rel < 0.5)
         )
-        if established and s_vol < 0.5 and s_drift < 0.5:
+        if established and s_vol < 0.5 and s_drift < 0.5 and s_pivot < 0.5:
             # a stable history without a burst or drift: its templates,
             # reasoning requests and long answers are its normal business
             if state.txt_long > 0.0:
@@ -856,6 +931,9 @@ class Detector:
         # inputs do not harvest written-out answers
         take = keep + (1.0 - keep) * self._take(state, ws)
         s_elic *= take
+        # a pivot harvests as far as its answers are taken home (a batch job's
+        # burst on its own top topic returns short outputs)
+        s_pivot *= take
         # elicitation alone (a human who likes "step by step") is weaker than
         # elicitation in templated, heavy or new traffic
         # ... and templates and reasoning requests (or a new account's
@@ -906,6 +984,7 @@ class Detector:
             + cfg.w_sweep * s_sweep
             + cfg.w_harvest * s_harvest
             + cfg.w_fresh * s_new_heavy
+            + cfg.w_pivot * s_pivot
         )
         z_spec = z_content + cfg.w_timing * s_timing
         z_gen = cfg.w_volume * s_vol + cfg.w_narrow * s_narrow + cfg.w_drift * s_drift
@@ -915,7 +994,7 @@ class Detector:
         z = z_spec + z_gen * gate + s_shared
         score = 1.0 - math.exp(-z)
         return score, (s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow, s_drift,
-                       s_harvest, s_new_heavy)
+                       s_harvest, s_new_heavy, s_pivot)
 
     def _rate(self, count: float, age: float, win: float, half_life: float) -> float:
         """Decayed count per minute, corrected for an account younger than the window."""
@@ -943,6 +1022,9 @@ class Detector:
         for i in range(len(w)):
             w[i] *= fs
         w = state.w_long
+        for i in range(len(w)):
+            w[i] *= fl
+        w = state.w_time
         for i in range(len(w)):
             w[i] *= fl
         w = state.hours

@@ -7,8 +7,9 @@ passes; the true decayed value at ``t`` is ``stored / 2**((t - ref) / half_life)
 large. Shares (topic shares, template share, ...) are ratios of sums with the
 same scale and need no correction at all.
 
-Layout: about 50 float slots, five small ``array`` buffers (topic ids and their
-short/long weights, hour-of-day weights, the template ring of 16-byte sketches) and two
+Layout: about 50 float slots, six small ``array`` buffers (topic ids and their
+short, long and time-weighted weights, hour-of-day weights, the template ring of
+16-byte sketches) and two
 :class:`~detectors.models.PageHinkley` detectors: about 2.5 KB resident.
 """
 
@@ -27,7 +28,10 @@ from detectors.models import PageHinkley
 # older states decode as corrupt and those accounts start over
 # 5: version 4 + ``fire_sev`` (the open episode's firing severity, which its
 # resolved record repeats); version 4 still decodes, with it unknown (0)
-VERSION: Final = 5
+# 6: version 5 + ``w_time`` (the topic sketch's time-weighted long mix, the
+# own baseline of pivot evidence); versions 4 and 5 still decode, with it empty
+# (pivot evidence then waits for pivot_history_s of observed time again)
+VERSION: Final = 6
 _OLDEST: Final = 4
 
 # Float slots, in encoding order.
@@ -104,6 +108,7 @@ class AccountState:
         "ids",
         "w_short",
         "w_long",
+        "w_time",
         "hours",
         "ring",
         "anchors",
@@ -158,6 +163,7 @@ class AccountState:
     ids: array[int]
     w_short: array[float]
     w_long: array[float]
+    w_time: array[float]
     hours: array[float]
     ring: array[int]
     anchors: array[int]
@@ -189,6 +195,10 @@ class AccountState:
         self.ids = array("I", bytes(4 * topics))
         self.w_short = array("d", bytes(8 * topics))
         self.w_long = array("d", bytes(8 * topics))
+        # per topic slot: seconds of the account's time spent on it (the gap
+        # before each of its requests, capped; long decay): its mix per unit of
+        # time, which a burst of requests cannot rewrite in minutes
+        self.w_time = array("d", bytes(8 * topics))
         self.hours = array("d", bytes(8 * 24))
         # template ring: four 32-bit sketch words per prompt
         self.ring = array("I", bytes(16 * ring))
@@ -232,6 +242,7 @@ class AccountState:
             _le(self.hours),
             _le(self.ring),
             _le(self.anchors),
+            _le(self.w_time),
             _PH.pack(*self.ph_entropy.state()),
             _PH.pack(*self.ph_volume.state()),
         ]
@@ -267,7 +278,7 @@ class AccountState:
         version, n_aid = _HEAD.unpack_from(data, 0)
         if not _OLDEST <= version <= VERSION:
             raise CorruptState(f"unknown account state version {version!r}")
-        layout = _NUMS if version == VERSION else _NUMS_V4
+        layout = _NUMS if version >= 5 else _NUMS_V4
         pos = _HEAD.size
         aid = data[pos : pos + n_aid].decode("utf-8", "surrogatepass")
         pos += n_aid
@@ -278,7 +289,8 @@ class AccountState:
         k, ring = nums[-2], nums[-1]
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
-        expected = pos + 4 * k + 16 * k + 8 * 24 + 20 * ring + 2 * _PH.size
+        timed = version >= 6
+        expected = pos + 4 * k + (24 if timed else 16) * k + 8 * 24 + 20 * ring + 2 * _PH.size
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
@@ -297,6 +309,8 @@ class AccountState:
         pos = _load(state.hours, data, pos)
         pos = _load(state.ring, data, pos)
         pos = _load(state.anchors, data, pos)
+        if timed:  # (older versions: no time-weighted mix yet, all zero)
+            pos = _load(state.w_time, data, pos)
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state

@@ -267,6 +267,15 @@ class Account:
     ip_hosts: tuple[int, ...] = (10,)
     attack_sources: frozenset[int] = frozenset()  # sources whose requests are attack traffic
     attack_from: float = math.inf  # attack traffic only at/after this ts
+    # active since before the run began (an established customer): a warm-up
+    # replays its history before the run (simulator.warmup); False: first seen
+    # in the run (new accounts, mid-run joiners, attackers' fresh accounts)
+    predates: bool = False
+    # its ordinary traffic, for the warm-up: steady Poisson rates (requests/hour
+    # at ts) per source, and bursts (source, bursts per day, requests, seconds)
+    rates: dict[int, Callable[[float], float]] = field(default_factory=dict)
+    bursts: tuple[int, float, tuple[float, float], tuple[float, float]] | None = None
+    warm: list[tuple[float, int]] = field(default_factory=list)  # warm-up times, before t0
     # production workloads (``simulator.styles``, ``simulator.gateway``)
     text: str = "synthetic"  # "real": corpus text; "synthetic": the template generators
     langs: tuple[str, ...] = ("en",)
@@ -387,8 +396,13 @@ def merge_events(
     seed: int,
     drop_topic: float = 0.0,
     drop_fields: tuple[str, ...] = (),
+    warm: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """All accounts' events, in event-time order (ties by account order).
+
+    ``warm``: the warm-up events (``Account.warm``, all before the run) instead,
+    rendered from their own random streams, so that a run's events are the
+    same bytes with or without a warm-up before them.
 
     ``drop_topic``: share of events sent without a ``topic`` (producers that
     do not classify), so the detectors' text-topic path is exercised; drawn
@@ -396,24 +410,29 @@ def merge_events(
     ``drop_fields``: fields removed from every event (a gateway that does not
     log them, e.g. ``("prompt", "topic")`` for a metadata-only deployment).
     """
-    rngs = [random.Random(f"{seed}/events/{a.account_id}") for a in accounts]
-    drop = random.Random(f"{seed}/drop-topic").random if drop_topic > 0 else None
+    tag = "warmup" if warm else "events"
+    rngs = [random.Random(f"{seed}/{tag}/{a.account_id}") for a in accounts]
+    drop = None
+    if drop_topic > 0:
+        drop = random.Random(f"{seed}/drop-topic{'/warmup' if warm else ''}").random
+    lists = [a.warm if warm else a.times for a in accounts]
     heap: list[tuple[float, int, int]] = []
-    for i, a in enumerate(accounts):
-        if a.times:
-            heap.append((a.times[0][0], i, 0))
+    for i, times in enumerate(lists):
+        if times:
+            heap.append((times[0][0], i, 0))
     heapq.heapify(heap)
     while heap:
         ts, i, pos = heap[0]
         acct = accounts[i]
-        event = render(acct, rngs[i], ts, acct.times[pos][1])
+        times = lists[i]
+        event = render(acct, rngs[i], ts, times[pos][1])
         if drop is not None and drop() < drop_topic:
             event.pop("topic", None)
         for name in drop_fields:
             event.pop(name, None)
         pos += 1
-        if pos < len(acct.times):
-            heapq.heapreplace(heap, (acct.times[pos][0], i, pos))
+        if pos < len(times):
+            heapq.heapreplace(heap, (times[pos][0], i, pos))
         else:
             heapq.heappop(heap)
         yield event

@@ -104,8 +104,14 @@ def score_alerts(
     account_kinds: Mapping[str, str],
     grace_s: float = DEFAULT_GRACE_S,
     drop_topic: float = 0.0,
+    run_start: float | None = None,
 ) -> dict[str, Any]:
     """Recall / delay per attack family and hydra campaign, FP per benign kind.
+
+    With ``run_start`` (a run after a warm-up), ``benign.overall.warmup_flagged``
+    counts the benign accounts paged before it (they count as paged) and
+    ``warmup_attack_accounts`` the attacking accounts paged before it (never a
+    detection: their attack starts in the run).
 
     >>> labels = [{"account_id": "x", "attack": "extractor", "start": 100.0, "end": 200.0}]
     >>> kinds = {"x": "extractor", "b1": "regular", "b2": "regular"}
@@ -194,15 +200,20 @@ def score_alerts(
             "fp_rate": round(flagged[kind] / counts[kind], 5),
         }
     total = sum(counts.values())
+    overall: dict[str, Any] = {
+        "accounts": total,
+        "flagged": len(flagged_ids),
+        "fp_rate": round(len(flagged_ids) / total, 5) if total else 0.0,
+    }
+    if run_start is not None:
+        early = {a for a, ts in fired.items() if ts[0] < run_start}
+        overall["warmup_flagged"] = len(early & set(flagged_ids))
+        overall["warmup_attack_accounts"] = len(early & labelled)
     return {
         "attacks": families,
         "campaigns": campaigns,
         "benign": {
-            "overall": {
-                "accounts": total,
-                "flagged": len(flagged_ids),
-                "fp_rate": round(len(flagged_ids) / total, 5) if total else 0.0,
-            },
+            "overall": overall,
             "by_kind": benign_by_kind,
             "flagged_accounts": sorted(flagged_ids)[:200],
         },
@@ -611,8 +622,13 @@ def evaluate(
     drop_fields: Any = (),
     metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
     list_flagged: str | None = None,
+    warmup_hours: float = 0.0,
 ) -> dict[str, Any]:
     """One seed: simulate, replay through distillwatch and the baselines, print one table.
+
+    ``warmup_hours``: replay that much history of the accounts active before
+    the run first (:mod:`simulator.warmup`); pages in it count (benign pages
+    on benign accounts; ``warmup_flagged`` says how many).
 
     Returns (and writes to ``json_path``) ``{"run": ..., "results": {system:
     metrics}, "better_than": {baseline: ...}, "table": str}``. ``metric_hooks``
@@ -634,15 +650,17 @@ def evaluate(
     t0 = time.perf_counter()
     sim = simulate(
         seed=seed, hours=hours, accounts=accounts, attacks=attacks, drop_topic=drop_topic,
-        mix=mix, text=text, drop_fields=drops,
+        mix=mix, text=text, drop_fields=drops, warmup_hours=warmup_hours,
     )
     setup_s = time.perf_counter() - t0
-    rules = make_baselines(bcfg, hours)
+    rules = make_baselines(bcfg, hours + warmup_hours)
+    run_start = sim.timeline.t0 if warmup_hours > 0 else None
     every: list[Any] = []
     alerts, timings = run_systems(sim.events, detector_factory, partitions, rules, every)
     timings["simulate_s"] = round(timings["simulate_s"] + setup_s, 2)
     results = {
-        s: score_alerts(a, sim.labels, sim.account_kinds, grace_s) for s, a in alerts.items()
+        s: score_alerts(a, sim.labels, sim.account_kinds, grace_s, run_start=run_start)
+        for s, a in alerts.items()
     }
     if metric_hooks:
         for s, a in alerts.items():
@@ -659,6 +677,7 @@ def evaluate(
         "drop_topic": drop_topic,
         "seed": seed,
         "hours": hours,
+        "warmup_hours": warmup_hours,
         "benign_accounts": accounts,
         "attacking_accounts": attacking,
         "attacks": sorted({lab["attack"] for lab in sim.labels}),
@@ -669,7 +688,7 @@ def evaluate(
     table = format_table(results)
     from simulator.noise import format_noise, noise_metrics
 
-    noise = noise_metrics(every, sim.labels, sim.account_kinds, hours)
+    noise = noise_metrics(every, sim.labels, sim.account_kinds, hours + warmup_hours)
     del every
     table += "\n" + format_noise(noise)
     report = {
@@ -687,7 +706,9 @@ def evaluate(
         )
     if out is not None:
         print(
-            f"distillwatch evaluate: seed {seed}, {hours:g} h, {mix} mix, {text} text"
+            f"distillwatch evaluate: seed {seed}, {hours:g} h"
+            f"{f' after a {warmup_hours:g} h warm-up' if warmup_hours else ''}"
+            f", {mix} mix, {text} text"
             f"{', without ' + ','.join(drops) if drops else ''}, {accounts} benign + "
             f"{attacking} attacking accounts, {timings['events']:,} events (simulate "
             f"{timings['simulate_s']}s, detectors {timings['detectors_s']}s = "
@@ -786,6 +807,9 @@ def summarize_seeds(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]
             overall["accounts"] += o["accounts"]
             overall["flagged"] += o["flagged"]
             overall["worst_fp_rate"] = max(overall["worst_fp_rate"], o["fp_rate"])
+            for key in ("warmup_flagged", "warmup_attack_accounts"):
+                if key in o:
+                    overall[key] = overall.get(key, 0) + o[key]
             delays_by = rep.get("delays", {}).get(s, {})
             for fam, ds in delays_by.items():
                 delays[fam].extend(ds)
@@ -883,6 +907,12 @@ def format_summary(summary: Mapping[str, Any], systems: Iterable[str] = SYSTEMS)
         lines.append(
             f"{kind:<{w0}}{row['accounts']:>{wn}}  " + "".join(f"| {c:<{wc}}" for c in cells)
         )
+    if "warmup_flagged" in first["benign"]["overall"]:
+        cells = [f"{summary[s]['benign']['overall'].get('warmup_flagged', 0)} benign, "
+                 f"{summary[s]['benign']['overall'].get('warmup_attack_accounts', 0)} attacking"
+                 for s in systems]
+        lines.append(f"{'paged in the warm-up':<{w0}}{'':>{wn}}  "
+                     + "".join(f"| {c:<{wc}}" for c in cells))
     return "\n".join(lines)
 
 
@@ -905,6 +935,7 @@ def evaluate_seeds(
     out: IO[str] | None = None,
     metric_hooks: Mapping[str, Callable[[list[Any], Any], Any]] | None = None,
     list_flagged: str | None = None,
+    warmup_hours: float = 0.0,
 ) -> dict[str, Any]:
     """Several seeds of :func:`evaluate`, summarised (:func:`summarize_seeds`).
 
@@ -926,6 +957,7 @@ def evaluate_seeds(
             detector_factory=detector_factory, partitions=partitions, baselines=baselines,
             grace_s=grace_s, mix=mix, text=text, drop_fields=drop_fields,
             metric_hooks=metric_hooks, list_flagged=list_flagged,
+            warmup_hours=warmup_hours,
         )
         per_seed[seed] = rep
         if out is not None:
@@ -945,6 +977,7 @@ def evaluate_seeds(
     run = {
         "seeds": seed_list,
         "hours": hours,
+        "warmup_hours": warmup_hours,
         "benign_accounts": accounts,
         "mix": mix,
         "text": text,
@@ -960,7 +993,8 @@ def evaluate_seeds(
     report = {"run": run, "seeds": per_seed, "summary": summary, "table": table}
     if out is not None:
         print(
-            f"distillwatch evaluate: seeds {','.join(map(str, seed_list))}, {hours:g} h, "
+            f"distillwatch evaluate: seeds {','.join(map(str, seed_list))}, {hours:g} h"
+            f"{f' after a {warmup_hours:g} h warm-up' if warmup_hours else ''}, "
             f"{accounts} benign accounts, {mix} mix, {text} text"
             f"{', without ' + ','.join(run['drop_fields']) if run['drop_fields'] else ''}",
             file=out,

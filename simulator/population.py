@@ -182,11 +182,17 @@ def build_regular(
     amp = rng.uniform(0.75, 1.0)
     join = tl.t0 if rng.random() >= join_prob else rng.uniform(tl.t0, max(tl.t0, tl.t1 - HOUR))
     tz = acct.tz
-    times = poisson_times(rng, join, tl.t1, lambda t: peak * diurnal(t, tz, amp))
+
+    def rate(t: float) -> float:
+        return peak * diurnal(t, tz, amp)
+
+    times = poisson_times(rng, join, tl.t1, rate)
     topics, weights = topic_mix(rng, breadth(rng))
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(topics, weights, "human"))]]
     acct.models = [(tl.t0, model_choice(rng, tl, fast))]
+    acct.predates = join == tl.t0
+    acct.rates = {0: rate}
     return acct
 
 
@@ -198,13 +204,18 @@ def build_narrow_app(rng: random.Random, acct: Account, tl: Timeline) -> Account
     peak = log_uniform(rng, 100, 1500)
     amp = rng.uniform(0.3, 0.7)
     tz = acct.tz
-    times = poisson_times(rng, tl.t0, tl.t1, lambda t: peak * diurnal(t, tz, amp))
+
+    def rate(t: float) -> float:
+        return peak * diurnal(t, tz, amp)
+
+    times = poisson_times(rng, tl.t0, tl.t1, rate)
     prefixes = tuple(
         rng.sample(T.APP_PREFIXES[cat], min(len(T.APP_PREFIXES[cat]), rng.randint(1, 2)))
     )
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(topics, weights, "app", prefixes=prefixes))]]
     acct.models = [(tl.t0, ModelChoice(weights=(0.1, 0.8, 0.1)))]
+    acct.predates, acct.rates = True, {0: rate}
     return acct
 
 
@@ -218,7 +229,8 @@ def build_batch(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     job = Behaviour(
         tuple(t for _, t in top), tuple(w for w, _ in top), "app", prefixes=prefixes[:1]
     )
-    n_bursts = max(1, round(tl.hours / 24 * rng.randint(1, 3)))
+    per_day = rng.randint(1, 3)
+    n_bursts = max(1, round(tl.hours / 24 * per_day))
     bursts: list[tuple[float, int]] = []
     first = rng.uniform(tl.frac(0.1), tl.frac(0.75))
     for b in range(n_bursts):
@@ -234,6 +246,7 @@ def build_batch(rng: random.Random, acct: Account, tl: Timeline) -> Account:
         )
     acct.times = sorted(acct.times + bursts)
     acct.phases.append([(tl.t0, job)])
+    acct.bursts = (1, float(per_day), (300.0, 3000.0), (600.0, 2400.0))
     return acct
 
 
@@ -243,15 +256,18 @@ def build_product_change(rng: random.Random, acct: Account, tl: Timeline) -> Acc
     change = rng.uniform(tl.frac(0.3), tl.frac(0.8))
     growth = rng.uniform(1.0, 3.0)
     tz = acct.tz
-    times = poisson_times(
-        rng, tl.t0, tl.t1, lambda t: peak * diurnal(t, tz, amp) * (growth if t >= change else 1.0)
-    )
+
+    def rate(t: float) -> float:
+        return peak * diurnal(t, tz, amp) * (growth if t >= change else 1.0)
+
+    times = poisson_times(rng, tl.t0, tl.t1, rate)
     a = topic_mix(rng, rng.randint(1, 4))
     pool = T.HIGH_VALUE if rng.random() < 0.5 else T.TOPICS
     b = topic_mix(rng, rng.randint(1, 3), pool)
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(*a, "human")), (change, Behaviour(*b, "human"))]]
     acct.models = [(tl.t0, model_choice(rng, tl))]
+    acct.predates, acct.rates = True, {0: rate}
     return acct
 
 

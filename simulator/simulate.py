@@ -25,6 +25,7 @@ from simulator import evasions as E
 from simulator.core import Account, fmt_ts, merge_events
 from simulator.gateway import attack_gateway
 from simulator.population import Timeline, benign_population
+from simulator.warmup import add_warmup
 from simulator.workloads import production_population
 
 DEFAULT_START = "2026-03-02T00:00:00Z"  # a Monday, 00:00 UTC
@@ -109,13 +110,21 @@ class _Events:
         self.drop_fields = drop_fields
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if any(a.warm for a in self.accounts):
+            self._reset()
+            yield from merge_events(self.accounts, self.seed, self.drop_topic,
+                                    self.drop_fields, warm=True)
+        # the run itself renders as without a warm-up (same bytes)
+        self._reset()
+        yield from merge_events(self.accounts, self.seed, self.drop_topic, self.drop_fields)
+
+    def _reset(self) -> None:
         for a in self.accounts:
             a.sweep_queue, a.counter, a.queue = [], 0, []
             a.recent.clear()
-        return merge_events(self.accounts, self.seed, self.drop_topic, self.drop_fields)
 
     def __len__(self) -> int:
-        return sum(len(a.times) for a in self.accounts)
+        return sum(len(a.times) + len(a.warm) for a in self.accounts)
 
 
 def simulate(
@@ -131,6 +140,7 @@ def simulate(
     text: str = "synthetic",
     drop_fields: Iterable[str] | str = (),
     evasion_params: E.EvasionParams | None = None,
+    warmup_hours: float = 0.0,
 ) -> Simulation:
     """Simulate ``hours`` of traffic of ``accounts`` benign accounts plus attacks.
 
@@ -148,6 +158,9 @@ def simulate(
     ``synthetic`` (template generators) or ``real`` (corpus text).
     ``drop_fields`` removes fields from every event (``"prompt,topic"``: a
     metadata-only gateway).
+    ``warmup_hours``: that much ordinary traffic, before ``start``, of every
+    account active since before the run (:mod:`simulator.warmup`: the history
+    an always-on detector has); labels and the run's own events are unchanged.
     """
     drops = _checked(mix, text, drop_fields, drop_topic, hours, accounts)
     p = params or A.Params()
@@ -170,6 +183,7 @@ def simulate(
     everyone.sort(key=lambda a: a.account_id)
     labels, truth = _labels_and_truth(everyone, campaigns, mix, text)
     kinds = {a.account_id: a.kind for a in everyone}
+    add_warmup(everyone, tl.t0, warmup_hours, seed)
     return Simulation(
         _Events(everyone, seed, drop_topic, drops), labels, kinds, truth, everyone, tl
     )

@@ -155,10 +155,11 @@ def build_reseller(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     peak = log_uniform(rng, 100, 800)
     tz2 = pick_tz(rng)
     tz, amp = acct.tz, rng.uniform(0.5, 0.85)
-    times = poisson_times(
-        rng, tl.t0, tl.t1,
-        lambda t: peak * 0.5 * (diurnal(t, tz, amp) + diurnal(t, tz2, amp)),
-    )
+
+    def rate(t: float) -> float:
+        return peak * 0.5 * (diurnal(t, tz, amp) + diurnal(t, tz2, amp))
+
+    times = poisson_times(rng, tl.t0, tl.t1, rate)
     topics, weights = zipf_mix(rng, rng.uniform(0.8, 1.2))
     acct.times = [(quantize(t), 0) for t in times]
     acct.phases = [[(tl.t0, Behaviour(topics, weights, "reseller"))]]
@@ -169,6 +170,7 @@ def build_reseller(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.langs = tuple(langs)
     acct.lang_weights = (3.0,) + tuple(1.0 / (i + 1) for i in range(len(langs) - 1))
     acct.gateway = benign_gateway(rng, app=True)
+    acct.predates, acct.rates = True, {0: rate}
     return acct
 
 
@@ -177,7 +179,11 @@ def build_rag_wrapper(rng: random.Random, acct: Account, tl: Timeline) -> Accoun
     prefix = wrapper_prefix(rng, app)
     peak = log_uniform(rng, 20, 600)
     tz, amp = acct.tz, rng.uniform(0.3, 0.8)
-    times = poisson_times(rng, tl.t0, tl.t1, lambda t: peak * diurnal(t, tz, amp))
+
+    def rate(t: float) -> float:
+        return peak * diurnal(t, tz, amp)
+
+    times = poisson_times(rng, tl.t0, tl.t1, rate)
     topics = APP_TOPICS[app["name"]]
     params = {
         "prefix": prefix,
@@ -190,6 +196,7 @@ def build_rag_wrapper(rng: random.Random, acct: Account, tl: Timeline) -> Accoun
     acct.models = [(tl.t0, ModelChoice(rng.choice(((0.6, 0.35, 0.05), (0.1, 0.8, 0.1)))))]
     acct.gateway = benign_gateway(rng, app=True)
     acct.gateway.system_prompts = (fingerprint(rng),)
+    acct.predates, acct.rates = True, {0: rate}
     return acct
 
 
@@ -201,9 +208,13 @@ def build_judge(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     templates = tuple(rng.sample(en, k)) if rng.random() < 0.8 else tuple(rng.sample(other, k))
     base = log_uniform(rng, 2, 20)
     tz = acct.tz
-    times = [(quantize(t), 0) for t in poisson_times(
-        rng, tl.t0, tl.t1, lambda t: base * diurnal(t, tz, 0.7))]
-    n_runs = max(1, round(tl.hours / 24 * rng.randint(1, 4)))
+
+    def steady(t: float) -> float:
+        return base * diurnal(t, tz, 0.7)
+
+    times = [(quantize(t), 0) for t in poisson_times(rng, tl.t0, tl.t1, steady)]
+    per_day = rng.randint(1, 4)
+    n_runs = max(1, round(tl.hours / 24 * per_day))
     for _ in range(n_runs):
         s = rng.uniform(tl.t0, tl.t1 - 0.25 * HOUR)
         n = int(log_uniform(rng, 200, 2000))
@@ -219,13 +230,19 @@ def build_judge(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.models = [(tl.t0, ModelChoice((0.85, 0.1, 0.05)))]
     acct.gateway = benign_gateway(rng, app=True)
     acct.gateway.max_tokens, acct.gateway.max_tokens_weights = (1024, 2048), (0.5, 0.5)
+    acct.predates, acct.rates = True, {0: steady}
+    acct.bursts = (0, float(per_day), (200.0, 2000.0), (600.0, 3600.0))
     return acct
 
 
 def build_tutor(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     peak = log_uniform(rng, 20, 150)
     tz = acct.tz
-    times = poisson_times(rng, tl.t0, tl.t1, lambda t: peak * school_hours(t, tz))
+
+    def rate(t: float) -> float:
+        return peak * school_hours(t, tz)
+
+    times = poisson_times(rng, tl.t0, tl.t1, rate)
     topics = ("math/algebra", "math/geometry", "math/statistics", "science/physics",
               "science/chemistry", "science/biology", "coding/python", "education/tutoring")
     weights = tuple(rng.gammavariate(1.0, 1.0) + 0.1 for _ in topics)
@@ -238,6 +255,7 @@ def build_tutor(rng: random.Random, acct: Account, tl: Timeline) -> Account:
     acct.langs, acct.lang_weights = (lang,), (1.0,)
     acct.gateway = benign_gateway(rng, app=True, long_form=True)
     acct.gateway.thinking = rng.choice((0.0, 0.3, 0.8))
+    acct.predates, acct.rates = True, {0: rate}
     return acct
 
 

@@ -142,7 +142,7 @@ class ReferenceDetector(Detector):
 
         # ---- topic sketch
         if tid:
-            self._update_topics(state, tid, ws, wl, n)
+            self._update_topics(state, tid, ws, wl, n, dt)
 
         # ---- drift detectors
         s_short = state.s_short
@@ -211,7 +211,9 @@ class ReferenceDetector(Detector):
         share = 24.0 * ((1.0 - frac) * a + frac * b) / past
         return (share + cfg.season_shrink) / (1.0 + cfg.season_shrink)
 
-    def _update_topics(self, state: AccountState, tid: int, ws: float, wl: float, n: int) -> None:
+    def _update_topics(
+        self, state: AccountState, tid: int, ws: float, wl: float, n: int, gap: float
+    ) -> None:
         ids = state.ids
         w_s = state.w_short
         w_l = state.w_long
@@ -222,6 +224,7 @@ class ReferenceDetector(Detector):
         except ValueError:
             j = -1
             own = 0.0
+        known = j >= 0
         k = len(ids)
         s_long = state.s_long
         state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
@@ -242,6 +245,7 @@ class ReferenceDetector(Detector):
         w_l[j] = new
         state.t_long += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
         state.s_long = s_long + wl
+        self._time_mix(state, j, known, gap, wl)
         if n % _EXACT_EVERY == 0:
             _exact_sums(state)
 

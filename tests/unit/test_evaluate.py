@@ -402,3 +402,19 @@ def test_held_out_small_scenario_exercises_every_family_and_kind() -> None:
     assert set(ours["benign"]["by_kind"]) == set(BENIGN_KINDS) | set(PRODUCTION_KINDS)
     for fam, r in ours["attacks"].items():
         assert r["seeds"] == 3 and r["accounts"] >= 3, fam
+
+
+def test_pages_before_the_run_count_and_are_reported() -> None:
+    from simulator.evaluate import score_alerts
+
+    labels = [{"account_id": "x", "attack": "slow_pivot", "start": 100.0, "end": 200.0}]
+    kinds = {"x": "slow_pivot", "b1": "regular", "b2": "regular"}
+    alerts = [{"status": "firing", "account_id": "x", "ts": -50.0},
+              {"status": "firing", "account_id": "b2", "ts": -10.0}]
+    m = score_alerts(alerts, labels, kinds, run_start=0.0)
+    overall = m["benign"]["overall"]
+    assert overall["flagged"] == 1 and overall["warmup_flagged"] == 1
+    assert overall["warmup_attack_accounts"] == 1
+    # a page in the warm-up is no detection of an attack that starts in the run
+    assert m["attacks"]["slow_pivot"]["detected"] == 0
+    assert "warmup_flagged" not in score_alerts(alerts, labels, kinds)["benign"]["overall"]

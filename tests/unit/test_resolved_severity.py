@@ -104,7 +104,10 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     v5 = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
     v4 = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
     version, n_aid = head.unpack_from(blob, 0)
-    assert version == 5 and _HEAD.size == head.size
+    assert version == 6 and _HEAD.size == head.size
+    # (version 6 added the time-weighted topic mix before the two Page-Hinkley states)
+    cut = len(blob) - 2 * struct.calcsize("<7d") - 8 * len(s.w_time)
+    blob6, blob = blob, blob[:cut] + blob[cut + 8 * len(s.w_time):]
     pos = head.size + n_aid
     nums = list(v5.unpack_from(blob, pos))
     del nums[len(FLOATS) + len(INTS) - 1]
@@ -114,4 +117,5 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     assert (restored.n, restored.episode_start, restored.peak_score) == (7, 1e9 + 5, 0.9)
     restored.fire_sev = 2
     assert restored == s
-    assert AccountState.decode(blob).fire_sev == 2
+    assert AccountState.decode(head.pack(5, n_aid) + blob[head.size:]).fire_sev == 2
+    assert AccountState.decode(blob6).fire_sev == 2

@@ -709,3 +709,65 @@ def test_capitalise_and_token_estimate_are_total(text: str, seed: int) -> None:
     assert isinstance(out, str)
     n = estimate_tokens(text)
     assert 1 <= n <= max(1, len(text))
+
+
+# ------------------------------------------------------------- warm-up ---
+# simulator/warmup.py: the history an always-on detector has of the accounts
+# active before the run.
+
+
+def test_warmup_prepends_history_and_leaves_the_run_unchanged() -> None:
+    args: dict[str, Any] = {"seed": 5, "hours": 3, "accounts": 120, "attacks": "all",
+                            "mix": "production", "text": "real"}
+    plain = simulate(**args)
+    warm = simulate(**args, warmup_hours=4)
+    t0 = warm.timeline.t0
+    run = list(plain.events)
+    both = list(warm.events)
+    early = [e for e in both if parse_ts(e["ts"]) < t0]
+    assert early and both[len(early):] == run  # the run itself is the same bytes
+    assert all(parse_ts(e["ts"]) >= t0 - 4 * 3600 for e in early)
+    assert plain.labels == warm.labels
+    kinds = warm.account_kinds
+    seen = {e["account_id"] for e in early}
+    # established customers have a past; new accounts and attack traffic do not
+    assert {kinds[a] for a in seen} >= {"regular", "narrow_app", "rag_wrapper", "edtech_tutor"}
+    assert not {kinds[a] for a in seen} & {"new_ramp", "extractor", "cover_extractor",
+                                          "plain_harvest", "hydra", "sweep"}
+    # a slow pivot's and a takeover's past is the account's own broad traffic:
+    # the warm-up repeats only what they sent before the attack began
+    first_attack = {lab["account_id"]: parse_ts(lab["start"]) for lab in warm.labels}
+    for a in warm.accounts:
+        if a.kind in ("slow_pivot", "takeover") and a.warm:
+            assert {s for _, s in a.warm} == {0}
+            assert all(t < t0 for t, _ in a.warm)
+            assert a.account_id in first_attack
+    # the history is drawn at the account's own rate: a heavy narrow app's
+    # warm-up is about as dense as its run, a light regular's is light
+    for a in warm.accounts:
+        if a.kind in ("narrow_app", "regular") and len(a.times) > 50:
+            per_hour_run = len(a.times) / 3.0
+            per_hour_warm = len(a.warm) / 4.0
+            assert 0.3 < per_hour_warm / per_hour_run < 3.0, a.kind
+
+
+def test_warmup_draws_rates_and_bursts_and_skips_attack_sources() -> None:
+    from simulator.core import Account
+    from simulator.warmup import add_warmup
+
+    a = Account("a", "batch", "", "", ("10.0.0",), "ua", ("k",), predates=True)
+    a.rates = {0: lambda t: 30.0, 1: lambda t: 1000.0}
+    a.attack_sources, a.attack_from = frozenset({1}), 1300.0
+    a.bursts = (2, 2.0, (500.0, 500.0), (600.0, 600.0))
+    n = add_warmup([a], t0=0.0, hours=12.0, seed=3)
+    by_source = Counter(s for _, s in a.warm)
+    assert n == len(a.warm) and all(-12 * 3600.0 <= t < 0.0 for t, _ in a.warm)
+    assert 250 < by_source[0] < 470  # 30/h for 12 h
+    assert 1 not in by_source  # the attack source has no past
+    assert 350 < by_source[2] < 700  # twice a day: one burst of 500 requests in 12 h
+    assert add_warmup([a], t0=0.0, hours=12.0, seed=3) == n  # deterministic
+    b = Account("b", "new_ramp", "", "", ("10.0.0",), "ua", ("k",))
+    b.rates = {0: lambda t: 30.0}
+    assert add_warmup([b], 0.0, 1.0) == 0 and b.warm == []
+    with pytest.raises(ValueError):
+        add_warmup([a], 0.0, -1.0)

@@ -402,6 +402,66 @@ def test_held_out_small_scenario_exercises_every_family_and_kind() -> None:
     assert set(ours["benign"]["by_kind"]) == set(BENIGN_KINDS) | set(PRODUCTION_KINDS)
     for fam, r in ours["attacks"].items():
         assert r["seeds"] == 3 and r["accounts"] >= 3, fam
+    problems = _held_out_problems(ours, HELD_OUT_FLOORS)
+    assert not problems, "\n" + rep["table"] + "\n" + "\n".join(problems)
+
+
+# Regression floors on the held-out seeds 10-12 (nothing was tuned on them):
+# issue 18's targets where they are met (recall >= 0.95, heavy families'
+# median delay <= 5 min, low-and-slow <= 30 min, every campaign), and where
+# they are not yet met (cover traffic, slow pivots, benign FP <= 0.3%) a
+# floor a little under what the merged detector measures, so a change that
+# loses ground fails here rather than in someone's held-out run. Measured at
+# each merge; raise them as the detector improves, never lower them to pass.
+HELD_OUT_FLOORS: dict[str, Any] = {
+    "recall": {"cover_extractor": 0.85, "slow_pivot": 0.2},  # others: 0.95
+    "delay_s": {"low_and_slow": 1800.0, "cover_extractor": 1800.0,
+                "slow_pivot": 4 * 3600.0},                    # others: 300 s
+    "benign_fp": 0.009,
+    "benign_kind_fp": 0.15,
+}
+
+
+def _held_out_problems(ours: dict[str, Any], floors: dict[str, Any]) -> list[str]:
+    problems = []
+    for fam, r in ours["attacks"].items():
+        want = floors["recall"].get(fam, 0.95)
+        if r["mean_recall"] < want:
+            problems.append(f"{fam}: recall {r['mean_recall']} < {want}")
+        limit = floors["delay_s"].get(fam, 300.0)
+        d = r["delay_median_s"]
+        if d is None or d > limit:
+            problems.append(f"{fam}: median delay {d} s > {limit} s")
+    for fam, c in ours["campaigns"].items():
+        if c["mean_recall"] < 1.0:
+            problems.append(f"{fam}: campaign recall {c['mean_recall']} < 1")
+    fp = ours["benign"]["overall"]["fp_rate"]
+    if fp > floors["benign_fp"]:
+        problems.append(f"benign FP {fp} > {floors['benign_fp']}")
+    for kind, b in ours["benign"]["by_kind"].items():
+        if b["fp_rate"] > floors["benign_kind_fp"]:
+            problems.append(f"{kind}: FP {b['fp_rate']} > {floors['benign_kind_fp']}")
+    return problems
+
+
+def test_held_out_floors_fail_on_a_regression() -> None:
+    """The floor check itself: a lost family, a slow one, a missed campaign and
+    too many benign pages are each named."""
+    ok = {"mean_recall": 1.0, "delay_median_s": 60.0}
+    ours = {
+        "attacks": {"extractor": ok, "plain_harvest": {"mean_recall": 0.9, "delay_median_s": 60.0},
+                    "sweep": {"mean_recall": 1.0, "delay_median_s": 400.0},
+                    "slow_pivot": {"mean_recall": 0.3, "delay_median_s": None}},
+        "campaigns": {"hydra": {"mean_recall": 2 / 3}},
+        "benign": {"overall": {"fp_rate": 0.02},
+                   "by_kind": {"regular": {"fp_rate": 0.001}, "batch": {"fp_rate": 0.2}}},
+    }
+    got = _held_out_problems(ours, HELD_OUT_FLOORS)
+    assert [p.split(":")[0].split(" ")[0] for p in got] == [
+        "plain_harvest", "sweep", "slow_pivot", "hydra", "benign", "batch"]
+    assert not _held_out_problems({"attacks": {"extractor": ok}, "campaigns": {},
+                                   "benign": {"overall": {"fp_rate": 0.0}, "by_kind": {}}},
+                                  HELD_OUT_FLOORS)
 
 
 def test_pages_before_the_run_count_and_are_reported() -> None:
@@ -418,3 +478,24 @@ def test_pages_before_the_run_count_and_are_reported() -> None:
     # a page in the warm-up is no detection of an attack that starts in the run
     assert m["attacks"]["slow_pivot"]["detected"] == 0
     assert "warmup_flagged" not in score_alerts(alerts, labels, kinds)["benign"]["overall"]
+
+
+@pytest.mark.slow
+def test_held_out_metadata_only_catches_heavy_harvesting() -> None:
+    """Issue 18's metadata-only target on held-out seeds 10-12: with neither
+    prompt nor topic (a gateway that logs only ids, times, model and tokens),
+    heavy harvesting is still caught (recall >= 0.8) at benign FP <= 0.5%."""
+    rep = evaluate_seeds(**HELD_OUT_SMALL, drop_fields=("prompt", "topic"), out=io.StringIO())
+    print(rep["table"])
+    ours = rep["summary"]["distillwatch"]
+    problems = [f"{fam}: recall {ours['attacks'][fam]['mean_recall']}"
+                for fam in HEAVY_HARVEST if ours["attacks"][fam]["mean_recall"] < 0.8]
+    fp = ours["benign"]["overall"]["fp_rate"]
+    if fp > 0.005:
+        problems.append(f"benign FP {fp}")
+    assert not problems, "\n" + rep["table"] + "\n" + "\n".join(problems)
+
+
+#: the heavy harvesting families: many requests, answers taken home, nothing
+#: in the metadata that hides the volume (README "fields you send")
+HEAVY_HARVEST = ("extractor", "affix_extractor", "sweep", "plain_harvest")

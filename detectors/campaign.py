@@ -318,6 +318,13 @@ class CampaignStage:
         ... also a page less severe than the campaign (off: the campaign's
         own page is the escalation, where on-call routes by severity; the
         adopted incident keeps the page's severity label in Alertmanager).
+    subgroup_join
+        An identity cluster that links to no campaign (no shared identity
+        key, too few members named through identity keys) but whose listed
+        accounts an active campaign names already, ``join_members`` of them
+        or ``join_overlap`` of the list, however it named them (a template
+        shared by several actors, say), joins that campaign after its
+        probation instead of paging as a second campaign of the same actor.
 
     Examples
     --------

@@ -687,6 +687,9 @@ class CampaignStage:
             self._meta_dirty = True
             return out
         if founding and self.subgroup_join and _kind(key) in STRONG_KINDS:
+            # unlinked after its probation, but the actor is paged already: a
+            # campaign (a public template's, say) names its accounts. A second
+            # campaign for the same card was a second incident (tuning seed 1)
             holder = self._holder(hashes)
             if holder is not None:
                 found[holder.cid] = holder

@@ -318,6 +318,13 @@ class CampaignStage:
         ... also a page less severe than the campaign (off: the campaign's
         own page is the escalation, where on-call routes by severity; the
         adopted incident keeps the page's severity label in Alertmanager).
+    subgroup_join
+        An identity cluster that links to no campaign (no shared identity
+        key, too few members named through identity keys) but whose listed
+        accounts an active campaign names already, ``join_members`` of them
+        or ``join_overlap`` of the list, however it named them (a template
+        shared by several actors, say), joins that campaign after its
+        probation instead of paging as a second campaign of the same actor.
 
     Examples
     --------
@@ -364,6 +371,7 @@ class CampaignStage:
         join_window_s: float = 600.0,
         adopt_pages: bool = True,
         adopt_less_severe: bool = False,
+        subgroup_join: bool = True,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -401,6 +409,7 @@ class CampaignStage:
         self.join_window_s = join_window_s
         self.adopt_pages = adopt_pages
         self.adopt_less_severe = adopt_less_severe
+        self.subgroup_join = subgroup_join
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -677,6 +686,13 @@ class CampaignStage:
             self._parked[key] = (alert, alert.ts + self.probation_s, [])
             self._meta_dirty = True
             return out
+        if founding and self.subgroup_join and _kind(key) in STRONG_KINDS:
+            # unlinked after its probation, but the actor is paged already: a
+            # campaign (a public template's, say) names its accounts. A second
+            # campaign for the same card was a second incident (tuning seed 1)
+            holder = self._holder(hashes)
+            if holder is not None:
+                found[holder.cid] = holder
         if not found:
             c = Campaign(campaign_id(key, alert.episode_start), t)
             if c.cid in self._campaigns:  # the same founding episode again (re-processing)
@@ -736,6 +752,22 @@ class CampaignStage:
         out.extend(members)
         self._maybe_update(c, t, out)
         return out
+
+    def _holder(self, hashes: list[int]) -> Campaign | None:
+        """The active campaign that names the most of an identity cluster's
+        listed accounts (however it named them), if it names ``join_members``
+        of them or ``join_overlap`` of the list: the actor is paged there
+        already. The earliest founded of equals."""
+        best: Campaign | None = None
+        best_n = 0
+        for c in sorted(self._active(), key=_seniority):
+            n = sum(1 for h in hashes if c.has_member(h))
+            if n > best_n:
+                best, best_n = c, n
+        if best is None or best_n < min(self.join_members, math.ceil(
+                self.join_overlap * len(hashes))):
+            return None
+        return best
 
     def _adopt(self, c: Campaign, alert: Alert) -> list[str]:
         """A campaign about to page whose founding cluster names accounts in

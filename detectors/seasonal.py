@@ -218,6 +218,13 @@ class SeasonalSeriesScorer:
        Page-Hinkley test re-centres the baseline after a level shift. The
        z-score is squashed to a raw surprise in [0, 1) (0 up to ``z_lo``, 0.5
        at ``z_hi``). A daily ramp is expected once the profile has seen it.
+       The same residual is also compared with a slow baseline (half-life
+       ``long_half_life`` values, clipped updates too, not re-centred on a
+       level shift) and the larger z-score counts: after a level shift the
+       short baseline re-centres at once, the slow one recovers over a few
+       hundred values, so a shift stays in evidence (decaying) instead of
+       for ``shift_hold`` values only; a slow drift the short baseline
+       follows shows about twice its z-score against the slow one.
     2. **Calibration against the series' own history** (HTM's anomaly
        likelihood): the mean raw surprise of the last ``likelihood_window``
        values against a Gaussian of those means (half-life
@@ -248,6 +255,8 @@ class SeasonalSeriesScorer:
     ----------
     half_life
         Half-life of the short baseline, in values.
+    long_half_life
+        Half-life of the slow baseline, in values (0: off).
     z_lo, z_hi
         z-scores mapped to raw surprises 0 and 0.5.
     clip_z
@@ -302,10 +311,11 @@ class SeasonalSeriesScorer:
                  "log", "season_half_life_s", "weekly", "season_min_weight",
                  "suppress", "season_slots", "likelihood_window", "likelihood_half_life",
                  "likelihood_min_std", "global_half_life", "nines", "calibration",
-                 "report_growth", "_recent", "_base", "_reported", "_n", "_mean", "_var",
-                 "_alpha", "_ph",
+                 "report_growth", "long_half_life", "_recent", "_base", "_reported", "_n",
+                 "_mean", "_var", "_alpha", "_ph",
                  "_since_shift", "_profile", "_scale", "_window", "_pos", "_lik_alpha",
-                 "_lik_mean", "_lik_var", "_g_alpha", "_g_mean", "_g_var")
+                 "_lik_mean", "_lik_var", "_g_alpha", "_g_mean", "_g_var", "_slow_alpha",
+                 "_slow_mean", "_slow_var")
 
     def __init__(self, half_life: float = 100.0, z_lo: float = 3.0, z_hi: float = 6.0,
                  clip_z: float = 2.0, ph_threshold: float = 20.0, shift_hold: int = 6,
@@ -315,7 +325,8 @@ class SeasonalSeriesScorer:
                  season_slots: int = 48, likelihood_window: int = 10,
                  likelihood_half_life: float = 1000.0, likelihood_min_std: float = 0.03,
                  global_half_life: float = 5000.0, nines: float = 30.0,
-                 calibration: int = 50, report_growth: float = 2.0) -> None:
+                 calibration: int = 50, report_growth: float = 2.0,
+                 long_half_life: float = 400.0) -> None:
         if not half_life > 0:
             raise InvalidConfig(f"half_life must be > 0 values, got {half_life!r}")
         if not 0 <= z_lo < z_hi:
@@ -338,6 +349,9 @@ class SeasonalSeriesScorer:
         if not (report_growth >= 1 and math.isfinite(report_growth)):
             raise InvalidConfig(f"report_growth must be a finite number >= 1, "
                                 f"got {report_growth!r}")
+        if not (long_half_life >= 0 and math.isfinite(long_half_life)):
+            raise InvalidConfig(f"long_half_life must be a finite number >= 0 values (0: off), "
+                                f"got {long_half_life!r}")
         if not calibration >= 1:
             raise InvalidConfig(f"calibration must be >= 1 values, got {calibration!r}")
         self.half_life = half_life
@@ -359,6 +373,7 @@ class SeasonalSeriesScorer:
         self.nines = nines
         self.calibration = int(calibration)
         self.report_growth = report_growth
+        self.long_half_life = long_half_life
         self._recent = 0.0
         self._base = -1.0  # where the current rise started (-1: none)
         self._reported = 0.0  # the largest part of it reported so far
@@ -383,6 +398,10 @@ class SeasonalSeriesScorer:
         self._g_alpha = 1.0 - 0.5 ** (1.0 / global_half_life)
         self._g_mean = 0.0
         self._g_var = 0.0
+        # the slow baseline of the deseasonalised value (stage 1)
+        self._slow_alpha = 1.0 - 0.5 ** (1.0 / long_half_life) if long_half_life > 0 else 0.0
+        self._slow_mean = 0.0
+        self._slow_var = 0.0
 
     def _value(self, x: float) -> float:
         return math.log1p(x if x > 0.0 else 0.0) if self.log else x
@@ -390,16 +409,21 @@ class SeasonalSeriesScorer:
     def _season(self, t: float) -> float:
         return self._profile.offset(t)
 
+    def _floor(self) -> float:
+        # a perfectly flat series must not turn every wiggle into a spike
+        return 0.05 if self.log else 0.01 * self._scale + 1e-9
+
     def _std(self) -> float:
-        # floor: a perfectly flat series must not turn every wiggle into a spike
-        floor = 0.05 if self.log else 0.01 * self._scale + 1e-9
-        return math.sqrt(self._var) + floor
+        return math.sqrt(self._var) + self._floor()
 
     def _z(self, x: float, t: float) -> float:
         if self._n < self.warmup:
             return 0.0
         d = self._value(x) - self._season(t)
         z = abs(d - self._mean) / self._std()
+        if self._slow_alpha > 0.0:
+            slow = abs(d - self._slow_mean) / (math.sqrt(self._slow_var) + self._floor())
+            z = slow if slow > z else z
         if 0 <= self._since_shift < self.shift_hold:  # a fresh level shift keeps z up
             z = max(z, self.z_hi * (1.0 - self._since_shift / max(1, self.shift_hold)))
         return z
@@ -475,6 +499,7 @@ class SeasonalSeriesScorer:
         self._profile.update(t, v)
         self._scale += (abs(v) - self._scale) / (n + 1 if n < 100 else 100)
         self._n = n + 1
+        self._learn_slow(d, n)
         if n == 0:
             self._mean = d
             return score
@@ -483,6 +508,21 @@ class SeasonalSeriesScorer:
         self._mean += a * diff
         self._var = (1 - a) * (self._var + a * diff * diff)
         return score
+
+    def _learn_slow(self, d: float, n: int) -> None:
+        """The slow baseline learns the ``n``-th deseasonalised value ``d``,
+        clipped like the short one so that a spike cannot drag it along."""
+        if self._slow_alpha <= 0.0:
+            return
+        if n == 0:
+            self._slow_mean = d
+            return
+        m = n + 1  # observations including this one
+        a = self._slow_alpha if self._slow_alpha * m > 1.0 else 1.0 / m
+        bound = self.clip_z * (math.sqrt(self._slow_var) + self._floor())
+        diff = min(self._slow_mean + bound, max(self._slow_mean - bound, d)) - self._slow_mean
+        self._slow_mean += a * diff
+        self._slow_var = (1 - a) * (self._slow_var + a * diff * diff)
 
     def _learn_calibration(self, raw: float, x: float, n: int) -> None:
         k = self.likelihood_window

@@ -143,7 +143,47 @@ def test_tail_nines_monotone_and_finite(z, dz):
     ({"report_growth": math.nan}, "report_growth"),
     ({"half_life": math.nan}, "half_life"),
     ({"clip_z": 0}, "clip_z"),
+    ({"long_half_life": -1}, "long_half_life"),
+    ({"long_half_life": math.inf}, "long_half_life"),
+    ({"long_half_life": math.nan}, "long_half_life"),
 ])
 def test_invalid_parameters_fail_in_the_constructor(kwargs, match):
     with pytest.raises(InvalidConfig, match=match):
         SeasonalSeriesScorer(**kwargs)
+
+
+def test_slow_baseline_keeps_a_level_shift_in_evidence_then_recovers():
+    """Stage 1's slow baseline: after a level shift the short baseline is
+    re-centred at once; against the slow one the shift stays surprising for a
+    while (decaying) and is absorbed within a few half-lives."""
+    rng = random.Random(8)
+    values = [200 + rng.gauss(0, 10) for _ in range(600)]
+    values += [500 + rng.gauss(0, 10) for _ in range(1500)]
+
+    def residual_z(scorer: SeasonalSeriesScorer) -> list[float]:
+        out = []
+        for i, v in enumerate(values):
+            t = T0 + STEP * i
+            out.append(scorer._z(v, t))  # before learning v, as learn_one scores it
+            scorer.learn_one(v, t)
+        return out
+
+    slow = residual_z(SeasonalSeriesScorer())
+    short_only = residual_z(SeasonalSeriesScorer(long_half_life=0))
+    assert slow[600] > 6 and short_only[600] > 6  # the shift itself, either way
+    assert short_only[700] < 1.5  # re-centred: a hundred values on it is forgotten
+    assert slow[700] > 3.0  # still beyond z_lo against the slow baseline
+    assert slow[650] > slow[700] > slow[800]  # decaying ...
+    assert max(slow[1600:]) < 2.0  # ... and absorbed
+    assert max(slow[100:600]) < 3.0  # no cost before the shift
+
+
+def test_slow_baseline_state_is_two_numbers():
+    a = SeasonalSeriesScorer()
+    b = SeasonalSeriesScorer(long_half_life=0)
+    assert a.long_half_life == 400.0 and b.long_half_life == 0
+    values = [100 + (i % 7) for i in range(300)]
+    _run(a, values)
+    _run(b, values)
+    assert abs(a._slow_mean - math.log(104)) < 0.1  # the log level, deseasonalised
+    assert b._slow_mean == 0.0  # off: never learned

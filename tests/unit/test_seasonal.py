@@ -150,7 +150,7 @@ def test_state_round_trips_with_the_hour_fields_and_older_versions_are_refused()
     state.hour_w = 2.5
     state.hour_idx = 13
     data = state.encode()
-    assert data[0] == VERSION == 5
+    assert data[0] == VERSION == 6  # (6: dw/pivot's w_time, detectors/state.py)
     back = AccountState.decode(data)
     assert back.n == 7 and back.hour_w == 2.5 and back.hour_idx == 13
     assert back.encode() == data

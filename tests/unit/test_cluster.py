@@ -165,6 +165,52 @@ def test_benign_organisation_is_not_flagged_for_sharing(size):
     assert c.score < 0.5, c.evidence
 
 
+def _framed(orgs: list[str], rounds: int = 6) -> list[AccountSummary]:
+    """Accounts running one framing that asks for step-by-step reasoning
+    (template and elicitation shares 1, own scores ~0.55), on varied topics,
+    started before the stream's first hour (no synchronized start); account
+    ``i`` declares ``orgs[i]``."""
+    rng = random.Random(len(orgs))
+    out = []
+    for r in range(rounds):
+        for i, org in enumerate(orgs):
+            ts = T0 + 7200 + r * 300 + rng.uniform(0, 299)
+            keys = ("tmpl:0000f00d", f"org:{org}", f"pay:pm_{org}")
+            out.append(summary(f"acct-{i}", ts, T0 + rng.uniform(0, 600), keys, TOPICS_BY[i],
+                               0.4, [0xF00D, rng.getrandbits(32)], 1.0, 1.0, score=0.55))
+    out.sort(key=lambda s: s.ts)
+    return out
+
+
+TOPICS_BY = ["coding/python", "writing/email", "math/algebra", "support/customer",
+             "data/analysis", "science/biology"]
+
+
+def test_several_declared_orgs_sharing_a_framing_are_not_a_harvest():
+    """Traced on a tuning day: tutors of four orgs (2+1+2+1 accounts) running
+    one public framing fired the template cluster at 0.85, because the
+    declared-org discount needed one org to hold 80% of the core. The same
+    behaviour from accounts that each declare their own org (a hydra's) still
+    fires, and one org holding the core is discounted as before."""
+    det = ClusterDetector()
+    rows = _framed(["o1", "o1", "o2", "o3", "o3", "o4"])
+    assert run_summaries(det, rows) == []
+    c = det.cluster("tmpl:0000f00d")
+    assert c is not None
+    score, ev, core = det.evaluate(c, rows[-1].ts)
+    assert len(core) == 6 and score < 0.75, ev
+    assert ev["declared_org_share"] == pytest.approx(4 / 6, abs=1e-3)
+
+    det = ClusterDetector()
+    fired = [a for a in run_summaries(det, _framed([f"h{i}" for i in range(6)]))
+             if a.detector == "cluster"]
+    assert [a.details["cluster_key"] for a in fired] == ["tmpl:0000f00d"]
+    assert "declared_org_share" not in fired[0].details and fired[0].account_count == 6
+
+    det = ClusterDetector()
+    assert run_summaries(det, _framed(["o1"] * 5 + ["o2"])) == []
+
+
 @pytest.mark.parametrize("cover", [False, True])
 def test_synchronized_templated_cluster_fires_once_and_names_members(cover):
     rng = random.Random(7)

@@ -325,6 +325,12 @@ class CampaignStage:
         or ``join_overlap`` of the list, however it named them (a template
         shared by several actors, say), joins that campaign after its
         probation instead of paging as a second campaign of the same actor.
+    behaviour_probation
+        Probation (``probation_s``) for a behaviour cluster (template, topic
+        mix, client) too: one that would found a campaign while an active
+        campaign names some of its accounts waits for the actor's identity
+        clusters to link them; if a campaign then holds ``join_overlap`` of
+        its listed accounts it joins that one, else it founds as before.
 
     Examples
     --------
@@ -372,6 +378,7 @@ class CampaignStage:
         adopt_pages: bool = True,
         adopt_less_severe: bool = False,
         subgroup_join: bool = True,
+        behaviour_probation: bool = False,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -410,6 +417,7 @@ class CampaignStage:
         self.adopt_pages = adopt_pages
         self.adopt_less_severe = adopt_less_severe
         self.subgroup_join = subgroup_join
+        self.behaviour_probation = behaviour_probation
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -566,14 +574,22 @@ class CampaignStage:
         such a sub-group (another card or range of the same actor) is linked
         by a cluster firing 4-8 minutes later; paged at once, it was a second
         incident resolved minutes later as merged."""
-        if self.probation_s <= 0 or _kind(key) not in STRONG_KINDS:
+        if self.probation_s <= 0:
+            return False
+        if _kind(key) not in STRONG_KINDS and not self.behaviour_probation:
             return False
         hashes = [account_hash(a) for a in alert.accounts]
         return any(c.has_member(h) for c in self._active() for h in hashes)
 
     def _links(self, alert: Alert) -> bool:
-        """Whether a parked identity cluster now joins an active campaign."""
+        """Whether a parked cluster now joins an active campaign."""
         key = self._cluster_key(alert)
+        if _kind(key) not in STRONG_KINDS:
+            # a behaviour cluster joins (never merges) the campaign holding
+            # most of its accounts, as when it fires (_cluster_fired)
+            hashes = [account_hash(a) for a in alert.accounts]
+            return any(self._overlap(c, hashes, False) >= self.join_overlap
+                       for c in self._active())
         owner = self._by_key.get(key)
         if owner is not None and self._live(owner) is not None:
             return True

@@ -418,13 +418,16 @@ HELD_OUT_FLOORS: dict[str, Any] = {
     "delay_s": {"low_and_slow": 1800.0, "cover_extractor": 1800.0,
                 "slow_pivot": 4 * 3600.0},                    # others: 300 s
     "benign_fp": 0.009,
-    "benign_kind_fp": 0.15,
+    # per kind (18-108 accounts over three seeds: one page is 1-6%); others 0.06
+    "benign_kind_fp": {"edtech_tutor": 0.12},
 }
 
 
 def _held_out_problems(ours: dict[str, Any], floors: dict[str, Any]) -> list[str]:
     problems = []
     for fam, r in ours["attacks"].items():
+        if fam not in SINGLE_ACCOUNT_FAMILIES:  # campaign members: the campaign rows
+            continue
         want = floors["recall"].get(fam, 0.95)
         if r["mean_recall"] < want:
             problems.append(f"{fam}: recall {r['mean_recall']} < {want}")
@@ -439,8 +442,9 @@ def _held_out_problems(ours: dict[str, Any], floors: dict[str, Any]) -> list[str
     if fp > floors["benign_fp"]:
         problems.append(f"benign FP {fp} > {floors['benign_fp']}")
     for kind, b in ours["benign"]["by_kind"].items():
-        if b["fp_rate"] > floors["benign_kind_fp"]:
-            problems.append(f"{kind}: FP {b['fp_rate']} > {floors['benign_kind_fp']}")
+        limit = floors["benign_kind_fp"].get(kind, 0.06)
+        if b["fp_rate"] > limit:
+            problems.append(f"{kind}: FP {b['fp_rate']} > {limit}")
     return problems
 
 

@@ -47,7 +47,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "ph_alpha",
         "drift_hold_s",
         "drift_confirm_log2",
-        "drift_confirm_novelty",
         "established_events",
         "established_age_s",
         "season_min_age_s",
@@ -306,7 +305,6 @@ class DetectorConfig:
     ph_alpha: float = 0.9999
     drift_hold_s: float = 1800.0
     drift_confirm_log2: float = 1.0
-    drift_confirm_novelty: float = 0.5
     established_events: int = 50
     established_age_s: float = 21_600.0
     season_min_age_s: float = 86_400.0

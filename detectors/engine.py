@@ -578,14 +578,14 @@ class Detector:
             # is still there against the own baseline: a rate change while the
             # rate is at least drift_confirm_log2 above the account's expected
             # rate for this hour, a topic-entropy change while its recent topics
-            # are drift_confirm_novelty nats more surprising than its usual ones
-            # (an entropy shift over the same topics is the same mix sampled at
-            # another rate); and as far as the profile has seen a daily cycle
+            # are novel (at least novelty_lo nats more surprising than its usual
+            # ones: an entropy shift over the same topics is the same mix sampled
+            # at another rate); and as far as the profile has seen a daily cycle
             if (
                 state.drift_ts
                 and t - state.drift_ts <= cfg.drift_hold_s
                 and (burst >= cfg.drift_confirm_log2 if state.drift_dir == 2
-                     else novelty >= cfg.drift_confirm_novelty)
+                     else novelty >= cfg.novelty_lo)
                 and 0.5 * cover > s_drift
             ):
                 s_drift = 0.5 * cover

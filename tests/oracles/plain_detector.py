@@ -308,7 +308,7 @@ class ReferenceDetector(Detector):
                 )
                 s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
             confirmed = (burst >= cfg.drift_confirm_log2 if state.drift_dir == 2
-                         else novelty >= cfg.drift_confirm_novelty)
+                         else novelty >= cfg.novelty_lo)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and confirmed:
                 s_drift = max(s_drift, 0.5 * cover)
         return self._combine(

@@ -46,6 +46,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "ph_volume_threshold",
         "ph_alpha",
         "drift_hold_s",
+        "drift_confirm_log2",
         "established_events",
         "established_age_s",
         "season_min_age_s",
@@ -303,6 +304,7 @@ class DetectorConfig:
     ph_volume_threshold: float = 40.0
     ph_alpha: float = 0.9999
     drift_hold_s: float = 1800.0
+    drift_confirm_log2: float = 1.0
     established_events: int = 50
     established_age_s: float = 21_600.0
     season_min_age_s: float = 86_400.0

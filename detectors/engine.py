@@ -357,7 +357,9 @@ class Detector:
             j = find(ids, tid)
             own = w_l[j] if j >= 0 else 0.0
             s_long = state.s_long
-            state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
+            x = -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * len(ids)))
+            state.sur_short += ws * x
+            state.sur_long += wl * x
             mix = self.pop_mix  # TopicMix.log_prob, inlined
             a = mix.smoothing * mix._w
             state.ce_short += ws * -math.log(
@@ -508,6 +510,13 @@ class Detector:
                     s_vol = x
         s_drift = 0.0
         if n >= cfg.established_events and age >= cfg.established_age_s:
+            # how much of a daily cycle the account's profile has seen: before
+            # a whole day, a rate unlike its mean so far may be its day (a
+            # tutor's school morning, a reseller's evening), so evidence read
+            # against its own rate counts at this fraction of its weight
+            cover = age / cfg.season_min_age_s
+            if cover > 1.0:
+                cover = 1.0
             w = self._win_l * (1.0 - math.pow(2.0, -age / self._hl)) if age > 0.0 else 0.0
             if w < self._min_win:
                 w = self._min_win
@@ -534,22 +543,29 @@ class Detector:
                     x = (x + cfg.season_shrink) / (1.0 + cfg.season_shrink)
                     if x > 1.0:
                         base *= x
-            x = math.log2((rate + 1e-9) / (base + 1e-9))
+            burst = math.log2((rate + 1e-9) / (base + 1e-9))
             lo = cfg.burst_log2_lo
             hi = cfg.burst_log2_hi
-            if x <= lo:
+            if burst <= lo:
                 x = 0.0
-            elif x >= hi:
+            elif burst >= hi:
                 x = 1.0
             else:
-                x = (x - lo) / (hi - lo)
+                x = (burst - lo) / (hi - lo)
+            x *= cover
             if x > s_vol:
                 s_vol = x
+            novelty = 0.0
             if cnt_s >= cfg.min_topic_events:
+                # recent topics' surprise under the own long mix, against the
+                # surprise the account's topics usually have (at least the long
+                # mix's entropy): a broad account whose mix outgrows the sketch
+                # always draws "unseen" topics, which is its normal, not novelty
                 s_l = state.s_long
-                x = state.sur_short / s_short - (
-                    math.log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
-                )
+                x = math.log(s_l) - state.t_long / s_l if s_l > 0.0 else 0.0
+                y = state.sur_long / s_l if s_l > 0.0 else 0.0
+                novelty = state.sur_short / s_short - (x if x > y else y)
+                x = novelty
                 lo = cfg.novelty_lo
                 hi = cfg.novelty_hi
                 if x <= lo:
@@ -558,8 +574,21 @@ class Detector:
                     s_drift = 1.0
                 else:
                     s_drift = (x - lo) / (hi - lo)
-            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and 0.5 > s_drift:
-                s_drift = 0.5
+            # a change point (Page-Hinkley) holds drift at 0.5 while what it saw
+            # is still there against the own baseline: a rate change while the
+            # rate is at least drift_confirm_log2 above the account's expected
+            # rate for this hour, a topic-entropy change while its recent topics
+            # are novel (at least novelty_lo nats more surprising than its usual
+            # ones: an entropy shift over the same topics is the same mix sampled
+            # at another rate); and as far as the profile has seen a daily cycle
+            if (
+                state.drift_ts
+                and t - state.drift_ts <= cfg.drift_hold_s
+                and (burst >= cfg.drift_confirm_log2 if state.drift_dir == 2
+                     else novelty >= cfg.novelty_lo)
+                and 0.5 * cover > s_drift
+            ):
+                s_drift = 0.5 * cover
         # indicators shared by other providers (dw/response's hook): the
         # account's template fingerprints are its anchors (those the cluster
         # stage links accounts by)
@@ -664,7 +693,12 @@ class Detector:
             return 0.0
         long *= self._season(state, t)  # a busy hour of its day is no growth
         growth = math.log2((short + 1e-9) / long)
-        return shift * _ramp(growth, cfg.pivot_growth_lo, cfg.pivot_growth_hi)
+        # growth against the own rate, as far as the profile has seen a day
+        # (as the burst evidence of :meth:`process`)
+        cover = age / cfg.season_min_age_s
+        return shift * _ramp(growth, cfg.pivot_growth_lo, cfg.pivot_growth_hi) * (
+            cover if cover < 1.0 else 1.0
+        )
 
     def _prompt_update(
         self, state: AccountState, prompt: str, infer_topic: bool, ws: float, wl: float
@@ -901,6 +935,14 @@ class Detector:
         established = state.n >= cfg.stable_min_events and (
             age >= cfg.established_age_s or (old and rel < 0.5)
         )
+        if established and s_sweep > 0.0 and s_drift < 0.5 and s_pivot < 0.5:
+            # a topic mix that has been this broad all along (its long-term mix
+            # as even as a sweep's: a reseller, a general-purpose assistant) is
+            # its business, not coverage it just took up; at any volume (such
+            # accounts are heavy), not when its topics drift
+            s_l = state.s_long
+            if (math.log(s_l) - state.t_long / s_l) / self._log_k >= cfg.sweep_lo:
+                s_sweep *= keep
         if established and s_vol < 0.5 and s_drift < 0.5 and s_pivot < 0.5:
             # a stable history without a burst or drift: its templates,
             # reasoning requests and long answers are its normal business
@@ -1016,7 +1058,7 @@ class Detector:
         for name in ("r_short", "tok_short", "txt_short", "tmpl_short", "elic_short",
                      "ce_short", "sur_short", *META_SHORT):
             setattr(state, name, getattr(state, name) * fs)
-        for name in ("r_long", "tok_long", "txt_long", "tmpl_long", "elic_long"):
+        for name in ("r_long", "tok_long", "txt_long", "tmpl_long", "elic_long", "sur_long"):
             setattr(state, name, getattr(state, name) * fl)
         w = state.w_short
         for i in range(len(w)):
@@ -1109,7 +1151,8 @@ class Detector:
             out["top_share_short"] = round(max(w_short) / s_s, 4)
             div = state.ce_short / s_s - h_s
             out["population_divergence"] = round(max(0.0, div), 4)
-            out["novelty"] = round(state.sur_short / s_s - h_l, 4)
+            y = state.sur_long / s_l if s_l > 0.0 else 0.0
+            out["novelty"] = round(state.sur_short / s_s - (h_l if h_l > y else y), 4)
             # heaviest first, ties to the lower id
             top = sorted([(-w, tid) for w, tid in zip(w_short, state.ids, strict=True) if tid])[:5]
             out["top_topics"] = [[self.topic_name(tid), round(-nw / s_s, 4)] for nw, tid in top]

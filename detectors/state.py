@@ -31,7 +31,11 @@ from detectors.models import PageHinkley
 # 6: version 5 + ``w_time`` (the topic sketch's time-weighted long mix, the
 # own baseline of pivot evidence); versions 4 and 5 still decode, with it empty
 # (pivot evidence then waits for pivot_history_s of observed time again)
-VERSION: Final = 6
+# 7: version 6 + ``sur_long`` (the long-decayed sum of own-history surprise:
+# the account's typical novelty, the reference of the novelty evidence);
+# versions 4..6 still decode, with it 0 (the reference is then the long
+# mix's entropy alone, as before, until the sum has grown again)
+VERSION: Final = 7
 _OLDEST: Final = 4
 
 # Float slots, in encoding order.
@@ -96,6 +100,7 @@ _NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
 #: version 4: the same without ``fire_sev`` (the last of INTS)
 _NUMS_V4: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
 _PH: Final = struct.Struct("<7d")
+_F64: Final = struct.Struct("<d")
 
 
 class AccountState:
@@ -109,6 +114,7 @@ class AccountState:
         "w_short",
         "w_long",
         "w_time",
+        "sur_long",
         "hours",
         "ring",
         "anchors",
@@ -131,6 +137,7 @@ class AccountState:
     t_hours: float
     ce_short: float
     sur_short: float
+    sur_long: float
     txt_short: float
     tmpl_short: float
     elic_short: float
@@ -199,6 +206,10 @@ class AccountState:
         # before each of its requests, capped; long decay): its mix per unit of
         # time, which a burst of requests cannot rewrite in minutes
         self.w_time = array("d", bytes(8 * topics))
+        # own-history surprise of every topic event, long decay: how novel the
+        # account's topics usually are (high for a broad account whose mix
+        # outgrows the sketch), the reference of the novelty evidence
+        self.sur_long = 0.0
         self.hours = array("d", bytes(8 * 24))
         # template ring: four 32-bit sketch words per prompt
         self.ring = array("I", bytes(16 * ring))
@@ -243,6 +254,7 @@ class AccountState:
             _le(self.ring),
             _le(self.anchors),
             _le(self.w_time),
+            _F64.pack(self.sur_long),
             _PH.pack(*self.ph_entropy.state()),
             _PH.pack(*self.ph_volume.state()),
         ]
@@ -290,7 +302,9 @@ class AccountState:
         if not 1 <= k <= 64 or not 1 <= ring <= 64:
             raise CorruptState("cannot decode account state: bad sizes")
         timed = version >= 6
-        expected = pos + 4 * k + (24 if timed else 16) * k + 8 * 24 + 20 * ring + 2 * _PH.size
+        novel = version >= 7
+        expected = (pos + 4 * k + (24 if timed else 16) * k + 8 * 24 + 20 * ring + 2 * _PH.size
+                    + (_F64.size if novel else 0))
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
@@ -311,6 +325,12 @@ class AccountState:
         pos = _load(state.anchors, data, pos)
         if timed:  # (older versions: no time-weighted mix yet, all zero)
             pos = _load(state.w_time, data, pos)
+        if novel:  # (older versions: no typical surprise yet, 0)
+            (sur_long,) = _F64.unpack_from(data, pos)
+            if math.isnan(sur_long):
+                raise CorruptState("cannot decode account state: sur_long is NaN")
+            state.sur_long = sur_long
+            pos += _F64.size
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state

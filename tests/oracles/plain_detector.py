@@ -227,7 +227,9 @@ class ReferenceDetector(Detector):
         known = j >= 0
         k = len(ids)
         s_long = state.s_long
-        state.sur_short += ws * -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
+        surprise = -math.log((own + 0.5 * wl) / (s_long + 0.5 * wl * k))
+        state.sur_short += ws * surprise
+        state.sur_long += wl * surprise
         state.ce_short += ws * -self.pop_mix.log_prob(tid)
         if j < 0:
             if 0 in ids:
@@ -295,15 +297,20 @@ class ReferenceDetector(Detector):
             season = self._season(state, t, int(t % 86_400.0) // 3600)
             if season > 1.0:
                 base *= season
+            cover = min(1.0, age / cfg.season_min_age_s)
             burst = math.log2((rate + 1e-9) / (base + 1e-9))
-            s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi))
+            s_vol = max(s_vol, _ramp(burst, cfg.burst_log2_lo, cfg.burst_log2_hi) * cover)
+            novelty = 0.0
             if cnt_s >= cfg.min_topic_events:
-                novelty = state.sur_short / state.s_short - self._entropy_nats(
-                    state.s_long, state.t_long
+                typical = state.sur_long / state.s_long if state.s_long > 0.0 else 0.0
+                novelty = state.sur_short / state.s_short - max(
+                    self._entropy_nats(state.s_long, state.t_long), typical
                 )
                 s_drift = _ramp(novelty, cfg.novelty_lo, cfg.novelty_hi)
-            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s:
-                s_drift = max(s_drift, 0.5)
+            confirmed = (burst >= cfg.drift_confirm_log2 if state.drift_dir == 2
+                         else novelty >= cfg.novelty_lo)
+            if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and confirmed:
+                s_drift = max(s_drift, 0.5 * cover)
         return self._combine(
             state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
             s_drift,

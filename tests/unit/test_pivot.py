@@ -125,11 +125,15 @@ def test_without_hours_of_history_there_is_no_pivot_evidence() -> None:
 def test_time_mix_survives_encoding_and_a_version_5_state_decodes_empty() -> None:
     _, _, det, state = _run(_pivot_plan(24.0, 5.0, 160.0), hours_before=26.0)
     assert state is not None and sum(state.w_time) > 0.0
-    blob = state.encode()
-    again = AccountState.decode(blob)
+    v7 = state.encode()
+    again = AccountState.decode(v7)
     assert list(again.w_time) == list(state.w_time)
+    # as version 6 wrote it: no sur_long (8 bytes) before the Page-Hinkley states
+    ph = 2 * struct.calcsize("<7d")
+    blob = bytes([6]) + v7[1 : len(v7) - ph - 8] + v7[len(v7) - ph :]
+    assert list(AccountState.decode(blob).w_time) == list(state.w_time)
     # the same state as version 5 wrote it: no w_time before the Page-Hinkley states
-    cut = len(blob) - 2 * struct.calcsize("<7d") - 8 * len(state.w_time)
+    cut = len(blob) - ph - 8 * len(state.w_time)
     v5 = bytes([5]) + blob[1:cut] + blob[cut + 8 * len(state.w_time):]
     old = AccountState.decode(v5)
     assert sum(old.w_time) == 0.0 and old.n == state.n
@@ -140,3 +144,5 @@ def test_time_mix_survives_encoding_and_a_version_5_state_decodes_empty() -> Non
         AccountState.decode(bytes([6]) + blob[1:cut] + blob[cut + 8 * len(state.w_time):])
     with pytest.raises(CorruptState):
         AccountState.decode(bytes([7]) + blob[1:])
+    with pytest.raises(CorruptState):
+        AccountState.decode(bytes([8]) + v7[1:])

@@ -104,9 +104,12 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     v5 = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
     v4 = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
     version, n_aid = head.unpack_from(blob, 0)
-    assert version == 6 and _HEAD.size == head.size
+    assert version == 7 and _HEAD.size == head.size
+    # (version 7 added sur_long, 8 bytes, before the two Page-Hinkley states)
+    ph = 2 * struct.calcsize("<7d")
+    blob7, blob = blob, head.pack(6, n_aid) + blob[head.size : len(blob) - ph - 8] + blob[-ph:]
     # (version 6 added the time-weighted topic mix before the two Page-Hinkley states)
-    cut = len(blob) - 2 * struct.calcsize("<7d") - 8 * len(s.w_time)
+    cut = len(blob) - ph - 8 * len(s.w_time)
     blob6, blob = blob, blob[:cut] + blob[cut + 8 * len(s.w_time):]
     pos = head.size + n_aid
     nums = list(v5.unpack_from(blob, pos))
@@ -119,3 +122,4 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     assert restored == s
     assert AccountState.decode(head.pack(5, n_aid) + blob[head.size:]).fire_sev == 2
     assert AccountState.decode(blob6).fire_sev == 2
+    assert AccountState.decode(blob7).fire_sev == 2

@@ -526,23 +526,8 @@ class Detector:
             # the current hour, interpolated between the hours' centres, shrunk
             # towards 1), once the profile has seen a whole day. A busy hour
             # raises the expected rate; a quiet one never lowers it (a young
-            # profile's empty hour is no evidence)
-            if age >= cfg.season_min_age_s:
-                past = r_long - state.hour_w
-                if past > 0.0:
-                    x = (t % 86_400.0) / 3600.0 - 0.5
-                    if x < 0.0:
-                        x += 24.0
-                    i = int(x)
-                    x -= i
-                    j = i + 1 if i < 23 else 0
-                    a = hours[i] - (state.hour_w if i == h else 0.0)
-                    b = hours[j] - (state.hour_w if j == h else 0.0)
-                    x = 24.0 * ((1.0 - x) * (a if a > 0.0 else 0.0)
-                                + x * (b if b > 0.0 else 0.0)) / past
-                    x = (x + cfg.season_shrink) / (1.0 + cfg.season_shrink)
-                    if x > 1.0:
-                        base *= x
+            # profile's empty hour is no evidence): :meth:`_season`
+            base *= self._season(state, t)
             burst = math.log2((rate + 1e-9) / (base + 1e-9))
             lo = cfg.burst_log2_lo
             hi = cfg.burst_log2_hi

@@ -51,44 +51,15 @@ def read_file(path: str | Path, stats: ReadStats, *, max_line_bytes: int = 1_048
     """Events of one file with their line numbers (a line may be a JSON array).
 
     With ``times``, every ``times.every``-th line's decoding and validation
-    are timed (stages ``decode`` and ``validate``)."""
-    name = str(path)
-    every = 0
-    if times is not None:
-        every, clock, add = times.every, times.clock, times.add
-    with open_log(path) as fh:
-        # a GzipFile is a readable stream like a raw one (typeshed wants RawIOBase)
-        reader = io.BufferedReader(cast(io.RawIOBase, fh)) \
-            if not isinstance(fh, io.BufferedReader) else fh
-        for lineno, line in enumerate(reader, start=1):
-            stats.lines += 1
-            stats.bytes_read += len(line)
-            if not line.strip():
-                continue
-            sampled = every and lineno % every == 0
-            if sampled:
-                t0 = clock()
-            try:
-                items = decode_message(line, max_bytes=max_line_bytes)
-            except InvalidEvent as exc:
-                stats.reject(f"{name}:{lineno}", exc.reason)
-                continue
-            if sampled:
-                add("decode", clock() - t0)
-            for item in items:
-                if sampled:
-                    t0 = clock()
-                try:
-                    event = parse_event(item, max_prompt_chars=max_prompt_chars)
-                except InvalidEvent as exc:
-                    stats.reject(f"{name}:{lineno}", exc.reason)
-                    continue
-                if sampled:
-                    add("validate", clock() - t0)
-                stats.events += 1
-                stats.with_prompt += event.prompt is not None
-                stats.with_topic += event.topic is not None
-                yield event, lineno
+    are timed (stages ``decode`` and ``validate``). One process's whole file:
+    :func:`read_file_part` with every account its own and no scanner."""
+    return cast(Iterator[tuple[Event, int]], read_file_part(
+        path, stats, _every_account, max_line_bytes=max_line_bytes,
+        max_prompt_chars=max_prompt_chars, times=times, scan=None))
+
+
+def _every_account(account_id: str) -> bool:
+    return True
 
 
 class _Timed(Protocol):

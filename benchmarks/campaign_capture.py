@@ -54,9 +54,21 @@ class _Recorder:
 
 def capture(seed: int, out: str, hours: float = 24.0, accounts: int = 1000,
             partitions: int = 8) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    import detectors
     from detectors.engine import Detector
-    from detectors.replay import Replayer
     from detectors.schema import parse_event
+
+    # the compiled Replayer (native build) insists on a real CampaignStage:
+    # the recorder needs the source one (the engine stays compiled)
+    spec = importlib.util.spec_from_file_location(
+        "_capture_replay", Path(detectors.__file__).with_name("replay.py"))
+    assert spec is not None and spec.loader is not None
+    replay_src = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay_src)
+    Replayer = replay_src.Replayer
     from simulator.simulate import simulate
 
     sim = simulate(seed=seed, hours=hours, accounts=accounts)

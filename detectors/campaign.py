@@ -62,8 +62,8 @@ ACCOUNT_NAMES: Final = ("account",)
 #: the stage keeps the recent account pages others may join (``paged``)
 #: 4: the open incidents of accounts paged on their own (``own``), which a
 #: campaign naming them adopts; campaigns keep the incident they adopted
-_VERSION: Final = 4
-_VERSIONS: Final = (1, 2, 3, 4)
+_VERSION: Final = 5
+_VERSIONS: Final = (1, 2, 3, 4, 5)
 #: event-time spacing of the watermark ticks each events partition sends
 TICK_S: Final = 60.0
 #: identity linkage keys: one payer, network or organisation. Behaviour keys
@@ -331,6 +331,19 @@ class CampaignStage:
         campaign names some of its accounts waits for the actor's identity
         clusters to link them; if a campaign then holds ``join_overlap`` of
         its listed accounts it joins that one, else it founds as before.
+    suspect_hold_s
+        An account alert in no campaign that shares a template fingerprint
+        with an account paged on its own (or held) less than
+        ``suspect_window_s`` ago, with a linkage key of a firing campaign,
+        or whose account a cluster on probation lists, waits up to this much
+        event time for a campaign to name it (its member record then carries
+        the alert's own event time) before it pages on its own as before
+        (0: off). The members of a campaign whose first cluster has not
+        fired yet page one by one in its first minutes, each on another card
+        or range: each was an incident of its own beside the campaign's.
+    suspect_window_s
+        How long an account paged on its own (or held) keeps its template
+        fingerprints under suspicion for ``suspect_hold_s``.
 
     Examples
     --------
@@ -379,6 +392,8 @@ class CampaignStage:
         adopt_less_severe: bool = False,
         subgroup_join: bool = True,
         behaviour_probation: bool = False,
+        suspect_hold_s: float = 0.0,
+        suspect_window_s: float = 600.0,
     ) -> None:
         if update_interval_s < 0 or holddown_s < 0 or forget_after_s < 0:
             raise ValueError("campaign intervals must be >= 0")
@@ -392,6 +407,8 @@ class CampaignStage:
             raise ValueError(f"join_overlap must be in (0, 1], got {join_overlap!r}")
         if join_window_s < 0:
             raise ValueError(f"join_window_s must be >= 0, got {join_window_s!r}")
+        if suspect_hold_s < 0 or suspect_window_s < 0:
+            raise ValueError("suspect_hold_s and suspect_window_s must be >= 0")
         if sweep_interval_s <= 0:
             raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
         self.update_interval_s = update_interval_s
@@ -418,6 +435,8 @@ class CampaignStage:
         self.adopt_less_severe = adopt_less_severe
         self.subgroup_join = subgroup_join
         self.behaviour_probation = behaviour_probation
+        self.suspect_hold_s = suspect_hold_s
+        self.suspect_window_s = suspect_window_s
         self.max_holddown_s = max_holddown_s
         self.fold_by_severity = fold_by_severity
         # learned state
@@ -443,6 +462,9 @@ class CampaignStage:
         #: incident it is in on its own (its own page, or the page it
         #: joined), and the account's identity keys
         self._own: dict[str, tuple[str, float, str, list[str]]] = {}
+        #: account id -> (event time, template keys) of its alert that went
+        #: out on its own or was held, for ``suspect_window_s``
+        self._suspects: dict[str, tuple[float, list[str]]] = {}
         self._watermark = 0.0
         self._next_sweep = 0.0
         self._dirty: set[str] = set()
@@ -973,6 +995,10 @@ class CampaignStage:
                     c.listed.append(acct)
                     c.listed.sort()
                 named = min(t, self._parked_since(acct)) if self._parked else t
+                if self.suspect_hold_s > 0 and acct in self._pending:
+                    # held for a campaign to name it: its evidence is the
+                    # alert's, only its page waited
+                    named = min(named, self._pending[acct][0].ts)
                 out.append(self._member(c, acct, named, source, via))
                 if self._pending:
                     self._settle_pending(acct, c, out)
@@ -1083,6 +1109,9 @@ class CampaignStage:
                 hold = self.account_hold_s
                 if self.account_link_hold_s > hold and self._template_linked(alert):
                     hold = self.account_link_hold_s
+                if self.suspect_hold_s > hold and self._suspected(alert):
+                    hold = self.suspect_hold_s
+                self._suspect(alert)
                 if alert.ts + hold >= self._watermark:
                     self._pending[acct] = (alert, alert.ts + hold)
                     return out
@@ -1139,6 +1168,39 @@ class CampaignStage:
                                         or any(k in keys for k in c.linked)):
                 return True
         return False
+
+    def _suspected(self, alert: Alert) -> bool:
+        """Whether an account alert in no campaign is likely a campaign's
+        member that no cluster named yet: a cluster on probation lists the
+        account, one of its template fingerprints is a linkage key of a
+        firing campaign, or an account paged on its own (or held) less than
+        ``suspect_window_s`` ago used it too. A template alone is shared by
+        unrelated accounts, so it only delays the page (``suspect_hold_s``),
+        it never joins anything."""
+        acct = alert.account_id
+        if self._joins_a_page(alert):
+            return False  # no incident of its own to spare: it joins a page now
+        if self._parked and acct is not None and self._parked_since(acct) < math.inf:
+            return True
+        mine = _template_keys_of(alert)
+        if not mine:
+            return False
+        if self._template_linked(alert):
+            return True
+        for other in sorted(self._suspects):
+            ts, keys = self._suspects[other]
+            if other != acct and 0 <= alert.ts - ts <= self.suspect_window_s and (
+                    any(k in keys for k in mine)):
+                return True
+        return False
+
+    def _suspect(self, alert: Alert) -> None:
+        """Remember the templates of an account alert in no campaign (held
+        or paged on its own) for ``suspect_window_s``."""
+        keys = _template_keys_of(alert)
+        if self.suspect_hold_s > 0 and keys and alert.account_id is not None:
+            self._suspects[alert.account_id] = (alert.ts, keys)
+            self._meta_dirty = True
 
     def _template_campaign(self, alert: Alert) -> tuple[Campaign, str] | None:
         """The firing campaign one of whose fired template clusters is one of
@@ -1224,14 +1286,7 @@ class CampaignStage:
         assert acct is not None
         keys = _identity_keys_of(alert)
         if self.join_window_s > 0 and keys:
-            best: tuple[float, str, str] | None = None
-            for other in sorted(self._paged):
-                ts, start, severity, score, theirs = self._paged[other]
-                if other == acct or not 0 <= alert.ts - ts <= self.join_window_s:
-                    continue
-                shared = [k for k in keys if k in theirs]
-                if shared and (best is None or ts < best[0]):
-                    best = (ts, other, shared[0])
+            best = self._join_target(alert, keys)
             if best is not None:
                 _, other, key = best
                 ts, start, severity, score, _ = self._paged[other]
@@ -1250,6 +1305,32 @@ class CampaignStage:
             self._own[acct] = (alert.dedup_key, alert.episode_start, alert.severity, keys)
             self._meta_dirty = True
         return [alert]
+
+    def _join_target(self, alert: Alert, keys: list[str]) -> tuple[float, str, str] | None:
+        """The earliest account paged on its own less than ``join_window_s``
+        before the alert that shares one of its identity ``keys``: (its page's
+        event time, the account, the key)."""
+        best: tuple[float, str, str] | None = None
+        for other in sorted(self._paged):
+            ts, _, _, _, theirs = self._paged[other]
+            if other == alert.account_id or not 0 <= alert.ts - ts <= self.join_window_s:
+                continue
+            shared = [k for k in keys if k in theirs]
+            if shared and (best is None or ts < best[0]):
+                best = (ts, other, shared[0])
+        return best
+
+    def _joins_a_page(self, alert: Alert) -> bool:
+        """Whether the alert, paged now, would join a recent page's incident
+        (``join_window_s``) rather than open one of its own."""
+        keys = _identity_keys_of(alert)
+        if self.join_window_s <= 0 or not keys:
+            return False
+        best = self._join_target(alert, keys)
+        if best is None:
+            return False
+        _, _, severity, score, _ = self._paged[best[1]]
+        return not self._outranks(alert, score, severity)
 
     def _account_member(self, alert: Alert, other: str, start: float, key: str) -> Alert:
         acct = alert.account_id
@@ -1421,6 +1502,9 @@ class CampaignStage:
         for acct in [a for a, v in self._paged.items() if wm - v[0] > self.join_window_s]:
             del self._paged[acct]
             self._meta_dirty = True
+        for acct in [a for a, v in self._suspects.items() if wm - v[0] > self.suspect_window_s]:
+            del self._suspects[acct]
+            self._meta_dirty = True
         for acct in sorted(self._held):
             start, alert, due = self._held[acct]
             if wm >= due:
@@ -1474,6 +1558,7 @@ class CampaignStage:
                        for k, (al, d, ms) in self._parked.items()},
             "paged": {a: list(v) for a, v in self._paged.items()},
             "own": {a: list(v) for a, v in self._own.items()},
+            "suspects": {a: [ts, keys] for a, (ts, keys) in self._suspects.items()},
         })
 
     @property
@@ -1505,6 +1590,9 @@ class CampaignStage:
             # (before version 4 none: pages restored from it are not adopted)
             own = {str(a): (str(v[0]), float(v[1]), str(v[2]), [str(k) for k in v[3]])
                    for a, v in dict(obj.get("own") or {}).items()}
+            # (before version 5 none: nothing is under suspicion after the restore)
+            suspects = {str(a): (float(v[0]), [str(k) for k in v[1]])
+                        for a, v in dict(obj.get("suspects") or {}).items()}
         except CorruptState:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
@@ -1512,7 +1600,7 @@ class CampaignStage:
         self._watermark, self._next_sweep = wm, nxt
         self._accounts, self._held, self._alias = accounts, held, alias
         self._pending, self._parked, self._paged = pending, parked, paged
-        self._own = own
+        self._own, self._suspects = own, suspects
         for c in campaigns:
             self.restore_campaign(c)
 
@@ -1552,6 +1640,14 @@ def _linked(c: Campaign, shared: list[str], own: str) -> bool:
             return True
         kinds.add(kind)
     return len(kinds) >= 2
+
+
+def _template_keys_of(alert: Alert) -> list[str]:
+    """The template linkage keys of an account alert's own fingerprints."""
+    fps = alert.details.get("prompt_fingerprints")
+    if not isinstance(fps, list):
+        return []
+    return [f"tmpl:{fp}" for fp in fps]
 
 
 def _identity_keys_of(alert: Alert) -> list[str]:

@@ -169,7 +169,7 @@ def test_snapshot_carries_open_pages_and_restores_version_3():
     old.restore(v3)
     out = run(old, [cluster("pay:p1", T0 + 300, ("a1", "a2", "a3"))])
     assert [x.dedup_key for x in out if x.detector == "campaign"][0].startswith("campaign:")
-    assert orjson.loads(old.snapshot())["v"] == 4
+    assert orjson.loads(old.snapshot())["v"] == 5
 
 
 def test_the_campaigns_resolve_lifts_the_actions_of_the_page_and_of_its_own_first_record():

@@ -223,7 +223,7 @@ def test_snapshot_carries_held_and_parked_alerts_and_restores_versions_1_and_2()
     out = two.release_held()
     assert {x.account_id: x.ts for x in out if x.detector == "campaign_member"} == {
         "h3": T0 + 30, "y1": T0 + 30, "y2": T0 + 30, "y3": T0 + 40}
-    assert orjson.loads(two.snapshot())["v"] == 4
+    assert orjson.loads(two.snapshot())["v"] == 5
     with pytest.raises(CorruptState):
         old.restore(orjson.dumps({"v": 9, "wm": T0, "next": 0, "held": {}, "alias": {},
                                   "accounts": {}}))

@@ -38,6 +38,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "prior_elicitation_median",
         "prior_elicitation_p99",
         "population_tail_quantile",
+        "common_fp_share",
+        "common_fp_min_carriers",
     ),
     "drift": (
         "ph_min_instances",
@@ -142,6 +144,7 @@ _INT_FIELDS = frozenset(
         "template_shared_min",
         "template_varied_max",
         "population_max_topics",
+        "common_fp_min_carriers",
         "ph_min_instances",
         "established_events",
     }
@@ -154,6 +157,7 @@ _UNIT_FIELDS = frozenset(
         "prior_elicitation_median",
         "prior_elicitation_p99",
         "population_tail_quantile",
+        "common_fp_share",
         "ph_alpha",
         "template_lo",
         "template_lo_max",
@@ -297,6 +301,8 @@ class DetectorConfig:
     prior_elicitation_median: float = 0.05
     prior_elicitation_p99: float = 0.3
     population_tail_quantile: float = 0.995
+    common_fp_share: float = 0.15
+    common_fp_min_carriers: int = 8
     # [drift]
     ph_min_instances: int = 30
     ph_delta: float = 0.005
@@ -422,6 +428,10 @@ class DetectorConfig:
         if self.max_tracked_topics < 2 or self.max_tracked_topics > 64:
             raise InvalidConfig(
                 f"max_tracked_topics must be in 2..64, got {self.max_tracked_topics!r}"
+            )
+        if self.common_fp_min_carriers < 2:
+            raise InvalidConfig(
+                f"common_fp_min_carriers must be >= 2, got {self.common_fp_min_carriers!r}"
             )
         if self.template_agree > 16:
             raise InvalidConfig(f"template_agree must be in 1..16, got {self.template_agree!r}")

@@ -63,6 +63,7 @@ from mypy_extensions import mypyc_attr
 
 from detectors.alerts import SEVERITIES, Alert, severity_for
 from detectors.cluster.keys import identity_keys
+from detectors.commonness import CommonFingerprints
 from detectors.config import DetectorConfig
 from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
@@ -172,6 +173,12 @@ class Detector:
         self.pop_elicitation = DecayedQuantiles(0.0, 1.0, bins=100, half_life_s=h)
         self.pop_mix = TopicMix(half_life_s=h, max_topics=cfg.population_max_topics)
         self.text_topics = TextTopics(cfg.max_text_topics, cfg.max_vocabulary)
+        #: how many of the partition's accounts carry each prompt fingerprint
+        #: (the summary emitter reads and feeds it: common text links nobody)
+        self.common_fps = CommonFingerprints(
+            cfg.common_fp_share, cfg.common_fp_min_carriers, h
+        )
+        self._anchor = 0  # the last prompt's fingerprint
         self._seeded = False
         self._start = 0.0  # event time of the partition's first event
         self._pop_h = 0.0  # entropy (nats) of the population topic mix
@@ -344,6 +351,8 @@ class Detector:
         tid = 0
         if prompt is not None:
             tid = self._prompt_update(state, prompt, topic is None, ws, wl)
+            # which text the population shares (common text links nobody)
+            self.common_fps.observe(self._anchor, event.account_id, t)
         self._meta_update(state, event, ws)
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)
@@ -701,6 +710,7 @@ class Detector:
         the app's wrapper, not a harvest template.
         """
         sk, size, elicit, terms, anchor = prompt_features(prompt, self._scan)
+        self._anchor = anchor
         s0, s1, s2, s3 = sk
         ring = state.ring
         best = 0
@@ -1293,6 +1303,7 @@ class Detector:
                 "topic_names": sorted(self._topic_names.items()),
                 "start": self._start,
                 "pop_entropy": [self._pop_h, self._pop_h_ts],
+                "common_fps": self.common_fps.to_json(),
             }
         )
 
@@ -1316,6 +1327,9 @@ class Detector:
             if pop_h is not None:
                 self._pop_h = float(pop_h[0])
                 self._pop_h_ts = float(pop_h[1]) if pop_h[1] is not None else -math.inf
+            common = obj.get("common_fps")
+            if common is not None:  # absent from older snapshots: starts empty
+                self.common_fps.load_json(common)
             if self._seeded:
                 self._refresh_bounds()
         except CorruptState:

@@ -292,6 +292,11 @@ class SummaryEmitter:
         if prev:
             ranked.append((-n, prev))
         ranked.sort()
+        common = getattr(detector, "common_fps", None)
+        if common is not None and ranked:
+            # common text (a sentence a fifth of all accounts send) links
+            # nobody (detectors/commonness.py)
+            ranked = [(n, fp) for n, fp in ranked if not common.is_common(fp)]
         repeated = [fp for n, fp in ranked[: self.max_template_keys] if n <= -2]
         top = tuple([(str(name), round(float(share), 4)) for name, share in top_list])
         lsh = topic_signature(top, self.lsh_bands, self.topic_min_share)
@@ -309,3 +314,4 @@ class SummaryEmitter:
             round(float(getattr(state, "score", 0.0)), 4),
             int(n_events),
         )
+

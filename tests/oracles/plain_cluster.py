@@ -60,11 +60,12 @@ def topic_signature(top_topics: Sequence[Sequence[Any]], bands: int = 2,
 
 
 def ranked_fingerprints(anchors: Iterable[int], max_template_keys: int,
-                        max_fps: int) -> tuple[list[int], list[int]]:
+                        max_fps: int, common: Any = None) -> tuple[list[int], list[int]]:
     """``(repeated, carried)``: fingerprints by count, most first, ties to the
-    smaller; 0 is an empty slot. ``repeated`` are those of the first
+    smaller; 0 is an empty slot; fingerprints ``common(fp)`` says the population
+    shares are left out. ``repeated`` are those of the first
     ``max_template_keys`` seen at least twice; ``carried`` the first ``max_fps``."""
-    counts = Counter(fp for fp in anchors if fp)
+    counts = Counter(fp for fp in anchors if fp and not (common and common(fp)))
     ranked = sorted(counts, key=lambda fp: (-counts[fp], fp))
     repeated = [fp for fp in ranked[:max_template_keys] if counts[fp] >= 2]
     return repeated, ranked[:max_fps]

@@ -136,6 +136,7 @@ class ReferenceDetector(Detector):
         tid = 0
         if prompt is not None:
             tid = self._prompt_update(state, prompt, topic is None, ws, wl)
+            self.common_fps.observe(self._anchor, event.account_id, t)
         self._meta_update(state, event, ws)
         if topic is not None:
             tid = self._topic_ids.get(topic) or self._topic_id(topic)

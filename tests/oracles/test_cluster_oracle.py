@@ -168,7 +168,7 @@ def test_summaries_match_the_full_features(seed: int) -> None:
             continue
         n += 1
         repeated, carried = plain.ranked_fingerprints(state.anchors, em.max_template_keys,
-                                                      em.max_fps)
+                                                      em.max_fps, det.common_fps.is_common)
         repeated_seen += bool(repeated)
         want = plain.summary_values(det, state, event.ts)
         assert s.fps == tuple(carried)

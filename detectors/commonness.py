@@ -1,0 +1,193 @@
+"""How common a prompt fingerprint is across the population (an IDF for
+linkage): a fingerprint that a large share of all accounts send links nobody.
+
+A template fingerprint (``detectors/text.py``'s anchor) is what the cluster
+stage links accounts on: accounts that send prompts made from one template
+share it. Some text is shared by everyone, though: a sentence public question
+sets append to every reasoning question ("Your explanation should take the
+reader through your reasoning step-by-step."), a greeting, a common
+instruction. On the simulator's real-text day such a sentence made the anchor
+of prompts from 17% of all accounts (benign and attacking alike), and it
+linked ordinary accounts into a campaign whose members asked such questions
+too. In information-retrieval terms a term's weight falls with its document
+frequency; here a fingerprint that at least ``share`` of the partition's
+text-sending accounts sent in the current or the previous window is *common*
+and is not a linkage key. An operator's own template is sent by its accounts
+only: a campaign of 3% of all accounts stays below a share of 10%.
+
+Counted per partition of the account stage (one instance per
+:class:`detectors.engine.Detector`), over tumbling windows of ``window_s`` of
+event time: deterministic, the same in live and replay, restored from the
+detector's snapshot. Distinct accounts are kept as 32-bit hashes, at most
+``max_carriers`` per fingerprint (enough to decide) and at most
+``max_entries`` fingerprints (when full, those sent by one account so far are
+forgotten first: nearly every prompt's anchor is its own).
+
+>>> c = CommonFingerprints(share=0.2, min_carriers=3)
+>>> for i in range(40):   # 40 accounts; 12 of them send 0xabc, 2 send 0xdef
+...     c.observe(0xabc if i < 12 else 0xdef if i < 14 else 0x100 + i, f"a{i}", 1e9 + i)
+>>> c.is_common(0xabc, 1e9 + 40), c.is_common(0xdef, 1e9 + 40), c.is_common(0x1, 1e9)
+(True, False, False)
+>>> for i in range(40):   # the same accounts again: distinct accounts, not requests
+...     c.observe(0xdef, "a12", 1e9 + 50 + i)
+>>> c.is_common(0xdef, 1e9 + 90)
+False
+>>> CommonFingerprints(share=1.5)
+Traceback (most recent call last):
+...
+ValueError: share must be in (0, 1] (or 0 to disable), got 1.5
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from detectors.errors import CorruptState
+
+
+class CommonFingerprints:
+    """Distinct accounts sending each prompt fingerprint, per window.
+
+    Parameters
+    ----------
+    share
+        A fingerprint sent by at least this share of the partition's
+        text-sending accounts (in the current or the previous window) is
+        common. 0 disables (nothing is ever common, nothing is counted).
+    min_carriers
+        ... and by at least this many accounts: on a fresh or small partition a
+        handful of accounts is not a population.
+    window_s
+        Event-time length of the counting windows.
+    max_entries
+        Fingerprints tracked in a window.
+    max_carriers
+        Distinct accounts kept per fingerprint.
+    """
+
+    __slots__ = ("share", "min_carriers", "window_s", "max_entries", "max_carriers",
+                 "_window", "_cur", "_accounts", "_prev", "_prev_accounts")
+
+    def __init__(
+        self,
+        share: float = 0.15,
+        min_carriers: int = 8,
+        window_s: float = 21_600.0,
+        max_entries: int = 4096,
+        max_carriers: int = 512,
+    ) -> None:
+        if not (share == 0.0 or 0.0 < share <= 1.0):
+            raise ValueError(f"share must be in (0, 1] (or 0 to disable), got {share!r}")
+        if min_carriers < 2:
+            raise ValueError(f"min_carriers must be >= 2, got {min_carriers!r}")
+        if not window_s > 0.0:
+            raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        if max_entries < 16:
+            raise ValueError(f"max_entries must be >= 16, got {max_entries!r}")
+        if max_carriers < min_carriers:
+            raise ValueError(f"max_carriers must be >= min_carriers, got {max_carriers!r}")
+        self.share = share
+        self.min_carriers = min_carriers
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self.max_carriers = max_carriers
+        self._window = -1
+        self._cur: dict[int, set[int]] = {}
+        self._accounts: set[int] = set()  # text-sending accounts this window
+        self._prev: dict[int, int] = {}  # carriers per fingerprint, last window (common ones)
+        self._prev_accounts = 0
+
+    def _roll(self, t: float) -> None:
+        w = int(t // self.window_s)
+        if w == self._window:
+            return
+        if w == self._window + 1:
+            # keep only what can matter next window: fingerprints that were common
+            total = len(self._accounts)
+            self._prev = {fp: len(s) for fp, s in self._cur.items()
+                          if len(s) >= self.min_carriers and len(s) >= self.share * total}
+            self._prev_accounts = total
+        elif w > self._window:
+            self._prev, self._prev_accounts = {}, 0
+        else:
+            return  # an event older than the window (a lagging partition): counted in it
+        self._window = w
+        self._cur = {}
+        self._accounts = set()
+
+    def observe(self, fp: int, account_id: str, t: float) -> None:
+        """Account ``account_id`` sent a prompt with fingerprint ``fp`` at ``t``."""
+        if self.share == 0.0:
+            return
+        if t >= (self._window + 1) * self.window_s:
+            self._roll(t)
+        who = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
+        accounts = self._accounts
+        # the population: capped like a carrier set, at the size that decides
+        # any share >= max_carriers / cap (far beyond a partition's text accounts)
+        if len(accounts) < 64 * self.max_carriers:
+            accounts.add(who)
+        cur = self._cur
+        s = cur.get(fp)
+        if s is None:
+            if len(cur) >= self.max_entries:
+                self._evict()
+            cur[fp] = {who}
+        elif len(s) < self.max_carriers:
+            s.add(who)
+
+    def _evict(self) -> None:
+        cur = self._cur
+        gone = [fp for fp, s in cur.items() if len(s) < 2]
+        if not gone:
+            # the least sent quarter (ties: the lower fingerprint), deterministic
+            ranked = sorted([(len(s), fp) for fp, s in cur.items()])
+            gone = [fp for _, fp in ranked[: max(1, len(ranked) // 4)]]
+        for fp in gone:
+            del cur[fp]
+
+    def is_common(self, fp: int) -> bool:
+        """Whether ``fp`` is common in the current or the previous window."""
+        if self.share == 0.0:
+            return False
+        s = self._cur.get(fp)
+        if s is not None:
+            n = len(s)
+            if n >= self.min_carriers and n >= self.share * len(self._accounts):
+                return True
+        return fp in self._prev
+
+    def carriers(self, fp: int) -> tuple[int, int]:
+        """``(accounts sending fp, text-sending accounts)`` in the current window."""
+        s = self._cur.get(fp)
+        return (0 if s is None else len(s)), len(self._accounts)
+
+    def __len__(self) -> int:
+        return len(self._cur)
+
+    def to_json(self) -> dict[str, Any]:
+        # sorted: the same state snapshots to the same bytes
+        return {
+            "window": self._window,
+            "cur": sorted([[fp, sorted(s)] for fp, s in self._cur.items()]),
+            "accounts": sorted(self._accounts),
+            "prev": sorted([[fp, n] for fp, n in self._prev.items()]),
+            "prev_accounts": self._prev_accounts,
+        }
+
+    def load_json(self, obj: Mapping[str, Any]) -> None:
+        try:
+            window = int(obj["window"])
+            cur = {int(fp): {int(x) for x in s} for fp, s in obj["cur"]}
+            accounts = {int(x) for x in obj["accounts"]}
+            prev = {int(fp): int(n) for fp, n in obj["prev"]}
+            prev_accounts = int(obj["prev_accounts"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptState(f"bad common-fingerprint table: {exc}") from None
+        if len(cur) > self.max_entries or any(len(s) > self.max_carriers for s in cur.values()):
+            raise CorruptState("bad common-fingerprint table: larger than its bounds")
+        self._window, self._cur, self._accounts = window, cur, accounts
+        self._prev, self._prev_accounts = prev, prev_accounts
+

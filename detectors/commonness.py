@@ -26,11 +26,11 @@ forgotten first: nearly every prompt's anchor is its own).
 >>> c = CommonFingerprints(share=0.2, min_carriers=3)
 >>> for i in range(40):   # 40 accounts; 12 of them send 0xabc, 2 send 0xdef
 ...     c.observe(0xabc if i < 12 else 0xdef if i < 14 else 0x100 + i, f"a{i}", 1e9 + i)
->>> c.is_common(0xabc, 1e9 + 40), c.is_common(0xdef, 1e9 + 40), c.is_common(0x1, 1e9)
+>>> c.is_common(0xabc), c.is_common(0xdef), c.is_common(0x1)
 (True, False, False)
 >>> for i in range(40):   # the same accounts again: distinct accounts, not requests
 ...     c.observe(0xdef, "a12", 1e9 + 50 + i)
->>> c.is_common(0xdef, 1e9 + 90)
+>>> c.is_common(0xdef)
 False
 >>> CommonFingerprints(share=1.5)
 Traceback (most recent call last):
@@ -64,11 +64,18 @@ class CommonFingerprints:
     max_entries
         Fingerprints tracked in a window.
     max_carriers
-        Distinct accounts kept per fingerprint.
+        Distinct accounts kept per fingerprint. A share is decided only while
+        the window's text-sending accounts are at most ``max_carriers /
+        share`` (beyond, nothing is common: the stage links as without this
+        model), so at most that many accounts are kept.
+
+    The hashes kept in a window are bounded by ``8 * max_entries`` (32,768 by
+    default), so the detector's snapshot, written with every checkpoint,
+    stays well under a Kafka message (about 0.5 MB at the worst).
     """
 
     __slots__ = ("share", "min_carriers", "window_s", "max_entries", "max_carriers",
-                 "_window", "_cur", "_accounts", "_prev", "_prev_accounts")
+                 "_window", "_cur", "_accounts", "_prev", "_prev_accounts", "_size")
 
     def __init__(
         self,
@@ -98,6 +105,10 @@ class CommonFingerprints:
         self._accounts: set[int] = set()  # text-sending accounts this window
         self._prev: dict[int, int] = {}  # carriers per fingerprint, last window (common ones)
         self._prev_accounts = 0
+        self._size = 0  # hashes kept in _cur
+
+    def _account_cap(self) -> int:
+        return int(self.max_carriers / self.share) + 1 if self.share > 0.0 else 0
 
     def _roll(self, t: float) -> None:
         w = int(t // self.window_s)
@@ -116,6 +127,7 @@ class CommonFingerprints:
         self._window = w
         self._cur = {}
         self._accounts = set()
+        self._size = 0
 
     def observe(self, fp: int, account_id: str, t: float) -> None:
         """Account ``account_id`` sent a prompt with fingerprint ``fp`` at ``t``."""
@@ -125,18 +137,20 @@ class CommonFingerprints:
             self._roll(t)
         who = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
         accounts = self._accounts
-        # the population: capped like a carrier set, at the size that decides
-        # any share >= max_carriers / cap (far beyond a partition's text accounts)
-        if len(accounts) < 64 * self.max_carriers:
+        if len(accounts) <= self._account_cap():  # one past the cap: undecidable
             accounts.add(who)
         cur = self._cur
         s = cur.get(fp)
         if s is None:
-            if len(cur) >= self.max_entries:
+            if len(cur) >= self.max_entries or self._size >= 8 * self.max_entries:
                 self._evict()
             cur[fp] = {who}
-        elif len(s) < self.max_carriers:
+            self._size += 1
+        elif len(s) < self.max_carriers and who not in s:
+            if self._size >= 8 * self.max_entries:
+                return  # the budget is spent: the window's common ones are known
             s.add(who)
+            self._size += 1
 
     def _evict(self) -> None:
         cur = self._cur
@@ -146,14 +160,14 @@ class CommonFingerprints:
             ranked = sorted([(len(s), fp) for fp, s in cur.items()])
             gone = [fp for _, fp in ranked[: max(1, len(ranked) // 4)]]
         for fp in gone:
-            del cur[fp]
+            self._size -= len(cur.pop(fp))
 
     def is_common(self, fp: int) -> bool:
         """Whether ``fp`` is common in the current or the previous window."""
         if self.share == 0.0:
             return False
         s = self._cur.get(fp)
-        if s is not None:
+        if s is not None and len(self._accounts) <= self._account_cap():
             n = len(s)
             if n >= self.min_carriers and n >= self.share * len(self._accounts):
                 return True
@@ -190,4 +204,5 @@ class CommonFingerprints:
             raise CorruptState("bad common-fingerprint table: larger than its bounds")
         self._window, self._cur, self._accounts = window, cur, accounts
         self._prev, self._prev_accounts = prev, prev_accounts
+        self._size = sum([len(s) for s in cur.values()])
 

@@ -126,6 +126,20 @@ def test_memory_is_bounded():
         c.observe(i % 97, f"acct-{i}", 1.0 + i * 1e-3)
     assert len(c) <= 16
     assert all(len(s) <= 4 for s in c._cur.values())
+    assert c._size == sum(len(s) for s in c._cur.values()) <= 8 * 16
+    assert len(c._accounts) <= 4 / 0.5 + 2
+
+
+def test_beyond_the_decidable_population_nothing_is_common():
+    """A fingerprint keeps at most max_carriers senders: with more text
+    accounts than max_carriers / share, no share can be decided."""
+    c = CommonFingerprints(share=0.25, min_carriers=2, max_carriers=10)
+    for i in range(30):
+        c.observe(5 if i % 2 else 1000 + i, f"a{i}", 1.0)
+    assert c.is_common(5)                       # 10 (capped) of 30 accounts
+    for i in range(30, 60):
+        c.observe(2000 + i, f"a{i}", 2.0)
+    assert not c.is_common(5)                   # 41 accounts kept: past 10 / 0.25
 
 
 @pytest.mark.parametrize("kwargs", [{"share": -0.1}, {"share": 2.0}, {"min_carriers": 1},

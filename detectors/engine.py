@@ -69,8 +69,8 @@ from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
 from detectors.scoring import ramp as _ramp
-from detectors.state import META_SHORT, AccountState, argmin, find, maximum
-from detectors.text import SKETCH_BINS, TextTopics, agreement, fingerprint_topic, prompt_features
+from detectors.state import META_SHORT, AccountState, argmin, best_agreement, find, maximum
+from detectors.text import SKETCH_BINS, TextTopics, fingerprint_topic, prompt_features
 from detectors.watchlist import Watchlist, mark_alert
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
@@ -711,14 +711,8 @@ class Detector:
         """
         sk, size, elicit, terms, anchor = prompt_features(prompt, self._scan)
         self._anchor = anchor
-        s0, s1, s2, s3 = sk
         ring = state.ring
-        best = 0
-        for i in range(0, len(ring), 4):
-            if ring[i]:
-                a = agreement(s0, s1, s2, s3, ring[i], ring[i + 1], ring[i + 2], ring[i + 3])
-                if a > best:
-                    best = a
+        best = best_agreement(ring, sk)
         state.txt_short += ws
         state.txt_long += wl
         repeat = False
@@ -734,6 +728,7 @@ class Detector:
         if elicit:
             state.elic_short += ws
             state.elic_long += wl
+        s0, s1, s2, s3 = sk
         pos = state.ring_pos
         ring[pos] = s0
         ring[pos + 1] = s1

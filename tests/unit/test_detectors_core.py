@@ -478,6 +478,29 @@ def test_array_argmin_and_maximum_match_the_array_module(items: list[float]) -> 
     assert top == max(arr) and math.copysign(1.0, top) == math.copysign(1.0, max(arr))
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_U32, st.sampled_from([0, 1, 0x01010101, 2**32 - 1])),
+                max_size=16).map(lambda xs: xs * 4),
+       st.tuples(*[st.one_of(_U32, st.integers(-2**70, 2**70))] * 4))
+def test_best_agreement_matches_agreement_over_the_ring(
+    words: list[int], sk: tuple[int, int, int, int]
+) -> None:
+    from array import array
+
+    from detectors.state import best_agreement
+    from detectors.text import agreement
+
+    ring = array("I", words)  # a multiple of four words, as AccountState's
+    expected = max([agreement(*sk, *words[i:i + 4]) for i in range(0, len(words), 4)
+                    if words[i]], default=0)
+    assert best_agreement(ring, sk) == expected
+    # a sketch equal to a non-empty slot agrees in all 16 bins
+    for i in range(0, len(words), 4):
+        if words[i]:
+            assert best_agreement(ring, (words[i], words[i + 1], words[i + 2],
+                                         words[i + 3])) == 16
+
+
 def test_array_kernels_run_in_c_when_compiled_and_refuse_other_arrays() -> None:
     from array import array
 
@@ -485,8 +508,16 @@ def test_array_kernels_run_in_c_when_compiled_and_refuse_other_arrays() -> None:
     from detectors import state
 
     assert (state._C_FIND is not None) == (detectors.NATIVE == "on")
-    if state._C_FIND is None or state._C_ARGMIN is None or state._C_MAXIMUM is None:
+    assert (state._C_BEST is not None) == (detectors.NATIVE == "on")
+    if (state._C_FIND is None or state._C_ARGMIN is None or state._C_MAXIMUM is None
+            or state._C_BEST is None):
         return
+    with pytest.raises(TypeError, match=r"array\('I'\)"):
+        state._C_BEST(array("Q", [1, 2, 3, 4]), (1, 2, 3, 4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tuple of 4"):
+        state._C_BEST(array("I", [1, 2, 3, 4]), (1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(IndexError):  # a short last slot, as the Python reads it
+        state._C_BEST(array("I", [1, 2, 3, 4, 5]), (1, 2, 3, 4))
     with pytest.raises(TypeError, match=r"array\('I'\)"):
         state._C_FIND(array("i", [1]), 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"array\('d'\)"):

@@ -559,3 +559,33 @@ def test_late_event_counts_at_the_accounts_latest_time() -> None:
     before = state.last_ts
     state, _ = det.process(state, Event(ts=t0 - 120 * 86_400, account_id="a", topic="math"))
     assert state.last_ts == before and state.n == 21
+
+
+# ------------------------------------- the cached day of Detector.process
+# ``t % 86_400.0`` and ``t // 3600.0`` (fmods of large floats) come from the
+# cached UTC day; the hour slot and hour index must be those of the direct
+# formulas for every time: at and next to hour and day boundaries, after jumps
+# of days or backwards (a late event counts at the account's latest time)
+_BOUNDARY = st.integers(946_684_800 // 3600, 4_102_444_800 // 3600).map(lambda h: h * 3600.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(946_684_800.0, 4_102_444_800.0),
+    _BOUNDARY,
+    _BOUNDARY.map(lambda x: math.nextafter(x, -math.inf)),
+    _BOUNDARY.map(lambda x: math.nextafter(x, math.inf)),
+), min_size=1, max_size=30))
+def test_hour_slot_and_index_are_the_direct_formulas(times: list[float]) -> None:
+    from detectors.engine import Detector
+
+    det = Detector()
+    state = None
+    latest = -math.inf
+    for t in times:
+        state, _ = det.process(state, Event(t, "a", topic="x"))
+        latest = max(latest, t)  # a late event counts at the account's latest time
+        assert state.hour_idx == int(latest // 3600.0)
+        assert state.hours[int(latest % 86_400.0) // 3600] > 0.0
+    for t in (0.0, 5e-324, 86_399.99, -1.0, -86_400.0, 2.0**52 + 86_400.0, 1e300):
+        assert det._new_day(t) == (int(t % 86_400.0) // 3600, int(t // 3600.0))

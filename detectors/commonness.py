@@ -40,11 +40,21 @@ ValueError: share must be in (0, 1] (or 0 to disable), got 1.5
 
 from __future__ import annotations
 
+import base64
+import binascii
+import sys
 import zlib
+from array import array
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from detectors.errors import CorruptState
+
+#: layout of :meth:`CommonFingerprints.to_json` (absent: the plain JSON lists
+#: of the snapshots before it, which still restore)
+PACKED: Final = 2
+_U32: Final = 0xFFFFFFFF
+_BIG: Final = sys.byteorder == "big"
 
 
 class CommonFingerprints:
@@ -71,7 +81,10 @@ class CommonFingerprints:
 
     The hashes kept in a window are bounded by ``8 * max_entries`` (32,768 by
     default), so the detector's snapshot, written with every checkpoint,
-    stays well under a Kafka message (about 0.5 MB at the worst).
+    stays well under a Kafka message (about 0.5 MB at the worst). It changes
+    with nearly every checkpoint (new prompts bring new fingerprints), so it
+    is written packed (:data:`PACKED`): 32-bit fingerprints and account hashes
+    as base64 of little-endian words rather than JSON numbers.
     """
 
     __slots__ = ("share", "min_carriers", "window_s", "max_entries", "max_carriers",
@@ -183,10 +196,31 @@ class CommonFingerprints:
 
     def to_json(self) -> dict[str, Any]:
         # sorted: the same state snapshots to the same bytes
+        fps = sorted(self._cur)
+        if fps and (fps[0] < 0 or fps[-1] > _U32):
+            # fingerprints that are not 32-bit (never the detector's anchors, which
+            # are CRC-32s): the plain layout, which restores as well
+            return {
+                "window": self._window,
+                "cur": sorted([[fp, sorted(s)] for fp, s in self._cur.items()]),
+                "accounts": sorted(self._accounts),
+                "prev": sorted([[fp, n] for fp, n in self._prev.items()]),
+                "prev_accounts": self._prev_accounts,
+            }
+        cur = self._cur
+        counts: list[int] = []
+        carriers: list[int] = []
+        for fp in fps:
+            s = cur[fp]
+            counts.append(len(s))
+            carriers.extend(sorted(s))
         return {
+            "format": PACKED,
             "window": self._window,
-            "cur": sorted([[fp, sorted(s)] for fp, s in self._cur.items()]),
-            "accounts": sorted(self._accounts),
+            "fps": _pack(fps),
+            "counts": counts,
+            "carriers": _pack(carriers),
+            "accounts": _pack(sorted(self._accounts)),
             "prev": sorted([[fp, n] for fp, n in self._prev.items()]),
             "prev_accounts": self._prev_accounts,
         }
@@ -194,11 +228,29 @@ class CommonFingerprints:
     def load_json(self, obj: Mapping[str, Any]) -> None:
         try:
             window = int(obj["window"])
-            cur = {int(fp): {int(x) for x in s} for fp, s in obj["cur"]}
-            accounts = {int(x) for x in obj["accounts"]}
+            fmt = obj.get("format")
+            if fmt is None:  # the plain layout (snapshots before PACKED)
+                cur = {int(fp): {int(x) for x in s} for fp, s in obj["cur"]}
+                accounts = {int(x) for x in obj["accounts"]}
+            elif fmt == PACKED:
+                fps = _unpack(obj["fps"])
+                counts = [int(n) for n in obj["counts"]]
+                carriers = _unpack(obj["carriers"])
+                if len(counts) != len(fps) or any(n < 1 for n in counts) or (
+                    sum(counts) != len(carriers)
+                ):
+                    raise ValueError("packed table does not add up")
+                cur = {}
+                pos = 0
+                for fp, n in zip(fps, counts, strict=True):
+                    cur[fp] = set(carriers[pos : pos + n])
+                    pos += n
+                accounts = set(_unpack(obj["accounts"]))
+            else:
+                raise ValueError(f"unknown format {fmt!r}")
             prev = {int(fp): int(n) for fp, n in obj["prev"]}
             prev_accounts = int(obj["prev_accounts"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             raise CorruptState(f"bad common-fingerprint table: {exc}") from None
         if len(cur) > self.max_entries or any(len(s) > self.max_carriers for s in cur.values()):
             raise CorruptState("bad common-fingerprint table: larger than its bounds")
@@ -206,3 +258,22 @@ class CommonFingerprints:
         self._prev, self._prev_accounts = prev, prev_accounts
         self._size = sum([len(s) for s in cur.values()])
 
+
+def _pack(words: list[int]) -> str:
+    """32-bit words as base64 of little-endian bytes (5.3 bytes a word; a JSON
+    number of a 32-bit hash takes 11)."""
+    arr = array("I", words)
+    if _BIG:  # pragma: no cover - big-endian hosts
+        arr.byteswap()
+    return base64.b64encode(arr.tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> list[int]:
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    if len(raw) % 4:
+        raise ValueError("packed words: length is not a multiple of 4")
+    arr = array("I")
+    arr.frombytes(raw)
+    if _BIG:  # pragma: no cover - big-endian hosts
+        arr.byteswap()
+    return arr.tolist()

@@ -69,8 +69,8 @@ from detectors.errors import CorruptState, InvalidConfig
 from detectors.models import DecayedQuantiles, PageHinkley, TopicMix
 from detectors.schema import Event
 from detectors.scoring import ramp as _ramp
-from detectors.state import META_SHORT, AccountState, argmin, find, maximum
-from detectors.text import SKETCH_BINS, TextTopics, agreement, fingerprint_topic, prompt_features
+from detectors.state import META_SHORT, AccountState, argmin, best_agreement, find, maximum
+from detectors.text import SKETCH_BINS, TextTopics, fingerprint_topic, prompt_features
 from detectors.watchlist import Watchlist, mark_alert
 
 __all__ = ["AccountState", "Detector", "DetectorConfig", "CorruptState", "InvalidConfig"]
@@ -183,6 +183,12 @@ class Detector:
         self._start = 0.0  # event time of the partition's first event
         self._pop_h = 0.0  # entropy (nats) of the population topic mix
         self._pop_h_ts = -math.inf
+        # the UTC day of the last event (derived, not in the snapshot): its
+        # start (a multiple of 86,400 s) and first hour. Inside it, ``t -
+        # self._day0`` is exactly ``t % 86_400.0``, which (as ``t // 3600.0``)
+        # is an fmod of a large float, hundreds of instructions, per event
+        self._day0 = math.inf
+        self._day_h0 = 0
         self._tmpl_lo = cfg.template_lo
         self._elic_lo = cfg.elicitation_lo
         self._vol_floor = 0.0
@@ -324,14 +330,18 @@ class Detector:
         n += 1
         state.n = n
         hours = state.hours
-        h = int(t % 86_400.0) // 3600
+        d = t - self._day0
+        if 0.0 <= d < 86_400.0:
+            h = int(d) // 3600
+            hb = self._day_h0 + h
+        else:
+            h, hb = self._new_day(t)
         old = hours[h]
         new = old + wl
         hours[h] = new
         state.t_hours += new * math.log(new) - (old * math.log(old) if old > 0.0 else 0.0)
         # this hour's own weight, kept apart so that the hour-of-day profile
         # read below is the account's past, not the burst being measured
-        hb = int(t // 3600.0)
         if hb != state.hour_idx:
             state.hour_idx = hb
             state.hour_w = wl
@@ -631,6 +641,18 @@ class Detector:
             w[j] = 0.0
         w[j] += wl * (gap if gap < self._gap_max else self._gap_max)
 
+    def _new_day(self, t: float) -> tuple[int, int]:
+        """``(int(t % 86_400.0) // 3600, int(t // 3600.0))`` for an event
+        outside the cached day, which becomes ``t``'s day when that is exact:
+        for ``0 <= t < 2**52`` the day's start ``t - t % 86_400.0`` is an
+        integer, and for a later ``t`` of that day ``t - day0`` is exactly the
+        remainder (no wider than ``t``); so are the hour numbers."""
+        r = t % 86_400.0
+        if 0.0 <= t < 4_503_599_627_370_496.0:  # 2**52
+            self._day0 = t - r
+            self._day_h0 = int(self._day0) // 3600
+        return int(r) // 3600, int(t // 3600.0)
+
     def _season(self, state: AccountState, t: float) -> float:
         """How busy this time of day usually is for the account, as the
         seasonal burst baseline of :meth:`process` computes it (>= 1; 1 before
@@ -640,8 +662,11 @@ class Detector:
         if t - state.first_ts < cfg.season_min_age_s or past <= 0.0:
             return 1.0
         hours = state.hours
-        h = int(t % 86_400.0) // 3600
-        x = (t % 86_400.0) / 3600.0 - 0.5
+        d = t - self._day0  # t % 86_400.0 (exactly) inside the cached day
+        if not 0.0 <= d < 86_400.0:
+            d = t % 86_400.0
+        h = int(d) // 3600
+        x = d / 3600.0 - 0.5
         if x < 0.0:
             x += 24.0
         i = int(x)
@@ -711,14 +736,8 @@ class Detector:
         """
         sk, size, elicit, terms, anchor = prompt_features(prompt, self._scan)
         self._anchor = anchor
-        s0, s1, s2, s3 = sk
         ring = state.ring
-        best = 0
-        for i in range(0, len(ring), 4):
-            if ring[i]:
-                a = agreement(s0, s1, s2, s3, ring[i], ring[i + 1], ring[i + 2], ring[i + 3])
-                if a > best:
-                    best = a
+        best = best_agreement(ring, sk)
         state.txt_short += ws
         state.txt_long += wl
         repeat = False
@@ -734,6 +753,7 @@ class Detector:
         if elicit:
             state.elic_short += ws
             state.elic_long += wl
+        s0, s1, s2, s3 = sk
         pos = state.ring_pos
         ring[pos] = s0
         ring[pos + 1] = s1

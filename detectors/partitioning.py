@@ -3,6 +3,23 @@ same partitions as the live topic and run one detector per partition."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
+
+def _c_murmur2() -> Callable[[bytes], int] | None:
+    """The C hash (``detectors/_eventscan.c``), when built: the same ints as
+    :func:`murmur2`'s Python (tests/unit/test_partitioning.py), which compiled
+    went through arbitrary-precision multiplications for every new key."""
+    try:
+        from detectors import _eventscan
+    except ImportError:
+        return None
+    return _eventscan.murmur2
+
+
+_C_MURMUR2: Final = _c_murmur2()
+
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash (Java client ``Utils.murmur2``), as a signed 32-bit int.
@@ -10,6 +27,13 @@ def murmur2(data: bytes) -> int:
     >>> murmur2(b"21")
     -973932308
     """
+    if _C_MURMUR2 is not None:
+        return _C_MURMUR2(data)
+    return _murmur2(data)
+
+
+def _murmur2(data: bytes) -> int:
+    """:func:`murmur2` in Python (the reference)."""
     length = len(data)
     seed = 0x9747B28C
     m = 0x5BD1E995

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from detectors.errors import CorruptState
 from detectors.models import PageHinkley
+from detectors.text import agreement
 
 # 4: version 3 (MinHash anchors, content-free sums) + the seasonal hour fields;
 # older states decode as corrupt and those accounts start over
@@ -343,20 +344,22 @@ class AccountState:
 _FindFn = Callable[["array[int]", int], int]
 _ArgminFn = Callable[["array[float]"], int]
 _MaximumFn = Callable[["array[float]"], float]
+_BestFn = Callable[["array[int]", tuple[int, int, int, int]], int]
 
 
-def _kernels() -> tuple[_FindFn | None, _ArgminFn | None, _MaximumFn | None]:
+def _kernels() -> tuple[_FindFn | None, _ArgminFn | None, _MaximumFn | None, _BestFn | None]:
     try:
         from detectors import _arrays
     except ImportError:
-        return None, None, None
-    return _arrays.find, _arrays.argmin, _arrays.maximum
+        return None, None, None, None
+    return _arrays.find, _arrays.argmin, _arrays.maximum, _arrays.best_agreement
 
 
 _KERNELS: Final = _kernels()
 _C_FIND: Final = _KERNELS[0]
 _C_ARGMIN: Final = _KERNELS[1]
 _C_MAXIMUM: Final = _KERNELS[2]
+_C_BEST: Final = _KERNELS[3]
 
 
 def find(arr: array[int], value: int) -> int:
@@ -393,6 +396,26 @@ def maximum(arr: array[float]) -> float:
     if _C_MAXIMUM is not None:
         return _C_MAXIMUM(arr)
     return max(arr)
+
+
+def best_agreement(ring: array[int], sk: tuple[int, int, int, int]) -> int:
+    """The most bins (of 16) that sketch ``sk`` shares with a prompt of the
+    template ``ring`` (four words a prompt; an empty slot starts with 0), by
+    :func:`detectors.text.agreement`; 0 for an empty ring.
+
+    >>> best_agreement(array("I", [0x01020304, 5, 6, 8, 0, 0, 0, 0]), (0x01020304, 5, 6, 7))
+    15
+    """
+    if _C_BEST is not None:
+        return _C_BEST(ring, sk)
+    s0, s1, s2, s3 = sk
+    best = 0
+    for i in range(0, len(ring), 4):
+        if ring[i]:
+            a = agreement(s0, s1, s2, s3, ring[i], ring[i + 1], ring[i + 2], ring[i + 3])
+            if a > best:
+                best = a
+    return best
 
 
 def _le(arr: array[int] | array[float]) -> bytes:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.cluster.summaries import SummaryEmitter
-from detectors.commonness import CommonFingerprints
+from detectors.commonness import PACKED, CommonFingerprints
 from detectors.config import DetectorConfig
 from detectors.engine import Detector
 from detectors.errors import CorruptState, InvalidConfig
@@ -102,10 +102,48 @@ def test_the_table_survives_a_snapshot_and_old_snapshots_restore_empty():
     older = Detector()
     older.restore(orjson.dumps(old))
     assert not older.common_fps.is_common(fp) and len(older.common_fps) == 0
-    bad = orjson.loads(snap)
-    bad["common_fps"]["cur"] = [[1, "x"]]
-    with pytest.raises(CorruptState):
-        Detector().restore(orjson.dumps(bad))
+    for key, value in (("carriers", "AAA"), ("carriers", 5), ("counts", [1]),
+                       ("fps", "!!!!"), ("format", 3)):
+        bad = orjson.loads(snap)
+        bad["common_fps"][key] = value
+        with pytest.raises(CorruptState):
+            Detector().restore(orjson.dumps(bad))
+
+
+def test_the_table_is_packed_and_the_plain_layout_still_restores():
+    # the snapshot is written with every checkpoint: packed, the table takes
+    # about half the bytes of JSON lists, and a snapshot in the plain
+    # layout (before PACKED) restores to the same table
+    det, em = Detector(), SummaryEmitter(interval_s=300)
+    _day(det, em, commons=30, operators=4, quiet=66)
+    table = det.common_fps
+    packed = table.to_json()
+    assert packed["format"] == PACKED
+    plain = {
+        "window": table._window,
+        "cur": sorted([[fp, sorted(s)] for fp, s in table._cur.items()]),
+        "accounts": sorted(table._accounts),
+        "prev": sorted([[fp, n] for fp, n in table._prev.items()]),
+        "prev_accounts": table._prev_accounts,
+    }
+    assert len(table) > 100 and len(orjson.dumps(packed)) < 0.6 * len(orjson.dumps(plain))
+    snap = det.snapshot()
+    old = orjson.loads(snap)
+    old["common_fps"] = plain
+    again = Detector()
+    again.restore(orjson.dumps(old))
+    assert again.snapshot() == snap
+    a = again.common_fps
+    assert (a._cur, a._accounts, a._prev, a._size) == (table._cur, table._accounts,
+                                                       table._prev, table._size)
+    # fingerprints that are not 32-bit words keep the plain layout
+    c = CommonFingerprints(share=0.2, min_carriers=3)
+    c.observe(2**40, "a", 1.0)
+    c.observe(-5, "b", 2.0)
+    assert "format" not in c.to_json()
+    d = CommonFingerprints(share=0.2, min_carriers=3)
+    d.load_json(c.to_json())
+    assert d.to_json() == c.to_json()
 
 
 def test_windows_roll_and_a_common_fingerprint_stays_common_one_more_window():

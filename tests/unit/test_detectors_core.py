@@ -478,6 +478,29 @@ def test_array_argmin_and_maximum_match_the_array_module(items: list[float]) -> 
     assert top == max(arr) and math.copysign(1.0, top) == math.copysign(1.0, max(arr))
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_U32, st.sampled_from([0, 1, 0x01010101, 2**32 - 1])),
+                max_size=16).map(lambda xs: xs * 4),
+       st.tuples(*[st.one_of(_U32, st.integers(-2**70, 2**70))] * 4))
+def test_best_agreement_matches_agreement_over_the_ring(
+    words: list[int], sk: tuple[int, int, int, int]
+) -> None:
+    from array import array
+
+    from detectors.state import best_agreement
+    from detectors.text import agreement
+
+    ring = array("I", words)  # a multiple of four words, as AccountState's
+    expected = max([agreement(*sk, *words[i:i + 4]) for i in range(0, len(words), 4)
+                    if words[i]], default=0)
+    assert best_agreement(ring, sk) == expected
+    # a sketch equal to a non-empty slot agrees in all 16 bins
+    for i in range(0, len(words), 4):
+        if words[i]:
+            assert best_agreement(ring, (words[i], words[i + 1], words[i + 2],
+                                         words[i + 3])) == 16
+
+
 def test_array_kernels_run_in_c_when_compiled_and_refuse_other_arrays() -> None:
     from array import array
 
@@ -485,8 +508,16 @@ def test_array_kernels_run_in_c_when_compiled_and_refuse_other_arrays() -> None:
     from detectors import state
 
     assert (state._C_FIND is not None) == (detectors.NATIVE == "on")
-    if state._C_FIND is None or state._C_ARGMIN is None or state._C_MAXIMUM is None:
+    assert (state._C_BEST is not None) == (detectors.NATIVE == "on")
+    if (state._C_FIND is None or state._C_ARGMIN is None or state._C_MAXIMUM is None
+            or state._C_BEST is None):
         return
+    with pytest.raises(TypeError, match=r"array\('I'\)"):
+        state._C_BEST(array("Q", [1, 2, 3, 4]), (1, 2, 3, 4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tuple of 4"):
+        state._C_BEST(array("I", [1, 2, 3, 4]), (1, 2, 3))  # type: ignore[arg-type]
+    with pytest.raises(IndexError):  # a short last slot, as the Python reads it
+        state._C_BEST(array("I", [1, 2, 3, 4, 5]), (1, 2, 3, 4))
     with pytest.raises(TypeError, match=r"array\('I'\)"):
         state._C_FIND(array("i", [1]), 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"array\('d'\)"):
@@ -528,3 +559,33 @@ def test_late_event_counts_at_the_accounts_latest_time() -> None:
     before = state.last_ts
     state, _ = det.process(state, Event(ts=t0 - 120 * 86_400, account_id="a", topic="math"))
     assert state.last_ts == before and state.n == 21
+
+
+# ------------------------------------- the cached day of Detector.process
+# ``t % 86_400.0`` and ``t // 3600.0`` (fmods of large floats) come from the
+# cached UTC day; the hour slot and hour index must be those of the direct
+# formulas for every time: at and next to hour and day boundaries, after jumps
+# of days or backwards (a late event counts at the account's latest time)
+_BOUNDARY = st.integers(946_684_800 // 3600, 4_102_444_800 // 3600).map(lambda h: h * 3600.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(
+    st.floats(946_684_800.0, 4_102_444_800.0),
+    _BOUNDARY,
+    _BOUNDARY.map(lambda x: math.nextafter(x, -math.inf)),
+    _BOUNDARY.map(lambda x: math.nextafter(x, math.inf)),
+), min_size=1, max_size=30))
+def test_hour_slot_and_index_are_the_direct_formulas(times: list[float]) -> None:
+    from detectors.engine import Detector
+
+    det = Detector()
+    state = None
+    latest = -math.inf
+    for t in times:
+        state, _ = det.process(state, Event(t, "a", topic="x"))
+        latest = max(latest, t)  # a late event counts at the account's latest time
+        assert state.hour_idx == int(latest // 3600.0)
+        assert state.hours[int(latest % 86_400.0) // 3600] > 0.0
+    for t in (0.0, 5e-324, 86_399.99, -1.0, -86_400.0, 2.0**52 + 86_400.0, 1e300):
+        assert det._new_day(t) == (int(t % 86_400.0) // 3600, int(t // 3600.0))

@@ -262,3 +262,40 @@ def test_parse_ts_takes_the_fast_path_and_keeps_its_errors() -> None:
     for bad in ("1999-12-31T23:59:59Z", "2026-02-30T10:00:00Z", "2026-02-23T10:00:00"):
         with pytest.raises(InvalidEvent):
             parse_ts(bad)
+
+
+# ------------------------------------------------ murmur2 (partition placement)
+# Kafka's own vectors (clients' UtilsTest.testMurmur2), then hypothesis: the C
+# hash against detectors.partitioning's Python, which replay used alone before
+_KAFKA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80))
+@example(b"")
+@example(b"\xff" * 7)
+def test_murmur2_in_c_is_the_python_hash(kernel: Any, data: bytes) -> None:
+    from detectors import partitioning
+
+    assert kernel.murmur2(data) == partitioning._murmur2(data)
+    assert partitioning.murmur2(data) == partitioning._murmur2(data)  # the dispatch
+    assert kernel.murmur2(bytearray(data)) == partitioning._murmur2(data)
+
+
+def test_murmur2_matches_kafka_and_is_c_when_built(kernel: Any) -> None:
+    import detectors
+    from detectors import partitioning
+
+    for data, want in _KAFKA_MURMUR2.items():
+        assert partitioning._murmur2(data) == want
+        assert kernel.murmur2(data) == want
+    assert (partitioning._C_MURMUR2 is not None) == (detectors.NATIVE == "on")
+    with pytest.raises(TypeError):
+        kernel.murmur2("text")

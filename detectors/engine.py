@@ -971,7 +971,7 @@ class Detector:
             and state.n >= cfg.stable_min_events
             and (old or age >= cfg.fresh_age_s)
             and state.txt_long > 0.0
-            and self._steady(state, ws, wl, age)
+            and (s_vol < 0.5 or self._steady(state, ws, wl, age))
         ):
             # not established (a heavy account predating the stream, or one
             # seen for hours but not yet established_age_s old), but observed

@@ -593,6 +593,8 @@ class Detector:
                 and 0.5 * cover > s_drift
             ):
                 s_drift = 0.5 * cover
+        if cfg.seen_burst_margin > 0.0 and n >= cfg.established_events:
+            s_vol = self._seen_burst(state, t, rate, s_vol)
         # indicators shared by other providers (dw/response's hook): the
         # account's template fingerprints are its anchors (those the cluster
         # stage links accounts by)
@@ -858,6 +860,43 @@ class Detector:
             x = math.log2((state.out_short + 1.0) / (state.inp_short + 1.0))
             return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
         return 1.0
+
+    def _seen_burst(self, state: AccountState, t: float, rate: float, s_vol: float) -> float:
+        """Volume evidence ``s_vol`` weighed with the busy periods the account
+        has already had. A busy period runs until the short rate falls below
+        ``seen_burst_end`` of its peak; the peak of one that ended with no page
+        open during it is the account's own (kept decayed with
+        ``seen_burst_half_life_s``). At a rate up to ``seen_burst_margin`` x
+        that peak, volume evidence counts at ``1 - stable_discount``: a batch
+        job's third run of the day at its first run's rate is its business. A
+        rate beyond what it did before, a first burst, and a busy period during
+        which a page was open (it is not taken as the account's normal) keep
+        their weight; content evidence is not touched.
+
+        Updates ``cur_peak`` (the running period's peak, negative once a page
+        was open during it), ``bst_peak`` and ``bst_ts``."""
+        cfg = self.config
+        cur = state.cur_peak
+        if state.episode_start and cur > 0.0:
+            cur = -cur
+        top = cur if cur >= 0.0 else -cur
+        if rate > top:
+            cur = rate if cur >= 0.0 else -rate
+        elif rate < cfg.seen_burst_end * top:
+            if cur > 0.0:
+                seen = state.bst_peak
+                if seen > 0.0:
+                    seen *= math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
+                if top > seen:
+                    state.bst_peak = top
+                    state.bst_ts = t
+            cur = rate
+        state.cur_peak = cur
+        if s_vol > 0.0 and state.bst_peak > 0.0:
+            seen = state.bst_peak * math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
+            if rate <= cfg.seen_burst_margin * seen:
+                return s_vol * (1.0 - cfg.stable_discount)
+        return s_vol
 
     def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:
         """Whether the account's short-term rate is below the start of the burst

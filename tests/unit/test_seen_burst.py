@@ -1,0 +1,101 @@
+"""Busy periods the account has already had (``Detector._seen_burst``, issue 18).
+
+A batch job that runs three times a day pages on its second run at the
+population's 99.9th percentile of request rates, though its first run, at the
+same rate, did not page: its volume evidence is its business once it has done
+this before. These tests drive the pure helper with rates, times and the
+account's open page; no event stream, no simulator list.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detectors.config import DetectorConfig
+from detectors.engine import Detector
+from detectors.state import AccountState
+
+T0 = 1_772_409_600.0
+KEEP = 1.0 - DetectorConfig().stable_discount
+
+
+def _run(det: Detector, state: AccountState, rates: list[float], t: float = T0,
+         step: float = 60.0, s_vol: float = 1.0) -> list[float]:
+    out = []
+    for r in rates:
+        out.append(det._seen_burst(state, t, r, s_vol))
+        t += step
+    return out
+
+
+def test_a_second_run_at_the_first_runs_rate_counts_at_the_stable_discount() -> None:
+    det = Detector()
+    state = AccountState("batch", T0)
+    # quiet, a run at up to 40/min, quiet again (below a quarter of its peak)
+    first = _run(det, state, [0.5, 10.0, 40.0, 38.0, 20.0])
+    assert first == [1.0] * 5  # nothing seen before: full weight throughout
+    assert state.bst_peak == 0.0
+    _run(det, state, [5.0, 0.5], t=T0 + 600.0)   # the run has ended: now it is seen
+    assert state.bst_peak == 40.0
+    # eight hours later the same run: its volume evidence is discounted
+    second = _run(det, state, [12.0, 39.0, 55.0], t=T0 + 8 * 3600.0)
+    assert second == [KEEP, KEEP, KEEP]   # 55 <= 1.5 x 40
+    # twice the rate it ever ran at is new: full weight
+    assert _run(det, state, [90.0], t=T0 + 9 * 3600.0) == [1.0]
+
+
+def test_a_busy_period_during_which_a_page_was_open_is_not_the_accounts_normal() -> None:
+    det = Detector()
+    state = AccountState("acct", T0)
+    _run(det, state, [1.0, 30.0])
+    state.episode_start = T0 + 120.0        # paged during the run
+    _run(det, state, [40.0, 2.0], t=T0 + 180.0)
+    assert state.bst_peak == 0.0          # the run ended tainted: not taken
+    state.episode_start = 0.0
+    assert _run(det, state, [40.0], t=T0 + 4 * 3600.0) == [1.0]
+
+
+def test_a_run_that_has_not_ended_is_not_yet_seen() -> None:
+    # a ramp (a harvest growing its rate) never ends a busy period, so its own
+    # growth never discounts it
+    det = Detector()
+    state = AccountState("ramp", T0)
+    out = _run(det, state, [float(r) for r in range(1, 200, 5)])
+    assert out == [1.0] * len(out)
+    assert state.bst_peak == 0.0
+
+
+def test_the_peak_fades_with_its_half_life_and_zero_margin_turns_it_off() -> None:
+    cfg = DetectorConfig()
+    det = Detector()
+    state = AccountState("batch", T0)
+    _run(det, state, [40.0, 1.0])
+    # two half-lives later the old peak reads as 10/min: 20/min is beyond 1.5 x that
+    later = T0 + 2 * cfg.seen_burst_half_life_s
+    assert _run(det, state, [20.0], t=later) == [1.0]
+    assert _run(det, state, [14.0], t=later + 60.0) == [KEEP]
+    off = Detector(DetectorConfig(seen_burst_margin=0.0))
+    state = AccountState("batch", T0)
+    for ev_rate in (40.0, 1.0, 40.0):
+        # the engine does not call the helper when the margin is 0; called
+        # anyway, a 0 margin covers no positive rate
+        assert off._seen_burst(state, T0, ev_rate, 1.0) == 1.0
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 1e4), st.booleans()), max_size=60),
+       st.floats(0.0, 1.0))
+def test_volume_evidence_is_kept_or_discounted_never_raised(
+    steps: list[tuple[float, bool]], s_vol: float
+) -> None:
+    det = Detector()
+    state = AccountState("any", T0)
+    t = T0
+    for rate, paged in steps:
+        state.episode_start = t if paged else 0.0
+        got = det._seen_burst(state, t, rate, s_vol)
+        assert got == s_vol or got == s_vol * KEEP
+        assert state.bst_peak >= 0.0 and abs(state.cur_peak) >= 0.0
+        t += 30.0
+    # the state round-trips through its encoding with the new fields
+    assert AccountState.decode(state.encode()) == state

@@ -338,7 +338,7 @@ class DetectorConfig:
     burst_log2_lo: float = 2.0
     burst_log2_hi: float = 4.0
     seen_burst_end: float = 0.25
-    seen_burst_margin: float = 1.5
+    seen_burst_margin: float = 2.0
     seen_burst_half_life_s: float = 604_800.0
     regular_cv_hi: float = 0.6
     regular_cv_lo: float = 0.25

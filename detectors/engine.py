@@ -593,8 +593,11 @@ class Detector:
                 and 0.5 * cover > s_drift
             ):
                 s_drift = 0.5 * cover
+        # a rate the account reached in a busy period it already had
+        seen = 1.0
         if cfg.seen_burst_margin > 0.0 and n >= cfg.established_events:
-            s_vol = self._seen_burst(state, t, rate, s_vol)
+            seen = self._seen_burst(state, t, rate)
+            s_vol *= seen
         # indicators shared by other providers (dw/response's hook): the
         # account's template fingerprints are its anchors (those the cluster
         # stage links accounts by)
@@ -602,7 +605,7 @@ class Detector:
         s_shared = watch.evidence(event, state.anchors) if watch is not None and watch.size else 0.0
         score, terms = self._combine(
             state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
-            s_drift, s_shared,
+            s_drift, s_shared, seen,
         )
 
         # ---- lifecycle
@@ -861,17 +864,17 @@ class Detector:
             return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
         return 1.0
 
-    def _seen_burst(self, state: AccountState, t: float, rate: float, s_vol: float) -> float:
-        """Volume evidence ``s_vol`` weighed with the busy periods the account
-        has already had. A busy period runs until the short rate falls below
-        ``seen_burst_end`` of its peak; the peak of one that ended with no page
-        open during it is the account's own (kept decayed with
-        ``seen_burst_half_life_s``). At a rate up to ``seen_burst_margin`` x
-        that peak, volume evidence counts at ``1 - stable_discount``: a batch
-        job's third run of the day at its first run's rate is its business. A
-        rate beyond what it did before, a first burst, and a busy period during
-        which a page was open (it is not taken as the account's normal) keep
-        their weight; content evidence is not touched.
+    def _seen_burst(self, state: AccountState, t: float, rate: float) -> float:
+        """The weight of rate evidence (volume, and the rate growth of a
+        pivot) given the busy periods the account has already had: ``1 -
+        stable_discount`` at a rate up to ``seen_burst_margin`` x the peak of
+        one that ended with no page open during it, else 1. A busy period runs
+        until the short rate falls below ``seen_burst_end`` of its peak; that
+        peak is kept decayed with ``seen_burst_half_life_s``. A batch job's
+        third run of the day at its first run's rate is its business. A rate
+        beyond what it did before, a first burst, a ramp that never ends, and a
+        busy period during which a page was open (not taken as the account's
+        normal) keep their weight; content evidence is not touched.
 
         Updates ``cur_peak`` (the running period's peak, negative once a page
         was open during it), ``bst_peak`` and ``bst_ts``."""
@@ -892,11 +895,11 @@ class Detector:
                     state.bst_ts = t
             cur = rate
         state.cur_peak = cur
-        if s_vol > 0.0 and state.bst_peak > 0.0:
+        if state.bst_peak > 0.0:
             seen = state.bst_peak * math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
             if rate <= cfg.seen_burst_margin * seen:
-                return s_vol * (1.0 - cfg.stable_discount)
-        return s_vol
+                return 1.0 - cfg.stable_discount
+        return 1.0
 
     def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:
         """Whether the account's short-term rate is below the start of the burst
@@ -937,6 +940,7 @@ class Detector:
         s_narrow: float,
         s_drift: float,
         s_shared: float = 0.0,
+        seen: float = 1.0,
     ) -> tuple[float, tuple[float, ...]]:
         """The score from the evidence terms, weighed with the account's context.
 
@@ -968,7 +972,8 @@ class Detector:
             excess = state.ce_short / state.s_short - self._population_entropy(t)
             s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
         s_harvest = self._harvest(state, ws)
-        s_pivot = self._pivot(state, t, ws, wl, age)
+        # (its rate growth weighed like volume, ``seen``: a burst it had before)
+        s_pivot = self._pivot(state, t, ws, wl, age) * seen
         keep = 1.0 - cfg.stable_discount
         old = self.predates(state, age)
         s_fresh = 0.0

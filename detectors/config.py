@@ -71,6 +71,9 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "volume_pct_hi",
         "burst_log2_lo",
         "burst_log2_hi",
+        "seen_burst_end",
+        "seen_burst_margin",
+        "seen_burst_half_life_s",
         "regular_cv_hi",
         "regular_cv_lo",
         "min_timing_events",
@@ -188,6 +191,7 @@ _UNIT_FIELDS = frozenset(
         "fresh_pct_lo",
         "stable_discount",
         "stable_share",
+        "seen_burst_end",
         "fire_threshold",
         "hot_threshold",
         "severity_warning",
@@ -221,6 +225,7 @@ _NONNEG_FIELDS = frozenset(
         "fresh_gap_events",
         "stable_min_events",
         "harvest_min_events",
+        "seen_burst_margin",
     }
 )
 # lower < upper pairs of ramps
@@ -332,6 +337,9 @@ class DetectorConfig:
     volume_pct_hi: float = 0.999
     burst_log2_lo: float = 2.0
     burst_log2_hi: float = 4.0
+    seen_burst_end: float = 0.25
+    seen_burst_margin: float = 2.0
+    seen_burst_half_life_s: float = 604_800.0
     regular_cv_hi: float = 0.6
     regular_cv_lo: float = 0.25
     min_timing_events: float = 12.0

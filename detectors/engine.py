@@ -593,6 +593,11 @@ class Detector:
                 and 0.5 * cover > s_drift
             ):
                 s_drift = 0.5 * cover
+        # a rate the account reached in a busy period it already had
+        seen = 1.0
+        if cfg.seen_burst_margin > 0.0 and n >= cfg.established_events:
+            seen = self._seen_burst(state, t, rate)
+            s_vol *= seen
         # indicators shared by other providers (dw/response's hook): the
         # account's template fingerprints are its anchors (those the cluster
         # stage links accounts by)
@@ -600,7 +605,7 @@ class Detector:
         s_shared = watch.evidence(event, state.anchors) if watch is not None and watch.size else 0.0
         score, terms = self._combine(
             state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
-            s_drift, s_shared,
+            s_drift, s_shared, seen,
         )
 
         # ---- lifecycle
@@ -859,6 +864,43 @@ class Detector:
             return _ramp(x, cfg.grading_ratio_log2, cfg.reasoning_ratio_log2)
         return 1.0
 
+    def _seen_burst(self, state: AccountState, t: float, rate: float) -> float:
+        """The weight of rate evidence (volume, and the rate growth of a
+        pivot) given the busy periods the account has already had: ``1 -
+        stable_discount`` at a rate up to ``seen_burst_margin`` x the peak of
+        one that ended with no page open during it, else 1. A busy period runs
+        until the short rate falls below ``seen_burst_end`` of its peak; that
+        peak is kept decayed with ``seen_burst_half_life_s``. A batch job's
+        third run of the day at its first run's rate is its business. A rate
+        beyond what it did before, a first burst, a ramp that never ends, and a
+        busy period during which a page was open (not taken as the account's
+        normal) keep their weight; content evidence is not touched.
+
+        Updates ``cur_peak`` (the running period's peak, negative once a page
+        was open during it), ``bst_peak`` and ``bst_ts``."""
+        cfg = self.config
+        cur = state.cur_peak
+        if state.episode_start and cur > 0.0:
+            cur = -cur
+        top = cur if cur >= 0.0 else -cur
+        if rate > top:
+            cur = rate if cur >= 0.0 else -rate
+        elif rate < cfg.seen_burst_end * top:
+            if cur > 0.0:
+                seen = state.bst_peak
+                if seen > 0.0:
+                    seen *= math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
+                if top > seen:
+                    state.bst_peak = top
+                    state.bst_ts = t
+            cur = rate
+        state.cur_peak = cur
+        if state.bst_peak > 0.0:
+            seen = state.bst_peak * math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
+            if rate <= cfg.seen_burst_margin * seen:
+                return 1.0 - cfg.stable_discount
+        return 1.0
+
     def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:
         """Whether the account's short-term rate is below the start of the burst
         ramp (``burst_log2_lo``: 4x) against its own mean rate since first seen.
@@ -898,6 +940,7 @@ class Detector:
         s_narrow: float,
         s_drift: float,
         s_shared: float = 0.0,
+        seen: float = 1.0,
     ) -> tuple[float, tuple[float, ...]]:
         """The score from the evidence terms, weighed with the account's context.
 
@@ -929,7 +972,8 @@ class Detector:
             excess = state.ce_short / state.s_short - self._population_entropy(t)
             s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
         s_harvest = self._harvest(state, ws)
-        s_pivot = self._pivot(state, t, ws, wl, age)
+        # (its rate growth weighed like volume, ``seen``: a burst it had before)
+        s_pivot = self._pivot(state, t, ws, wl, age) * seen
         keep = 1.0 - cfg.stable_discount
         old = self.predates(state, age)
         s_fresh = 0.0
@@ -971,7 +1015,7 @@ class Detector:
             and state.n >= cfg.stable_min_events
             and (old or age >= cfg.fresh_age_s)
             and state.txt_long > 0.0
-            and self._steady(state, ws, wl, age)
+            and (s_vol < 0.5 or self._steady(state, ws, wl, age))
         ):
             # not established (a heavy account predating the stream, or one
             # seen for hours but not yet established_age_s old), but observed

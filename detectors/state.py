@@ -36,7 +36,11 @@ from detectors.text import agreement
 # the account's typical novelty, the reference of the novelty evidence);
 # versions 4..6 still decode, with it 0 (the reference is then the long
 # mix's entropy alone, as before, until the sum has grown again)
-VERSION: Final = 7
+# 8: version 7 + ``bst_peak``, ``bst_ts``, ``cur_peak`` (the peak rate of the
+# account's largest busy period that ended without a page, when, and the
+# running one's; see Detector._seen_burst); versions 4..7 still decode, with
+# them 0 (no busy period seen yet)
+VERSION: Final = 8
 _OLDEST: Final = 4
 
 # Float slots, in encoding order.
@@ -102,6 +106,7 @@ _NUMS: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
 _NUMS_V4: Final = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
 _PH: Final = struct.Struct("<7d")
 _F64: Final = struct.Struct("<d")
+_F64x3: Final = struct.Struct("<3d")
 
 
 class AccountState:
@@ -116,6 +121,9 @@ class AccountState:
         "w_long",
         "w_time",
         "sur_long",
+        "bst_peak",
+        "bst_ts",
+        "cur_peak",
         "hours",
         "ring",
         "anchors",
@@ -139,6 +147,9 @@ class AccountState:
     ce_short: float
     sur_short: float
     sur_long: float
+    bst_peak: float
+    bst_ts: float
+    cur_peak: float
     txt_short: float
     tmpl_short: float
     elic_short: float
@@ -211,6 +222,10 @@ class AccountState:
         # account's topics usually are (high for a broad account whose mix
         # outgrows the sketch), the reference of the novelty evidence
         self.sur_long = 0.0
+        # busy periods (Detector._seen_burst): the peak short rate (per minute)
+        # of the largest one that ended with no page open, when it ended, and
+        # the running one's peak (negative once a page was open during it)
+        self.bst_peak = self.bst_ts = self.cur_peak = 0.0
         self.hours = array("d", bytes(8 * 24))
         # template ring: four 32-bit sketch words per prompt
         self.ring = array("I", bytes(16 * ring))
@@ -256,6 +271,7 @@ class AccountState:
             _le(self.anchors),
             _le(self.w_time),
             _F64.pack(self.sur_long),
+            _F64x3.pack(self.bst_peak, self.bst_ts, self.cur_peak),
             _PH.pack(*self.ph_entropy.state()),
             _PH.pack(*self.ph_volume.state()),
         ]
@@ -304,8 +320,9 @@ class AccountState:
             raise CorruptState("cannot decode account state: bad sizes")
         timed = version >= 6
         novel = version >= 7
+        busy = version >= 8
         expected = (pos + 4 * k + (24 if timed else 16) * k + 8 * 24 + 20 * ring + 2 * _PH.size
-                    + (_F64.size if novel else 0))
+                    + (_F64.size if novel else 0) + (_F64x3.size if busy else 0))
         if len(data) != expected:
             raise CorruptState(
                 f"cannot decode account state: {len(data)} bytes, expected {expected}"
@@ -332,6 +349,12 @@ class AccountState:
                 raise CorruptState("cannot decode account state: sur_long is NaN")
             state.sur_long = sur_long
             pos += _F64.size
+        if busy:  # (older versions: no busy period seen yet, 0)
+            values = _F64x3.unpack_from(data, pos)
+            if any(math.isnan(v) for v in values):
+                raise CorruptState("cannot decode account state: a busy-period peak is NaN")
+            state.bst_peak, state.bst_ts, state.cur_peak = values
+            pos += _F64x3.size
         state.ph_entropy.set_state(_PH.unpack_from(data, pos))
         state.ph_volume.set_state(_PH.unpack_from(data, pos + _PH.size))
         return state

@@ -312,7 +312,10 @@ class ReferenceDetector(Detector):
                          else novelty >= cfg.novelty_lo)
             if state.drift_ts and t - state.drift_ts <= cfg.drift_hold_s and confirmed:
                 s_drift = max(s_drift, 0.5 * cover)
+        seen = 1.0
+        if cfg.seen_burst_margin > 0.0 and n >= cfg.established_events:
+            seen = self._seen_burst(state, t, rate)
         return self._combine(
-            state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol, s_narrow,
-            s_drift,
+            state, t, ws, wl, age, cnt_s, s_tmpl, s_elic, s_sweep, s_timing, s_vol * seen,
+            s_narrow, s_drift, seen=seen,
         )

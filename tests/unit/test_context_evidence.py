@@ -250,3 +250,37 @@ def test_grading_with_short_verdicts_weighs_less_than_reasoning_with_long_answer
         scores[name] = peak
     assert scores["judge"] < cfg.fire_threshold
     assert scores["judge"] < scores["reasoner"]
+
+
+def _morning_peak(topics: tuple[str, ...]) -> float:
+    """The highest score, after school starts, of a tutor-like account first
+    seen 1 h into the stream at night (~3 templated step-by-step requests an
+    hour for 5 h), then at ~40 an hour for 1.5 h: a morning ramp of >= 4x its
+    mean rate since first seen, at a rate ordinary for the population."""
+    det = Detector()
+    _warm(det)
+    rng = random.Random(3)
+    t = T0 + 3600.0
+    morning = t + 5 * 3600.0
+    state = None
+    peak = 0.0
+    while t < morning + 1.5 * 3600.0:
+        e = Event(t, "acct", topic=rng.choice(topics), prompt=TUTOR.format(q=_question(rng)),
+                  input_tokens=60, output_tokens=300, max_tokens=4096, stop_reason="end_turn")
+        state, _ = det.process(state, e)
+        if t > morning:
+            peak = max(peak, state.score)
+        t += rng.expovariate(1.0 / (1200.0 if t < morning else 90.0))
+    return peak
+
+
+def test_a_morning_ramp_without_volume_evidence_keeps_the_kept_language_discount() -> None:
+    # A rise against the account's own mean since first seen is what a school
+    # morning looks like to an account first seen at night; unless the rate is
+    # also heavy for the population (volume evidence), language the account
+    # has used all along stays its business. Before, the rise alone (not
+    # "steady") took the discount away and the tutor paged at 0.84.
+    fire = DetectorConfig().fire_threshold
+    assert _morning_peak(SUBJECTS) < fire
+    # the same ramp on one narrow topic (a low-and-slow harvest) still pages
+    assert _morning_peak(("algebra",)) >= fire

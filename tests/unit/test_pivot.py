@@ -125,11 +125,16 @@ def test_without_hours_of_history_there_is_no_pivot_evidence() -> None:
 def test_time_mix_survives_encoding_and_a_version_5_state_decodes_empty() -> None:
     _, _, det, state = _run(_pivot_plan(24.0, 5.0, 160.0), hours_before=26.0)
     assert state is not None and sum(state.w_time) > 0.0
-    v7 = state.encode()
-    again = AccountState.decode(v7)
+    v8 = state.encode()
+    again = AccountState.decode(v8)
     assert list(again.w_time) == list(state.w_time)
-    # as version 6 wrote it: no sur_long (8 bytes) before the Page-Hinkley states
     ph = 2 * struct.calcsize("<7d")
+    # as version 7 wrote it: no busy-period peaks (24 bytes) before the Page-Hinkley states
+    v7 = bytes([7]) + v8[1 : len(v8) - ph - 24] + v8[len(v8) - ph :]
+    seven = AccountState.decode(v7)
+    assert list(seven.w_time) == list(state.w_time)
+    assert (seven.bst_peak, seven.bst_ts, seven.cur_peak) == (0.0, 0.0, 0.0)
+    # as version 6 wrote it: no sur_long (8 bytes) before the Page-Hinkley states
     blob = bytes([6]) + v7[1 : len(v7) - ph - 8] + v7[len(v7) - ph :]
     assert list(AccountState.decode(blob).w_time) == list(state.w_time)
     # the same state as version 5 wrote it: no w_time before the Page-Hinkley states

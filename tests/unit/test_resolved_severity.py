@@ -104,9 +104,11 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     v5 = struct.Struct("<" + "d" * len(FLOATS) + "q" * len(INTS) + "BB")
     v4 = struct.Struct("<" + "d" * len(FLOATS) + "q" * (len(INTS) - 1) + "BB")
     version, n_aid = head.unpack_from(blob, 0)
-    assert version == 7 and _HEAD.size == head.size
-    # (version 7 added sur_long, 8 bytes, before the two Page-Hinkley states)
+    assert version == 8 and _HEAD.size == head.size
     ph = 2 * struct.calcsize("<7d")
+    # (version 8 added the busy-period peaks, 24 bytes, before the two Page-Hinkley states)
+    blob8, blob = blob, head.pack(7, n_aid) + blob[head.size : len(blob) - ph - 24] + blob[-ph:]
+    # (version 7 added sur_long, 8 bytes, before the two Page-Hinkley states)
     blob7, blob = blob, head.pack(6, n_aid) + blob[head.size : len(blob) - ph - 8] + blob[-ph:]
     # (version 6 added the time-weighted topic mix before the two Page-Hinkley states)
     cut = len(blob) - ph - 8 * len(s.w_time)
@@ -123,3 +125,4 @@ def test_account_state_version_4_still_decodes_with_the_severity_unknown() -> No
     assert AccountState.decode(head.pack(5, n_aid) + blob[head.size:]).fire_sev == 2
     assert AccountState.decode(blob6).fire_sev == 2
     assert AccountState.decode(blob7).fire_sev == 2
+    assert AccountState.decode(blob8).fire_sev == 2

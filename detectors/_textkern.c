@@ -86,9 +86,10 @@ lower_init(void)
     }
 }
 
-/* zlib.crc32(data, value) */
-static uint32_t
-crc32_update(uint32_t value, const uint8_t *p, size_t n)
+/* zlib.crc32(data, value); inlined into the shingle and topic loops (the
+ * call itself was a sixth of its instructions: most ranges are short) */
+static inline __attribute__((always_inline)) uint32_t
+crc32_inline(uint32_t value, const uint8_t *p, size_t n)
 {
     uint32_t c = ~value;
     while (n >= 8) {
@@ -135,6 +136,12 @@ crc32_update(uint32_t value, const uint8_t *p, size_t n)
         break;
     }
     return ~c;
+}
+
+static uint32_t
+crc32_update(uint32_t value, const uint8_t *p, size_t n)
+{
+    return crc32_inline(value, p, n);
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -556,7 +563,8 @@ static uint32_t set_epoch;
 static Py_ssize_t
 distinct_count(uint32_t *a, Py_ssize_t n)
 {
-    if (n < 48) { /* insertion sort, then count the runs */
+    if (n < 8) { /* insertion sort, then count the runs (the hash set below
+                  * is cheaper from a few dozen values down to about 8) */
         for (Py_ssize_t i = 1; i < n; i++) {
             uint32_t v = a[i];
             Py_ssize_t j = i;
@@ -956,7 +964,7 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
                 /* "a b" is in the text as it is (words one space apart): one
                  * call over the range, in 8- and 4-byte steps, rather than
                  * three calls that go byte by byte over short units */
-                sh[i] = crc32_update(0, utf8 + a->start, (size_t)(b->start + b->len - a->start));
+                sh[i] = crc32_inline(0, utf8 + a->start, (size_t)(b->start + b->len - a->start));
                 continue;
             }
             uint32_t c = crc32_update(0, utf8 + a->start, (size_t)a->len);
@@ -1098,13 +1106,12 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
     }
     int elicit = (seen & IDIOM) || (seen & 3) == 3 || (seen & 12) == 12;
     /* 5. topic terms (text.topic_terms) */
-    PyObject *terms = PyList_New(0);
-    if (terms == NULL) {
-        goto done;
-    }
+    /* the hashes first, then a list of their number (no appends) */
+    uint32_t found[TOPIC_TERMS];
+    Py_ssize_t nfound = 0;
     Py_ssize_t prev = -1; /* unit index of the previous character unit */
     Py_ssize_t upto = nu < TOPIC_UNITS ? nu : TOPIC_UNITS;
-    for (Py_ssize_t i = 0; i < upto && PyList_GET_SIZE(terms) < TOPIC_TERMS; i++) {
+    for (Py_ssize_t i = 0; i < upto && nfound < TOPIC_TERMS; i++) {
         const unit_t *u = &units[i];
         uint32_t h;
         int add = 0;
@@ -1119,19 +1126,25 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
         else {
             prev = -1;
             if (u->cps > 2) {
-                h = crc32_update(0, utf8 + u->start, (size_t)u->len);
+                h = crc32_inline(0, utf8 + u->start, (size_t)u->len);
                 add = !is_stop(utf8 + u->start, u->len, h);
             }
         }
         if (add) {
-            PyObject *v = PyLong_FromUnsignedLong(h);
-            if (v == NULL || PyList_Append(terms, v) < 0) {
-                Py_XDECREF(v);
-                Py_DECREF(terms);
-                goto done;
-            }
-            Py_DECREF(v);
+            found[nfound++] = h;
         }
+    }
+    PyObject *terms = PyList_New(nfound);
+    if (terms == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nfound; i++) {
+        PyObject *v = PyLong_FromUnsignedLong(found[i]);
+        if (v == NULL) {
+            Py_DECREF(terms);
+            goto done;
+        }
+        PyList_SET_ITEM(terms, i, v);
     }
     result = make_result(words, size, elicit, terms, anchor);
 done:
@@ -1312,7 +1325,20 @@ features_raw(PyObject *self, PyObject *s)
             return PyErr_NoMemory();
         }
         const uint8_t *src = data;
-        for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t i = 0;
+        /* 8 bytes at a time: every byte is below 0x80, so adding 0x3F ('A'
+         * + 0x3F = 0x80) sets a byte's top bit from 'A' up and adding 0x25
+         * ('Z' + 0x25 = 0x7F) from 'Z' + 1 up, with no carry between bytes;
+         * the difference marks A-Z, whose bit 0x20 is then set */
+        for (; i + 8 <= n; i += 8) {
+            uint64_t x;
+            memcpy(&x, src + i, 8);
+            uint64_t upper = (x + 0x3F3F3F3F3F3F3F3Full) & ~(x + 0x2525252525252525ull)
+                             & 0x8080808080808080ull;
+            x |= upper >> 2;
+            memcpy(low + i, &x, 8);
+        }
+        for (; i < n; i++) {
             low[i] = ascii_lower[src[i]];
         }
         result = core(PyUnicode_1BYTE_KIND, low, n, 1);
@@ -1398,8 +1424,8 @@ features_raw(PyObject *self, PyObject *s)
                 int tk = PyUnicode_KIND(t);
                 const void *td = PyUnicode_DATA(t);
                 m = seg_m;
-                if (m + (size_t)tn + 1 > cap) {
-                    cap = cap * 2 + (size_t)tn;
+                if (m + (size_t)tn + (size_t)(n - j) + 1 > cap) {
+                    cap = cap * 2 + (size_t)tn + (size_t)(n - j);
                     Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
                     if (grown == NULL) {
                         Py_DECREF(t);
@@ -1421,7 +1447,9 @@ features_raw(PyObject *self, PyObject *s)
                 continue;
             }
         }
-        if (m + (size_t)rlen + 1 > cap) {
+        /* room: cap >= m + (n - i) + 1 holds at the top of every round, so a
+         * character that stays one needs no check */
+        if (rlen > 1 && m + (size_t)rlen + (size_t)(n - i) > cap) {
             cap = cap * 2 + (size_t)rlen;
             Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
             if (grown == NULL) {
@@ -1441,11 +1469,14 @@ features_raw(PyObject *self, PyObject *s)
     }
     /* after the loop: a piece normalised by the Python may have replaced
      * characters already counted */
-    Py_UCS4 maxc = 0;
+    int all_ascii = 1;
     for (size_t i = 0; i < m; i++) {
-        maxc |= buf[i];
+        if (buf[i] >= 0x80) {
+            all_ascii = 0;
+            break;
+        }
     }
-    if (maxc < 0x80) { /* ASCII after all ("ﬁle" is "file"): as bytes */
+    if (all_ascii) { /* ASCII after all ("ﬁle" is "file"): as bytes */
         uint8_t *low = PyMem_Malloc(m + 1);
         if (low == NULL) {
             PyErr_NoMemory();

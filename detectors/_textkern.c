@@ -1307,6 +1307,142 @@ norm_fill(Py_UCS4 c)
     return st;
 }
 
+/* features_raw's normalisation of a non-ASCII text into *bufp (UCS-4, *mp
+ * characters, *capp room), one loop per kind (a constant when inlined), so
+ * that PyUnicode_READ does not branch on the kind per character. 0, or -1
+ * with an exception; *bufp stays the caller's to free either way. */
+static inline __attribute__((always_inline)) int
+norm_into(int kind, const void *data, Py_ssize_t n, PyObject *s, Py_UCS4 **bufp, size_t *capp,
+          size_t *mp)
+{
+    Py_UCS4 *buf = *bufp;
+    size_t cap = *capp, m = 0;
+    int last_ccc = 0; /* of the previous character's decomposition's end */
+    /* the last normalisation boundary: a character whose decomposition
+     * starts with a starter that composes with nothing before it (ASCII, or
+     * a table character of first class 0). Nothing composes or reorders
+     * across one, so the normalisation of a text is that of its pieces
+     * between boundaries: a character the table cannot take sends only its
+     * piece through norm_text, not the whole text (the whole text was 10% of
+     * the kernel's instructions for 1.2% of prompts) */
+    Py_ssize_t seg_i = 0;
+    size_t seg_m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const Py_UCS4 *rep = NULL;
+        Py_ssize_t rlen = 0;
+        if (c < 0x80) {
+            c = c >= 'A' && c <= 'Z' ? c | 0x20 : c;
+            last_ccc = 0;
+            seg_i = i;
+            seg_m = m;
+        }
+        else {
+            int ok = norm_lookup(c, &rep, &rlen);
+            if (ok < 0) {
+                goto fail;
+            }
+            if (ok == 1) {
+                /* a mark after marks of a higher class would be reordered */
+                int first = T.norm_ccc[c] >> 8;
+                if (first == 0) {
+                    seg_i = i;
+                    seg_m = m;
+                }
+                else if (last_ccc > first) {
+                    ok = 0;
+                }
+                last_ccc = T.norm_ccc[c] & 0xFF;
+            }
+            if (ok == 0) { /* its piece, up to the next boundary, through the Python */
+                Py_ssize_t j = i + 1;
+                for (; j < n; j++) {
+                    Py_UCS4 d = PyUnicode_READ(kind, data, j);
+                    if (d < 0x80) {
+                        break;
+                    }
+                    const Py_UCS4 *drep;
+                    Py_ssize_t dlen;
+                    int dok = norm_lookup(d, &drep, &dlen);
+                    if (dok < 0) {
+                        goto fail;
+                    }
+                    if (dok == 1 && (T.norm_ccc[d] >> 8) == 0) {
+                        break;
+                    }
+                }
+                PyObject *piece = PyUnicode_Substring(s, seg_i, j);
+                if (piece == NULL) {
+                    goto fail;
+                }
+                PyObject *t = PyObject_CallOneArg(T.norm_text, piece);
+                Py_DECREF(piece);
+                if (t == NULL) {
+                    goto fail;
+                }
+                if (!PyUnicode_Check(t)) {
+                    Py_DECREF(t);
+                    PyErr_SetString(PyExc_TypeError, "norm_text must return str");
+                    goto fail;
+                }
+                Py_ssize_t tn = PyUnicode_GET_LENGTH(t);
+                int tk = PyUnicode_KIND(t);
+                const void *td = PyUnicode_DATA(t);
+                m = seg_m;
+                if (m + (size_t)tn + (size_t)(n - j) + 1 > cap) {
+                    cap = cap * 2 + (size_t)tn + (size_t)(n - j);
+                    Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
+                    if (grown == NULL) {
+                        Py_DECREF(t);
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    buf = grown;
+                }
+                for (Py_ssize_t k = 0; k < tn; k++) {
+                    buf[m++] = PyUnicode_READ(tk, td, k);
+                }
+                Py_DECREF(t);
+                /* j is a boundary (or the end): the next character starts
+                 * a piece of its own */
+                seg_i = j;
+                seg_m = m;
+                last_ccc = 0;
+                i = j - 1;
+                continue;
+            }
+        }
+        /* room: cap >= m + (n - i) + 1 holds at the top of every round, so a
+         * character that stays one needs no check */
+        if (rlen > 1 && m + (size_t)rlen + (size_t)(n - i) > cap) {
+            cap = cap * 2 + (size_t)rlen;
+            Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            buf = grown;
+        }
+        if (rlen == 0) {
+            buf[m++] = c;
+        }
+        else {
+            for (Py_ssize_t j = 0; j < rlen; j++) {
+                buf[m++] = rep[j];
+            }
+        }
+    }
+    *bufp = buf;
+    *capp = cap;
+    *mp = m;
+    return 0;
+fail:
+    *bufp = buf;
+    *capp = cap;
+    *mp = m;
+    return -1;
+}
+
 /* features(text.normalize(s)) for a prompt already cut to its scanned part:
  * ASCII is lowered here; other text is normalised character by character
  * from a table filled by norm_char (text._norm_char: NFKC + case fold of one
@@ -1361,120 +1497,18 @@ features_raw(PyObject *self, PyObject *s)
     if (buf == NULL) {
         return PyErr_NoMemory();
     }
-    int last_ccc = 0; /* of the previous character's decomposition's end */
-    /* the last normalisation boundary: a character whose decomposition
-     * starts with a starter that composes with nothing before it (ASCII, or
-     * a table character of first class 0). Nothing composes or reorders
-     * across one, so the normalisation of a text is that of its pieces
-     * between boundaries: a character the table cannot take sends only its
-     * piece through norm_text, not the whole text (the whole text was 10% of
-     * the kernel's instructions for 1.2% of prompts) */
-    Py_ssize_t seg_i = 0;
-    size_t seg_m = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        const Py_UCS4 *rep = NULL;
-        Py_ssize_t rlen = 0;
-        if (c < 0x80) {
-            c = c >= 'A' && c <= 'Z' ? c | 0x20 : c;
-            last_ccc = 0;
-            seg_i = i;
-            seg_m = m;
-        }
-        else {
-            int ok = norm_lookup(c, &rep, &rlen);
-            if (ok < 0) {
-                goto done;
-            }
-            if (ok == 1) {
-                /* a mark after marks of a higher class would be reordered */
-                int first = T.norm_ccc[c] >> 8;
-                if (first == 0) {
-                    seg_i = i;
-                    seg_m = m;
-                }
-                else if (last_ccc > first) {
-                    ok = 0;
-                }
-                last_ccc = T.norm_ccc[c] & 0xFF;
-            }
-            if (ok == 0) { /* its piece, up to the next boundary, through the Python */
-                Py_ssize_t j = i + 1;
-                for (; j < n; j++) {
-                    Py_UCS4 d = PyUnicode_READ(kind, data, j);
-                    if (d < 0x80) {
-                        break;
-                    }
-                    const Py_UCS4 *drep;
-                    Py_ssize_t dlen;
-                    int dok = norm_lookup(d, &drep, &dlen);
-                    if (dok < 0) {
-                        goto done;
-                    }
-                    if (dok == 1 && (T.norm_ccc[d] >> 8) == 0) {
-                        break;
-                    }
-                }
-                PyObject *piece = PyUnicode_Substring(s, seg_i, j);
-                if (piece == NULL) {
-                    goto done;
-                }
-                PyObject *t = PyObject_CallOneArg(T.norm_text, piece);
-                Py_DECREF(piece);
-                if (t == NULL) {
-                    goto done;
-                }
-                if (!PyUnicode_Check(t)) {
-                    Py_DECREF(t);
-                    PyErr_SetString(PyExc_TypeError, "norm_text must return str");
-                    goto done;
-                }
-                Py_ssize_t tn = PyUnicode_GET_LENGTH(t);
-                int tk = PyUnicode_KIND(t);
-                const void *td = PyUnicode_DATA(t);
-                m = seg_m;
-                if (m + (size_t)tn + (size_t)(n - j) + 1 > cap) {
-                    cap = cap * 2 + (size_t)tn + (size_t)(n - j);
-                    Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
-                    if (grown == NULL) {
-                        Py_DECREF(t);
-                        PyErr_NoMemory();
-                        goto done;
-                    }
-                    buf = grown;
-                }
-                for (Py_ssize_t k = 0; k < tn; k++) {
-                    buf[m++] = PyUnicode_READ(tk, td, k);
-                }
-                Py_DECREF(t);
-                /* j is a boundary (or the end): the next character starts
-                 * a piece of its own */
-                seg_i = j;
-                seg_m = m;
-                last_ccc = 0;
-                i = j - 1;
-                continue;
-            }
-        }
-        /* room: cap >= m + (n - i) + 1 holds at the top of every round, so a
-         * character that stays one needs no check */
-        if (rlen > 1 && m + (size_t)rlen + (size_t)(n - i) > cap) {
-            cap = cap * 2 + (size_t)rlen;
-            Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            buf = grown;
-        }
-        if (rlen == 0) {
-            buf[m++] = c;
-        }
-        else {
-            for (Py_ssize_t j = 0; j < rlen; j++) {
-                buf[m++] = rep[j];
-            }
-        }
+    int st;
+    if (kind == PyUnicode_4BYTE_KIND) {
+        st = norm_into(PyUnicode_4BYTE_KIND, data, n, s, &buf, &cap, &m);
+    }
+    else if (kind == PyUnicode_2BYTE_KIND) {
+        st = norm_into(PyUnicode_2BYTE_KIND, data, n, s, &buf, &cap, &m);
+    }
+    else {
+        st = norm_into(PyUnicode_1BYTE_KIND, data, n, s, &buf, &cap, &m);
+    }
+    if (st < 0) {
+        goto done;
     }
     /* after the loop: a piece normalised by the Python may have replaced
      * characters already counted */

@@ -13,8 +13,10 @@
  *               None when a word holding it is stripped whole by
  *     strip_word(word) -> str        (text._strip_marks)
  *     norm_char(ch) -> str | None    text.normalize of one character, or
- *               None when a text holding it is normalised whole by
- *     norm_text(text) -> str         (NFKC + casefold, text._norm_char)
+ *               None when the piece of text around it (between the
+ *               normalisation boundaries before and after it) is
+ *               normalised by
+ *     norm_text(text) -> str         (NFKC + casefold, text._nfkc_casefold)
  *     Class bits: 1 reasoning, 2 reveal, 4 grading, 8 graded thing.
  *
  * features(text) -> (sketch, size, elicit, terms, anchor)
@@ -186,7 +188,7 @@ static struct {
     int stop_head[STOP_BUCKETS];
     PyObject *strip_char, *strip_word, *norm_char, *norm_text;
     /* normalisation per code point: 0 unknown, 1 itself, 2 the text goes
-     * whole through norm_text, 3 mapped (norm_map) */
+     * through norm_text (its piece), 3 mapped (norm_map) */
     uint8_t *norm_state;
     /* the unit class of each BMP code point: 0 separator, 1 in a word,
      * 2 a unit alone (a script without spaces) */
@@ -444,7 +446,7 @@ configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
      * positions hold a multiple of the stride. So reading the text's grams
      * at the multiples of the stride only, and each pattern under every one
      * of its grams, finds every occurrence of every pattern (the scan read
-     * every byte: a twelfth of replay's instructions) */
+     * every byte: about 8% of replay's instructions) */
     size_t ngrams = 0;
     Py_ssize_t shortest = 4;
     for (int i = 0; i < T.npats; i++) {
@@ -570,8 +572,8 @@ static uint32_t set_epoch;
 static Py_ssize_t
 distinct_count(uint32_t *a, Py_ssize_t n)
 {
-    if (n < 8) { /* insertion sort, then count the runs (the hash set below
-                  * is cheaper from a few dozen values down to about 8) */
+    if (n < 8) { /* insertion sort, then count the runs (from 8 values on,
+                  * the hash set below: the sort's moves grow with n) */
         for (Py_ssize_t i = 1; i < n; i++) {
             uint32_t v = a[i];
             Py_ssize_t j = i;
@@ -1190,7 +1192,7 @@ features(PyObject *self, PyObject *text)
 }
 
 /* one code point's normalisation, asking norm_char the first time; -1 on
- * error, 0 when the text must be normalised whole, else 1 with out and outlen
+ * error, 0 when its piece must go through norm_text, else 1 with out and outlen
  * set (outlen 0: the character itself) */
 static int norm_fill(Py_UCS4 c);
 
@@ -1447,7 +1449,7 @@ fail:
  * ASCII is lowered here; other text is normalised character by character
  * from a table filled by norm_char (text._norm_char: NFKC + case fold of one
  * character, when a text's is the concatenation of its characters'), else
- * whole by norm_text. */
+ * by norm_text, piece by piece (norm_into). */
 static PyObject *
 features_raw(PyObject *self, PyObject *s)
 {

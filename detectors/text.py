@@ -141,8 +141,10 @@ def _norm_char(ch: str) -> tuple[str, int, int] | None:
     """:func:`normalize` of one non-ASCII character and the combining classes
     of its compatibility decomposition's first and last characters, when a
     text's normalisation is the concatenation of its characters' (the C
-    kernel's per-character table); None when a text holding ``ch`` must be
-    normalised whole.
+    kernel's per-character table); None when the piece of text around ``ch``
+    (from the normalisation boundary before it to the one after it: a
+    character this function takes, of class 0 first) must go through
+    :func:`_nfkc_casefold`.
 
     It is when the decomposition starts with a starter that composes with
     nothing before it, or is a combining mark that composes with nothing and is

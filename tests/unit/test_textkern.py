@@ -146,6 +146,89 @@ def test_kernel_matches_python_on_the_elicitation_corpus(kernel: tuple[Any, _Fea
 def test_crc32_is_zlibs(kernel: tuple[Any, _Features]) -> None:
     for data in (b"", b"a", b"hello world", bytes(range(256)) * 5, b"\xff" * 9):
         assert kernel[0].crc32(data) == zlib.crc32(data)
+    # every length of the 8-, 4- and 1-3-byte steps, from every start
+    data = bytes(range(7, 256, 3)) * 2
+    for start in range(8):
+        for n in range(40):
+            assert kernel[0].crc32(data[start:start + n]) == zlib.crc32(data[start:start + n])
+
+
+def test_every_pattern_is_found_at_every_offset(kernel: tuple[Any, _Features]) -> None:
+    # the scan reads the text's 4-byte grams at every few bytes only: a
+    # pattern must be found wherever it starts, at the text's ends too
+    mod, features = kernel
+    for pattern in list(text._IDIOMS) + [m for m, _ in text._NOSPACE_MARKERS]:
+        for pad in range(9):
+            for raw in (pattern, "x" * pad + pattern, "é" * pad + pattern + "z" * pad,
+                        "y " * pad + pattern + " w"):
+                norm = text.normalize(raw, len(raw))
+                assert features(norm) == text._features(norm)
+                assert mod.features_raw(raw) == text._features(norm)
+
+
+def test_ascii_is_lowered_at_every_alignment(kernel: tuple[Any, _Features]) -> None:
+    # features_raw lowers ASCII 8 bytes at a time: every byte at every place
+    mod, _ = kernel
+    every = "".join(map(chr, range(128)))
+    for pad in range(9):
+        for raw in ("Q" * pad + every, every[pad:] + every[:pad] + " STEP BY STEP"):
+            assert mod.features_raw(raw) == text._features(raw.lower())
+
+
+_UNTABLED = ["न\u093c", "\u093c", "\u1161", "\u11a8", "\u0301", "\u0bbe", "\u0e38\u0e48",
+             "\u0651\u064b", "\u094d\u093c"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_UNTABLED), _PIECES), max_size=40),
+       st.sampled_from(["", " ", "a", "ह"]))
+def test_a_character_the_table_cannot_take_normalises_its_piece_only(
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[str], sep: str
+) -> None:
+    # the kernel sends the text between the normalisation boundaries around
+    # such a character through norm_text, not the whole text: the same result
+    mod = _private_kernel(tmp_path_factory)
+    raw = sep.join(pieces)
+    norm = text.normalize(raw, len(raw))
+    _SEEN.clear()
+    assert mod.features_raw(raw) == text._features(norm)
+    # pieces of the text, each once
+    assert sum(map(len, _SEEN)) <= len(raw)
+    assert all(piece in raw for piece in _SEEN)
+
+
+_SEEN: list[str] = []
+_PRIVATE: list[Any] = []
+
+
+def _private_kernel(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A kernel of its own whose norm_text records what it is given."""
+    if not _PRIVATE:
+        mod = _compile(tmp_path_factory.mktemp("textkern_private"))
+
+        def norm_text(piece: str) -> str:
+            _SEEN.append(piece)
+            return text._nfkc_casefold(piece)
+
+        entries = [(e, text._CLASS_BITS[cls]) for t in text._PREFIXES for es in t.values()
+                   for e, cls in es]
+        mod.configure(list(text._NOSPACE_RANGES), list(text._IDIOMS), entries,
+                      [(m, text._CLASS_BITS[cls]) for m, cls in text._NOSPACE_MARKERS],
+                      sorted(text._STOP), text._strip_char, text._strip_marks,
+                      text._norm_char, norm_text)
+        _PRIVATE.append(mod)
+    return _PRIVATE[0]
+
+
+def test_a_long_text_sends_only_the_piece_around_a_nukta(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    mod = _private_kernel(tmp_path_factory)
+    raw = "समझाएं कदम दर कदम " * 40 + "\u092b\u093c\u093e\u0907\u0932" + " तर्क दें" * 40
+    _SEEN.clear()
+    assert mod.features_raw(raw) == text._features(text.normalize(raw, len(raw)))
+    # from the consonant before the nukta to the vowel sign after it
+    assert _SEEN == ["\u092b\u093c"]
 
 
 def test_configure_refuses_tables_it_cannot_hold(tmp_path: Path) -> None:

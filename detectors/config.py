@@ -370,7 +370,7 @@ class DetectorConfig:
     stable_discount: float = 0.7
     grading_ratio_log2: float = 0.0
     reasoning_ratio_log2: float = 2.0
-    fresh_gap_events: float = 3.0
+    fresh_gap_events: float = 5.0
     stable_min_events: float = 4.0
     harvest_min_events: float = 10.0
     fresh_pct_lo: float = 0.9

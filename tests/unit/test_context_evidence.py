@@ -91,6 +91,27 @@ def test_a_heavy_account_first_seen_late_is_new_and_a_light_one_may_predate() ->
     assert early is not None and det.predates(early, early.last_ts - early.first_ts)
 
 
+def test_a_busy_account_first_seen_a_minute_in_predates_a_stream_of_many() -> None:
+    # ~3 requests a minute, first seen 80 s after the partition's first event: a
+    # Poisson account already active is silent that long with probability
+    # e^-4 (2%). Of the thousand accounts active when a partition starts, one in
+    # twenty at e^-3 would be taken for new and read with a new account's
+    # evidence; at e^-5, one in 150.
+    def first_seen_at(cfg: DetectorConfig, offset: float, gap: float) -> bool:
+        det = Detector(cfg)
+        det.process(None, Event(T0, "first"))
+        state = None
+        for i in range(20):
+            state, _ = det.process(state, Event(T0 + offset + gap * i, "acct"))
+        assert state is not None
+        return det.predates(state, state.last_ts - state.first_ts)
+
+    assert first_seen_at(DetectorConfig(), 80.0, 20.0)
+    assert not first_seen_at(DetectorConfig(fresh_gap_events=3.0), 80.0, 20.0)
+    # the same account first seen 10 minutes in would have sent ~30: it is new
+    assert not first_seen_at(DetectorConfig(), 600.0, 20.0)
+
+
 # ----------------------------------------------------------- what it takes
 def test_take_home_ramp_on_output_over_input_and_neutral_without_tokens() -> None:
     det = Detector()

@@ -206,8 +206,14 @@ def _cluster_keys(firing: list[Mapping[str, Any]], since: float | None, key: byt
         campaign_id = stix_id("campaign", str(alert.get("dedup_key")),
                               str(alert.get("episode_start")))
         start = _time_of(alert, "episode_start") or t
+        # a record may carry an event time before its episode's start (a
+        # member named at the time of its own event): first seen is the
+        # earlier of the two, so that last_seen >= first_seen (STIX 2.1)
+        if t < start:
+            start = t
         c = campaigns.setdefault(campaign_id, {"first": start, "last": t, "score": 0.0,
                                                "accounts": 0})
+        c["first"] = min(c["first"], start)
         c["last"] = max(c["last"], t)
         c["score"] = max(c["score"], float(alert.get("score", 0.0)))
         c["accounts"] = max(c["accounts"], int(alert.get("account_count") or 0))

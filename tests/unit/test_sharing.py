@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_string
 
 from detectors.engine import Detector
+from detectors.response import format_time
 from detectors.schema import Event
 from detectors.watchlist import Watchlist, hmac_hex
 from streams.response.indicators import validate_bundle
@@ -49,6 +50,22 @@ def test_bundle_validates_and_shares_only_hashes_and_networks():
     assert TLP_IDS["clear"] in bundle_objects([cluster_alert()], tlp="clear")[0]
     with pytest.raises(ValueError):
         bundle_objects([cluster_alert()], tlp="purple")
+
+
+def test_a_record_timed_before_its_episode_start_still_gives_a_valid_campaign():
+    # a campaign record whose event time precedes the episode start it names
+    # (seen on the embedded-broker end-to-end run): first_seen <= last_seen
+    early = cluster_alert()
+    early["ts"], early["episode_start"] = format_time(T0 + 60), format_time(T0 + 900)
+    later = cluster_alert()
+    later["ts"], later["episode_start"] = format_time(T0 + 1200), format_time(T0 + 900)
+    for alerts in ([early], [later, early]):
+        text, objects = bundle_objects(alerts)
+        result = validate_string(text, ValidationOptions(version="2.1", strict=True))
+        assert result.is_valid, (result.errors, result.warnings)
+        campaign = next(o for o in objects if o["type"] == "campaign")
+        assert campaign["first_seen"][:19] == format_time(T0 + 60)[:19]
+        assert campaign["last_seen"] >= campaign["first_seen"]
 
 
 @settings(max_examples=12, deadline=None)

@@ -879,6 +879,10 @@ class Detector:
         Updates ``cur_peak`` (the running period's peak, negative once a page
         was open during it), ``bst_peak`` and ``bst_ts``."""
         cfg = self.config
+        # the kept peak, decayed to now (one pow per event, only once one is kept)
+        seen = state.bst_peak
+        if seen > 0.0:
+            seen *= math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
         cur = state.cur_peak
         if state.episode_start and cur > 0.0:
             cur = -cur
@@ -886,19 +890,13 @@ class Detector:
         if rate > top:
             cur = rate if cur >= 0.0 else -rate
         elif rate < cfg.seen_burst_end * top:
-            if cur > 0.0:
-                seen = state.bst_peak
-                if seen > 0.0:
-                    seen *= math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
-                if top > seen:
-                    state.bst_peak = top
-                    state.bst_ts = t
+            if cur > 0.0 and top > seen:
+                state.bst_peak = seen = top
+                state.bst_ts = t
             cur = rate
         state.cur_peak = cur
-        if state.bst_peak > 0.0:
-            seen = state.bst_peak * math.pow(2.0, (state.bst_ts - t) / cfg.seen_burst_half_life_s)
-            if rate <= cfg.seen_burst_margin * seen:
-                return 1.0 - cfg.stable_discount
+        if seen > 0.0 and rate <= cfg.seen_burst_margin * seen:
+            return 1.0 - cfg.stable_discount
         return 1.0
 
     def _steady(self, state: AccountState, ws: float, wl: float, age: float) -> bool:

@@ -886,13 +886,15 @@ text_units(int kind, const void *data, Py_ssize_t n, uint8_t *out, unit_t *units
 }
 
 /* the features of a text given as code points of one kind (ascii: all < 0x80) */
+static PyObject *core_rest(int kind, const void *data, int ascii, const uint8_t *utf8,
+                           Py_ssize_t nbytes, const unit_t *units, Py_ssize_t nu);
+
 static PyObject *
 core(int kind, const void *data, Py_ssize_t n, int ascii)
 {
     PyObject *result = NULL;
-    uint8_t *utf8_own = NULL, *scratch = NULL;
+    uint8_t *utf8_own = NULL;
     unit_t *units = NULL;
-    uint32_t *sh = NULL;
     const uint8_t *utf8;
     Py_ssize_t nbytes;
     /* 1. the UTF-8 text and its units, in one pass */
@@ -946,6 +948,23 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
         utf8 = utf8_own;
         nbytes = at;
     }
+    result = core_rest(kind, data, ascii, utf8, nbytes, units, nu);
+done:
+    PyMem_Free(units);
+    PyMem_Free(utf8_own);
+    return result;
+}
+
+/* steps 2-5 of core, from the UTF-8 text and its units (not owned); kind and
+ * data are the code points the units index (cp_start), read for non-ASCII
+ * words only */
+static PyObject *
+core_rest(int kind, const void *data, int ascii, const uint8_t *utf8, Py_ssize_t nbytes,
+          const unit_t *units, Py_ssize_t nu)
+{
+    PyObject *result = NULL;
+    uint8_t *scratch = NULL;
+    uint32_t *sh = NULL;
     if (nu == 0) {
         uint32_t ones[4] = {1, 1, 1, 1};
         PyObject *terms = PyList_New(0);
@@ -1159,8 +1178,6 @@ core(int kind, const void *data, Py_ssize_t n, int ascii)
     }
     result = make_result(words, size, elicit, terms, anchor);
 done:
-    PyMem_Free(units);
-    PyMem_Free(utf8_own);
     PyMem_Free(sh);
     PyMem_Free(scratch);
     return result;
@@ -1315,11 +1332,14 @@ norm_fill(Py_UCS4 c)
  * with an exception; *bufp stays the caller's to free either way. */
 static inline __attribute__((always_inline)) int
 norm_into(int kind, const void *data, Py_ssize_t n, PyObject *s, Py_UCS4 **bufp, size_t *capp,
-          size_t *mp)
+          size_t *mp, Py_ssize_t i0, Py_ssize_t seg_i0, size_t seg_m0, int last_ccc0)
 {
+    /* from character i0 on, with *mp characters in *bufp and the state the
+     * loop had at the top of round i0 (all 0 from the start); norm_units
+     * hands over here when a character needs the Python */
     Py_UCS4 *buf = *bufp;
-    size_t cap = *capp, m = 0;
-    int last_ccc = 0; /* of the previous character's decomposition's end */
+    size_t cap = *capp, m = *mp;
+    int last_ccc = last_ccc0; /* of the previous character's decomposition's end */
     /* the last normalisation boundary: a character whose decomposition
      * starts with a starter that composes with nothing before it (ASCII, or
      * a table character of first class 0). Nothing composes or reorders
@@ -1327,9 +1347,9 @@ norm_into(int kind, const void *data, Py_ssize_t n, PyObject *s, Py_UCS4 **bufp,
      * between boundaries: a character the table cannot take sends only its
      * piece through norm_text, not the whole text (the whole text was 10% of
      * the kernel's instructions for 1.2% of prompts) */
-    Py_ssize_t seg_i = 0;
-    size_t seg_m = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t seg_i = seg_i0;
+    size_t seg_m = seg_m0;
+    for (Py_ssize_t i = i0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         const Py_UCS4 *rep = NULL;
         Py_ssize_t rlen = 0;
@@ -1445,6 +1465,209 @@ fail:
     return -1;
 }
 
+/* the open run of unit characters and the units so far, of norm_units */
+typedef struct {
+    Py_ssize_t at, nu, run_start, run_cp, run_cps; /* run_start < 0: no open run */
+    int run_ascii;
+    Py_UCS4 high; /* the OR of every character: < 0x80 when all are ASCII */
+} unit_scan;
+
+/* one normalised character, the m-th: into buf, its UTF-8 into out and its
+ * units, exactly as text_units does for buf[m] */
+static inline __attribute__((always_inline)) void
+unit_put(unit_scan *u, Py_UCS4 *buf, uint8_t *out, unit_t *units, size_t m, Py_UCS4 c)
+{
+    buf[m] = c;
+    Py_ssize_t before = u->at;
+    u->at += put_utf8(out + before, c);
+    u->high |= c;
+    int uc = unit_class(c);
+    if (uc == 1) {
+        if (u->run_start < 0) {
+            u->run_start = before;
+            u->run_cp = (Py_ssize_t)m;
+            u->run_cps = 0;
+            u->run_ascii = 1;
+        }
+        u->run_cps++;
+        u->run_ascii &= c < 0x80;
+        return;
+    }
+    if (u->run_start >= 0) {
+        unit_t *t = &units[u->nu++];
+        t->start = u->run_start;
+        t->len = before - u->run_start;
+        t->cps = u->run_cps;
+        t->cp_start = u->run_cp;
+        t->nospace = 0;
+        t->ascii = u->run_ascii;
+        u->run_start = -1;
+    }
+    if (uc == 2) {
+        unit_t *t = &units[u->nu++];
+        t->start = before;
+        t->len = u->at - before;
+        t->cps = 1;
+        t->cp_start = (Py_ssize_t)m;
+        t->nospace = 1;
+        t->ascii = 0;
+    }
+}
+
+/* norm_into and core's step 1 (text_units) in one pass: the normalised
+ * characters into *bufp, their UTF-8 into *outp and the units into *unitsp
+ * (all three sized from *capp: cap, 4 cap + 4 and cap + 1; grown together).
+ * The two passes were a quarter of the kernel's instructions on the
+ * realistic workload. A character the table cannot take (norm_into sends its
+ * piece through the Python, which may replace characters already written)
+ * hands the rest over to norm_into, from that character with the loop's
+ * state; the caller then makes the UTF-8 and units from the whole, as
+ * before. 1: done in one pass (*nbytesp, *nup, *asciip set); 0: handed
+ * over (*bufp complete); -1 with an exception. The buffers stay the
+ * caller's to free either way. */
+static inline __attribute__((always_inline)) int
+norm_units(int kind, const void *data, Py_ssize_t n, PyObject *s, Py_UCS4 **bufp,
+           uint8_t **outp, unit_t **unitsp, size_t *capp, size_t *mp, Py_ssize_t *nbytesp,
+           Py_ssize_t *nup, int *asciip)
+{
+    Py_UCS4 *buf = *bufp;
+    uint8_t *out = *outp;
+    unit_t *units = *unitsp;
+    size_t cap = *capp, m = 0;
+    int last_ccc = 0;
+    Py_ssize_t seg_i = 0;
+    size_t seg_m = 0;
+    unit_scan u = {0, 0, -1, 0, 0, 1, 0};
+    int st = 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        const Py_UCS4 *rep = NULL;
+        Py_ssize_t rlen = 0;
+        if (c < 0x80) {
+            /* a run of ASCII (most characters of most non-ASCII prompts):
+             * lowered, one byte each, a unit character or a separator (never
+             * a unit alone), each a normalisation boundary */
+            for (;;) {
+                c = ascii_lower[c];
+                buf[m] = c;
+                out[u.at] = (uint8_t)c;
+                if (T.bmp_class[c]) {
+                    if (u.run_start < 0) {
+                        u.run_start = u.at;
+                        u.run_cp = (Py_ssize_t)m;
+                        u.run_cps = 0;
+                        u.run_ascii = 1;
+                    }
+                    u.run_cps++;
+                }
+                else if (u.run_start >= 0) {
+                    unit_t *t = &units[u.nu++];
+                    t->start = u.run_start;
+                    t->len = u.at - u.run_start;
+                    t->cps = u.run_cps;
+                    t->cp_start = u.run_cp;
+                    t->nospace = 0;
+                    t->ascii = u.run_ascii;
+                    u.run_start = -1;
+                }
+                u.at++;
+                m++;
+                if (i + 1 >= n) {
+                    break;
+                }
+                Py_UCS4 d = PyUnicode_READ(kind, data, i + 1);
+                if (d >= 0x80) {
+                    break;
+                }
+                c = d;
+                i++;
+            }
+            last_ccc = 0;
+            seg_i = i;
+            seg_m = m - 1;
+            continue;
+        }
+        int ok = norm_lookup(c, &rep, &rlen);
+        if (ok < 0) {
+            st = -1;
+            goto out;
+        }
+        int first = 0;
+        if (ok == 1) {
+            first = T.norm_ccc[c] >> 8;
+            if (first != 0 && last_ccc > first) {
+                ok = 0;
+            }
+        }
+        if (ok == 0) {
+            /* norm_into from round i, with the state at its top */
+            *mp = m;
+            st = norm_into(kind, data, n, s, &buf, &cap, mp, i, seg_i, seg_m, last_ccc) < 0 ? -1 : 0;
+            goto out;
+        }
+        if (first == 0) {
+            seg_i = i;
+            seg_m = m;
+        }
+        last_ccc = T.norm_ccc[c] & 0xFF;
+        /* room: cap >= m + (n - i) + 1 at the top of every round, as in
+         * norm_into; the UTF-8 (4 bytes a character at most) and the units
+         * (one a character at most) follow cap */
+        if (rlen > 1 && m + (size_t)rlen + (size_t)(n - i) > cap) {
+            cap = cap * 2 + (size_t)rlen;
+            Py_UCS4 *grown = PyMem_Realloc(buf, cap * sizeof(Py_UCS4));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                st = -1;
+                goto out;
+            }
+            buf = grown;
+            uint8_t *grown_out = PyMem_Realloc(out, cap * 4 + 4);
+            if (grown_out == NULL) {
+                PyErr_NoMemory();
+                st = -1;
+                goto out;
+            }
+            out = grown_out;
+            unit_t *grown_units = PyMem_Realloc(units, (cap + 1) * sizeof(unit_t));
+            if (grown_units == NULL) {
+                PyErr_NoMemory();
+                st = -1;
+                goto out;
+            }
+            units = grown_units;
+        }
+        if (rlen == 0) {
+            unit_put(&u, buf, out, units, m++, c);
+        }
+        else {
+            for (Py_ssize_t j = 0; j < rlen; j++) {
+                unit_put(&u, buf, out, units, m++, rep[j]);
+            }
+        }
+    }
+    if (u.run_start >= 0) {
+        unit_t *t = &units[u.nu++];
+        t->start = u.run_start;
+        t->len = u.at - u.run_start;
+        t->cps = u.run_cps;
+        t->cp_start = u.run_cp;
+        t->nospace = 0;
+        t->ascii = u.run_ascii;
+    }
+    out[u.at] = 0;
+    *mp = m;
+    *nbytesp = u.at;
+    *nup = u.nu;
+    *asciip = u.high < 0x80;
+out:
+    *bufp = buf;
+    *outp = out;
+    *unitsp = units;
+    *capp = cap;
+    return st;
+}
+
 /* features(text.normalize(s)) for a prompt already cut to its scanned part:
  * ASCII is lowered here; other text is normalised character by character
  * from a table filled by norm_char (text._norm_char: NFKC + case fold of one
@@ -1496,25 +1719,38 @@ features_raw(PyObject *self, PyObject *s)
     }
     size_t cap = (size_t)n + 64, m = 0;
     Py_UCS4 *buf = PyMem_Malloc(cap * sizeof(Py_UCS4));
-    if (buf == NULL) {
-        return PyErr_NoMemory();
+    uint8_t *out = PyMem_Malloc(cap * 4 + 4);
+    unit_t *units = PyMem_Malloc((cap + 1) * sizeof(unit_t));
+    if (buf == NULL || out == NULL || units == NULL) {
+        PyErr_NoMemory();
+        goto done;
     }
-    int st;
+    Py_ssize_t nbytes = 0, nu = 0;
+    int all_ascii = 0, st;
     if (kind == PyUnicode_4BYTE_KIND) {
-        st = norm_into(PyUnicode_4BYTE_KIND, data, n, s, &buf, &cap, &m);
+        st = norm_units(PyUnicode_4BYTE_KIND, data, n, s, &buf, &out, &units, &cap, &m, &nbytes,
+                        &nu, &all_ascii);
     }
     else if (kind == PyUnicode_2BYTE_KIND) {
-        st = norm_into(PyUnicode_2BYTE_KIND, data, n, s, &buf, &cap, &m);
+        st = norm_units(PyUnicode_2BYTE_KIND, data, n, s, &buf, &out, &units, &cap, &m, &nbytes,
+                        &nu, &all_ascii);
     }
     else {
-        st = norm_into(PyUnicode_1BYTE_KIND, data, n, s, &buf, &cap, &m);
+        st = norm_units(PyUnicode_1BYTE_KIND, data, n, s, &buf, &out, &units, &cap, &m, &nbytes,
+                        &nu, &all_ascii);
     }
     if (st < 0) {
         goto done;
     }
+    if (st == 1) {
+        /* what core gives for buf (kind 4, or its bytes when all ASCII: the
+         * same UTF-8 and units, and the ASCII path reads no code points) */
+        result = core_rest(PyUnicode_4BYTE_KIND, buf, all_ascii, out, nbytes, units, nu);
+        goto done;
+    }
     /* after the loop: a piece normalised by the Python may have replaced
      * characters already counted */
-    int all_ascii = 1;
+    all_ascii = 1;
     for (size_t i = 0; i < m; i++) {
         if (buf[i] >= 0x80) {
             all_ascii = 0;
@@ -1538,6 +1774,8 @@ features_raw(PyObject *self, PyObject *s)
     }
 done:
     PyMem_Free(buf);
+    PyMem_Free(out);
+    PyMem_Free(units);
     return result;
 }
 

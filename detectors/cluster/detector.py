@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any
 
 import orjson
@@ -239,10 +238,18 @@ class ClusterDetector:
         # full: bottom-k by account hash (stale members are pruned when scoring)
         evict = c._evict
         if evict is None:
-            # the largest hash, and the first member (in sample order) carrying it
-            hs = [m.h for m in members.values()]
-            top_h = max(hs)
-            evict = c._evict = (top_h, next(islice(members, hs.index(top_h), None)))
+            # the largest hash, and the first member (in sample order) carrying
+            # it: one pass (was a list of the hashes, max, index and a walk to
+            # that index); the sample is full, so there is a first member
+            top_h = 0
+            top_a = ""
+            first = True
+            for a, m in members.items():
+                if first or m.h > top_h:
+                    top_h = m.h
+                    top_a = a
+                    first = False
+            evict = c._evict = (top_h, top_a)
         if h >= evict[0]:
             return
         gone = members.pop(evict[1])

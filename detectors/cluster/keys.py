@@ -70,6 +70,15 @@ def account_hash(account_id: str) -> int:
     )
 
 
+# ip_prefix's answers by address text ("" for None): a summary asks for its
+# event's address every time, and an IPv6 address through ``ipaddress`` (run
+# as interpreted Python) cost ~11k instructions. Bounded: cleared when full,
+# and only texts as long as an address (with a zone) are kept.
+_PREFIXES: dict[str, str] = {}
+_PREFIXES_MAX: Final = 65_536
+_PREFIX_TEXT_MAX: Final = 64
+
+
 def ip_prefix(ip: str | None) -> str | None:
     """The IPv4 /24 or IPv6 /48 network of an address, as text; None if unparseable.
 
@@ -82,6 +91,18 @@ def ip_prefix(ip: str | None) -> str | None:
     """
     if not ip:
         return None
+    known = _PREFIXES.get(ip)
+    if known is not None:
+        return known or None
+    net = _ip_prefix(ip)
+    if len(ip) <= _PREFIX_TEXT_MAX:
+        if len(_PREFIXES) >= _PREFIXES_MAX:
+            _PREFIXES.clear()
+        _PREFIXES[ip] = net or ""
+    return net
+
+
+def _ip_prefix(ip: str) -> str | None:
     text = ip.strip()
     parts = text.split(".")
     if len(parts) == 4 and ":" not in text:
@@ -99,9 +120,9 @@ def ip_prefix(ip: str | None) -> str | None:
     if isinstance(addr, ipaddress.IPv6Address):
         mapped = addr.ipv4_mapped
         if mapped is not None:
-            return ip_prefix(str(mapped))
+            return _ip_prefix(str(mapped))
         return str(ipaddress.IPv6Network((addr, 48), strict=False))
-    return ip_prefix(str(addr))
+    return _ip_prefix(str(addr))
 
 
 def _norm(value: str | None, limit: int = 200) -> str | None:

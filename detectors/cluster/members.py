@@ -18,7 +18,10 @@ from detectors.errors import CorruptState
 _VERSION: Final = 1
 
 
-@dataclass(slots=True)
+# init=False and the __init__ below: compiled (tools.native), the __init__
+# that dataclass generates is interpreted Python, 4k instructions a member,
+# one member for every summary applied to a sampled cluster
+@dataclass(slots=True, init=False)
 class Member:
     """The latest behaviour of one sampled member of a cluster."""
 
@@ -34,6 +37,34 @@ class Member:
     rate: float
     score: float
     keys: tuple[str, ...]
+
+    def __init__(
+        self,
+        h: int,
+        first_ts: float,
+        last_ts: float,
+        top: str,
+        top_share: float,
+        fps: tuple[int, ...],
+        template: float,
+        elicitation: float,
+        flatness: float,
+        rate: float,
+        score: float,
+        keys: tuple[str, ...],
+    ) -> None:
+        self.h = h
+        self.first_ts = first_ts
+        self.last_ts = last_ts
+        self.top = top
+        self.top_share = top_share
+        self.fps = fps
+        self.template = template
+        self.elicitation = elicitation
+        self.flatness = flatness
+        self.rate = rate
+        self.score = score
+        self.keys = keys
 
     def to_json(self) -> list[Any]:
         return [

@@ -59,6 +59,21 @@ from tests.helpers.summaries import (
 )
 def test_ip_prefix(ip, net):
     assert ip_prefix(ip) == net
+    assert ip_prefix(ip) == net  # again, from the memo
+
+
+def test_ip_prefix_memo_is_bounded(monkeypatch):
+    from detectors.cluster import keys
+
+    monkeypatch.setattr(keys, "_PREFIXES", {})
+    addresses = [f"2001:{i // 65536:x}:{i % 65536:x}::1" for i in range(keys._PREFIXES_MAX + 10)]
+    for a in addresses:
+        assert ip_prefix(a) == keys._ip_prefix(a) is not None
+    assert 0 < len(keys._PREFIXES) <= keys._PREFIXES_MAX
+    assert ip_prefix(addresses[-1]) == ip_prefix(addresses[-1].upper())
+    # no text longer than an address is kept
+    long = "1" * (keys._PREFIX_TEXT_MAX + 1)
+    assert ip_prefix(long) is None and long not in keys._PREFIXES
 
 
 def test_linkage_keys_from_event_fields():

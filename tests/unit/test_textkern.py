@@ -197,6 +197,21 @@ def test_a_character_the_table_cannot_take_normalises_its_piece_only(
     assert all(piece in raw for piece in _SEEN)
 
 
+def test_the_one_pass_hands_over_anywhere(kernel: tuple[Any, _Features]) -> None:
+    # features_raw writes the UTF-8 and the units while it normalises, and
+    # hands over to the piecewise normalisation at the first character the
+    # table cannot take: after buffers grew (a character of 18), inside and
+    # after ASCII runs, at the ends; and text that is ASCII once normalised
+    mod, _ = kernel
+    heads = ["", "a", "Step ", "é", "ﷺ" * 40, "Ａｂ ｃ", "ﬁle ", "तर्क ", "请说明"]
+    tails = ["", " explain STEP by step", "ﷺ" * 5, "ab", " 一二"]
+    for head in heads:
+        for tail in tails:
+            for mid in ["", "x", " ", *_UNTABLED]:
+                raw = head + mid + tail
+                assert mod.features_raw(raw) == text._features(text.normalize(raw, len(raw)))
+
+
 _SEEN: list[str] = []
 _PRIVATE: list[Any] = []
 

@@ -683,18 +683,12 @@ class Detector:
         x = (x + cfg.season_shrink) / (1.0 + cfg.season_shrink)
         return x if x > 1.0 else 1.0
 
-    def _pivot(self, state: AccountState, t: float, ws: float, wl: float, age: float) -> float:
-        """Pivot evidence in [0, 1]: the account's top topic of the short
-        window takes a share of its recent requests well above that topic's
-        share of the account's *time* (:meth:`_time_mix`, long decay), while its
-        rate grows against its own long-term rate. Needs ``pivot_history_s`` of
-        observed time (weeks, for an always-on detector; nothing in an account's
-        first hours) and ``pivot_min_events`` recent topic events.
-
-        Time, not requests, is the baseline's unit: an account whose rate grows
-        twentyfold on one topic has, after an hour, a request mix dominated by
-        that topic (so novelty against the request-weighted mix fades within
-        the hour) but a time mix that moved by one hour's worth."""
+    def _shift(self, state: AccountState, ws: float, wl: float) -> float:
+        """How far the account's top topic of the short window is above that
+        topic's share of the account's *time* (:meth:`_time_mix`), as a ramp
+        from ``pivot_shift_lo`` to ``pivot_shift_hi``: 0 without
+        ``pivot_history_s`` of observed time or ``pivot_min_events`` recent
+        topic events. The topic half of :meth:`_pivot`."""
         cfg = self.config
         s_s = state.s_short
         if s_s < cfg.pivot_min_events * ws:
@@ -708,7 +702,32 @@ class Detector:
         i = 0
         while w_s[i] != top:
             i += 1
-        shift = _ramp(top / s_s - w_t[i] / total, cfg.pivot_shift_lo, cfg.pivot_shift_hi)
+        return _ramp(top / s_s - w_t[i] / total, cfg.pivot_shift_lo, cfg.pivot_shift_hi)
+
+    def _pivot(self, state: AccountState, t: float, ws: float, wl: float, age: float) -> float:
+        """Pivot evidence in [0, 1]: the account's top topic of the short
+        window takes a share of its recent requests well above that topic's
+        share of the account's *time* (:meth:`_time_mix`, long decay), while its
+        rate grows against its own long-term rate. Needs ``pivot_history_s`` of
+        observed time (weeks, for an always-on detector; nothing in an account's
+        first hours) and ``pivot_min_events`` recent topic events.
+
+        Time, not requests, is the baseline's unit: an account whose rate grows
+        twentyfold on one topic has, after an hour, a request mix dominated by
+        that topic (so novelty against the request-weighted mix fades within
+        the hour) but a time mix that moved by one hour's worth."""
+        # growth against the own rate, as far as the profile has seen a day
+        # (as the burst evidence of :meth:`process`)
+        cover = age / self.config.season_min_age_s
+        return self._pivot_undamped(state, t, ws, wl, age) * (cover if cover < 1.0 else 1.0)
+
+    def _pivot_undamped(
+        self, state: AccountState, t: float, ws: float, wl: float, age: float
+    ) -> float:
+        """:meth:`_pivot` before it is weighed by how much of a day the
+        account's profile has seen."""
+        cfg = self.config
+        shift = self._shift(state, ws, wl)
         if shift <= 0.0:
             return 0.0
         short = self._rate(state.r_short / ws, age, self._win_s, cfg.short_half_life_s)
@@ -717,12 +736,7 @@ class Detector:
             return 0.0
         long *= self._season(state, t)  # a busy hour of its day is no growth
         growth = math.log2((short + 1e-9) / long)
-        # growth against the own rate, as far as the profile has seen a day
-        # (as the burst evidence of :meth:`process`)
-        cover = age / cfg.season_min_age_s
-        return shift * _ramp(growth, cfg.pivot_growth_lo, cfg.pivot_growth_hi) * (
-            cover if cover < 1.0 else 1.0
-        )
+        return shift * _ramp(growth, cfg.pivot_growth_lo, cfg.pivot_growth_hi)
 
     def _prompt_update(
         self, state: AccountState, prompt: str, infer_topic: bool, ws: float, wl: float
@@ -971,7 +985,11 @@ class Detector:
             s_sweep *= _ramp(excess, cfg.sweep_excess_lo, cfg.sweep_excess_hi)
         s_harvest = self._harvest(state, ws)
         # (its rate growth weighed like volume, ``seen``: a burst it had before)
-        s_pivot = self._pivot(state, t, ws, wl, age) * seen
+        # (the same product, in the same order, as ``_pivot(...) * seen``)
+        raw = self._pivot_undamped(state, t, ws, wl, age)
+        cover = age / cfg.season_min_age_s
+        s_pivot = raw * (cover if cover < 1.0 else 1.0) * seen
+        moved = raw * seen
         keep = 1.0 - cfg.stable_discount
         old = self.predates(state, age)
         s_fresh = 0.0
@@ -1000,9 +1018,22 @@ class Detector:
             s_l = state.s_long
             if (math.log(s_l) - state.t_long / s_l) / self._log_k >= cfg.sweep_lo:
                 s_sweep *= keep
-        if established and s_vol < 0.5 and s_drift < 0.5 and s_pivot < 0.5:
+        if (
+            established and s_vol < 0.5 and s_drift < 0.5 and s_pivot < 0.5
+            and (moved < 0.5 or s_narrow < 0.5)
+        ):
             # a stable history without a burst or drift: its templates,
-            # reasoning requests and long answers are its normal business
+            # reasoning requests and long answers are its normal business.
+            # Not while its hour is mostly one topic that had a small share of
+            # its time and its rate has grown against its own (the pivot's two
+            # halves, before the first-day weight): a busy hour of its day
+            # does not move its mix to one topic, so that weight, which keeps
+            # a young profile's day from reading as growth, is not needed to
+            # see that what it does now is not the history the discount
+            # trusts. (Stop 32: slow pivots of the tuning days were paged
+            # only as campaign members; at the account stage their long
+            # answers stayed discounted as their business while the damped
+            # pivot evidence peaked at 0.1-0.48.)
             if state.txt_long > 0.0:
                 s_tmpl, s_elic = _discount_kept(state, s_tmpl, s_elic, 0.5, keep)
             s_harvest *= keep

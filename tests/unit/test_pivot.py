@@ -151,3 +151,59 @@ def test_time_mix_survives_encoding_and_a_version_5_state_decodes_empty() -> Non
         AccountState.decode(bytes([7]) + blob[1:])
     with pytest.raises(CorruptState):
         AccountState.decode(bytes([8]) + v7[1:])
+
+
+
+def _first_day_drift(out_tokens: int, seed: int = 3):
+    """An account broad at 6/h from the stream's start, whose mix moves over
+    hours 10-14 to one topic while its rate grows to 200/h, among 15 broad
+    accounts at 50-400/h with the same answers (the test's small population
+    is no reference for volume, which is set aside). Returns its alerts and
+    its highest (first-day weighted) pivot evidence."""
+    rng = random.Random(seed)
+    det = Detector(DetectorConfig(volume_pct_lo=0.99999, volume_pct_hi=0.999999))
+    states: dict[str, AccountState | None] = {}
+    rates = {"acct": 0.0, **{f"o{i}": 50.0 * 8.0 ** rng.random() for i in range(15)}}
+    nxt = {a: T0 + rng.random() * 60.0 for a in rates}
+    alerts = []
+    top = 0.0
+    end = T0 + 16 * 3600.0
+    while True:
+        a = min(nxt, key=nxt.__getitem__)
+        t = nxt[a]
+        if t >= end:
+            break
+        f = min(1.0, max(0.0, ((t - T0) / 3600.0 - 10.0) / 4.0))
+        if a == "acct":
+            rate = 6.0 + 194.0 * f
+            topic = TARGET if rng.random() < 0.9 * f else rng.choice(BROAD)
+            out = out_tokens
+        else:
+            rate, topic, out = rates[a], rng.choice(BROAD), out_tokens
+        st, fired = det.process(states.get(a), Event(t, a, topic=topic, input_tokens=120,
+                                                     output_tokens=out, model="m-large"))
+        states[a] = st
+        if a == "acct":
+            alerts += fired
+            top = max(top, det._pivot(st, t, *_w(det, st, t)))
+        nxt[a] = t + rng.expovariate(rate / 3600.0)
+    return alerts, top
+
+
+def test_a_first_day_pivot_lifts_the_stable_history_discount_of_long_answers() -> None:
+    # long answers from the start are the account's business while its mix
+    # is broad; once its hour is mostly one topic that had a small share of
+    # its time and its rate has grown against its own, they are not, although
+    # the pivot evidence itself is still weighed down in the account's first
+    # day (stop 32: on main the discount held and this account never paged)
+    alerts, top = _first_day_drift(1500)
+    firing = [a for a in alerts if a.status == "firing"]
+    assert top < 0.5
+    assert firing, "the pivot with harvest-shaped answers must page"
+    assert firing[0].ts >= T0 + 10 * 3600.0
+    assert firing[0].details["evidence"]["harvest"] > 0.5
+
+
+def test_the_same_first_day_pivot_with_short_answers_does_not_page() -> None:
+    alerts, _ = _first_day_drift(300)
+    assert not [a for a in alerts if a.status == "firing"]
